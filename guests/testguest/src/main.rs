@@ -1,0 +1,3 @@
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#[cfg(not(target_os = "none"))]
+fn main() {}

@@ -1,0 +1,1 @@
+//! Hardware: aarch64 boot, exceptions, system registers.

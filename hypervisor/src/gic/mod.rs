@@ -1,0 +1,5 @@
+//! Pure GIC definitions: register layouts and the ITS command codec.
+//! No MMIO here; everything is tested on the host.
+#![forbid(unsafe_code)]
+
+pub mod its_cmd;

@@ -1,0 +1,29 @@
+//! A static-partitioning type-1 hypervisor for aarch64.
+//!
+//! Layering (see `docs/architecture.md`):
+//! - `arch` and `drivers` touch hardware (assembly, system registers, MMIO)
+//!   and build only for the bare-metal target;
+//! - everything else is plain Rust that builds and is unit-tested on the
+//!   host, reaching hardware only through narrow traits.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod bundle;
+pub mod gic;
+pub mod guest_fdt;
+pub mod guest_mem;
+pub mod ids;
+pub mod manifest;
+pub mod mm;
+pub mod platform;
+pub mod psci;
+pub mod trap;
+pub mod vits;
+pub mod vuart;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod drivers;

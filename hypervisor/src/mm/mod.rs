@@ -1,0 +1,5 @@
+//! Memory management: typed addresses, translation tables, frame allocation.
+
+pub mod addr;
+
+pub use addr::{Ipa, PhysAddr, VirtAddr};
