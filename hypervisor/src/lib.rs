@@ -27,3 +27,5 @@ pub mod vuart;
 pub mod arch;
 #[cfg(target_os = "none")]
 pub mod drivers;
+#[cfg(target_os = "none")]
+pub mod kernel;

@@ -1,1 +1,100 @@
-fn main() {}
+//! `cargo xtask`: build, run and test the hypervisor. The only entry points a user needs.
+
+mod board;
+mod build;
+mod qemu;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command> [--board NAME] [--manifest FILE]
+
+commands:
+  build    build the hypervisor image, the test guests and the boot bundle
+  run      build, then boot the board in QEMU (Ctrl-A X quits)
+  test     host unit tests, then the QEMU system scenarios
+           (`cargo xtask test --system-only` / `--host-only`, `--filter WORD`)
+
+default board: qemu-virt (QEMU virt, GICv4, 4 CPUs, two partitions)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match real_main(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Options shared by the commands.
+struct Options {
+    board: String,
+    manifest: Option<PathBuf>,
+    host_only: bool,
+    system_only: bool,
+    filter: Option<String>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options { board: "qemu-virt".into(), manifest: None, host_only: false, system_only: false, filter: None };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--board" => o.board = it.next().ok_or("--board needs a name")?.clone(),
+            "--manifest" => o.manifest = Some(it.next().ok_or("--manifest needs a file")?.into()),
+            "--host-only" => o.host_only = true,
+            "--system-only" => o.system_only = true,
+            "--filter" => o.filter = Some(it.next().ok_or("--filter needs a word")?.clone()),
+            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent folder").to_path_buf()
+}
+
+fn real_main(args: &[String]) -> Result<ExitCode, String> {
+    let Some(cmd) = args.first() else {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let opts = parse_options(&args[1..])?;
+    let root = root();
+    match cmd.as_str() {
+        "build" => {
+            let board = board::Board::load(&root, &opts.board)?;
+            let (artifacts, bundle) = build_with_bundle(&root, &board, opts.manifest.as_deref())?;
+            println!("hypervisor image: {}\nboot bundle:      {}", artifacts.image.display(), bundle.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        "run" => {
+            let board = board::Board::load(&root, &opts.board)?;
+            qemu::check(&board.qemu)?;
+            let (artifacts, bundle) = build_with_bundle(&root, &board, opts.manifest.as_deref())?;
+            println!("xtask: booting {} ({}); Ctrl-A X quits", board.name, board.description);
+            let status = qemu::command(&board.qemu, &artifacts.image, &bundle, &[]).status().map_err(|e| e.to_string())?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        "test" => scenarios::test_all(&root, &opts),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    }
+}
+
+/// Builds everything and packs the bundle for `manifest` (default: the board's).
+fn build_with_bundle(root: &Path, board: &board::Board, manifest: Option<&Path>) -> Result<(build::Artifacts, PathBuf), String> {
+    let artifacts = build::build(root, board)?;
+    let manifest = manifest.map(Path::to_path_buf).unwrap_or_else(|| board.manifest_path());
+    let out = artifacts.image.with_file_name(format!("bundle-{}.bin", board.name));
+    build::bundle(&artifacts, &manifest, &out)?;
+    Ok((artifacts, out))
+}

@@ -1,1 +1,3 @@
-//! Drivers for physical devices.
+//! Drivers for physical devices, behind small interfaces.
+
+pub mod pl011;

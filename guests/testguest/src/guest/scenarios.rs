@@ -1,0 +1,176 @@
+//! The scenarios, chosen by `scenario=` in bootargs.
+
+use super::{delay_ms, fdt, mpidr, psci};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// vCPUs (other than 0) that have come up.
+static SECONDARIES_UP: AtomicU64 = AtomicU64::new(0);
+/// Whether the next synchronous exception is an expected data abort.
+static EXPECT_ABORT: AtomicBool = AtomicBool::new(false);
+/// ESR_EL1 of the last expected abort (0: none seen).
+static ABORT_ESR: AtomicU64 = AtomicU64::new(0);
+/// FAR_EL1 of the last expected abort.
+static ABORT_FAR: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `scenario` on vCPU 0.
+pub fn run(scenario: &str, boots: usize) -> ! {
+    match scenario {
+        "hello" => {
+            hello();
+            psci::system_off()
+        }
+        "ticker" => {
+            hello();
+            ticker()
+        }
+        "escape" => {
+            hello();
+            escape();
+            ticker()
+        }
+        "reset" => {
+            if boots == 0 {
+                println!("reset: first boot, asking for SYSTEM_RESET");
+                psci::system_reset()
+            }
+            println!("PASS reset: partition came back, boot-count {boots}");
+            ticker()
+        }
+        other => {
+            println!("FAIL unknown scenario {other:?}");
+            psci::system_off()
+        }
+    }
+}
+
+/// Runs on secondary vCPU `index`.
+pub fn secondary(index: u64) -> ! {
+    println!("vcpu{index} up: mpidr {:#x}", mpidr());
+    SECONDARIES_UP.fetch_add(1, Ordering::AcqRel);
+    loop {
+        // SAFETY: WFE only waits.
+        unsafe { core::arch::asm!("wfe") };
+    }
+}
+
+/// Handles a synchronous exception; returns where to resume.
+pub fn on_sync_exception(esr: u64, far: u64, elr: u64) -> u64 {
+    let class = esr >> 26;
+    if EXPECT_ABORT.swap(false, Ordering::AcqRel) && class == 0x25 {
+        ABORT_ESR.store(esr, Ordering::Release);
+        ABORT_FAR.store(far, Ordering::Release);
+        return elr + 4;
+    }
+    println!("FAIL unexpected synchronous exception: ESR_EL1={esr:#x} FAR_EL1={far:#x} ELR_EL1={elr:#x}");
+    psci::system_off()
+}
+
+/// PSCI version, then every other vCPU started with CPU_ON.
+fn hello() {
+    let version = psci::call(psci::PSCI_VERSION, 0, 0, 0);
+    println!("psci version {}.{}", version >> 16, version & 0xffff);
+    let cpus: heapless_cpus::Cpus = heapless_cpus::collect();
+    let mut started = 0;
+    for (index, &mpidr) in cpus.ids().iter().enumerate().skip(1) {
+        let ret = psci::cpu_on(mpidr, index as u64);
+        if ret != 0 {
+            println!("FAIL cpu_on({mpidr:#x}) returned {ret}");
+            psci::system_off();
+        }
+        started += 1;
+        // Starting a vCPU that is on already must fail with ALREADY_ON (-4).
+        let again = psci::cpu_on(mpidr, index as u64);
+        if again != -4 && again != -6 {
+            println!("FAIL second cpu_on({mpidr:#x}) returned {again}, expected ALREADY_ON or ON_PENDING");
+            psci::system_off();
+        }
+    }
+    for _ in 0..2000 {
+        if SECONDARIES_UP.load(Ordering::Acquire) == started {
+            break;
+        }
+        delay_ms(1);
+    }
+    let up = SECONDARIES_UP.load(Ordering::Acquire);
+    if up != started {
+        println!("FAIL only {up} of {started} secondary vCPUs came up");
+        psci::system_off();
+    }
+    for &mpidr in cpus.ids().iter().skip(1) {
+        let state = psci::call(psci::AFFINITY_INFO, mpidr, 0, 0);
+        if state != 0 {
+            println!("FAIL affinity_info({mpidr:#x}) = {state}, expected ON (0)");
+            psci::system_off();
+        }
+    }
+    println!("PASS hello: {} vcpus up", up + 1);
+}
+
+/// Touches memory outside the partition's RAM: expects an abort each time.
+fn escape() {
+    let ram_end = fdt()
+        .memory()
+        .regions()
+        .filter_map(|r| Some(r.starting_address as u64 + r.size? as u64))
+        .max()
+        .unwrap_or(0);
+    // Well past our RAM (where the next partition's RAM may well sit physically).
+    let target = ram_end + 0x1000_0000;
+    for (what, write) in [("read", false), ("write", true)] {
+        ABORT_ESR.store(0, Ordering::Release);
+        EXPECT_ABORT.store(true, Ordering::Release);
+        // SAFETY: deliberately out of bounds; the hypervisor must contain it.
+        unsafe {
+            if write {
+                core::ptr::write_volatile(target as *mut u64, 0xdead_beef);
+            } else {
+                let _ = core::ptr::read_volatile(target as *const u64);
+            }
+        }
+        let esr = ABORT_ESR.load(Ordering::Acquire);
+        let far = ABORT_FAR.load(Ordering::Acquire);
+        if esr == 0 {
+            println!("FAIL escape: {what} at {target:#x} outside the partition did not abort");
+            psci::system_off();
+        }
+        println!("PASS escape: {what} at {target:#x} aborted (ESR_EL1={esr:#x} FAR_EL1={far:#x})");
+    }
+}
+
+/// Prints a numbered tick every 100 ms, forever.
+fn ticker() -> ! {
+    let mut n = 0u64;
+    loop {
+        println!("tick {n}");
+        n += 1;
+        delay_ms(100);
+    }
+}
+
+/// The MPIDRs of the vCPUs in the device tree, without a heap.
+mod heapless_cpus {
+    /// Up to 16 MPIDRs.
+    pub struct Cpus {
+        ids: [u64; 16],
+        len: usize,
+    }
+
+    impl Cpus {
+        /// The MPIDRs found.
+        pub fn ids(&self) -> &[u64] {
+            &self.ids[..self.len]
+        }
+    }
+
+    /// Collects the `reg` of every /cpus/cpu node.
+    pub fn collect() -> Cpus {
+        let mut c = Cpus { ids: [0; 16], len: 0 };
+        for cpu in super::fdt().cpus() {
+            if c.len < 16 {
+                c.ids[c.len] = cpu.ids().first() as u64;
+                c.len += 1;
+            }
+        }
+        c
+    }
+}

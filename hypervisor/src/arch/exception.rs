@@ -1,0 +1,195 @@
+//! EL2 exception vectors and the guest entry/exit path.
+//!
+//! Static partitioning pins one vCPU to each physical CPU, so a trap never
+//! switches vCPUs: the guest's EL1 system registers stay live in the CPU,
+//! and only the general-purpose registers, ELR_EL2 and SPSR_EL2 are saved,
+//! into the [`GuestRegs`] at the start of the per-CPU block that
+//! TPIDR_EL2 points to. The kernel is built for a soft-float target, so EL2
+//! code never touches the guest's FP/SIMD registers either.
+
+use core::arch::global_asm;
+
+/// A guest's general-purpose registers and return state, saved on a trap.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GuestRegs {
+    /// x0..x30.
+    pub x: [u64; 31],
+    /// ELR_EL2: where the guest resumes.
+    pub elr: u64,
+    /// SPSR_EL2: the guest's PSTATE on resume.
+    pub spsr: u64,
+}
+
+/// The kind of exception, as the vector that caught it (its index / 4 within a group).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum ExceptionKind {
+    /// Synchronous exception.
+    Sync = 0,
+    /// IRQ.
+    Irq = 1,
+    /// FIQ.
+    Fiq = 2,
+    /// SError.
+    SError = 3,
+}
+
+impl ExceptionKind {
+    /// The kind for the low two bits of a vector index.
+    pub fn from_raw(raw: u64) -> Self {
+        match raw & 3 {
+            0 => Self::Sync,
+            1 => Self::Irq,
+            2 => Self::Fiq,
+            _ => Self::SError,
+        }
+    }
+}
+
+/// Registers saved for an exception taken from EL2 itself (a hypervisor bug).
+#[repr(C)]
+#[derive(Debug)]
+pub struct El2Frame {
+    /// x0..x30.
+    pub x: [u64; 31],
+    /// ELR_EL2.
+    pub elr: u64,
+    /// SPSR_EL2.
+    pub spsr: u64,
+    _pad: u64,
+}
+
+global_asm!(
+    r#"
+    .macro VEC_EL2 kind
+    .balign 0x80
+    sub     sp, sp, #(34 * 8)
+    stp     x0, x1, [sp, #0]
+    mov     x0, #\kind
+    b       el2_self_trap
+    .endm
+
+    .macro VEC_LOWER kind
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mov     x0, #\kind
+    b       lower_el_trap
+    .endm
+
+    .section .text.vectors, "ax"
+    .balign 2048
+    .global el2_vectors
+el2_vectors:
+    VEC_EL2 0       // current EL, SP_EL0
+    VEC_EL2 1
+    VEC_EL2 2
+    VEC_EL2 3
+    VEC_EL2 4       // current EL, SP_ELx
+    VEC_EL2 5
+    VEC_EL2 6
+    VEC_EL2 7
+    VEC_LOWER 0     // lower EL, AArch64
+    VEC_LOWER 1
+    VEC_LOWER 2
+    VEC_LOWER 3
+    VEC_LOWER 4     // lower EL, AArch32 (never enabled: HCR_EL2.RW = 1)
+    VEC_LOWER 5
+    VEC_LOWER 6
+    VEC_LOWER 7
+
+    .section .text, "ax"
+lower_el_trap:
+    mov     x1, x0                  // vector index
+    mrs     x0, tpidr_el2           // &GuestRegs of this CPU
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    stp     x18, x19, [x0, #144]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
+    str     x30, [x0, #240]
+    ldp     x2, x3, [sp], #16       // the guest's x0, x1
+    stp     x2, x3, [x0, #0]
+    mrs     x2, elr_el2
+    mrs     x3, spsr_el2
+    stp     x2, x3, [x0, #248]
+    mov     x29, #0                 // end of the frame-pointer chain
+    bl      handle_lower_el
+    // fall through: resume the guest from the saved registers
+
+    .global guest_resume
+guest_resume:
+    mrs     x0, tpidr_el2
+    ldp     x2, x3, [x0, #248]
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldp     x18, x19, [x0, #144]
+    ldp     x20, x21, [x0, #160]
+    ldp     x22, x23, [x0, #176]
+    ldp     x24, x25, [x0, #192]
+    ldp     x26, x27, [x0, #208]
+    ldp     x28, x29, [x0, #224]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0, #0]
+    eret
+
+el2_self_trap:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    str     x30, [sp, #240]
+    mrs     x2, elr_el2
+    mrs     x3, spsr_el2
+    stp     x2, x3, [sp, #248]
+    mov     x1, sp
+    bl      handle_el2_self
+    b       boot_hang
+"#
+);
+
+/// Leaves the hypervisor for the guest whose registers are in this CPU's
+/// [`GuestRegs`], discarding everything on the EL2 stack.
+///
+/// # Safety
+/// TPIDR_EL2 must point at this CPU's per-CPU block (with the registers to
+/// load at its start) and `stack_top` must be this CPU's stack top.
+pub unsafe fn enter_guest(stack_top: usize) -> ! {
+    // SAFETY: the caller guarantees the stack top and TPIDR_EL2; nothing on
+    // the current stack is used after the switch.
+    unsafe {
+        core::arch::asm!(
+            "mov sp, {top}",
+            "b guest_resume",
+            top = in(reg) stack_top,
+            options(noreturn)
+        )
+    }
+}

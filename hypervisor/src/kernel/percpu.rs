@@ -1,0 +1,74 @@
+//! Per-CPU state, reached through TPIDR_EL2.
+
+use crate::arch::exception::GuestRegs;
+use crate::arch::MAX_CPUS;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Exit counters of one CPU, readable by any CPU.
+#[derive(Default)]
+pub struct ExitCounters {
+    /// Every trap from the guest (all causes).
+    pub total: AtomicU64,
+    /// Traps for MMIO emulation (stage-2 data aborts).
+    pub mmio: AtomicU64,
+    /// Traps for HVC/SMC calls.
+    pub calls: AtomicU64,
+    /// Physical IRQs taken while the guest ran.
+    pub irqs: AtomicU64,
+}
+
+/// What one physical CPU needs at hand on every trap.
+#[repr(C)]
+pub struct PerCpu {
+    /// The running guest's registers. Must stay first: the vectors save
+    /// and restore them at TPIDR_EL2 + 0.
+    pub regs: UnsafeCell<GuestRegs>,
+    /// This CPU's index in the platform's CPU list.
+    pub index: AtomicUsize,
+    /// Exit counters.
+    pub exits: ExitCounters,
+}
+
+// SAFETY: `regs` is only touched by the CPU that owns the block (through
+// TPIDR_EL2); every other field is atomic.
+unsafe impl Sync for PerCpu {}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const PERCPU_INIT: PerCpu = PerCpu {
+    regs: UnsafeCell::new(GuestRegs { x: [0; 31], elr: 0, spsr: 0 }),
+    index: AtomicUsize::new(usize::MAX),
+    exits: ExitCounters {
+        total: AtomicU64::new(0),
+        mmio: AtomicU64::new(0),
+        calls: AtomicU64::new(0),
+        irqs: AtomicU64::new(0),
+    },
+};
+
+static PERCPU: [PerCpu; MAX_CPUS] = [PERCPU_INIT; MAX_CPUS];
+
+/// Binds the calling CPU to block `index` (TPIDR_EL2).
+pub fn init_current(index: usize) {
+    let block = &PERCPU[index];
+    block.index.store(index, Ordering::Relaxed);
+    crate::write_sysreg!("tpidr_el2", block as *const PerCpu as u64);
+}
+
+/// The block of CPU `index`.
+pub fn get(index: usize) -> &'static PerCpu {
+    &PERCPU[index]
+}
+
+/// The calling CPU's block, or `None` before `init_current`.
+pub fn current() -> Option<&'static PerCpu> {
+    let ptr = crate::read_sysreg!("tpidr_el2") as *const PerCpu;
+    // SAFETY: TPIDR_EL2 is either 0 (reset value on QEMU; checked) or was set
+    // by `init_current` to an element of the static PERCPU array.
+    PERCPU.iter().find(|b| core::ptr::eq(*b, ptr)).map(|_| unsafe { &*ptr })
+}
+
+/// The calling CPU's index, or 0 before `init_current` (boot CPU).
+pub fn current_index() -> usize {
+    current().map_or(0, |b| b.index.load(Ordering::Relaxed))
+}

@@ -1,0 +1,108 @@
+//! Running QEMU: interactively for `run`, captured with a time bound for tests.
+
+use crate::board::Qemu;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The oldest QEMU whose GICv4 model we test against.
+const MIN_MAJOR: u32 = 10;
+
+/// Checks that the board's QEMU exists and is recent enough.
+pub fn check(qemu: &Qemu) -> Result<(), String> {
+    let out = Command::new(&qemu.binary).arg("--version").output().map_err(|_| {
+        format!(
+            "`{}` not found. On Debian: add bookworm-backports and run\n  apt-get install -t bookworm-backports qemu-system-arm\n(or run `bash .ci/run`, which does it)",
+            qemu.binary
+        )
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let major = text
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse::<u32>().ok());
+    match major {
+        Some(m) if m >= MIN_MAJOR => Ok(()),
+        _ => Err(format!(
+            "{} reports `{}`: QEMU {MIN_MAJOR} or newer is needed (Debian: apt-get install -t bookworm-backports qemu-system-arm)",
+            qemu.binary,
+            text.lines().next().unwrap_or("")
+        )),
+    }
+}
+
+/// The QEMU command line for booting `image` with `bundle` on the board.
+pub fn command(qemu: &Qemu, image: &Path, bundle: &Path, extra: &[String]) -> Command {
+    let mut cmd = Command::new(&qemu.binary);
+    cmd.args(["-M", &qemu.machine, "-cpu", &qemu.cpu, "-smp", &qemu.smp.to_string(), "-m", &qemu.memory]);
+    cmd.arg("-nographic");
+    cmd.args(&qemu.args);
+    cmd.args(extra);
+    cmd.arg("-kernel").arg(image).arg("-initrd").arg(bundle);
+    cmd
+}
+
+/// What a captured run produced.
+pub struct Outcome {
+    /// Everything QEMU printed (the hypervisor's and the guests' consoles).
+    pub output: String,
+    /// QEMU's exit code, or `None` if it was killed.
+    pub exit_code: Option<i32>,
+    /// Whether the time bound killed it.
+    pub timed_out: bool,
+    /// Whether `stop_when` ended it early.
+    pub stopped_early: bool,
+}
+
+/// Runs `cmd` with output captured, killing it after `timeout` or as soon as
+/// `stop_when(output)` holds.
+pub fn run_captured(mut cmd: Command, timeout: Duration, stop_when: &dyn Fn(&str) -> bool) -> Result<Outcome, String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("starting QEMU: {e}"))?;
+    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut readers = Vec::new();
+    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
+        .into_iter()
+        .flatten()
+    {
+        let buf = Arc::clone(&buf);
+        readers.push(std::thread::spawn(move || {
+            let mut stream = stream;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        }));
+    }
+    let start = Instant::now();
+    let (mut timed_out, mut stopped_early) = (false, false);
+    let exit_code = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status.code();
+        }
+        let text = String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
+        if stop_when(&text) {
+            stopped_early = true;
+        } else if start.elapsed() > timeout {
+            timed_out = true;
+        }
+        if stopped_early || timed_out {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for r in readers {
+        let _ = r.join();
+    }
+    let output = String::from_utf8_lossy(&buf.lock().unwrap()).replace('\r', "");
+    Ok(Outcome { output, exit_code, timed_out, stopped_early })
+}
