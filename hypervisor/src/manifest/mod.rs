@@ -1,0 +1,154 @@
+//! The partition manifest: the human-written TOML that says which
+//! partitions the machine is split into (CPUs, RAM, guest images, boot
+//! arguments), parsed and validated at boot before any partition starts.
+//!
+//! [`Manifest::parse`] turns text into typed [`PartitionConfig`]s, rejecting
+//! TOML that has the wrong shape; [`Manifest::validate`] checks the result
+//! against the machine ([`ValidationContext`]). Either way the first problem
+//! becomes one [`ManifestError`] naming the partition, the field and, where
+//! known, the line. The format is documented in `docs/manifest.md`.
+#![forbid(unsafe_code)]
+
+mod error;
+mod interval;
+mod raw;
+mod source;
+mod validate;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Deserialize;
+use toml::de::DeTable;
+
+pub use error::{ErrorKind, ManifestError, PartitionRef};
+pub use validate::{Region, ValidationContext};
+
+use crate::ids::CpuIndex;
+use crate::mm::Ipa;
+use raw::RawManifest;
+use source::{line_of, FieldLines, SourceMap};
+
+/// Where a partition's virtual PL011 sits when `console_ipa` is not given.
+pub const DEFAULT_CONSOLE_IPA: Ipa = Ipa(0x0900_0000);
+/// Size of the console's MMIO window (one PL011 register page).
+pub const CONSOLE_WINDOW_SIZE: u64 = 0x1000;
+/// Alignment of partition RAM, in IPA and size (a stage-2 level-2 block).
+pub const RAM_ALIGN: u64 = 2 << 20;
+/// Alignment of the kernel load IPA (its entry point).
+pub const KERNEL_ALIGN: u64 = 0x1000;
+/// Longest partition name, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+/// Longest `bootargs`, in bytes (Linux arm64 `COMMAND_LINE_SIZE` less the NUL).
+pub const MAX_BOOTARGS_LEN: usize = 2047;
+
+/// A parsed manifest: the partitions, in the order they are written.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// The partitions; index `i` is `PartitionId(i)`.
+    pub partitions: Vec<PartitionConfig>,
+    /// Line of each written field, for validation errors.
+    lines: FieldLines,
+}
+
+/// One partition as the manifest describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionConfig {
+    /// Unique printable name, used in logs and console prefixes.
+    pub name: String,
+    /// Physical CPUs; vCPU `i` runs on `cpus[i]`.
+    pub cpus: Vec<CpuIndex>,
+    /// Guest RAM.
+    pub ram: RamConfig,
+    /// Whether RAM sits at IPA == PA (for DMA passthrough without an SMMU).
+    pub identity_mapped: bool,
+    /// The kernel image; the guest is entered at its load IPA.
+    pub kernel: ImageConfig,
+    /// An optional initial RAM disk.
+    pub initrd: Option<ImageConfig>,
+    /// The guest's `/chosen/bootargs` (empty by default).
+    pub bootargs: String,
+    /// Base IPA of the guest's virtual PL011.
+    pub console_ipa: Ipa,
+}
+
+/// A partition's RAM in its IPA space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RamConfig {
+    /// First IPA (2 MiB aligned).
+    pub ipa: Ipa,
+    /// Size in bytes (a multiple of 2 MiB).
+    pub size: u64,
+}
+
+/// An image from the boot bundle and where it is loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// Name of the image in the boot bundle.
+    pub image: String,
+    /// IPA the image is copied to.
+    pub ipa: Ipa,
+}
+
+impl Manifest {
+    /// A manifest of `partitions` that did not come from text (no line numbers).
+    pub fn new(partitions: Vec<PartitionConfig>) -> Self {
+        Self {
+            partitions,
+            lines: FieldLines::default(),
+        }
+    }
+
+    /// Parses manifest text; syntax and shape errors name the partition and field.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let root = DeTable::parse(text).map_err(|e| syntax_error(text, &e))?;
+        let sources = SourceMap::build(text, root.get_ref());
+        let raw = RawManifest::deserialize(toml::de::Deserializer::from(root))
+            .map_err(|e| shape_error(&sources, &e))?;
+        Ok(Self {
+            partitions: raw.partition.into_iter().map(|p| p.into_config()).collect(),
+            lines: sources.field_lines(),
+        })
+    }
+
+    /// Checks the manifest against the machine; the first problem is returned.
+    pub fn validate(&self, ctx: &ValidationContext<'_>) -> Result<(), ManifestError> {
+        validate::validate(&self.partitions, &self.lines, ctx)
+    }
+
+    /// [`parse`](Self::parse) then [`validate`](Self::validate): the boot path.
+    pub fn load(text: &str, ctx: &ValidationContext<'_>) -> Result<Self, ManifestError> {
+        let manifest = Self::parse(text)?;
+        manifest.validate(ctx)?;
+        Ok(manifest)
+    }
+}
+
+impl PartitionConfig {
+    /// Where the guest starts executing: the kernel's load IPA.
+    pub fn entry_point(&self) -> Ipa {
+        self.kernel.ipa
+    }
+}
+
+fn syntax_error(text: &str, error: &toml::de::Error) -> ManifestError {
+    ManifestError {
+        partition: None,
+        field: String::new(),
+        line: error.span().map(|span| line_of(text, span.start)),
+        kind: ErrorKind::Syntax(String::from(error.message().trim_end())),
+    }
+}
+
+fn shape_error(sources: &SourceMap<'_>, error: &toml::de::Error) -> ManifestError {
+    let location = sources.locate(error.span(), error.message());
+    ManifestError {
+        partition: location.partition.map(|index| sources.partition_ref(index)),
+        field: location.field,
+        line: location.line,
+        kind: ErrorKind::Shape(String::from(error.message().trim_end())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! The manifest as written: serde shapes that mirror the TOML, converted to
+//! the typed [`PartitionConfig`] once deserialization succeeds.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use super::{ImageConfig, PartitionConfig, RamConfig, DEFAULT_CONSOLE_IPA};
+use crate::ids::CpuIndex;
+use crate::mm::Ipa;
+
+/// The whole document.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawManifest {
+    /// `[[partition]]` tables; an absent key is reported by validation.
+    #[serde(default)]
+    pub partition: Vec<RawPartition>,
+}
+
+/// One `[[partition]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPartition {
+    name: String,
+    cpus: Vec<u16>,
+    ram: RawRam,
+    #[serde(default)]
+    identity_mapped: bool,
+    kernel: RawImage,
+    initrd: Option<RawImage>,
+    #[serde(default)]
+    bootargs: String,
+    console_ipa: Option<u64>,
+}
+
+/// `ram = { ipa, size }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRam {
+    ipa: u64,
+    size: ByteSize,
+}
+
+/// `kernel = { image, ipa }` and `initrd = { image, ipa }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    image: String,
+    ipa: u64,
+}
+
+impl RawPartition {
+    /// The typed configuration (no validation beyond the shape).
+    pub(super) fn into_config(self) -> PartitionConfig {
+        PartitionConfig {
+            name: self.name,
+            cpus: self.cpus.into_iter().map(CpuIndex).collect(),
+            ram: RamConfig {
+                ipa: Ipa(self.ram.ipa),
+                size: self.ram.size.0,
+            },
+            identity_mapped: self.identity_mapped,
+            kernel: self.kernel.into_config(),
+            initrd: self.initrd.map(RawImage::into_config),
+            bootargs: self.bootargs,
+            console_ipa: Ipa(self.console_ipa.unwrap_or(DEFAULT_CONSOLE_IPA.0)),
+        }
+    }
+}
+
+impl RawImage {
+    fn into_config(self) -> ImageConfig {
+        ImageConfig {
+            image: self.image,
+            ipa: Ipa(self.ipa),
+        }
+    }
+}
+
+/// A byte count written as an integer or as a string with a K/M/G suffix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ByteSize(u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ByteSizeVisitor)
+    }
+}
+
+struct ByteSizeVisitor;
+
+impl Visitor<'_> for ByteSizeVisitor {
+    type Value = ByteSize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a size: bytes or a string with a K/M/G suffix")
+    }
+
+    fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<ByteSize, E> {
+        Ok(ByteSize(bytes))
+    }
+
+    fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<ByteSize, E> {
+        u64::try_from(bytes)
+            .map(ByteSize)
+            .map_err(|_| E::custom(format!("{bytes} is not a size (it is negative)")))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
+        parse_size(text)
+            .map(ByteSize)
+            .ok_or_else(|| E::custom(format!("{text:?} is not a size (use bytes or K/M/G)")))
+    }
+}
+
+/// Parses `"<decimal digits>[K|M|G]"` (binary multiples), `None` if malformed
+/// or too large for 64 bits.
+pub(super) fn parse_size(text: &str) -> Option<u64> {
+    let suffixes = [('K', 10), ('M', 20), ('G', 30)];
+    let (digits, shift) = suffixes
+        .iter()
+        .find_map(|&(suffix, shift)| Some((text.strip_suffix(suffix)?, shift)))
+        .unwrap_or((text, 0));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value: u64 = digits.parse().ok()?;
+    value.checked_mul(1u64 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn size_suffixes_are_binary_multiples() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("4K"), Some(4 << 10));
+        assert_eq!(parse_size("64M"), Some(64 << 20));
+        assert_eq!(parse_size("2G"), Some(2 << 30));
+    }
+
+    #[test]
+    fn malformed_sizes_are_rejected() {
+        for text in [
+            "", "M", "64Q", "64m", "-1M", "1.5G", " 64M", "64 M", "0x10M",
+        ] {
+            assert_eq!(parse_size(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn size_overflow_is_rejected() {
+        assert_eq!(parse_size("18446744073709551616"), None);
+        assert_eq!(parse_size("17179869184G"), None);
+    }
+}
