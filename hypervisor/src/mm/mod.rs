@@ -1,5 +1,16 @@
 //! Memory management: typed addresses, translation tables, frame allocation.
 
 pub mod addr;
+pub mod pagetable;
+pub mod regime;
+#[cfg(test)]
+pub(crate) mod test_memory;
 
 pub use addr::{Ipa, PhysAddr, VirtAddr};
+pub use pagetable::{
+    El2PageTable, PageTable, PageTableError, Stage2PageTable, TableMemory, PAGE_SIZE,
+};
+pub use regime::{
+    El2Access, El2Attributes, El2Stage1, MairIndex, PaRange, Regime, Shareability, Stage2,
+    Stage2Access, Stage2Attributes, Stage2ConfigError, Stage2MemAttr, MAIR_EL2,
+};
