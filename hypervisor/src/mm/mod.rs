@@ -1,12 +1,14 @@
 //! Memory management: typed addresses, translation tables, frame allocation.
 
 pub mod addr;
+pub mod frame;
 pub mod pagetable;
 pub mod regime;
 #[cfg(test)]
 pub(crate) mod test_memory;
 
-pub use addr::{Ipa, PhysAddr, VirtAddr};
+pub use addr::{Ipa, PhysAddr, Range, VirtAddr};
+pub use frame::{FrameAllocator, FrameError, FRAME_SIZE};
 pub use pagetable::{
     El2PageTable, PageTable, PageTableError, Stage2PageTable, TableMemory, PAGE_SIZE,
 };
