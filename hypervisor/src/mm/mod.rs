@@ -6,6 +6,7 @@ pub mod pagetable;
 pub mod regime;
 #[cfg(test)]
 pub(crate) mod test_memory;
+pub mod vmid;
 
 pub use addr::{Ipa, PhysAddr, Range, VirtAddr};
 pub use frame::{FrameAllocator, FrameError, FRAME_SIZE};
@@ -16,3 +17,4 @@ pub use regime::{
     El2Access, El2Attributes, El2Stage1, MairIndex, PaRange, Regime, Shareability, Stage2,
     Stage2Access, Stage2Attributes, Stage2ConfigError, Stage2MemAttr, MAIR_EL2,
 };
+pub use vmid::{vttbr_el2, Vmid, VmidAllocator, VmidError, VmidWidth};
