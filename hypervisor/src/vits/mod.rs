@@ -1,2 +1,177 @@
-//! The virtual ITS (to be built: issue 5).
+//! The virtual ITS: a guest-visible GICv3 ITS with its own translation
+//! state, per partition (issue 5).
+//!
+//! The guest programs it like hardware: tables and a command queue in its
+//! own memory, commands announced through GITS_CWRITER. The vITS reads each
+//! command through [`GuestMemory`], validates it against this vITS's own
+//! virtual DeviceIDs, EventIDs, INTIDs and collections, updates its
+//! [`TranslationState`], and tells a [`VitsBackend`] what it means. Nothing
+//! here touches hardware; the backend does.
+//!
+//! - `regs`: register layouts and the register file;
+//! - `queue`: the command queue reader;
+//! - `commands`: the twelve GICv3 commands;
+//! - `state`: devices, events, collections;
+//! - `backend`: the backend trait and a recording backend;
+//! - `software`: a software-injection backend with per-vCPU pending state.
 #![forbid(unsafe_code)]
+
+mod backend;
+mod commands;
+mod config;
+mod decode;
+mod error;
+mod mmio;
+mod queue;
+mod regs;
+mod software;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use backend::{BackendAction, EventRef, RecordingBackend, VitsBackend};
+pub use config::{ConfigError, DeviceBacking, VitsConfig};
+pub use error::{CommandError, CommandErrorKind, ErrorCounters, StallReason};
+pub use queue::COMMAND_SIZE;
+pub use regs::{offset, AccessWidth, FRAME_SIZE};
+pub use software::SoftwareBackend;
+pub use state::{DeviceEntry, EventEntry, TranslationState};
+
+use crate::ids::{EventId, VirtDeviceId};
+use regs::{Registers, Table};
+
+/// One virtual ITS of a partition.
+#[derive(Clone, Debug)]
+pub struct Vits {
+    config: VitsConfig,
+    regs: Registers,
+    state: TranslationState,
+    errors: ErrorCounters,
+}
+
+/// Why an MSI (a TRANSLATER write or an emulated device) raised nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TranslateError {
+    /// GITS_CTLR.Enabled is 0: the ITS ignores TRANSLATER writes.
+    Disabled,
+    /// The (DeviceID, EventID) pair does not translate.
+    Untranslatable(CommandError),
+}
+
+impl Vits {
+    /// A vITS in its reset state, or why `config` is unusable.
+    pub fn new(config: VitsConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            regs: Registers::new(),
+            state: TranslationState::default(),
+            errors: ErrorCounters::default(),
+        })
+    }
+
+    /// The configuration this vITS was built with.
+    pub fn config(&self) -> &VitsConfig {
+        &self.config
+    }
+
+    /// The translation state (read-only).
+    pub fn state(&self) -> &TranslationState {
+        &self.state
+    }
+
+    /// Error counters, by kind.
+    pub fn errors(&self) -> &ErrorCounters {
+        &self.errors
+    }
+
+    /// Why the command queue is stalled, if it is.
+    pub fn stall(&self) -> Option<StallReason> {
+        self.regs.stall
+    }
+
+    /// Whether the guest enabled the ITS (GITS_CTLR.Enabled).
+    pub fn is_enabled(&self) -> bool {
+        self.regs.enabled
+    }
+
+    /// Delivers an MSI from an emulated device (or a CPU write to
+    /// GITS_TRANSLATER): translates (DeviceID, EventID) and makes the LPI
+    /// pending on its vCPU. A failed translation is dropped, as the
+    /// architecture does with an MSI that does not translate, and counted.
+    pub fn send_msi<B: VitsBackend + ?Sized>(
+        &mut self,
+        device: VirtDeviceId,
+        event: EventId,
+        backend: &mut B,
+    ) -> Result<(), TranslateError> {
+        if !self.regs.enabled {
+            return Err(TranslateError::Disabled);
+        }
+        match commands::live_event(&self.config, &self.state, device.0, event.0) {
+            Ok((event, mapping, vcpu)) => {
+                backend.set_pending(event, vcpu, mapping.intid);
+                Ok(())
+            }
+            Err(error) => {
+                if self.errors.record_translation() {
+                    log::warn!(
+                        "vITS {}.{}: MSI dropped: {}",
+                        self.config.partition.0,
+                        self.config.index,
+                        error
+                    );
+                }
+                Err(TranslateError::Untranslatable(error))
+            }
+        }
+    }
+
+    /// Tears everything down (partition reset or destroy): every live event
+    /// is discarded through the backend, then the vITS is as after `new`.
+    pub fn reset<B: VitsBackend + ?Sized>(&mut self, backend: &mut B) {
+        self.drop_table(Table::Device, backend);
+        self.drop_table(Table::Collection, backend);
+        backend.sync();
+        self.regs = Registers::new();
+    }
+
+    /// Forgets a table whose BASER lost its Valid bit, and what it held.
+    fn drop_table<B: VitsBackend + ?Sized>(&mut self, table: Table, backend: &mut B) {
+        match table {
+            Table::Device => {
+                for (device, entry) in self.state.take_devices() {
+                    for (event, mapping) in entry.events() {
+                        if let Some(vcpu) = self.state.collection(mapping.icid) {
+                            let event = EventRef {
+                                device,
+                                backing: entry.backing,
+                                event,
+                            };
+                            backend.discard_event(event, vcpu, mapping.intid);
+                        }
+                    }
+                }
+            }
+            Table::Collection => {
+                for (icid, vcpu) in self.state.take_collections() {
+                    for (device, event) in self.state.events_in_collection(icid) {
+                        let Some(entry) = self.state.device(device) else {
+                            continue;
+                        };
+                        let Some(mapping) = self.state.event(device, event) else {
+                            continue;
+                        };
+                        let event = EventRef {
+                            device,
+                            backing: entry.backing,
+                            event,
+                        };
+                        backend.unmap_event(event, vcpu, mapping.intid);
+                    }
+                }
+            }
+        }
+    }
+}

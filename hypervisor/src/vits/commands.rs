@@ -1,0 +1,429 @@
+//! The twelve GICv3 ITS commands (IHI 0069, 5.3), executed against the
+//! vITS translation state. Each command is fully validated before it
+//! changes anything; then the state changes and the backend is told, in
+//! that order, so a skipped command leaves no trace but its counter.
+
+use super::backend::{EventRef, VitsBackend};
+use super::config::{fits, VitsConfig};
+use super::error::{CommandError, StallReason};
+use super::regs::Registers;
+use super::state::{DeviceEntry, EventEntry, TranslationState};
+use crate::gic::its_cmd::{ItsCommand, RdBase};
+use crate::guest_mem::GuestMemory;
+use crate::ids::{EventId, VcpuIndex, VirtCollectionId, VirtDeviceId, VirtIntId};
+use crate::mm::Ipa;
+
+/// Why a command did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// Skip the command and carry on.
+    Command(CommandError),
+    /// Stop the queue at this command (GITS_CREADR.Stalled).
+    Stall(StallReason),
+}
+
+impl From<CommandError> for Failure {
+    fn from(error: CommandError) -> Self {
+        Self::Command(error)
+    }
+}
+
+/// Everything one command may read or change.
+pub(super) struct Executor<'a, M: ?Sized, B: ?Sized> {
+    /// The partition's choices for this vITS.
+    pub config: &'a VitsConfig,
+    /// The registers (for the guest's table geometry).
+    pub regs: &'a Registers,
+    /// The translation state the command changes.
+    pub state: &'a mut TranslationState,
+    /// Guest memory (for level-1 Device table entries).
+    pub mem: &'a M,
+    /// Where the command's effect goes.
+    pub backend: &'a mut B,
+}
+
+impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
+    /// Runs one decoded command.
+    pub(super) fn execute(&mut self, command: ItsCommand) -> Result<(), Failure> {
+        match command {
+            ItsCommand::Mapd {
+                device_id,
+                size,
+                itt_addr,
+                valid,
+            } => self.mapd(VirtDeviceId(device_id), size, Ipa(itt_addr), valid),
+            ItsCommand::Mapc {
+                icid,
+                rdbase,
+                valid,
+            } => Ok(self.mapc(VirtCollectionId(icid), rdbase, valid)?),
+            ItsCommand::Mapti {
+                device_id,
+                event_id,
+                intid,
+                icid,
+            } => Ok(self.mapti(device_id, event_id, intid, icid)?),
+            // IHI 0069, 5.3 (MAPI): MAPI is MAPTI with the INTID equal to the EventID.
+            ItsCommand::Mapi {
+                device_id,
+                event_id,
+                icid,
+            } => Ok(self.mapti(device_id, event_id, event_id, icid)?),
+            ItsCommand::Int {
+                device_id,
+                event_id,
+            } => Ok(self.int(device_id, event_id)?),
+            ItsCommand::Clear {
+                device_id,
+                event_id,
+            } => Ok(self.clear(device_id, event_id)?),
+            ItsCommand::Discard {
+                device_id,
+                event_id,
+            } => Ok(self.discard(device_id, event_id)?),
+            ItsCommand::Inv {
+                device_id,
+                event_id,
+            } => Ok(self.inv(device_id, event_id)?),
+            ItsCommand::Invall { icid } => Ok(self.invall(VirtCollectionId(icid))?),
+            ItsCommand::Movi {
+                device_id,
+                event_id,
+                icid,
+            } => Ok(self.movi(device_id, event_id, VirtCollectionId(icid))?),
+            ItsCommand::Movall { rdbase1, rdbase2 } => Ok(self.movall(rdbase1, rdbase2)?),
+            // IHI 0069, 5.3 (SYNC): SYNC waits for earlier commands' effects on
+            // one redistributor. Backend calls are ordered and the batch
+            // ends with one backend sync before the guest sees CREADR
+            // move past this SYNC, so only the target needs checking.
+            ItsCommand::Sync { rdbase } => Ok(vcpu_of(self.config, rdbase).map(|_| ())?),
+            // GITS_TYPER.Virtual == 0: the GICv4 commands do not exist here.
+            other => Err(CommandError::VirtualCommand {
+                opcode: opcode_of(&other),
+            }
+            .into()),
+        }
+    }
+
+    /// MAPD (IHI 0069, 5.3): map a DeviceID to an ITT, or unmap it.
+    fn mapd(
+        &mut self,
+        device: VirtDeviceId,
+        size: u8,
+        itt_addr: Ipa,
+        valid: bool,
+    ) -> Result<(), Failure> {
+        if !fits(u64::from(device.0), self.config.device_id_bits) {
+            return Err(CommandError::DeviceOutOfRange { device }.into());
+        }
+        if !self
+            .regs
+            .device_in_table(device.0, self.mem)
+            .map_err(Failure::Stall)?
+        {
+            return Err(CommandError::DeviceNotInTable { device }.into());
+        }
+        // Size holds the number of EventID bits minus one.
+        let event_bits = size.saturating_add(1);
+        if valid && event_bits > self.config.event_id_bits {
+            return Err(CommandError::IttTooLarge { device, event_bits }.into());
+        }
+        let remapping = self.state.device(device).is_some();
+        if valid && !remapping && self.state.device_count() >= self.config.max_devices {
+            return Err(CommandError::DeviceLimit { device }.into());
+        }
+        // Unmapping, or remapping, a device with live events is
+        // UNPREDICTABLE; this ITS drops them like DISCARD would, so no
+        // stale translation or pending state survives the old ITT.
+        if let Some(old) = self.state.remove_device(device) {
+            for (event, mapping) in old.events() {
+                if let Some(vcpu) = self.state.collection(mapping.icid) {
+                    let event = EventRef {
+                        device,
+                        backing: old.backing,
+                        event,
+                    };
+                    self.backend.discard_event(event, vcpu, mapping.intid);
+                }
+            }
+        }
+        if valid {
+            let backing = self.config.backing(device);
+            self.state
+                .insert_device(device, backing, event_bits, itt_addr);
+        }
+        Ok(())
+    }
+
+    /// MAPC (IHI 0069, 5.3): map a collection to a vCPU, retarget it, or
+    /// unmap it.
+    fn mapc(
+        &mut self,
+        icid: VirtCollectionId,
+        rdbase: RdBase,
+        valid: bool,
+    ) -> Result<(), CommandError> {
+        if !self.regs.collection_in_table(icid.0, self.config) {
+            return Err(CommandError::CollectionOutOfRange { icid });
+        }
+        if !valid {
+            if let Some(old) = self.state.unmap_collection(icid) {
+                for (event, mapping) in live_events(self.state, icid) {
+                    self.backend.unmap_event(event, old, mapping.intid);
+                }
+            }
+            return Ok(());
+        }
+        let vcpu = vcpu_of(self.config, rdbase)?;
+        match self.state.map_collection(icid, vcpu) {
+            None => {
+                for (event, mapping) in live_events(self.state, icid) {
+                    self.backend.map_event(event, vcpu, mapping.intid);
+                }
+            }
+            // Retargeting a live collection moves each of its events, and
+            // with it any pending state, so a later MOVALL finds nothing
+            // left behind and nothing is lost in between.
+            Some(old) if old != vcpu => {
+                for (event, mapping) in live_events(self.state, icid) {
+                    self.backend.move_event(event, old, vcpu, mapping.intid);
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// MAPTI and MAPI (IHI 0069, 5.3): map an event to an LPI and a
+    /// collection.
+    fn mapti(
+        &mut self,
+        device_id: u32,
+        event_id: u32,
+        intid: u32,
+        icid: u16,
+    ) -> Result<(), CommandError> {
+        let (device, event) = (VirtDeviceId(device_id), EventId(event_id));
+        let entry = mapped_device(self.config, self.state, device)?;
+        if !entry.event_in_range(event) {
+            return Err(CommandError::EventOutOfRange { device, event });
+        }
+        let backing = entry.backing;
+        if !self.config.is_guest_lpi(intid) {
+            let intid = VirtIntId(intid);
+            return Err(CommandError::IntIdOutOfRange {
+                device,
+                event,
+                intid,
+            });
+        }
+        let icid = VirtCollectionId(icid);
+        if !self.regs.collection_in_table(icid.0, self.config) {
+            return Err(CommandError::CollectionOutOfRange { icid });
+        }
+        if self.state.event(device, event).is_some() {
+            return Err(CommandError::EventAlreadyMapped { device, event });
+        }
+        if self.state.event_count() >= self.config.max_events {
+            return Err(CommandError::EventLimit { device, event });
+        }
+        let mapping = EventEntry {
+            intid: VirtIntId(intid),
+            icid,
+        };
+        self.state.insert_event(device, event, mapping);
+        // An event whose collection is not mapped yet translates to
+        // nothing; MAPC of that collection makes it live later.
+        if let Some(vcpu) = self.state.collection(icid) {
+            let event = EventRef {
+                device,
+                backing,
+                event,
+            };
+            self.backend.map_event(event, vcpu, mapping.intid);
+        }
+        Ok(())
+    }
+
+    /// INT (IHI 0069, 5.3): make the event's LPI pending.
+    fn int(&mut self, device_id: u32, event_id: u32) -> Result<(), CommandError> {
+        let (event, mapping, vcpu) = live_event(self.config, self.state, device_id, event_id)?;
+        self.backend.set_pending(event, vcpu, mapping.intid);
+        Ok(())
+    }
+
+    /// CLEAR (IHI 0069, 5.3): clear the event's LPI pending state.
+    fn clear(&mut self, device_id: u32, event_id: u32) -> Result<(), CommandError> {
+        let (event, mapping, vcpu) = live_event(self.config, self.state, device_id, event_id)?;
+        self.backend.clear_pending(event, vcpu, mapping.intid);
+        Ok(())
+    }
+
+    /// DISCARD (IHI 0069, 5.3): clear pending state and unmap the event.
+    fn discard(&mut self, device_id: u32, event_id: u32) -> Result<(), CommandError> {
+        let (event, mapping, vcpu) = live_event(self.config, self.state, device_id, event_id)?;
+        self.state.remove_event(event.device, event.event);
+        self.backend.discard_event(event, vcpu, mapping.intid);
+        Ok(())
+    }
+
+    /// INV (IHI 0069, 5.3): reload the event's LPI configuration.
+    fn inv(&mut self, device_id: u32, event_id: u32) -> Result<(), CommandError> {
+        let (event, mapping, vcpu) = live_event(self.config, self.state, device_id, event_id)?;
+        self.backend.reload_config(event, vcpu, mapping.intid);
+        Ok(())
+    }
+
+    /// INVALL (IHI 0069, 5.3): reload the configuration of every LPI of
+    /// the collection's vCPU.
+    fn invall(&mut self, icid: VirtCollectionId) -> Result<(), CommandError> {
+        if !self.regs.collection_in_table(icid.0, self.config) {
+            return Err(CommandError::CollectionOutOfRange { icid });
+        }
+        let vcpu = target(self.state, icid)?;
+        self.backend.reload_config_all(vcpu);
+        Ok(())
+    }
+
+    /// MOVI (IHI 0069, 5.3): move the event to another collection; its
+    /// pending state moves with it.
+    fn movi(
+        &mut self,
+        device_id: u32,
+        event_id: u32,
+        icid: VirtCollectionId,
+    ) -> Result<(), CommandError> {
+        let (event, mapping, from) = live_event(self.config, self.state, device_id, event_id)?;
+        if !self.regs.collection_in_table(icid.0, self.config) {
+            return Err(CommandError::CollectionOutOfRange { icid });
+        }
+        let to = target(self.state, icid)?;
+        self.state
+            .set_event_collection(event.device, event.event, icid);
+        if from != to {
+            self.backend.move_event(event, from, to, mapping.intid);
+        }
+        Ok(())
+    }
+
+    /// MOVALL (IHI 0069, 5.3): move every LPI pending on one vCPU to
+    /// another. Mappings are untouched: MAPC retargets those.
+    fn movall(&mut self, rdbase1: RdBase, rdbase2: RdBase) -> Result<(), CommandError> {
+        let from = vcpu_of(self.config, rdbase1)?;
+        let to = vcpu_of(self.config, rdbase2)?;
+        if from != to {
+            self.backend.move_all_pending(from, to);
+        }
+        Ok(())
+    }
+}
+
+/// The mapped device `device`, after the range check.
+fn mapped_device<'s>(
+    config: &VitsConfig,
+    state: &'s TranslationState,
+    device: VirtDeviceId,
+) -> Result<&'s DeviceEntry, CommandError> {
+    if !fits(u64::from(device.0), config.device_id_bits) {
+        return Err(CommandError::DeviceOutOfRange { device });
+    }
+    state
+        .device(device)
+        .ok_or(CommandError::DeviceNotMapped { device })
+}
+
+/// The vCPU a mapped collection targets.
+fn target(state: &TranslationState, icid: VirtCollectionId) -> Result<VcpuIndex, CommandError> {
+    state
+        .collection(icid)
+        .ok_or(CommandError::CollectionNotMapped { icid })
+}
+
+/// A mapped event whose collection is mapped, with its target vCPU: what
+/// INT, CLEAR, DISCARD, INV, MOVI and an incoming MSI all need.
+pub(super) fn live_event(
+    config: &VitsConfig,
+    state: &TranslationState,
+    device_id: u32,
+    event_id: u32,
+) -> Result<(EventRef, EventEntry, VcpuIndex), CommandError> {
+    let (device, event) = (VirtDeviceId(device_id), EventId(event_id));
+    let entry = mapped_device(config, state, device)?;
+    if !entry.event_in_range(event) {
+        return Err(CommandError::EventOutOfRange { device, event });
+    }
+    let backing = entry.backing;
+    let mapping = state
+        .event(device, event)
+        .ok_or(CommandError::EventNotMapped { device, event })?;
+    let vcpu = target(state, mapping.icid)?;
+    let event = EventRef {
+        device,
+        backing,
+        event,
+    };
+    Ok((event, mapping, vcpu))
+}
+
+/// The events of collection `icid`, with their mappings.
+fn live_events(
+    state: &TranslationState,
+    icid: VirtCollectionId,
+) -> impl Iterator<Item = (EventRef, EventEntry)> + '_ {
+    state
+        .events_in_collection(icid)
+        .filter_map(|(device, event)| {
+            let backing = state.device(device)?.backing;
+            let mapping = state.event(device, event)?;
+            let event = EventRef {
+                device,
+                backing,
+                event,
+            };
+            Some((event, mapping))
+        })
+}
+
+/// The vCPU an RDbase names: with GITS_TYPER.PTA == 0 it is a processor
+/// number, which the vGIC makes equal to the vCPU index.
+fn vcpu_of(config: &VitsConfig, rdbase: RdBase) -> Result<VcpuIndex, CommandError> {
+    match u16::try_from(rdbase.0) {
+        Ok(index) if index < config.num_vcpus => Ok(VcpuIndex(index)),
+        _ => Err(CommandError::TargetOutOfRange { rdbase: rdbase.0 }),
+    }
+}
+
+/// The command number of a decoded command (for errors about GICv4 ones).
+fn opcode_of(command: &ItsCommand) -> u8 {
+    match command {
+        ItsCommand::Vmovi { .. } => 0x21,
+        ItsCommand::Vmovp { .. } | ItsCommand::Vmovp41 { .. } => 0x22,
+        ItsCommand::Vsgi { .. } => 0x23,
+        ItsCommand::Vsync { .. } => 0x25,
+        ItsCommand::Vmapp { .. } | ItsCommand::Vmapp41 { .. } => 0x29,
+        ItsCommand::Vmapti { .. } => 0x2A,
+        ItsCommand::Vmapi { .. } => 0x2B,
+        ItsCommand::Vinvall { .. } => 0x2D,
+        ItsCommand::Invdb { .. } => 0x2E,
+        _ => 0,
+    }
+}
+
+/// The specification's name of a command, for logs.
+pub(super) fn name(command: &ItsCommand) -> &'static str {
+    match command {
+        ItsCommand::Mapd { .. } => "MAPD",
+        ItsCommand::Mapc { .. } => "MAPC",
+        ItsCommand::Mapti { .. } => "MAPTI",
+        ItsCommand::Mapi { .. } => "MAPI",
+        ItsCommand::Int { .. } => "INT",
+        ItsCommand::Clear { .. } => "CLEAR",
+        ItsCommand::Discard { .. } => "DISCARD",
+        ItsCommand::Inv { .. } => "INV",
+        ItsCommand::Invall { .. } => "INVALL",
+        ItsCommand::Movi { .. } => "MOVI",
+        ItsCommand::Movall { .. } => "MOVALL",
+        ItsCommand::Sync { .. } => "SYNC",
+        _ => "GICv4 command",
+    }
+}

@@ -1,0 +1,185 @@
+//! A software-injection backend: the vITS's routes and the pending LPIs
+//! of each vCPU's virtual redistributor, for GICv3 hardware and emulated
+//! devices. The vGIC takes pending LPIs from here and injects them through
+//! list registers.
+//!
+//! Pending state is a set per vCPU, so an LPI is pending at most once on a
+//! vCPU; every move removes it from the source before adding it to the
+//! target, so nothing is lost and nothing fires twice.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
+use super::backend::{EventRef, VitsBackend};
+use crate::ids::{EventId, VcpuIndex, VirtDeviceId, VirtIntId};
+
+/// Where an event's MSI goes: what a physical LPI handler looks up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The vCPU whose redistributor receives the LPI.
+    pub vcpu: VcpuIndex,
+    /// The guest LPI.
+    pub intid: VirtIntId,
+}
+
+/// Software pending state and routes for one vITS.
+#[derive(Clone, Debug)]
+pub struct SoftwareBackend {
+    routes: BTreeMap<(VirtDeviceId, EventId), Route>,
+    pending: Vec<BTreeSet<VirtIntId>>,
+    max_pending_per_vcpu: usize,
+    overflows: u64,
+    config_reloads: u64,
+    syncs: u64,
+}
+
+impl SoftwareBackend {
+    /// A backend for `num_vcpus` vCPUs holding at most
+    /// `max_pending_per_vcpu` pending LPIs per vCPU.
+    pub fn new(num_vcpus: u16, max_pending_per_vcpu: usize) -> Self {
+        Self {
+            routes: BTreeMap::new(),
+            pending: (0..num_vcpus).map(|_| BTreeSet::new()).collect(),
+            max_pending_per_vcpu,
+            overflows: 0,
+            config_reloads: 0,
+            syncs: 0,
+        }
+    }
+
+    /// Where `event` of `device` goes, if it is mapped.
+    pub fn route(&self, device: VirtDeviceId, event: EventId) -> Option<Route> {
+        self.routes.get(&(device, event)).copied()
+    }
+
+    /// Number of live routes.
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether `intid` is pending on `vcpu`.
+    pub fn is_pending(&self, vcpu: VcpuIndex, intid: VirtIntId) -> bool {
+        self.pending
+            .get(usize::from(vcpu.0))
+            .is_some_and(|set| set.contains(&intid))
+    }
+
+    /// The LPIs pending on `vcpu`, lowest first.
+    pub fn pending(&self, vcpu: VcpuIndex) -> impl Iterator<Item = VirtIntId> + '_ {
+        self.pending
+            .get(usize::from(vcpu.0))
+            .into_iter()
+            .flat_map(|set| set.iter().copied())
+    }
+
+    /// Number of LPIs pending over all vCPUs.
+    pub fn pending_count(&self) -> usize {
+        self.pending.iter().map(BTreeSet::len).sum()
+    }
+
+    /// The vGIC acknowledges `intid` on `vcpu`: it stops being pending.
+    /// Returns whether it was.
+    pub fn acknowledge(&mut self, vcpu: VcpuIndex, intid: VirtIntId) -> bool {
+        self.pending
+            .get_mut(usize::from(vcpu.0))
+            .is_some_and(|set| set.remove(&intid))
+    }
+
+    /// Pending LPIs refused because a vCPU's set was full.
+    pub fn overflows(&self) -> u64 {
+        self.overflows
+    }
+
+    /// INV and INVALL requests seen (the vGIC rereads the property table).
+    pub fn config_reloads(&self) -> u64 {
+        self.config_reloads
+    }
+
+    /// Batches closed by the vITS.
+    pub fn syncs(&self) -> u64 {
+        self.syncs
+    }
+
+    /// Makes `intid` pending on `vcpu`. Only new pending state counts
+    /// against the cap: a move relocates an LPI that is already counted,
+    /// so the total stays below `num_vcpus * max_pending_per_vcpu` and a
+    /// move never drops one.
+    fn add_pending(&mut self, vcpu: VcpuIndex, intid: VirtIntId, is_move: bool) {
+        let cap = self.max_pending_per_vcpu;
+        let Some(set) = self.pending.get_mut(usize::from(vcpu.0)) else {
+            return;
+        };
+        if set.contains(&intid) {
+            return;
+        }
+        if !is_move && set.len() >= cap {
+            self.overflows = self.overflows.saturating_add(1);
+            return;
+        }
+        set.insert(intid);
+    }
+
+    fn remove_pending(&mut self, vcpu: VcpuIndex, intid: VirtIntId) -> bool {
+        self.pending
+            .get_mut(usize::from(vcpu.0))
+            .is_some_and(|set| set.remove(&intid))
+    }
+}
+
+impl VitsBackend for SoftwareBackend {
+    fn map_event(&mut self, event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        self.routes
+            .insert((event.device, event.event), Route { vcpu, intid });
+    }
+
+    fn unmap_event(&mut self, event: EventRef, _vcpu: VcpuIndex, _intid: VirtIntId) {
+        // The pending state stays in the vCPU's redistributor.
+        self.routes.remove(&(event.device, event.event));
+    }
+
+    fn discard_event(&mut self, event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        self.routes.remove(&(event.device, event.event));
+        self.remove_pending(vcpu, intid);
+    }
+
+    fn move_event(&mut self, event: EventRef, from: VcpuIndex, to: VcpuIndex, intid: VirtIntId) {
+        self.routes
+            .insert((event.device, event.event), Route { vcpu: to, intid });
+        if usize::from(to.0) < self.pending.len() && self.remove_pending(from, intid) {
+            self.add_pending(to, intid, true);
+        }
+    }
+
+    fn set_pending(&mut self, _event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        self.add_pending(vcpu, intid, false);
+    }
+
+    fn clear_pending(&mut self, _event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        self.remove_pending(vcpu, intid);
+    }
+
+    fn reload_config(&mut self, _event: EventRef, _vcpu: VcpuIndex, _intid: VirtIntId) {
+        self.config_reloads = self.config_reloads.saturating_add(1);
+    }
+
+    fn reload_config_all(&mut self, _vcpu: VcpuIndex) {
+        self.config_reloads = self.config_reloads.saturating_add(1);
+    }
+
+    fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex) {
+        if from == to || usize::from(to.0) >= self.pending.len() {
+            return;
+        }
+        let Some(set) = self.pending.get_mut(usize::from(from.0)) else {
+            return;
+        };
+        let moved = core::mem::take(set);
+        for intid in moved {
+            self.add_pending(to, intid, true);
+        }
+    }
+
+    fn sync(&mut self) {
+        self.syncs = self.syncs.saturating_add(1);
+    }
+}
