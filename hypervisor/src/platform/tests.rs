@@ -16,6 +16,7 @@ const GICV3: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv3.dtb");
 const GICV2: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv2.dtb");
 const PCI_INITRD: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv4-pci-initrd.dtb");
 const NUMA: &[u8] = include_bytes!("../../testdata/qemu-virt-numa.dtb");
+const EDITED: &[u8] = include_bytes!("../../testdata/qemu-edited-guest.dtb");
 
 fn range(start: u64, size: u64) -> Range<PhysAddr> {
     Range {
@@ -184,6 +185,27 @@ fn qemu_numa_memory_nodes_are_merged_in_address_order() {
             range(0x6000_0000, 0x2000_0000)
         ]
     );
+}
+
+/// QEMU loaded a guest_fdt-generated tree with `-dtb` and edited it with
+/// libfdt (memory node replaced by FDT_NOPs and re-added, bootargs and
+/// initrd rewritten): what a boot loader's edits look like.
+#[test]
+fn tree_edited_by_libfdt_reads_through_nops() {
+    let platform = Platform::from_fdt(EDITED).unwrap();
+    assert_eq!(platform.memory, [range(0x4000_0000, 0x800_0000)]);
+    assert_eq!(
+        platform.bootargs.as_deref(),
+        Some("console=ttyAMA0 from-qemu")
+    );
+    assert_eq!(platform.initrd, Some(range(0x4600_0000, 0xf_117c)));
+    assert_eq!(platform.psci.as_ref().unwrap().conduit, PsciConduit::Hvc);
+    assert_eq!(gicv3(&platform).its.len(), 1);
+    assert_eq!(
+        platform.console.unwrap().registers,
+        range(0x0900_0000, 0x1000)
+    );
+    assert_eq!(platform.pci[0].ecam, range(0x40_1000_0000, 0x1000_0000));
 }
 
 #[test]
