@@ -1,1 +1,308 @@
-//! TODO
+//! Decoding why the guest trapped to EL2 (ESR_EL2), and building the
+//! register state that injects an abort into the guest. Pure: the arch
+//! layer reads the registers and hands the raw values in.
+#![forbid(unsafe_code)]
+
+use crate::mm::Ipa;
+
+/// Exception classes (ESR_ELx.EC, ARM ARM D17.2.37) the hypervisor handles.
+pub mod ec {
+    /// WFI or WFE.
+    pub const WFX: u64 = 0x01;
+    /// HVC from AArch64.
+    pub const HVC64: u64 = 0x16;
+    /// SMC from AArch64 (trapped by HCR_EL2.TSC).
+    pub const SMC64: u64 = 0x17;
+    /// MSR/MRS/system instruction.
+    pub const SYSREG: u64 = 0x18;
+    /// Instruction abort from a lower EL.
+    pub const IABT_LOWER: u64 = 0x20;
+    /// Data abort from a lower EL.
+    pub const DABT_LOWER: u64 = 0x24;
+    /// Data abort taken without a change of EL (used when injecting into EL1).
+    pub const DABT_CURRENT: u64 = 0x25;
+    /// Instruction abort without a change of EL.
+    pub const IABT_CURRENT: u64 = 0x21;
+}
+
+/// One MMIO access decoded from a data abort syndrome (ISV = 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioAccess {
+    /// The faulting IPA.
+    pub ipa: Ipa,
+    /// Access size in bytes (1, 2, 4, 8).
+    pub size: u8,
+    /// Write (true) or read.
+    pub write: bool,
+    /// The general-purpose register transferred (31 = xzr).
+    pub reg: u8,
+    /// Sign-extend a narrow load (SSE).
+    pub sign_extend: bool,
+    /// The register is 64 bits wide (SF); else the result is 32-bit.
+    pub reg64: bool,
+}
+
+/// Why the guest trapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapCause {
+    /// A stage-2 data abort the hypervisor can emulate (ISV = 1).
+    Mmio(MmioAccess),
+    /// A stage-2 data abort without a valid syndrome (e.g. a load pair or
+    /// a post-indexed access to an emulated region): cannot be emulated.
+    DataAbortNoSyndrome { ipa: Ipa, write: bool, dfsc: u8 },
+    /// A stage-2 instruction abort (fetch outside the partition's RAM).
+    InstructionAbort { ipa: Ipa },
+    /// HVC #imm.
+    Hvc(u16),
+    /// SMC #imm (ELR_EL2 points at the SMC itself: skip it on return).
+    Smc(u16),
+    /// A trapped system register access.
+    SysReg { encoding: u32, reg: u8, read: bool },
+    /// WFI/WFE.
+    Wfx,
+    /// Anything else, with its exception class.
+    Other { ec: u8 },
+}
+
+/// Decodes ESR_EL2 (+ FAR_EL2 and HPFAR_EL2 for aborts) of a trap from EL1/EL0.
+pub fn decode(esr: u64, far: u64, hpfar: u64) -> TrapCause {
+    let class = (esr >> 26) & 0x3f;
+    let iss = esr & 0x1ff_ffff;
+    // HPFAR_EL2.FIPA holds IPA[51:12] in bits [43:4]; the page offset comes from FAR.
+    let ipa = Ipa((((hpfar >> 4) & 0xff_ffff_ffff) << 12) | (far & 0xfff));
+    match class {
+        ec::DABT_LOWER => {
+            let write = iss & (1 << 6) != 0;
+            if iss & (1 << 24) == 0 {
+                return TrapCause::DataAbortNoSyndrome {
+                    ipa,
+                    write,
+                    dfsc: (iss & 0x3f) as u8,
+                };
+            }
+            TrapCause::Mmio(MmioAccess {
+                ipa,
+                size: 1 << ((iss >> 22) & 3),
+                write,
+                reg: ((iss >> 16) & 0x1f) as u8,
+                sign_extend: iss & (1 << 21) != 0,
+                reg64: iss & (1 << 15) != 0,
+            })
+        }
+        ec::IABT_LOWER => TrapCause::InstructionAbort { ipa },
+        ec::HVC64 => TrapCause::Hvc((iss & 0xffff) as u16),
+        ec::SMC64 => TrapCause::Smc((iss & 0xffff) as u16),
+        ec::SYSREG => TrapCause::SysReg {
+            // Op0, Op2, Op1, CRn, CRm: ISS[21:20], [19:17], [16:14], [13:10], [4:1]
+            encoding: (iss & 0x3f_fc1e) as u32,
+            reg: ((iss >> 5) & 0x1f) as u8,
+            read: iss & 1 != 0,
+        },
+        ec::WFX => TrapCause::Wfx,
+        other => TrapCause::Other { ec: other as u8 },
+    }
+}
+
+impl MmioAccess {
+    /// The value a read returns into the guest register, narrowed and
+    /// sign- or zero-extended as the syndrome says.
+    pub fn load_value(&self, raw: u64) -> u64 {
+        let bits = u32::from(self.size) * 8;
+        let mut v = if bits == 64 {
+            raw
+        } else {
+            raw & ((1u64 << bits) - 1)
+        };
+        if self.sign_extend && bits < 64 && v & (1 << (bits - 1)) != 0 {
+            v |= !((1u64 << bits) - 1);
+        }
+        if !self.reg64 {
+            v &= 0xffff_ffff;
+        }
+        v
+    }
+
+    /// The value a write stores, taken from the guest register.
+    pub fn store_value(&self, reg_value: u64) -> u64 {
+        let bits = u32::from(self.size) * 8;
+        if bits == 64 {
+            reg_value
+        } else {
+            reg_value & ((1u64 << bits) - 1)
+        }
+    }
+}
+
+/// What to write into the guest's EL1 registers and ELR/SPSR_EL2 to make
+/// it take a synchronous external data abort, as hardware would have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortInjection {
+    /// ESR_EL1 for the guest's handler.
+    pub esr_el1: u64,
+    /// ELR_EL1: the faulting instruction.
+    pub elr_el1: u64,
+    /// SPSR_EL1: the guest's PSTATE at the fault.
+    pub spsr_el1: u64,
+    /// FAR_EL1: the faulting virtual address.
+    pub far_el1: u64,
+    /// ELR_EL2: where the guest resumes (its vector).
+    pub elr_el2: u64,
+    /// SPSR_EL2: EL1h with D, A, I, F masked.
+    pub spsr_el2: u64,
+}
+
+/// Builds the injection of a synchronous external abort (DFSC 0b010000)
+/// for a guest data or instruction abort taken at `guest_elr` with PSTATE
+/// `guest_spsr`, virtual address `far`, vector base `vbar_el1`
+/// (ARM ARM D1.10.2 "exception vectors": the offset depends on the EL and
+/// stack pointer the exception is taken from).
+pub fn inject_external_abort(
+    instruction: bool,
+    write: bool,
+    guest_elr: u64,
+    guest_spsr: u64,
+    far: u64,
+    vbar_el1: u64,
+) -> AbortInjection {
+    let from_el0 = guest_spsr & 0b1100 == 0;
+    let vector_offset = if from_el0 {
+        0x400
+    } else if guest_spsr & 1 != 0 {
+        0x200
+    } else {
+        0x000
+    };
+    let class = match (instruction, from_el0) {
+        (false, false) => ec::DABT_CURRENT,
+        (false, true) => ec::DABT_LOWER,
+        (true, false) => ec::IABT_CURRENT,
+        (true, true) => ec::IABT_LOWER,
+    };
+    let wnr = if write && !instruction { 1 << 6 } else { 0 };
+    AbortInjection {
+        esr_el1: (class << 26) | (1 << 25) | wnr | 0b01_0000,
+        elr_el1: guest_elr,
+        spsr_el1: guest_spsr,
+        far_el1: far,
+        elr_el2: vbar_el1 + vector_offset,
+        spsr_el2: 0x3c5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ESR for a data abort from a lower EL with ISV set.
+    fn dabt(sas: u64, srt: u64, write: bool, sse: bool, sf: bool) -> u64 {
+        (ec::DABT_LOWER << 26)
+            | (1 << 25)
+            | (1 << 24)
+            | (sas << 22)
+            | ((sse as u64) << 21)
+            | (srt << 16)
+            | ((sf as u64) << 15)
+            | ((write as u64) << 6)
+            | 0x07
+    }
+
+    #[test]
+    fn data_abort_with_syndrome_decodes_to_mmio_access_at_the_full_ipa() {
+        // HPFAR_EL2.FIPA (bits [43:4]) holds IPA[51:12].
+        let cause = decode(
+            dabt(2, 5, true, false, false),
+            0xffff_0000_0900_0018,
+            (0x0900_0000u64 >> 12) << 4,
+        );
+        assert_eq!(
+            cause,
+            TrapCause::Mmio(MmioAccess {
+                ipa: Ipa(0x0900_0018),
+                size: 4,
+                write: true,
+                reg: 5,
+                sign_extend: false,
+                reg64: false
+            })
+        );
+    }
+
+    #[test]
+    fn high_ipa_bits_come_from_hpfar() {
+        // IPA 0x40_1000_2008: HPFAR_EL2.FIPA = IPA >> 12 placed at bit 4.
+        let hpfar = (0x40_1000_2008u64 >> 12) << 4;
+        match decode(dabt(3, 1, false, false, true), 0x8, hpfar) {
+            TrapCause::Mmio(a) => assert_eq!(a.ipa, Ipa(0x40_1000_2008)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn abort_without_syndrome_is_not_emulated() {
+        let esr = (ec::DABT_LOWER << 26) | (1 << 25) | (1 << 6) | 0x07;
+        assert_eq!(
+            decode(esr, 0x10, 0x10 << 4),
+            TrapCause::DataAbortNoSyndrome {
+                ipa: Ipa(0x10010),
+                write: true,
+                dfsc: 7
+            }
+        );
+    }
+
+    #[test]
+    fn hvc_smc_and_others_decode() {
+        assert_eq!(
+            decode((ec::HVC64 << 26) | (1 << 25) | 0x12, 0, 0),
+            TrapCause::Hvc(0x12)
+        );
+        assert_eq!(
+            decode((ec::SMC64 << 26) | (1 << 25), 0, 0),
+            TrapCause::Smc(0)
+        );
+        assert_eq!(decode(0x3c << 26, 0, 0), TrapCause::Other { ec: 0x3c });
+    }
+
+    #[test]
+    fn loads_are_narrowed_and_extended_as_the_syndrome_says() {
+        let mut a = MmioAccess {
+            ipa: Ipa(0),
+            size: 1,
+            write: false,
+            reg: 0,
+            sign_extend: true,
+            reg64: true,
+        };
+        assert_eq!(a.load_value(0x1ff), 0xffff_ffff_ffff_ffff);
+        a.reg64 = false;
+        assert_eq!(a.load_value(0x80), 0xffff_ff80);
+        a.sign_extend = false;
+        assert_eq!(a.load_value(0x1234), 0x34);
+        a.size = 8;
+        a.reg64 = true;
+        assert_eq!(a.load_value(u64::MAX), u64::MAX);
+        assert_eq!(MmioAccess { size: 2, ..a }.store_value(0x1234_5678), 0x5678);
+    }
+
+    #[test]
+    fn injected_abort_from_el1h_uses_the_current_el_spx_vector() {
+        let inj = inject_external_abort(false, true, 0x4020_1000, 0x3c5, 0x5000_0000, 0x4020_0800);
+        assert_eq!(inj.elr_el2, 0x4020_0a00);
+        assert_eq!(inj.esr_el1 >> 26, ec::DABT_CURRENT);
+        assert_eq!(inj.esr_el1 & (1 << 6), 1 << 6, "WnR kept");
+        assert_eq!(inj.esr_el1 & 0x3f, 0x10, "synchronous external abort");
+        assert_eq!(inj.esr_el1 & (1 << 25), 1 << 25, "32-bit instruction");
+        assert_eq!(
+            (inj.elr_el1, inj.spsr_el1, inj.far_el1),
+            (0x4020_1000, 0x3c5, 0x5000_0000)
+        );
+        assert_eq!(inj.spsr_el2, 0x3c5);
+    }
+
+    #[test]
+    fn injected_abort_from_el0_uses_the_lower_el_vector() {
+        let inj = inject_external_abort(true, false, 0x1000, 0x0, 0x1000, 0x8000);
+        assert_eq!(inj.elr_el2, 0x8400);
+        assert_eq!(inj.esr_el1 >> 26, ec::IABT_LOWER);
+    }
+}

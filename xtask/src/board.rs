@@ -46,8 +46,14 @@ impl Board {
     pub fn load(root: &Path, name: &str) -> Result<Board, String> {
         let dir = root.join("boards").join(name);
         let path = dir.join("board.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (is `{name}` a board under boards/?)", path.display()))?;
-        let mut board: Board = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{}: {e} (is `{name}` a board under boards/?)",
+                path.display()
+            )
+        })?;
+        let mut board: Board =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         board.dir = dir;
         Ok(board)
     }

@@ -22,15 +22,36 @@ pub struct Artifacts {
 pub fn build(root: &Path, board: &Board) -> Result<Artifacts, String> {
     ensure_target()?;
     let load = format!("{:#x}", board.load_address);
-    cargo(root, &["build", "--release", "-p", "hypervisor", "--bin", "hypervisor", "--target", TARGET], &[("HV_LOAD_ADDR", &load)])?;
-    cargo(root, &["build", "--release", "-p", "testguest", "--target", TARGET], &[])?;
+    cargo(
+        root,
+        &[
+            "build",
+            "--release",
+            "-p",
+            "hypervisor",
+            "--bin",
+            "hypervisor",
+            "--target",
+            TARGET,
+        ],
+        &[("HV_LOAD_ADDR", &load)],
+    )?;
+    cargo(
+        root,
+        &["build", "--release", "-p", "testguest", "--target", TARGET],
+        &[],
+    )?;
     let out = root.join("target").join(TARGET).join("release");
     let elf = out.join("hypervisor");
     let image = out.join("hypervisor.img");
     elf_to_binary(&elf, &image)?;
     let testguest = out.join("testguest.bin");
     elf_to_binary(&out.join("testguest"), &testguest)?;
-    Ok(Artifacts { image, elf, testguest })
+    Ok(Artifacts {
+        image,
+        elf,
+        testguest,
+    })
 }
 
 /// Packs `manifest` and the guest images into a boot bundle at `out`.
@@ -38,7 +59,8 @@ pub fn bundle(artifacts: &Artifacts, manifest: &Path, out: &Path) -> Result<(), 
     let mut w = BundleWriter::new();
     let text = std::fs::read(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
     w.add(MANIFEST_NAME, text).map_err(|e| e.to_string())?;
-    let guest = std::fs::read(&artifacts.testguest).map_err(|e| format!("{}: {e}", artifacts.testguest.display()))?;
+    let guest = std::fs::read(&artifacts.testguest)
+        .map_err(|e| format!("{}: {e}", artifacts.testguest.display()))?;
     w.add("testguest.bin", guest).map_err(|e| e.to_string())?;
     std::fs::write(out, w.finish()).map_err(|e| format!("{}: {e}", out.display()))
 }
@@ -60,12 +82,23 @@ fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String>
 
 /// Adds the bare-metal rustup target if it is missing.
 fn ensure_target() -> Result<(), String> {
-    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     match out {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET) => Ok(()),
+        Ok(o)
+            if String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET) =>
+        {
+            Ok(())
+        }
         Ok(_) => {
             eprintln!("xtask: adding rustup target {TARGET}");
-            let status = Command::new("rustup").args(["target", "add", TARGET]).status().map_err(|e| format!("rustup: {e}"))?;
+            let status = Command::new("rustup")
+                .args(["target", "add", TARGET])
+                .status()
+                .map_err(|e| format!("rustup: {e}"))?;
             if status.success() {
                 Ok(())
             } else {
@@ -97,7 +130,11 @@ pub fn elf_to_binary(elf: &Path, out: &Path) -> Result<(), String> {
             return Err(bad());
         }
         let p_type = u32::from_le_bytes(data[ph..ph + 4].try_into().unwrap());
-        let (offset, paddr, filesz) = (u64_at(ph + 8) as usize, u64_at(ph + 24), u64_at(ph + 32) as usize);
+        let (offset, paddr, filesz) = (
+            u64_at(ph + 8) as usize,
+            u64_at(ph + 24),
+            u64_at(ph + 32) as usize,
+        );
         if p_type == 1 && filesz > 0 {
             segments.push((paddr, &data[offset..offset + filesz]));
         }

@@ -39,7 +39,13 @@ struct Options {
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options { board: "qemu-virt".into(), manifest: None, host_only: false, system_only: false, filter: None };
+    let mut o = Options {
+        board: "qemu-virt".into(),
+        manifest: None,
+        host_only: false,
+        system_only: false,
+        filter: None,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -56,7 +62,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 
 /// The workspace root (xtask lives one level below it).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent folder").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent folder")
+        .to_path_buf()
 }
 
 fn real_main(args: &[String]) -> Result<ExitCode, String> {
@@ -70,16 +79,30 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
         "build" => {
             let board = board::Board::load(&root, &opts.board)?;
             let (artifacts, bundle) = build_with_bundle(&root, &board, opts.manifest.as_deref())?;
-            println!("hypervisor image: {}\nboot bundle:      {}", artifacts.image.display(), bundle.display());
+            println!(
+                "hypervisor image: {}\nsymbols (ELF):    {}\nboot bundle:      {}",
+                artifacts.image.display(),
+                artifacts.elf.display(),
+                bundle.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         "run" => {
             let board = board::Board::load(&root, &opts.board)?;
             qemu::check(&board.qemu)?;
             let (artifacts, bundle) = build_with_bundle(&root, &board, opts.manifest.as_deref())?;
-            println!("xtask: booting {} ({}); Ctrl-A X quits", board.name, board.description);
-            let status = qemu::command(&board.qemu, &artifacts.image, &bundle, &[]).status().map_err(|e| e.to_string())?;
-            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            println!(
+                "xtask: booting {} ({}); Ctrl-A X quits",
+                board.name, board.description
+            );
+            let status = qemu::command(&board.qemu, &artifacts.image, &bundle, &[])
+                .status()
+                .map_err(|e| e.to_string())?;
+            Ok(if status.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         "test" => scenarios::test_all(&root, &opts),
         "help" | "--help" | "-h" => {
@@ -91,10 +114,18 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
 }
 
 /// Builds everything and packs the bundle for `manifest` (default: the board's).
-fn build_with_bundle(root: &Path, board: &board::Board, manifest: Option<&Path>) -> Result<(build::Artifacts, PathBuf), String> {
+fn build_with_bundle(
+    root: &Path,
+    board: &board::Board,
+    manifest: Option<&Path>,
+) -> Result<(build::Artifacts, PathBuf), String> {
     let artifacts = build::build(root, board)?;
-    let manifest = manifest.map(Path::to_path_buf).unwrap_or_else(|| board.manifest_path());
-    let out = artifacts.image.with_file_name(format!("bundle-{}.bin", board.name));
+    let manifest = manifest
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| board.manifest_path());
+    let out = artifacts
+        .image
+        .with_file_name(format!("bundle-{}.bin", board.name));
     build::bundle(&artifacts, &manifest, &out)?;
     Ok((artifacts, out))
 }

@@ -38,7 +38,16 @@ pub fn check(qemu: &Qemu) -> Result<(), String> {
 /// The QEMU command line for booting `image` with `bundle` on the board.
 pub fn command(qemu: &Qemu, image: &Path, bundle: &Path, extra: &[String]) -> Command {
     let mut cmd = Command::new(&qemu.binary);
-    cmd.args(["-M", &qemu.machine, "-cpu", &qemu.cpu, "-smp", &qemu.smp.to_string(), "-m", &qemu.memory]);
+    cmd.args([
+        "-M",
+        &qemu.machine,
+        "-cpu",
+        &qemu.cpu,
+        "-smp",
+        &qemu.smp.to_string(),
+        "-m",
+        &qemu.memory,
+    ]);
     cmd.arg("-nographic");
     cmd.args(&qemu.args);
     cmd.args(extra);
@@ -54,20 +63,33 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// Whether the time bound killed it.
     pub timed_out: bool,
-    /// Whether `stop_when` ended it early.
-    pub stopped_early: bool,
 }
 
 /// Runs `cmd` with output captured, killing it after `timeout` or as soon as
 /// `stop_when(output)` holds.
-pub fn run_captured(mut cmd: Command, timeout: Duration, stop_when: &dyn Fn(&str) -> bool) -> Result<Outcome, String> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+pub fn run_captured(
+    mut cmd: Command,
+    timeout: Duration,
+    stop_when: &dyn Fn(&str) -> bool,
+) -> Result<Outcome, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| format!("starting QEMU: {e}"))?;
     let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
     let mut readers = Vec::new();
-    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
-        .into_iter()
-        .flatten()
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
     {
         let buf = Arc::clone(&buf);
         readers.push(std::thread::spawn(move || {
@@ -104,5 +126,9 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, stop_when: &dyn Fn(&str
         let _ = r.join();
     }
     let output = String::from_utf8_lossy(&buf.lock().unwrap()).replace('\r', "");
-    Ok(Outcome { output, exit_code, timed_out, stopped_early })
+    Ok(Outcome {
+        output,
+        exit_code,
+        timed_out,
+    })
 }

@@ -1,10 +1,381 @@
 //! `cargo xtask test`: host unit tests, then QEMU system scenarios.
+//!
+//! A scenario boots the hypervisor on a board with a manifest and reads
+//! what happened from the consoles: the guests' lines (prefixed with their
+//! partition's name) and the hypervisor's own. Each has a time bound; QEMU
+//! is killed when it runs out, or as soon as the scenario has seen enough.
 
-use crate::Options;
+use crate::board::Board;
+use crate::qemu::{self, Outcome};
+use crate::{build, Options};
 use std::path::Path;
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+/// One system test.
+struct Scenario {
+    /// Name printed with PASS/FAIL (the behaviour it pins).
+    name: &'static str,
+    /// Manifest, relative to the board folder.
+    manifest: &'static str,
+    /// `-M` override (e.g. a GICv3 machine), if any.
+    machine: Option<&'static str>,
+    /// Time bound for the whole run.
+    timeout: Duration,
+    /// Ends the run early once the output shows enough.
+    stop_when: fn(&str) -> bool,
+    /// Checks the run; `Err` says what was wrong.
+    check: fn(&Outcome) -> Result<(), String>,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "two-partitions-boot-and-report",
+            manifest: "manifest.toml",
+            machine: None,
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: check_two_partitions,
+        },
+        Scenario {
+            name: "two-partitions-boot-and-report-gicv3",
+            manifest: "manifest.toml",
+            machine: Some("virt,gic-version=3,virtualization=on"),
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: check_two_partitions,
+        },
+        Scenario {
+            name: "secondary-vcpu-started-with-psci-cpu-on",
+            manifest: "manifest.toml",
+            machine: None,
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: check_cpu_on,
+        },
+        Scenario {
+            name: "access-outside-partition-is-contained",
+            manifest: "tests/contain.toml",
+            machine: None,
+            timeout: Duration::from_secs(60),
+            stop_when: |out| {
+                ticks_after(out, "beta", "[alpha] PASS escape: write at 0x44000000") >= 10
+            },
+            check: check_contained,
+        },
+        Scenario {
+            name: "system-reset-restarts-one-partition-only",
+            manifest: "tests/reset.toml",
+            machine: None,
+            timeout: Duration::from_secs(60),
+            stop_when: |out| ticks_after(out, "beta", "[alpha] PASS reset") >= 10,
+            check: check_reset,
+        },
+        Scenario {
+            name: "invalid-manifest-stops-boot-naming-the-field",
+            manifest: "invalid-manifest.toml",
+            machine: None,
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: check_invalid_manifest,
+        },
+    ]
+}
 
 /// Runs the host tests and the system scenarios.
-pub fn test_all(_root: &Path, _opts: &Options) -> Result<ExitCode, String> {
-    Err("system scenarios are not written yet".into())
+pub fn test_all(root: &Path, opts: &Options) -> Result<ExitCode, String> {
+    let mut host_ok = true;
+    if !opts.system_only {
+        println!("== host unit tests (cargo test --workspace)");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(root)
+            .args(["test", "--workspace"])
+            .status()
+            .map_err(|e| e.to_string())?;
+        host_ok = status.success();
+        if !host_ok {
+            println!("host unit tests FAILED");
+        }
+    }
+    if opts.host_only {
+        return Ok(if host_ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let board = Board::load(root, "qemu-virt")?;
+    qemu::check(&board.qemu)?;
+    let artifacts = build::build(root, &board)?;
+    println!("== system scenarios ({})", board.name);
+    let (mut passed, mut failed) = (0, 0);
+    for s in scenarios() {
+        if opts
+            .filter
+            .as_ref()
+            .is_some_and(|f| !s.name.contains(f.as_str()))
+        {
+            continue;
+        }
+        let started = Instant::now();
+        let result = run_scenario(&board, &artifacts, &s);
+        let secs = started.elapsed().as_secs_f32();
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("PASS {} ({secs:.1} s)", s.name);
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {} ({secs:.1} s): {e}", s.name);
+            }
+        }
+    }
+    println!("system scenarios: {passed} passed, {failed} failed");
+    Ok(if failed == 0 && host_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_scenario(board: &Board, artifacts: &build::Artifacts, s: &Scenario) -> Result<(), String> {
+    let bundle = artifacts
+        .image
+        .with_file_name(format!("bundle-test-{}.bin", s.name));
+    build::bundle(artifacts, &board.dir.join(s.manifest), &bundle)?;
+    let mut q = board.qemu.clone();
+    if let Some(m) = s.machine {
+        q.machine = m.into();
+    }
+    let outcome = qemu::run_captured(
+        qemu::command(&q, &artifacts.image, &bundle, &[]),
+        s.timeout,
+        &s.stop_when,
+    )?;
+    let log = artifacts
+        .image
+        .with_file_name(format!("scenario-{}.log", s.name));
+    let _ = std::fs::write(&log, &outcome.output);
+    if outcome.timed_out {
+        return Err(format!(
+            "timed out after {:?} (console: {})",
+            s.timeout,
+            log.display()
+        ));
+    }
+    (s.check)(&outcome).map_err(|e| format!("{e} (console: {})", log.display()))
+}
+
+/// Lines of partition `name` in the output.
+fn lines_of<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    let prefix = format!("[{name}] ");
+    out.lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .collect()
+}
+
+/// How many `tick` lines partition `name` printed after the first line containing `marker`.
+fn ticks_after(out: &str, name: &str, marker: &str) -> usize {
+    let Some(at) = out.find(marker) else { return 0 };
+    lines_of(&out[at..], name)
+        .iter()
+        .filter(|l| l.starts_with("tick "))
+        .count()
+}
+
+fn expect(out: &str, needle: &str) -> Result<(), String> {
+    if out.contains(needle) {
+        Ok(())
+    } else {
+        Err(format!("expected `{needle}` in the output"))
+    }
+}
+
+fn no_failures(out: &str) -> Result<(), String> {
+    match out
+        .lines()
+        .find(|l| l.contains("] FAIL") || l.contains("PANIC") || l.contains("FATAL"))
+    {
+        Some(l) => Err(format!("failure reported: {l}")),
+        None => Ok(()),
+    }
+}
+
+/// (CPUs, RAM PA start, size) of a partition from the hypervisor's boot lines.
+fn partition_layout(out: &str, name: &str) -> Result<(String, u64, u64), String> {
+    let prefix = format!("partition {name}: CPUs ");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .ok_or(format!("no boot line for partition {name}"))?;
+    let cpus = line[prefix.len()..]
+        .split(']')
+        .next()
+        .unwrap_or("")
+        .to_string()
+        + "]";
+    let pa = line
+        .split("-> PA ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .ok_or("no PA")?;
+    let pa = u64::from_str_radix(pa.trim_start_matches("0x"), 16).map_err(|e| e.to_string())?;
+    let mib: u64 = line
+        .split(" MiB")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|s| s.parse().ok())
+        .ok_or("no size")?;
+    Ok((cpus, pa, mib << 20))
+}
+
+fn check_two_partitions(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    expect(out, "hypervisor ")?;
+    expect(out, "[alpha] PASS hello: 2 vcpus up")?;
+    expect(out, "[beta] PASS hello: 2 vcpus up")?;
+    expect(out, "partition alpha: stopped (PSCI SYSTEM_OFF)")?;
+    expect(out, "all partitions stopped; powering off")?;
+    let (cpus_a, pa_a, size_a) = partition_layout(out, "alpha")?;
+    let (cpus_b, pa_b, size_b) = partition_layout(out, "beta")?;
+    if cpus_a == cpus_b {
+        return Err(format!("both partitions on CPUs {cpus_a}"));
+    }
+    if pa_a < pa_b + size_b && pa_b < pa_a + size_a {
+        return Err(format!(
+            "RAM overlaps: alpha at {pa_a:#x}, beta at {pa_b:#x}"
+        ));
+    }
+    match o.exit_code {
+        Some(0) => Ok(()),
+        other => Err(format!(
+            "QEMU exit status {other:?}, expected 0 (PSCI SYSTEM_OFF)"
+        )),
+    }
+}
+
+fn check_cpu_on(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    for p in ["alpha", "beta"] {
+        let lines = lines_of(out, p);
+        if !lines.iter().any(|l| l.starts_with("vcpu1 up: mpidr 0x1")) {
+            return Err(format!(
+                "partition {p}: vCPU 1 did not report from MPIDR 0x1"
+            ));
+        }
+        if !lines
+            .iter()
+            .any(|l| l.starts_with("PASS hello: 2 vcpus up"))
+        {
+            return Err(format!("partition {p}: vCPU 0 did not see vCPU 1 come up"));
+        }
+    }
+    Ok(())
+}
+
+fn check_contained(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    // The first target must be beta's physical RAM: the strongest escape.
+    let (_, beta_pa, _) = partition_layout(out, "beta")?;
+    for what in ["read", "write"] {
+        expect(
+            out,
+            &format!("[alpha] PASS escape: {what} at {beta_pa:#x} aborted"),
+        )?;
+        expect(
+            out,
+            &format!("[alpha] PASS escape: {what} at 0x44000000 aborted"),
+        )?;
+    }
+    expect(out, "partition alpha: vCPU 0 read from IPA")?;
+    expect(out, "partition alpha: vCPU 0 wrote to IPA")?;
+    if !out.contains("outside the partition") {
+        return Err("the hypervisor did not log the access outside the partition".into());
+    }
+    let after = ticks_after(out, "beta", "[alpha] PASS escape: write at 0x44000000");
+    if after < 10 {
+        return Err(format!(
+            "beta printed only {after} ticks after alpha's fault"
+        ));
+    }
+    if lines_of(out, "alpha")
+        .iter()
+        .filter(|l| l.starts_with("tick "))
+        .count()
+        == 0
+    {
+        return Err("alpha did not keep running after its aborts".into());
+    }
+    Ok(())
+}
+
+fn check_reset(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    let alpha = lines_of(out, "alpha");
+    let beta = lines_of(out, "beta");
+    if !alpha
+        .iter()
+        .any(|l| l.starts_with("boot:") && l.ends_with("boot-count 0"))
+    {
+        return Err("alpha's first boot not seen".into());
+    }
+    if !alpha
+        .iter()
+        .any(|l| l.starts_with("boot:") && l.ends_with("boot-count 1"))
+    {
+        return Err("alpha did not boot again after SYSTEM_RESET".into());
+    }
+    // vCPU 1 was running when vCPU 0 reset the partition, and came up again.
+    if alpha
+        .iter()
+        .filter(|l| l.starts_with("PASS hello: 2 vcpus up"))
+        .count()
+        != 2
+    {
+        return Err("alpha's second vCPU did not run in both lives".into());
+    }
+    expect(out, "partition alpha: reset (PSCI SYSTEM_RESET), boot 1")?;
+    let beta_boots = beta.iter().filter(|l| l.starts_with("boot:")).count();
+    if beta_boots != 1 {
+        return Err(format!(
+            "beta booted {beta_boots} times; it must not be reset"
+        ));
+    }
+    // Beta's ticks count up without a restart from 0.
+    let ticks: Vec<u64> = beta
+        .iter()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    if ticks.windows(2).any(|w| w[1] != w[0] + 1) {
+        return Err(format!("beta's ticks are not one steady count: {ticks:?}"));
+    }
+    Ok(())
+}
+
+fn check_invalid_manifest(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    expect(
+        out,
+        "manifest: partition \"beta\": field cpus: CPU 1 is already given to partition \"alpha\"",
+    )?;
+    expect(out, "no partition started")?;
+    if out
+        .lines()
+        .any(|l| l.starts_with("[alpha]") || l.starts_with("[beta]"))
+    {
+        return Err("a partition ran despite the invalid manifest".into());
+    }
+    match o.exit_code {
+        Some(0) => Ok(()),
+        other => Err(format!(
+            "QEMU exit status {other:?}, expected a clean power-off"
+        )),
+    }
 }

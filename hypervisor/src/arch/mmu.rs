@@ -1,1 +1,136 @@
-//! EL2 stage-1 MMU and stage-2 installation (filled in with the page-table builder).
+//! The EL2 stage-1 MMU and stage-2 (VTTBR/VTCR) programming, and the
+//! identity-mapped [`TableMemory`] the page-table builder writes through.
+
+use super::sysreg::{dsb_ish, isb};
+use crate::mm::{PaRange, PhysAddr, TableMemory, PAGE_SIZE};
+
+/// Where new translation tables come from.
+pub trait FrameSource {
+    /// `count` contiguous 4 KiB frames aligned to `count * 4 KiB`, or `None`.
+    fn frames(&mut self, count: usize) -> Option<PhysAddr>;
+}
+
+/// Table memory reached through the identity map (EL2 VA == PA), with the
+/// barriers and TLB maintenance the builder asks for.
+pub struct IdentityTables<S: FrameSource> {
+    source: S,
+    stage2: bool,
+}
+
+impl<S: FrameSource> IdentityTables<S> {
+    /// Tables for the EL2 stage-1 regime.
+    pub fn el2(source: S) -> Self {
+        Self {
+            source,
+            stage2: false,
+        }
+    }
+
+    /// Tables for a stage-2 regime. TLB maintenance then applies to the VMID
+    /// in VTTBR_EL2 at the time of the change: the caller must have it loaded.
+    pub fn stage2(source: S) -> Self {
+        Self {
+            source,
+            stage2: true,
+        }
+    }
+}
+
+impl<S: FrameSource> TableMemory for IdentityTables<S> {
+    fn allocate_zeroed(&mut self, count: usize) -> Option<PhysAddr> {
+        let pa = self.source.frames(count)?;
+        // SAFETY: the frames are fresh RAM, identity-mapped, owned by us.
+        unsafe { core::ptr::write_bytes(pa.raw() as *mut u8, 0, count * PAGE_SIZE as usize) };
+        Some(pa)
+    }
+
+    fn read_entry(&self, table: PhysAddr, index: usize) -> u64 {
+        // SAFETY: `table` is a table this builder allocated; index < 512.
+        unsafe { core::ptr::read_volatile((table.raw() as *const u64).add(index)) }
+    }
+
+    fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
+        // SAFETY: as above; a single aligned 64-bit store, as the walker needs.
+        unsafe { core::ptr::write_volatile((table.raw() as *mut u64).add(index), value) }
+    }
+
+    fn publish_barrier(&mut self) {
+        // SAFETY: a barrier only orders memory accesses.
+        unsafe { core::arch::asm!("dsb ishst", options(nostack)) };
+    }
+
+    fn invalidate(&mut self, input_start: u64, size: u64) {
+        // SAFETY: TLB maintenance only drops cached translations.
+        unsafe {
+            core::arch::asm!("dsb ishst", options(nostack));
+            if self.stage2 {
+                // Stage-2 entries by IPA, then all stage-1 entries of the VMID
+                // that may have been combined with them (ARM ARM D8.13).
+                let mut ipa = input_start;
+                while ipa < input_start + size {
+                    core::arch::asm!("tlbi ipas2e1is, {}", in(reg) ipa >> 12, options(nostack));
+                    ipa += PAGE_SIZE;
+                }
+                core::arch::asm!("dsb ish", "tlbi vmalle1is", options(nostack));
+            } else {
+                let mut va = input_start;
+                while va < input_start + size {
+                    core::arch::asm!("tlbi vae2is, {}", in(reg) va >> 12, options(nostack));
+                    va += PAGE_SIZE;
+                }
+            }
+            core::arch::asm!("dsb ish", "isb", options(nostack));
+        }
+    }
+}
+
+/// The PA range this CPU supports (ID_AA64MMFR0_EL1.PARange).
+pub fn pa_range() -> PaRange {
+    PaRange::from_id_field((crate::read_sysreg!("id_aa64mmfr0_el1") & 0xf) as u8)
+}
+
+/// Whether VMIDs are 16 bits wide (ID_AA64MMFR1_EL1.VMIDBits == 0b0010).
+pub fn vmid_16bit() -> bool {
+    (crate::read_sysreg!("id_aa64mmfr1_el1") >> 4) & 0xf == 2
+}
+
+/// Turns on the EL2 stage-1 MMU and caches with `root` as TTBR0_EL2.
+///
+/// # Safety
+/// `root` must identity-map all memory the hypervisor uses from here on
+/// (image, stacks, heap, devices) with the right attributes.
+pub unsafe fn enable_el2(root: PhysAddr, tcr: u64, mair: u64) {
+    crate::write_sysreg!("mair_el2", mair);
+    crate::write_sysreg!("tcr_el2", tcr);
+    crate::write_sysreg!("ttbr0_el2", root.raw());
+    dsb_ish();
+    // SAFETY: drop any stale EL2 translations before enabling (ARM ARM D8.13).
+    unsafe { core::arch::asm!("tlbi alle2", "dsb ish", options(nostack)) };
+    isb();
+    // SCTLR_EL2: M, C, SA, I, WXN + RES1 bits (4, 5, 11, 16, 18, 22, 23, 28, 29).
+    let sctlr: u64 = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19) | 0x30c5_0830;
+    crate::write_sysreg!("sctlr_el2", sctlr);
+    isb();
+}
+
+/// Loads a partition's stage 2: VTCR_EL2 and VTTBR_EL2 (root + VMID).
+pub fn load_stage2(vtcr: u64, root: PhysAddr, vmid: u16) {
+    crate::write_sysreg!("vtcr_el2", vtcr);
+    crate::write_sysreg!("vttbr_el2", root.raw() | (u64::from(vmid) << 48));
+    isb();
+}
+
+/// Drops every TLB entry of the VMID currently in VTTBR_EL2 on this CPU
+/// (a vCPU restart: stale stage-1 entries of its previous life must go).
+pub fn flush_guest_tlb_local() {
+    // SAFETY: TLB maintenance only drops cached translations.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1",
+            "dsb nsh",
+            "isb",
+            options(nostack)
+        )
+    };
+}

@@ -1,3 +1,4 @@
 //! Drivers for physical devices, behind small interfaces.
 
+pub mod gicv3;
 pub mod pl011;

@@ -32,7 +32,9 @@ impl Pl011 {
     /// `base` must be the address of a PL011's registers, mapped as device
     /// memory (or the MMU off), and nothing else may drive this UART.
     pub const unsafe fn new(base: usize) -> Self {
-        Self { regs: base as *const Registers }
+        Self {
+            regs: base as *const Registers,
+        }
     }
 
     fn regs(&self) -> &Registers {

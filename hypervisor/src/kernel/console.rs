@@ -71,7 +71,12 @@ impl log::Log for Logger {
             log::Level::Debug => "DEBUG",
             log::Level::Trace => "TRACE",
         };
-        write_fmt(format_args!("[hv cpu{}] {} {}\n", super::percpu::current_index(), level, record.args()));
+        write_fmt(format_args!(
+            "[hv cpu{}] {} {}\n",
+            super::percpu::current_index(),
+            level,
+            record.args()
+        ));
     }
 
     fn flush(&self) {}

@@ -1,39 +1,35 @@
 //! The running hypervisor: boot sequence, partitions on physical CPUs, and
 //! trap handling glue between the hardware layer and the pure logic.
 
+pub mod boot;
 pub mod console;
+pub mod cpus;
+pub mod early;
+pub mod guest;
 pub mod heap;
+pub mod partition;
 pub mod percpu;
+pub mod vcpu;
 
 use core::panic::PanicInfo;
 
 /// Entry from `boot.rs` on the boot CPU, MMU off, `dtb` = device tree PA.
 #[no_mangle]
 extern "C" fn rust_primary_main(dtb: usize) -> ! {
-    // SAFETY: the loader passed a device tree; it stays untouched in RAM.
-    let fdt = match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
-        Ok(f) => f,
-        Err(_) => halt(),
-    };
-    if let Some(uart) = fdt.chosen().stdout().and_then(|n| n.reg()).and_then(|mut r| r.next()) {
-        // SAFETY: the tree names this PL011 as the console; the MMU is off.
-        unsafe { console::init(uart.starting_address as usize) };
-    }
-    crate::println!("hypervisor: booted at EL2, device tree at {:#x}", dtb);
-    crate::arch::psci_system_off();
+    boot::primary(dtb)
 }
 
 /// Entry from `boot.rs` on a secondary CPU started by PSCI CPU_ON.
 #[no_mangle]
 extern "C" fn rust_secondary_main(index: usize) -> ! {
-    percpu::init_current(index);
-    halt()
+    boot::secondary(index)
 }
 
 /// Rust handler for traps from the guest (called by the vectors).
 #[no_mangle]
-extern "C" fn handle_lower_el(_cpu: *mut percpu::PerCpu, _vector: u64) {
-    halt()
+extern "C" fn handle_lower_el(cpu: *const percpu::PerCpu, vector: u64) {
+    // SAFETY: the vectors pass TPIDR_EL2, which points at this CPU's block.
+    vcpu::handle_trap(unsafe { &*cpu }, vector)
 }
 
 /// Rust handler for exceptions taken from EL2 itself: a hypervisor bug.
@@ -44,16 +40,32 @@ extern "C" fn handle_el2_self(vector: u64, frame: *const crate::arch::exception:
     let esr = crate::read_sysreg!("esr_el2");
     let far = crate::read_sysreg!("far_el2");
     console::write_fmt_force(format_args!(
-        "\n[hv] FATAL: exception at EL2 (vector {vector}): ESR_EL2={esr:#x} FAR_EL2={far:#x} ELR_EL2={:#x}\n",
-        frame.elr
+        "\n[hv cpu{}] FATAL: exception at EL2 (vector {vector}): ESR_EL2={esr:#x} FAR_EL2={far:#x} ELR_EL2={:#x} LR={:#x}\n",
+        percpu::current_index(),
+        frame.elr,
+        frame.x[30]
     ));
     halt()
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    console::write_fmt_force(format_args!("\n[hv cpu{}] PANIC: {info}\n", percpu::current_index()));
+    console::write_fmt_force(format_args!(
+        "\n[hv cpu{}] PANIC: {info}\n",
+        percpu::current_index()
+    ));
     halt()
+}
+
+/// Called when a partition stops: when none is left, the machine powers off.
+pub fn partition_stopped() {
+    let all = boot::partitions()
+        .iter()
+        .all(|p| p.control.lock().run == partition::RunState::Stopped);
+    if all {
+        crate::println!("hypervisor: all partitions stopped; powering off");
+        boot::firmware_system_off();
+    }
 }
 
 /// Stops this CPU for good.

@@ -3,7 +3,7 @@
 use crate::arch::exception::GuestRegs;
 use crate::arch::MAX_CPUS;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Exit counters of one CPU, readable by any CPU.
 #[derive(Default)]
@@ -28,6 +28,14 @@ pub struct PerCpu {
     pub index: AtomicUsize,
     /// Exit counters.
     pub exits: ExitCounters,
+    /// The CPU's MPIDR affinity.
+    pub mpidr: AtomicU64,
+    /// Whether a vCPU runs (or may run) guest code on this CPU.
+    pub in_guest: AtomicBool,
+    /// The partition epoch the running vCPU was started in.
+    pub epoch: AtomicU64,
+    /// The CPU came up and is in its run loop.
+    pub online: AtomicBool,
 }
 
 // SAFETY: `regs` is only touched by the CPU that owns the block (through
@@ -36,7 +44,11 @@ unsafe impl Sync for PerCpu {}
 
 #[allow(clippy::declare_interior_mutable_const)]
 const PERCPU_INIT: PerCpu = PerCpu {
-    regs: UnsafeCell::new(GuestRegs { x: [0; 31], elr: 0, spsr: 0 }),
+    regs: UnsafeCell::new(GuestRegs {
+        x: [0; 31],
+        elr: 0,
+        spsr: 0,
+    }),
     index: AtomicUsize::new(usize::MAX),
     exits: ExitCounters {
         total: AtomicU64::new(0),
@@ -44,6 +56,10 @@ const PERCPU_INIT: PerCpu = PerCpu {
         calls: AtomicU64::new(0),
         irqs: AtomicU64::new(0),
     },
+    mpidr: AtomicU64::new(0),
+    in_guest: AtomicBool::new(false),
+    epoch: AtomicU64::new(0),
+    online: AtomicBool::new(false),
 };
 
 static PERCPU: [PerCpu; MAX_CPUS] = [PERCPU_INIT; MAX_CPUS];
@@ -52,6 +68,9 @@ static PERCPU: [PerCpu; MAX_CPUS] = [PERCPU_INIT; MAX_CPUS];
 pub fn init_current(index: usize) {
     let block = &PERCPU[index];
     block.index.store(index, Ordering::Relaxed);
+    block
+        .mpidr
+        .store(crate::arch::sysreg::mpidr(), Ordering::Relaxed);
     crate::write_sysreg!("tpidr_el2", block as *const PerCpu as u64);
 }
 
@@ -65,7 +84,10 @@ pub fn current() -> Option<&'static PerCpu> {
     let ptr = crate::read_sysreg!("tpidr_el2") as *const PerCpu;
     // SAFETY: TPIDR_EL2 is either 0 (reset value on QEMU; checked) or was set
     // by `init_current` to an element of the static PERCPU array.
-    PERCPU.iter().find(|b| core::ptr::eq(*b, ptr)).map(|_| unsafe { &*ptr })
+    PERCPU
+        .iter()
+        .find(|b| core::ptr::eq(*b, ptr))
+        .map(|_| unsafe { &*ptr })
 }
 
 /// The calling CPU's index, or 0 before `init_current` (boot CPU).

@@ -1,0 +1,314 @@
+//! The boot sequence on the boot CPU, and the machine-wide state it builds:
+//! the platform description, the boot bundle, the partitions and which
+//! physical CPU runs which vCPU.
+
+use super::partition::{BootFrames, Partition};
+use super::{console, cpus, early, halt, percpu};
+use crate::bundle::Bundle;
+use crate::drivers::gicv3::{cpu_interface, Distributor, Redistributor, SGI_KICK};
+use crate::ids::{PartitionId, VcpuIndex};
+use crate::manifest::{Manifest, Region, ValidationContext};
+use crate::mm::addr::Range;
+use crate::mm::frame::FrameAllocator;
+use crate::mm::PhysAddr;
+use crate::platform::{Gic, Platform, PsciConduit};
+use alloc::vec::Vec;
+use spin::{Mutex, Once};
+
+static PLATFORM: Once<Platform> = Once::new();
+static BUNDLE: Once<Bundle<'static>> = Once::new();
+static PARTITIONS: Once<Vec<Partition>> = Once::new();
+static ASSIGNMENT: Once<Vec<Option<(usize, VcpuIndex)>>> = Once::new();
+static FRAMES: Mutex<Option<FrameAllocator>> = Mutex::new(None);
+static GICD: Once<Distributor> = Once::new();
+
+/// Bytes of the hypervisor heap (in BSS).
+const HEAP_SIZE: usize = 8 << 20;
+
+#[repr(C, align(4096))]
+struct HeapSpace([u8; HEAP_SIZE]);
+static mut HEAP_SPACE: HeapSpace = HeapSpace([0; HEAP_SIZE]);
+
+/// The platform, as the device tree describes it.
+pub fn platform() -> &'static Platform {
+    PLATFORM.get().expect("platform described at boot")
+}
+
+/// The boot bundle (manifest and guest images).
+pub fn bundle() -> &'static Bundle<'static> {
+    BUNDLE.get().expect("bundle parsed at boot")
+}
+
+/// All partitions.
+pub fn partitions() -> &'static [Partition] {
+    PARTITIONS.get().map_or(&[], Vec::as_slice)
+}
+
+/// The partition and vCPU that physical CPU `cpu` runs, if any.
+pub fn assignment(cpu: usize) -> Option<(&'static Partition, VcpuIndex)> {
+    let (p, v) = (*ASSIGNMENT.get()?.get(cpu)?)?;
+    Some((&partitions()[p], v))
+}
+
+/// Physical memory for partitions and their tables.
+pub fn alloc_frames(size: u64, align: u64) -> Option<PhysAddr> {
+    FRAMES.lock().as_mut()?.alloc(size, align).ok()
+}
+
+/// The boot CPU's path from the device tree to running partitions.
+pub fn primary(dtb: usize) -> ! {
+    let Some(early) = early::init(dtb) else {
+        halt()
+    };
+    // SAFETY: the heap space is a static buffer used for nothing else.
+    unsafe { super::heap::init(core::ptr::addr_of_mut!(HEAP_SPACE) as usize, HEAP_SIZE) };
+    if let Some(uart) = early.uart {
+        // SAFETY: the tree names this UART as the console; early::init mapped it.
+        unsafe { console::init(uart as usize) };
+    }
+    crate::println!(
+        "\nhypervisor {}: static partitioning for aarch64, starting at EL2",
+        env!("CARGO_PKG_VERSION")
+    );
+    // SAFETY: the loader passed a device tree; its header gives its size.
+    let dtb_size = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }
+        .map(|f| f.total_size())
+        .unwrap_or(0);
+    // SAFETY: the device tree stays untouched in RAM for the hypervisor's life.
+    let dtb_bytes: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(dtb as *const u8, dtb_size) };
+    let platform = match Platform::from_fdt(dtb_bytes) {
+        Ok(p) => PLATFORM.call_once(|| p),
+        Err(e) => fatal(format_args!("device tree: {e}")),
+    };
+    let me = crate::arch::sysreg::mpidr();
+    let boot_index = platform
+        .cpus
+        .iter()
+        .position(|c| c.mpidr == me)
+        .unwrap_or(0);
+    percpu::init_current(boot_index);
+    crate::println!("{platform}");
+    init_gic(platform);
+    let bundle = load_bundle(platform);
+    init_frames(platform, dtb as u64, dtb_size as u64);
+    let manifest = load_manifest(platform, bundle);
+    build_partitions(manifest);
+    cpus::start_secondaries();
+    for p in partitions() {
+        if let Err(e) = p.load_and_start() {
+            fatal(format_args!("partition {}: {e}", p.name()));
+        }
+    }
+    cpus::run(boot_index)
+}
+
+/// A secondary CPU's path into its run loop.
+pub fn secondary(index: usize) -> ! {
+    early::enable_on_secondary();
+    percpu::init_current(index);
+    init_gic_cpu();
+    cpus::run(index)
+}
+
+fn init_gic(platform: &Platform) {
+    match &platform.gic {
+        Gic::V3(gic) => {
+            let d = gic.distributor;
+            map(d.start.raw(), d.size, "GIC distributor");
+            for r in &gic.redistributor_regions {
+                map(r.start.raw(), r.size, "GIC redistributors");
+            }
+            // SAFETY: mapped just above as device memory; the tree names it.
+            let gicd = GICD.call_once(|| unsafe { Distributor::new(d.start.raw() as usize) });
+            if !gicd.init(crate::arch::sysreg::mpidr()) {
+                fatal(format_args!("GIC distributor did not complete its register writes"));
+            }
+            for its in &gic.its {
+                map(its.registers.start.raw(), its.registers.size, "ITS");
+            }
+            init_gic_cpu();
+        }
+        Gic::V2(_) => log::warn!("GICv2: partitions run, but stopping or resetting a multi-vCPU partition cannot interrupt its other CPUs yet"),
+    }
+}
+
+/// The redistributor and CPU interface of the calling CPU.
+fn init_gic_cpu() {
+    let Gic::V3(gic) = &platform().gic else {
+        return;
+    };
+    let me = crate::arch::sysreg::mpidr();
+    let stride = gic.redistributor_stride.unwrap_or(0) as usize;
+    let found = gic.redistributor_regions.iter().find_map(|r| {
+        // SAFETY: init_gic mapped every redistributor region as device memory.
+        unsafe { Redistributor::find(r.start.raw() as usize, r.size as usize, stride, me) }
+    });
+    let Some(rd) = found else {
+        log::error!("no redistributor for MPIDR {me:#x}");
+        return;
+    };
+    if !rd.init() {
+        log::error!("redistributor at {:#x} did not wake up", rd.base());
+    }
+    rd.enable_private(SGI_KICK);
+    cpu_interface::init();
+}
+
+fn map(base: u64, size: u64, what: &str) {
+    if let Err(e) = early::map_device(base, size) {
+        fatal(format_args!("cannot map the {what} at {base:#x}: {e:?}"));
+    }
+}
+
+fn load_bundle(platform: &Platform) -> &'static Bundle<'static> {
+    let Some(initrd) = platform.initrd else {
+        fatal(format_args!(
+            "no boot bundle: the loader passed no initrd (build with `cargo xtask build`)"
+        ));
+    };
+    // SAFETY: the loader placed the bundle there; the frame allocator
+    // reserves it, so it stays untouched.
+    let bytes: &'static [u8] = unsafe {
+        core::slice::from_raw_parts(initrd.start.raw() as *const u8, initrd.size as usize)
+    };
+    match Bundle::parse(bytes) {
+        Ok(b) => BUNDLE.call_once(|| b),
+        Err(e) => fatal(format_args!("{e}")),
+    }
+}
+
+fn init_frames(platform: &Platform, dtb: u64, dtb_size: u64) {
+    let mut frames = FrameAllocator::new();
+    for r in &platform.memory {
+        let _ = frames.add_ram(*r);
+    }
+    let (image_start, image_end) = early::image_range();
+    let mut reserved = alloc::vec![
+        Range {
+            start: PhysAddr(image_start),
+            size: image_end - image_start
+        },
+        Range {
+            start: PhysAddr(dtb),
+            size: dtb_size
+        },
+    ];
+    reserved.extend(platform.initrd);
+    reserved.extend(platform.reserved.iter().map(|r| r.range));
+    for r in reserved {
+        let _ = frames.reserve(r);
+    }
+    *FRAMES.lock() = Some(frames);
+}
+
+fn load_manifest(platform: &Platform, bundle: &Bundle<'static>) -> Manifest {
+    let text = match bundle.manifest() {
+        Ok(t) => t,
+        Err(e) => fatal(format_args!("{e}")),
+    };
+    let (image_start, image_end) = early::image_range();
+    let reserved_ranges: Vec<(&str, Range<PhysAddr>)> = alloc::vec![(
+        "hypervisor image",
+        Range {
+            start: PhysAddr(image_start),
+            size: image_end - image_start
+        }
+    )];
+    let reserved: Vec<Region<'_, PhysAddr>> = reserved_ranges
+        .iter()
+        .map(|(name, range)| Region {
+            name,
+            range: *range,
+        })
+        .collect();
+    let image_size = |name: &str| bundle.get(name).map(|e| e.data.len() as u64);
+    let ctx = ValidationContext {
+        cpu_count: platform.cpus.len().min(crate::arch::MAX_CPUS),
+        ram: &platform.memory,
+        reserved: &reserved,
+        image_size: &image_size,
+        ipa_bits: super::partition::IPA_BITS,
+        device_windows: &[],
+    };
+    match Manifest::load(text, &ctx) {
+        Ok(m) => m,
+        Err(e) => fatal(format_args!("{e}")),
+    }
+}
+
+fn build_partitions(manifest: Manifest) {
+    let mut assignment = alloc::vec![None; platform().cpus.len()];
+    let mut parts = Vec::new();
+    for (i, config) in manifest.partitions.into_iter().enumerate() {
+        let ram = if config.identity_mapped {
+            let range = Range {
+                start: PhysAddr(config.ram.ipa.raw()),
+                size: config.ram.size,
+            };
+            FRAMES
+                .lock()
+                .as_mut()
+                .and_then(|f| f.alloc_at(range).ok())
+                .map(|()| range.start)
+        } else {
+            alloc_frames(config.ram.size, 2 << 20)
+        };
+        let Some(ram_pa) = ram else {
+            fatal(format_args!(
+                "partition {}: not enough free RAM for {} MiB",
+                config.name,
+                config.ram.size >> 20
+            ));
+        };
+        for (v, cpu) in config.cpus.iter().enumerate() {
+            assignment[cpu.0 as usize] = Some((i, VcpuIndex(v as u16)));
+        }
+        let name = config.name.clone();
+        let vmid = (i + 1) as u16;
+        match Partition::new(PartitionId(i as u16), config, ram_pa, vmid, BootFrames) {
+            Ok(p) => {
+                let cpus: Vec<u16> = p.config.cpus.iter().map(|c| c.0).collect();
+                crate::println!(
+                    "partition {name}: CPUs {cpus:?}, RAM IPA {} -> PA {} ({} MiB), VMID {vmid}, guest {}",
+                    p.config.ram.ipa,
+                    ram_pa,
+                    p.config.ram.size >> 20,
+                    p.config.kernel.image
+                );
+                parts.push(p);
+            }
+            Err(e) => fatal(format_args!("partition {name}: {e}")),
+        }
+    }
+    PARTITIONS.call_once(|| parts);
+    ASSIGNMENT.call_once(|| assignment);
+}
+
+/// A boot error: says what and why, starts no partition, powers off.
+pub fn fatal(args: core::fmt::Arguments<'_>) -> ! {
+    crate::println!("hypervisor: error: {args}");
+    crate::println!("hypervisor: no partition started; powering off");
+    firmware_system_off()
+}
+
+/// PSCI CPU_ON to firmware, over the conduit the device tree names.
+pub fn firmware_cpu_on(mpidr: u64, entry: u64, context: u64) -> Result<(), smccc::psci::Error> {
+    match platform().psci.as_ref().map(|p| p.conduit) {
+        Some(PsciConduit::Hvc) => smccc::psci::cpu_on::<smccc::Hvc>(mpidr, entry, context),
+        _ => smccc::psci::cpu_on::<smccc::Smc>(mpidr, entry, context),
+    }
+}
+
+/// PSCI SYSTEM_OFF to firmware; halts if that returns.
+pub fn firmware_system_off() -> ! {
+    let _ = match PLATFORM
+        .get()
+        .and_then(|p| p.psci.as_ref())
+        .map(|p| p.conduit)
+    {
+        Some(PsciConduit::Hvc) => smccc::psci::system_off::<smccc::Hvc>(),
+        _ => smccc::psci::system_off::<smccc::Smc>(),
+    };
+    halt()
+}

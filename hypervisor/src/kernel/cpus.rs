@@ -1,0 +1,105 @@
+//! Physical CPUs: bring-up, which vCPU each one runs, the run loop that
+//! starts a vCPU when PSCI says so, and kicks between CPUs.
+
+use super::{boot, percpu, vcpu};
+use crate::arch::sysreg::{sev, wfe};
+use crate::drivers::gicv3::{cpu_interface, SGI_KICK};
+use crate::ids::VcpuIndex;
+use core::sync::atomic::Ordering;
+
+extern "C" {
+    /// The PSCI CPU_ON entry point in boot.rs.
+    fn secondary_entry();
+}
+
+/// Starts every other CPU of the platform with PSCI CPU_ON.
+pub fn start_secondaries() {
+    let platform = boot::platform();
+    let me = percpu::current_index();
+    for (index, cpu) in platform.cpus.iter().enumerate().take(crate::arch::MAX_CPUS) {
+        if index == me || !cpu.available {
+            continue;
+        }
+        let entry = secondary_entry as *const () as u64;
+        match boot::firmware_cpu_on(cpu.mpidr, entry, index as u64) {
+            Ok(()) => {}
+            Err(code) => log::error!(
+                "CPU {index} (MPIDR {:#x}): PSCI CPU_ON failed ({code})",
+                cpu.mpidr
+            ),
+        }
+    }
+    for (index, cpu) in platform.cpus.iter().enumerate().take(crate::arch::MAX_CPUS) {
+        if index == me || !cpu.available {
+            continue;
+        }
+        let online = (0..2_000_000).any(|_| {
+            core::hint::spin_loop();
+            percpu::get(index).online.load(Ordering::Acquire)
+        });
+        if !online {
+            log::warn!("CPU {index} did not come online");
+        }
+    }
+}
+
+/// Sends the kick SGI to CPU `index`, so that it leaves its guest.
+pub fn kick(index: usize) {
+    cpu_interface::send_sgi(SGI_KICK, percpu::get(index).mpidr.load(Ordering::Relaxed));
+    sev();
+}
+
+/// Waits (bounded) until CPU `index` is out of its guest.
+pub fn wait_parked(index: usize) -> bool {
+    for _ in 0..50_000_000 {
+        if !percpu::get(index).in_guest.load(Ordering::Acquire) {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    false
+}
+
+/// The run loop of CPU `index`: waits until its vCPU is powered on, then
+/// enters the guest. Also where a vCPU goes when it stops (`park`).
+pub fn run(index: usize) -> ! {
+    let block = percpu::get(index);
+    block.in_guest.store(false, Ordering::Release);
+    block.online.store(true, Ordering::Release);
+    let Some((partition, vcpu)) = boot::assignment(index) else {
+        // No partition owns this CPU: it stays idle for good.
+        loop {
+            wfe();
+        }
+    };
+    loop {
+        vcpu::drain_interrupts();
+        let pending = {
+            let mut control = partition.control.lock();
+            if control.run == super::partition::RunState::Running {
+                control.power.take_pending(vcpu)
+            } else {
+                None
+            }
+        };
+        if let Some((entry, context)) = pending {
+            block
+                .epoch
+                .store(partition.epoch.load(Ordering::Acquire), Ordering::Release);
+            block.in_guest.store(true, Ordering::Release);
+            vcpu::start(partition, vcpu, entry, context);
+        }
+        wfe();
+    }
+}
+
+/// Leaves the guest for good on this CPU (vCPU off, partition stopped or
+/// reset) and goes back to the run loop.
+pub fn park() -> ! {
+    run(percpu::current_index())
+}
+
+/// The vCPU index of MPIDR affinity `mpidr` within a partition (Aff0).
+pub fn vcpu_of(mpidr: u64) -> VcpuIndex {
+    VcpuIndex((mpidr & 0xff) as u16)
+}

@@ -1,0 +1,191 @@
+//! Before the MMU is on: find RAM and the console in the device tree
+//! (without a heap), build the EL2 identity map in a static pool, and turn
+//! on the MMU and caches. No lock or atomic is touched before that point,
+//! since exclusive accesses to the Device memory type that applies with the
+//! MMU off need not work on real hardware.
+
+use crate::arch::mmu::{self, FrameSource, IdentityTables};
+use crate::mm::{
+    El2Access, El2Attributes, El2PageTable, El2Stage1, PhysAddr, VirtAddr, MAIR_EL2, PAGE_SIZE,
+};
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+
+/// Frames for the EL2 tables: enough for RAM in blocks, the image in pages
+/// and the devices mapped later.
+const POOL_FRAMES: usize = 96;
+
+#[repr(C, align(4096))]
+struct Pool([[u8; 4096]; POOL_FRAMES]);
+
+static mut POOL: Pool = Pool([[0; 4096]; POOL_FRAMES]);
+
+/// Hands out the static pool's frames in order.
+pub struct StaticPool {
+    next: usize,
+}
+
+impl FrameSource for StaticPool {
+    fn frames(&mut self, count: usize) -> Option<PhysAddr> {
+        // Single tables only (EL2 stage 1 needs no concatenated root).
+        if count != 1 || self.next >= POOL_FRAMES {
+            return None;
+        }
+        let base = core::ptr::addr_of!(POOL) as u64;
+        let pa = PhysAddr(base + self.next as u64 * PAGE_SIZE);
+        self.next += 1;
+        Some(pa)
+    }
+}
+
+/// TTBR0_EL2 for the secondaries, which read it with their MMU (and so
+/// their caches) off: a plain atomic, cleaned to the point of coherency.
+static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// The EL2 translation tables, for mapping devices after boot.
+pub static EL2_TABLES: Mutex<Option<El2PageTable<IdentityTables<StaticPool>>>> = Mutex::new(None);
+
+extern "C" {
+    static __image_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __image_end: u8;
+}
+
+fn symbol(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// Physical range of the hypervisor image (text to end of BSS).
+pub fn image_range() -> (u64, u64) {
+    // SAFETY: linker-defined symbols; only their addresses are used.
+    unsafe { (symbol(&__image_start), symbol(&__image_end)) }
+}
+
+/// What the early boot found out, handed to the main boot.
+pub struct EarlyInfo {
+    /// The console UART's base address, if the tree names one.
+    pub uart: Option<u64>,
+}
+
+/// Maps RAM and the image W^X, the console as device memory, and enables
+/// the MMU. Returns `None` if the tree is unusable (nothing can be printed).
+pub fn init(dtb: usize) -> Option<EarlyInfo> {
+    // SAFETY: the loader passed a device tree, which stays untouched in RAM.
+    let fdt = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }.ok()?;
+    let uart = fdt
+        .chosen()
+        .stdout()
+        .and_then(|n| n.reg())
+        .and_then(|mut r| r.next())
+        .map(|r| r.starting_address as u64);
+    let mut tables =
+        El2PageTable::new(El2Stage1, IdentityTables::el2(StaticPool { next: 0 })).ok()?;
+    // SAFETY: linker-defined symbols; only their addresses are used.
+    let (image, text_end, rodata_end, image_end) = unsafe {
+        (
+            symbol(&__image_start),
+            symbol(&__text_end),
+            symbol(&__rodata_end),
+            symbol(&__image_end),
+        )
+    };
+    let data = El2Attributes::normal(El2Access::ReadWrite, true);
+    for region in fdt.memory().regions() {
+        let start = region.starting_address as u64;
+        let end = start + region.size.unwrap_or(0) as u64;
+        // RAM below and above the image: read-write, never executable.
+        for (s, e) in [(start, end.min(image)), (start.max(image_end), end)] {
+            if s < e {
+                tables.map(VirtAddr(s), PhysAddr(s), e - s, data).ok()?;
+            }
+        }
+    }
+    let parts = [
+        (
+            image,
+            text_end,
+            El2Attributes::normal(El2Access::ReadOnly, false),
+        ),
+        (
+            text_end,
+            rodata_end,
+            El2Attributes::normal(El2Access::ReadOnly, true),
+        ),
+        (rodata_end, image_end, data),
+    ];
+    for (s, e, attrs) in parts {
+        tables.map(VirtAddr(s), PhysAddr(s), e - s, attrs).ok()?;
+    }
+    if let Some(base) = uart {
+        tables
+            .map(
+                VirtAddr(base),
+                PhysAddr(base),
+                PAGE_SIZE,
+                El2Attributes::device(),
+            )
+            .ok()?;
+    }
+    // The tables were written with the MMU (hence caches) off: make sure no
+    // stale cache line shadows them once walks become cacheable.
+    let pool = core::ptr::addr_of!(POOL) as u64;
+    clean_invalidate(pool, (POOL_FRAMES as u64) * PAGE_SIZE);
+    // SAFETY: the tables map all RAM (image W^X included) and the console.
+    unsafe { mmu::enable_el2(tables.root(), El2Stage1::tcr_el2(mmu::pa_range()), MAIR_EL2) };
+    EL2_ROOT.store(tables.root().raw(), Ordering::Release);
+    clean_invalidate(core::ptr::addr_of!(EL2_ROOT) as u64, 8);
+    *EL2_TABLES.lock() = Some(tables);
+    Some(EarlyInfo { uart })
+}
+
+/// Loads this CPU's MMU with the tables the boot CPU built (secondaries).
+pub fn enable_on_secondary() {
+    let root = EL2_ROOT.load(Ordering::Acquire);
+    if root != 0 {
+        // SAFETY: the same tables as the boot CPU, complete by now.
+        unsafe {
+            mmu::enable_el2(
+                PhysAddr(root),
+                El2Stage1::tcr_el2(mmu::pa_range()),
+                MAIR_EL2,
+            )
+        };
+    }
+}
+
+/// Identity-maps a device register range (device-nGnRE, never executable).
+pub fn map_device(base: u64, size: u64) -> Result<(), crate::mm::PageTableError> {
+    let start = base & !(PAGE_SIZE - 1);
+    let end = (base + size).next_multiple_of(PAGE_SIZE);
+    let mut guard = EL2_TABLES.lock();
+    let tables = guard
+        .as_mut()
+        .ok_or(crate::mm::PageTableError::OutOfTableMemory)?;
+    match tables.map(
+        VirtAddr(start),
+        PhysAddr(start),
+        end - start,
+        El2Attributes::device(),
+    ) {
+        // Mapped already (e.g. two devices sharing a page): fine if it is device memory.
+        Err(crate::mm::PageTableError::AlreadyMapped { .. }) => Ok(()),
+        other => {
+            crate::arch::sysreg::isb();
+            other
+        }
+    }
+}
+
+/// Cleans and invalidates the data cache over a range (DC CIVAC by line).
+pub fn clean_invalidate(start: u64, size: u64) {
+    // CTR_EL0.DminLine: log2 of the smallest data cache line, in words.
+    let line = 4u64 << ((crate::read_sysreg!("ctr_el0") >> 16) & 0xf);
+    let mut addr = start & !(line - 1);
+    while addr < start + size {
+        // SAFETY: cache maintenance by VA does not change memory contents.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    crate::arch::sysreg::dsb_sy();
+}

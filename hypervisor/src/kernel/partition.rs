@@ -1,0 +1,293 @@
+//! A running partition: its RAM, stage-2 tables, vCPU power states and
+//! virtual console, and its lifecycle (start, stop, reset) across the
+//! physical CPUs it owns.
+
+use super::{cpus, percpu};
+use crate::arch::mmu::{FrameSource, IdentityTables};
+use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
+use crate::manifest::PartitionConfig;
+use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
+use crate::psci::PowerStates;
+use crate::vuart::VirtualUart;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+
+/// Where a partition is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// Its vCPUs may run.
+    Running,
+    /// Being reset by one of its vCPUs: the others must park.
+    Resetting,
+    /// Powered off (SYSTEM_OFF) or stopped after a fault.
+    Stopped,
+}
+
+/// State changed under the partition's lock.
+pub struct Control {
+    /// Lifecycle state.
+    pub run: RunState,
+    /// vCPU power states (PSCI).
+    pub power: PowerStates,
+    /// How many times the partition has been (re)started, from 0.
+    pub boot_count: u32,
+}
+
+/// One partition.
+pub struct Partition {
+    /// Index in the manifest.
+    pub id: PartitionId,
+    /// What the manifest says.
+    pub config: PartitionConfig,
+    /// Physical address backing the RAM at `config.ram.ipa`.
+    pub ram_pa: PhysAddr,
+    /// The stage-2 root table.
+    pub stage2_root: PhysAddr,
+    /// VTCR_EL2 for this partition.
+    pub vtcr: u64,
+    /// The partition's VMID.
+    pub vmid: u16,
+    /// IPA of the guest's device tree.
+    pub dtb_ipa: Ipa,
+    /// Lifecycle and vCPU power, under a lock.
+    pub control: Mutex<Control>,
+    /// The virtual console.
+    pub console: Mutex<VirtualUart>,
+    /// Bumped on every stop or reset: a vCPU that entered the guest in an
+    /// older epoch must leave it and park.
+    pub epoch: AtomicU64,
+    /// Guest accesses outside the partition (aborts injected).
+    pub faults: AtomicU64,
+}
+
+/// Why a partition could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    /// No RAM or table memory left.
+    OutOfMemory(&'static str),
+    /// The stage-2 regime or mapping was refused.
+    Stage2(String),
+    /// An image named by the manifest is not in the bundle.
+    MissingImage(String),
+    /// The guest device tree could not be generated.
+    DeviceTree(String),
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::OutOfMemory(what) => write!(f, "out of memory for {what}"),
+            Self::Stage2(e) => write!(f, "stage 2: {e}"),
+            Self::MissingImage(name) => write!(f, "image {name:?} is not in the boot bundle"),
+            Self::DeviceTree(e) => write!(f, "guest device tree: {e}"),
+        }
+    }
+}
+
+/// The IPA size every partition's stage 2 is built for.
+pub const IPA_BITS: u32 = 40;
+
+impl Partition {
+    /// Builds partition `id`: maps `ram_pa` at the configured IPA in a new
+    /// stage 2 with VMID `vmid` (tables from `frames`).
+    pub fn new(
+        id: PartitionId,
+        config: PartitionConfig,
+        ram_pa: PhysAddr,
+        vmid: u16,
+        frames: impl FrameSource,
+    ) -> Result<Self, BuildError> {
+        let regime =
+            Stage2::new(IPA_BITS).map_err(|e| BuildError::Stage2(alloc::format!("{e:?}")))?;
+        let vtcr = regime
+            .vtcr_el2(crate::arch::mmu::pa_range(), crate::arch::mmu::vmid_16bit())
+            .map_err(|e| BuildError::Stage2(alloc::format!("{e:?}")))?;
+        let mut s2 = Stage2PageTable::new(regime, IdentityTables::stage2(frames))
+            .map_err(|_| BuildError::OutOfMemory("stage-2 root"))?;
+        s2.map(
+            config.ram.ipa,
+            ram_pa,
+            config.ram.size,
+            Stage2Attributes::normal(Stage2Access::ReadWrite, false),
+        )
+        .map_err(|e| BuildError::Stage2(alloc::format!("mapping RAM: {e:?}")))?;
+        // The device tree goes in the last 2 MiB of RAM (arm64 booting.rst: at most 2 MiB, 8-byte aligned).
+        let dtb_ipa = Ipa(config.ram.ipa.raw() + config.ram.size - (2 << 20));
+        let vcpus = config.cpus.len();
+        Ok(Self {
+            id,
+            ram_pa,
+            stage2_root: s2.root(),
+            vtcr,
+            vmid,
+            dtb_ipa,
+            control: Mutex::new(Control {
+                run: RunState::Stopped,
+                power: PowerStates::new(vcpus),
+                boot_count: 0,
+            }),
+            console: Mutex::new(VirtualUart::new()),
+            epoch: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            config,
+        })
+    }
+
+    /// The partition's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Whether `[ipa, ipa + len)` lies in the partition's RAM.
+    pub fn ipa_in_ram(&self, ipa: u64, len: u64) -> bool {
+        let base = self.config.ram.ipa.raw();
+        ipa >= base
+            && ipa
+                .checked_add(len)
+                .is_some_and(|end| end <= base + self.config.ram.size)
+    }
+
+    /// The hypervisor's pointer to guest RAM at `ipa` (identity-mapped EL2).
+    fn ram_ptr(&self, ipa: u64) -> *mut u8 {
+        (self.ram_pa.raw() + (ipa - self.config.ram.ipa.raw())) as *mut u8
+    }
+
+    /// Copies `bytes` into guest RAM at `ipa` (checked to lie inside it).
+    pub fn write_ram(&self, ipa: u64, bytes: &[u8]) -> bool {
+        if !self.ipa_in_ram(ipa, bytes.len() as u64) {
+            return false;
+        }
+        // SAFETY: the range is inside this partition's RAM, which is
+        // identity-mapped at EL2 and owned by the partition.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ram_ptr(ipa), bytes.len()) };
+        true
+    }
+
+    /// The physical CPU that runs `vcpu`.
+    pub fn cpu_of(&self, vcpu: VcpuIndex) -> Option<CpuIndex> {
+        self.config.cpus.get(vcpu.0 as usize).copied()
+    }
+
+    /// Loads the images and the device tree, and makes vCPU 0 pending at
+    /// the entry point. Called at boot and on reset, with all vCPUs parked.
+    pub fn load_and_start(&self) -> Result<(), BuildError> {
+        let boot_count = self.control.lock().boot_count;
+        let bundle = super::boot::bundle();
+        let kernel = bundle
+            .get(&self.config.kernel.image)
+            .ok_or_else(|| BuildError::MissingImage(self.config.kernel.image.clone()))?;
+        self.write_ram(self.config.kernel.ipa.raw(), kernel.data);
+        let mut initrd_range = None;
+        if let Some(initrd) = &self.config.initrd {
+            let image = bundle
+                .get(&initrd.image)
+                .ok_or_else(|| BuildError::MissingImage(initrd.image.clone()))?;
+            self.write_ram(initrd.ipa.raw(), image.data);
+            initrd_range = Some((initrd.ipa, image.data.len() as u64));
+        }
+        let dtb = super::guest::device_tree(self, boot_count, initrd_range)
+            .map_err(BuildError::DeviceTree)?;
+        if !self.write_ram(self.dtb_ipa.raw(), &dtb) {
+            return Err(BuildError::DeviceTree(String::from("larger than 2 MiB")));
+        }
+        // Instruction fetches of the guest must see the freshly copied code.
+        super::early::clean_invalidate(
+            self.ram_ptr(self.config.kernel.ipa.raw()) as u64,
+            kernel.data.len() as u64,
+        );
+        // SAFETY: invalidating the instruction cache has no effect on data.
+        unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+        let mut control = self.control.lock();
+        control.run = RunState::Running;
+        control
+            .power
+            .start(self.config.kernel.ipa.raw(), self.dtb_ipa.raw());
+        drop(control);
+        crate::arch::sysreg::sev();
+        Ok(())
+    }
+
+    /// Stops the partition: every vCPU leaves the guest and parks.
+    pub fn stop(&self, reason: &str) {
+        {
+            let mut control = self.control.lock();
+            if control.run == RunState::Stopped {
+                return;
+            }
+            control.run = RunState::Stopped;
+            control.power.all_off();
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.kick_others();
+        log::info!("partition {}: stopped ({reason})", self.name());
+        super::partition_stopped();
+    }
+
+    /// Resets the partition from one of its vCPUs: parks the others, reloads
+    /// the images and device tree, and restarts vCPU 0.
+    pub fn reset(&self, reason: &str) {
+        {
+            let mut control = self.control.lock();
+            if control.run != RunState::Running {
+                return;
+            }
+            control.run = RunState::Resetting;
+            control.power.all_off();
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.kick_others();
+        let me = percpu::current_index();
+        for &cpu in &self.config.cpus {
+            if cpu.0 as usize != me && !cpus::wait_parked(cpu.0 as usize) {
+                log::error!(
+                    "partition {}: CPU {} did not leave the guest; stopping the partition",
+                    self.name(),
+                    cpu.0
+                );
+                self.control.lock().run = RunState::Running;
+                self.stop("reset failed");
+                return;
+            }
+        }
+        let boot = {
+            let mut control = self.control.lock();
+            control.boot_count += 1;
+            control.boot_count
+        };
+        log::info!("partition {}: reset ({reason}), boot {boot}", self.name());
+        if let Err(e) = self.load_and_start() {
+            log::error!("partition {}: restart failed: {e}", self.name());
+            self.stop("restart failed");
+        }
+    }
+
+    /// Sends the kick SGI to every other CPU of the partition.
+    fn kick_others(&self) {
+        let me = percpu::current_index();
+        for &cpu in &self.config.cpus {
+            if cpu.0 as usize != me {
+                cpus::kick(cpu.0 as usize);
+            }
+        }
+    }
+}
+
+/// Partition RAM and stage-2 tables come from the boot frame allocator.
+pub struct BootFrames;
+
+impl FrameSource for BootFrames {
+    fn frames(&mut self, count: usize) -> Option<PhysAddr> {
+        let size = count as u64 * crate::mm::PAGE_SIZE;
+        super::boot::alloc_frames(size, size)
+    }
+}
+
+/// Every partition's RAM as one list of physical ranges, for the banner.
+pub fn ram_summary(parts: &[Partition]) -> Vec<(String, PhysAddr, u64)> {
+    parts
+        .iter()
+        .map(|p| (p.config.name.clone(), p.ram_pa, p.config.ram.size))
+        .collect()
+}

@@ -1,0 +1,368 @@
+//! Running a vCPU on its physical CPU: entering it with architectural
+//! reset state, and handling its traps (PSCI calls, MMIO emulation,
+//! accesses outside the partition, interrupts).
+
+use super::partition::Partition;
+use super::{boot, cpus, percpu};
+use crate::arch::exception::{enter_guest, GuestRegs};
+use crate::arch::mmu;
+use crate::drivers::gicv3::cpu_interface;
+use crate::ids::VcpuIndex;
+use crate::psci::{self, PsciCall};
+use crate::trap::{self, MmioAccess, TrapCause};
+use crate::{read_sysreg, write_sysreg};
+use core::sync::atomic::Ordering;
+
+/// HCR_EL2 while a guest runs: stage 2 on (VM), set/way cleans upgraded
+/// (SWIO), physical FIQ/IRQ/SError to EL2 (FMO/IMO/AMO), SMC trapped
+/// (TSC), EL1 is AArch64 (RW), pointer authentication keys and
+/// instructions usable by the guest without traps (APK/API).
+const HCR_GUEST: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 19)
+    | (1 << 31)
+    | (1 << 40)
+    | (1 << 41);
+/// CPTR_EL2: RES1 bits only, so FP/SIMD and SVE are not trapped (the
+/// hypervisor is soft-float and never touches them); SME trapped (TSM).
+const CPTR_GUEST: u64 = 0x32ff;
+/// SCTLR_EL1 at reset: MMU and caches off, RES1 bits set.
+const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+/// SPSR_EL2 for entering a vCPU: EL1h with D, A, I and F masked.
+const SPSR_EL1H_MASKED: u64 = 0x3c5;
+
+/// Enters `vcpu` of `partition` on this CPU at `entry` with x0 = `context`,
+/// with the EL1 state an architectural reset leaves. Never returns.
+pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -> ! {
+    let cpu = percpu::current_index();
+    reset_el1_state();
+    write_sysreg!("vmpidr_el2", (1 << 31) | u64::from(vcpu.0));
+    write_sysreg!("vpidr_el2", read_sysreg!("midr_el1"));
+    write_sysreg!("cptr_el2", CPTR_GUEST);
+    write_sysreg!("cnthctl_el2", 0b11); // EL1 may use the physical counter and timer
+    write_sysreg!("cntvoff_el2", 0);
+    write_sysreg!("mdcr_el2", (read_sysreg!("pmcr_el0") >> 11) & 0x1f); // HPMN: all counters to the guest
+    write_sysreg!("hcr_el2", HCR_GUEST);
+    mmu::load_stage2(partition.vtcr, partition.stage2_root, partition.vmid);
+    mmu::flush_guest_tlb_local();
+    let regs = GuestRegs {
+        x: {
+            let mut x = [0; 31];
+            x[0] = context;
+            x
+        },
+        elr: entry,
+        spsr: SPSR_EL1H_MASKED,
+    };
+    // SAFETY: only this CPU touches its own saved registers.
+    unsafe { *percpu::get(cpu).regs.get() = regs };
+    // SAFETY: TPIDR_EL2 points at this CPU's block, whose registers we just
+    // set, and the stack top is this CPU's.
+    unsafe { enter_guest(crate::arch::boot::stack_top(cpu)) }
+}
+
+/// Puts the EL1 system registers in their reset state, so that nothing of
+/// a previous life of the vCPU (or of the hypervisor) leaks into it.
+fn reset_el1_state() {
+    write_sysreg!("sctlr_el1", SCTLR_EL1_RESET);
+    for_each_zeroed();
+    crate::arch::sysreg::isb();
+}
+
+fn for_each_zeroed() {
+    write_sysreg!("vbar_el1", 0);
+    write_sysreg!("tcr_el1", 0);
+    write_sysreg!("ttbr0_el1", 0);
+    write_sysreg!("ttbr1_el1", 0);
+    write_sysreg!("mair_el1", 0);
+    write_sysreg!("amair_el1", 0);
+    write_sysreg!("cpacr_el1", 0);
+    write_sysreg!("contextidr_el1", 0);
+    write_sysreg!("tpidr_el0", 0);
+    write_sysreg!("tpidrro_el0", 0);
+    write_sysreg!("tpidr_el1", 0);
+    write_sysreg!("sp_el0", 0);
+    write_sysreg!("sp_el1", 0);
+    write_sysreg!("elr_el1", 0);
+    write_sysreg!("spsr_el1", 0);
+    write_sysreg!("esr_el1", 0);
+    write_sysreg!("far_el1", 0);
+    write_sysreg!("afsr0_el1", 0);
+    write_sysreg!("afsr1_el1", 0);
+    write_sysreg!("par_el1", 0);
+    write_sysreg!("cntkctl_el1", 0);
+    write_sysreg!("cntv_ctl_el0", 0);
+    write_sysreg!("cntp_ctl_el0", 0);
+    write_sysreg!("csselr_el1", 0);
+    write_sysreg!("mdscr_el1", 0);
+}
+
+/// Handles a trap from the guest running on `cpu`. `vector` is the
+/// vector's index within the lower-EL group: 0..4 AArch64 (sync, IRQ,
+/// FIQ, SError), 4..8 AArch32 (never enabled).
+pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
+    cpu.exits.total.fetch_add(1, Ordering::Relaxed);
+    let index = cpu.index.load(Ordering::Relaxed);
+    let Some((partition, vcpu)) = boot::assignment(index) else {
+        log::error!("trap on CPU {index}, which runs no vCPU");
+        cpus::park();
+    };
+    // SAFETY: only this CPU touches its own saved registers.
+    let regs = unsafe { &mut *cpu.regs.get() };
+    match vector {
+        0 => handle_sync(cpu, partition, vcpu, regs),
+        1 => {
+            cpu.exits.irqs.fetch_add(1, Ordering::Relaxed);
+            drain_interrupts();
+        }
+        _ => {
+            let esr = read_sysreg!("esr_el2");
+            log::error!(
+                "partition {}: vCPU {} took {} (ESR_EL2 {esr:#x}, ELR {:#x})",
+                partition.name(),
+                vcpu.0,
+                if vector == 3 {
+                    "an SError"
+                } else {
+                    "an unexpected exception"
+                },
+                regs.elr
+            );
+            partition.stop("fatal exception");
+        }
+    }
+    if partition.epoch.load(Ordering::Acquire) != cpu.epoch.load(Ordering::Acquire) {
+        cpus::park();
+    }
+}
+
+fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
+    let esr = read_sysreg!("esr_el2");
+    let far = read_sysreg!("far_el2");
+    let hpfar = read_sysreg!("hpfar_el2");
+    match trap::decode(esr, far, hpfar) {
+        TrapCause::Hvc(_) => {
+            cpu.exits.calls.fetch_add(1, Ordering::Relaxed);
+            psci_call(partition, vcpu, regs);
+        }
+        TrapCause::Smc(_) => {
+            cpu.exits.calls.fetch_add(1, Ordering::Relaxed);
+            regs.elr += 4; // a trapped SMC returns to the SMC itself
+            psci_call(partition, vcpu, regs);
+        }
+        TrapCause::Mmio(access) => {
+            cpu.exits.mmio.fetch_add(1, Ordering::Relaxed);
+            if !emulate_mmio(partition, access, regs) {
+                outside_partition(
+                    partition,
+                    vcpu,
+                    regs,
+                    access.ipa.raw(),
+                    far,
+                    access.write,
+                    false,
+                    esr,
+                );
+            }
+        }
+        TrapCause::DataAbortNoSyndrome { ipa, write, .. } => {
+            outside_partition(partition, vcpu, regs, ipa.raw(), far, write, false, esr);
+        }
+        TrapCause::InstructionAbort { ipa } => {
+            outside_partition(partition, vcpu, regs, ipa.raw(), far, false, true, esr);
+        }
+        TrapCause::Wfx => regs.elr += 4,
+        TrapCause::SysReg { .. } | TrapCause::Other { .. } => {
+            log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction", partition.name(), vcpu.0, regs.elr);
+            inject_undefined(regs);
+        }
+    }
+}
+
+/// Emulates an access to one of the partition's virtual devices.
+fn emulate_mmio(partition: &Partition, access: MmioAccess, regs: &mut GuestRegs) -> bool {
+    let console = partition.config.console_ipa.raw();
+    let ipa = access.ipa.raw();
+    if (console..console + crate::vuart::SIZE).contains(&ipa) {
+        let offset = ipa - console;
+        if access.write {
+            let value = access.store_value(reg_value(regs, access.reg));
+            if let Some(line) = partition.console.lock().write(offset, value as u32) {
+                crate::println!(
+                    "[{}] {}",
+                    partition.name(),
+                    core::str::from_utf8(&line).unwrap_or("<non-ASCII>")
+                );
+            }
+        } else {
+            let value = partition.console.lock().read(offset);
+            set_reg(regs, access.reg, access.load_value(u64::from(value)));
+        }
+        regs.elr += 4;
+        return true;
+    }
+    false
+}
+
+/// A guest access outside everything the partition owns: contained by
+/// injecting a synchronous external abort, as a bus error would be.
+#[allow(clippy::too_many_arguments)]
+fn outside_partition(
+    partition: &Partition,
+    vcpu: VcpuIndex,
+    regs: &mut GuestRegs,
+    ipa: u64,
+    far: u64,
+    write: bool,
+    instruction: bool,
+    esr: u64,
+) {
+    let n = partition.faults.fetch_add(1, Ordering::Relaxed);
+    if n < 8 || n % 1000 == 0 {
+        log::warn!(
+            "partition {}: vCPU {} {} IPA {ipa:#x} outside the partition (ESR_EL2 {esr:#x}, PC {:#x}): abort injected",
+            partition.name(),
+            vcpu.0,
+            if instruction { "fetched from" } else if write { "wrote to" } else { "read from" },
+            regs.elr
+        );
+    }
+    let inj = trap::inject_external_abort(
+        instruction,
+        write,
+        regs.elr,
+        regs.spsr,
+        far,
+        read_sysreg!("vbar_el1"),
+    );
+    write_injection(
+        regs,
+        inj.esr_el1,
+        inj.elr_el1,
+        inj.spsr_el1,
+        inj.far_el1,
+        inj.elr_el2,
+        inj.spsr_el2,
+    );
+}
+
+fn inject_undefined(regs: &mut GuestRegs) {
+    let inj = trap::inject_external_abort(
+        false,
+        false,
+        regs.elr,
+        regs.spsr,
+        0,
+        read_sysreg!("vbar_el1"),
+    );
+    // EC 0 (unknown reason), IL = 1: what an undefined instruction reports.
+    write_injection(
+        regs,
+        1 << 25,
+        inj.elr_el1,
+        inj.spsr_el1,
+        read_sysreg!("far_el1"),
+        inj.elr_el2,
+        inj.spsr_el2,
+    );
+}
+
+fn write_injection(
+    regs: &mut GuestRegs,
+    esr: u64,
+    elr1: u64,
+    spsr1: u64,
+    far: u64,
+    elr2: u64,
+    spsr2: u64,
+) {
+    write_sysreg!("esr_el1", esr);
+    write_sysreg!("far_el1", far);
+    write_sysreg!("elr_el1", elr1);
+    write_sysreg!("spsr_el1", spsr1);
+    regs.elr = elr2;
+    regs.spsr = spsr2;
+}
+
+fn reg_value(regs: &GuestRegs, reg: u8) -> u64 {
+    if reg == 31 {
+        0
+    } else {
+        regs.x[reg as usize]
+    }
+}
+
+fn set_reg(regs: &mut GuestRegs, reg: u8, value: u64) {
+    if reg != 31 {
+        regs.x[reg as usize] = value;
+    }
+}
+
+/// A PSCI (or SMCCC) call from the guest.
+fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
+    let call = psci::decode(regs.x[0], regs.x[1], regs.x[2], regs.x[3]);
+    let result: i64 = match call {
+        PsciCall::Version => psci::VERSION_1_0,
+        PsciCall::Features(f) => {
+            if psci::implemented(f) {
+                0
+            } else {
+                psci::ret::NOT_SUPPORTED
+            }
+        }
+        PsciCall::SmcccVersion | PsciCall::Unknown(_) => psci::ret::NOT_SUPPORTED,
+        PsciCall::MigrateInfoType => 2, // no Trusted OS to migrate
+        PsciCall::CpuSuspend => 0,      // a standby that wakes at once
+        PsciCall::CpuOn {
+            target,
+            entry,
+            context,
+        } => {
+            let entry_ok = partition.ipa_in_ram(entry, 4);
+            let r = partition
+                .control
+                .lock()
+                .power
+                .cpu_on(target, entry, context, entry_ok);
+            match r {
+                Ok(_) => {
+                    crate::arch::sysreg::sev();
+                    0
+                }
+                Err(code) => code,
+            }
+        }
+        PsciCall::AffinityInfo { target, level } => {
+            partition.control.lock().power.affinity_info(target, level)
+        }
+        PsciCall::CpuOff => {
+            partition.control.lock().power.cpu_off(vcpu);
+            cpus::park();
+        }
+        PsciCall::SystemOff => {
+            partition.stop("PSCI SYSTEM_OFF");
+            cpus::park();
+        }
+        PsciCall::SystemReset => {
+            partition.reset("PSCI SYSTEM_RESET");
+            cpus::park();
+        }
+    };
+    regs.x[0] = result as u64;
+}
+
+/// Acknowledges and ends every pending physical interrupt on this CPU.
+/// Only the kick SGI is enabled for now; its work is the epoch check that
+/// follows every trap.
+pub fn drain_interrupts() {
+    for _ in 0..64 {
+        let intid = cpu_interface::acknowledge();
+        if intid >= 1020 {
+            break;
+        }
+        cpu_interface::end_of_interrupt(intid);
+    }
+}
