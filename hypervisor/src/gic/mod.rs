@@ -3,3 +3,4 @@
 #![forbid(unsafe_code)]
 
 pub mod its_cmd;
+pub mod regs;
