@@ -23,128 +23,229 @@ pub enum ItsCommand {
     // GICv3 physical commands
     /// MAPD: map DeviceID to an ITT (`valid == false` unmaps).
     Mapd {
+        /// DeviceID, DW0[63:32].
         device_id: u32,
+        /// Size, DW1[4:0]: EventID bits of the ITT, minus one.
         size: u8,
+        /// ITT address (256-byte aligned), bits [51:8] kept in place in DW2.
         itt_addr: u64,
+        /// V, DW2[63]: map (1) or unmap (0).
         valid: bool,
     },
     /// MAPC: map a collection to a redistributor (`valid == false` unmaps).
     Mapc {
+        /// ICID (collection), DW2[15:0].
         icid: u16,
+        /// Target redistributor, DW2[51:16].
         rdbase: RdBase,
+        /// V, DW2[63]: map (1) or unmap (0).
         valid: bool,
     },
     /// MAPTI: map (DeviceID, EventID) to an INTID and collection.
     Mapti {
+        /// DeviceID, DW0[63:32].
         device_id: u32,
+        /// EventID, DW1[31:0].
         event_id: u32,
+        /// pINTID, DW1[63:32].
         intid: u32,
+        /// ICID (collection), DW2[15:0].
         icid: u16,
     },
     /// MAPI: MAPTI with INTID == EventID.
     Mapi {
+        /// DeviceID, DW0[63:32].
         device_id: u32,
+        /// EventID, DW1[31:0].
         event_id: u32,
+        /// ICID (collection), DW2[15:0].
         icid: u16,
     },
     /// INT: make the event's interrupt pending.
-    Int { device_id: u32, event_id: u32 },
+    Int {
+        /// DeviceID, DW0[63:32].
+        device_id: u32,
+        /// EventID, DW1[31:0].
+        event_id: u32,
+    },
     /// CLEAR: clear the event's pending state.
-    Clear { device_id: u32, event_id: u32 },
+    Clear {
+        /// DeviceID, DW0[63:32].
+        device_id: u32,
+        /// EventID, DW1[31:0].
+        event_id: u32,
+    },
     /// DISCARD: clear pending state and remove the mapping.
-    Discard { device_id: u32, event_id: u32 },
+    Discard {
+        /// DeviceID, DW0[63:32].
+        device_id: u32,
+        /// EventID, DW1[31:0].
+        event_id: u32,
+    },
     /// INV: reload the configuration of the event's interrupt.
-    Inv { device_id: u32, event_id: u32 },
+    Inv {
+        /// DeviceID, DW0[63:32].
+        device_id: u32,
+        /// EventID, DW1[31:0].
+        event_id: u32,
+    },
     /// INVALL: reload configuration of every interrupt of a collection.
-    Invall { icid: u16 },
+    Invall {
+        /// ICID (collection), DW2[15:0].
+        icid: u16,
+    },
     /// MOVI: retarget the event to another collection.
     Movi {
+        /// DeviceID, DW0[63:32].
         device_id: u32,
+        /// EventID, DW1[31:0].
         event_id: u32,
+        /// ICID (collection), DW2[15:0].
         icid: u16,
     },
     /// MOVALL: move all pending interrupts from one redistributor to another.
-    Movall { rdbase1: RdBase, rdbase2: RdBase },
+    Movall {
+        /// Source redistributor, DW2[51:16].
+        rdbase1: RdBase,
+        /// Destination redistributor, DW3[51:16].
+        rdbase2: RdBase,
+    },
     /// SYNC: wait for the effects of earlier commands on a redistributor.
-    Sync { rdbase: RdBase },
+    Sync {
+        /// Target redistributor, DW2[51:16].
+        rdbase: RdBase,
+    },
 
     // GICv4.0 virtual commands
     /// VMAPP (GICv4.0 layout): map a vPE to a redistributor and its virtual pending table.
     Vmapp {
+        /// vPEID, DW1[47:32].
         vpe_id: u16,
+        /// Target redistributor, DW2[51:16].
         rdbase: RdBase,
+        /// Virtual pending table address (64 KiB aligned), DW3[51:16] in place.
         vpt_addr: u64,
+        /// VPT_size, DW3[4:0]: vINTID bits of the table, minus one.
         vpt_size: u8,
+        /// V, DW2[63]: map (1) or unmap (0).
         valid: bool,
     },
     /// VMAPTI: map (DeviceID, EventID) to a vINTID on a vPE, with a doorbell pINTID (1023: none).
     Vmapti {
+        /// DeviceID, DW0[63:32].
         device_id: u32,
+        /// EventID, DW1[31:0].
         event_id: u32,
+        /// vPEID, DW1[47:32].
         vpe_id: u16,
+        /// vINTID, DW2[31:0].
         vintid: u32,
+        /// Dbell_pINTID, DW2[63:32] (1023: no doorbell).
         db_intid: u32,
     },
     /// VMAPI: VMAPTI with vINTID == EventID.
     Vmapi {
+        /// DeviceID, DW0[63:32].
         device_id: u32,
+        /// EventID, DW1[31:0].
         event_id: u32,
+        /// vPEID, DW1[47:32].
         vpe_id: u16,
+        /// Dbell_pINTID, DW2[63:32] (1023: no doorbell).
         db_intid: u32,
     },
     /// VMOVI: retarget an event to another vPE (`db_valid`: the D bit).
     Vmovi {
+        /// DeviceID, DW0[63:32].
         device_id: u32,
+        /// EventID, DW1[31:0].
         event_id: u32,
+        /// vPEID, DW1[47:32].
         vpe_id: u16,
+        /// Dbell_pINTID, DW2[63:32] (1023: no doorbell).
         db_intid: u32,
+        /// D, DW2[0]: Dbell_pINTID is valid.
         db_valid: bool,
     },
     /// VMOVP (GICv4.0 layout): move a vPE to another redistributor.
     Vmovp {
+        /// vPEID, DW1[47:32].
         vpe_id: u16,
+        /// Target redistributor, DW2[51:16].
         rdbase: RdBase,
+        /// SequenceNumber, DW0[47:32] (unused when GITS_TYPER.VMOVP == 1).
         seq_num: u16,
+        /// ITSList, DW1[15:0] (unused when GITS_TYPER.VMOVP == 1).
         its_list: u16,
     },
     /// VSYNC: wait for the effects of earlier commands on a vPE.
-    Vsync { vpe_id: u16 },
+    Vsync {
+        /// vPEID, DW1[47:32].
+        vpe_id: u16,
+    },
     /// VINVALL: reload configuration of every vLPI of a vPE.
-    Vinvall { vpe_id: u16 },
+    Vinvall {
+        /// vPEID, DW1[47:32].
+        vpe_id: u16,
+    },
 
     // GICv4.1 layouts and commands
     /// VMAPP (GICv4.1 layout).
     Vmapp41 {
+        /// vPEID, DW1[47:32].
         vpe_id: u16,
+        /// Target redistributor, DW2[51:16].
         rdbase: RdBase,
+        /// Virtual pending table address (64 KiB aligned), DW3[51:16] in place.
         vpt_addr: u64,
+        /// VPT_size, DW3[7:0]: vINTID bits of the table, minus one.
         vpt_size: u8,
+        /// VCONF_addr: vLPI configuration table (64 KiB aligned), DW0[51:16] in place.
         vconf_addr: u64,
+        /// Default_Doorbell pINTID, DW1[31:0] (1023: none).
         default_db: u32,
+        /// PTZ, DW0[9]: the virtual pending table is all zeros.
         ptz: bool,
+        /// Alloc, DW0[8]: first map / last unmap of the vPE across ITSs.
         alloc: bool,
+        /// V, DW2[63]: map (1) or unmap (0).
         valid: bool,
     },
     /// VMOVP (GICv4.1 layout), with the default doorbell.
     Vmovp41 {
+        /// vPEID, DW1[47:32].
         vpe_id: u16,
+        /// Target redistributor, DW2[51:16].
         rdbase: RdBase,
+        /// SequenceNumber, DW0[47:32] (unused when GITS_TYPER.VMOVP == 1).
         seq_num: u16,
+        /// ITSList, DW1[15:0] (unused when GITS_TYPER.VMOVP == 1).
         its_list: u16,
+        /// Default_Doorbell pINTID, DW3[31:0].
         default_db: u32,
+        /// DB, DW2[63]: Default_Doorbell is valid.
         db_valid: bool,
     },
     /// VSGI: configure a virtual SGI of a vPE.
     Vsgi {
+        /// vPEID, DW1[47:32].
         vpe_id: u16,
+        /// vINTID of the SGI (0-15), DW0[35:32].
         sgi: u8,
+        /// Priority; only bits [7:4] are encoded, in DW0[23:20].
         priority: u8,
+        /// Group, DW0[10].
         group: bool,
+        /// Enable, DW0[8].
         enable: bool,
+        /// Clear, DW0[9]: clear the pending state.
         clear: bool,
     },
     /// INVDB: invalidate the cached doorbell of a vPE.
-    Invdb { vpe_id: u16 },
+    Invdb {
+        /// vPEID, DW1[47:32].
+        vpe_id: u16,
+    },
 }
 
 /// Why 32 bytes did not decode into a command.
