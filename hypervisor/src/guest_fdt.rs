@@ -96,6 +96,9 @@ pub struct GuestFdtConfig {
     pub initrd: Option<Range<Ipa>>,
     /// The PCIe host bridge for passthrough devices, if any.
     pub pci: Option<GuestPci>,
+    /// How many times the partition was restarted before this boot
+    /// (`/chosen/hv,boot-count`; `/chosen/hv,partition` names the partition).
+    pub boot_count: u32,
 }
 
 impl GuestFdtConfig {

@@ -15,6 +15,7 @@ pub mod gic;
 pub mod guest_fdt;
 pub mod guest_mem;
 pub mod ids;
+pub mod layout;
 pub mod manifest;
 pub mod mm;
 pub mod platform;

@@ -223,6 +223,10 @@ fn chosen(w: &mut FdtWriter, cfg: &GuestFdtConfig) -> Result<()> {
     }
     let chosen = w.begin_node("chosen")?;
     w.property_string("bootargs", &cfg.bootargs)?;
+    // What the partition is and how often it was restarted: for guests
+    // (and system tests) that want to know, ignored by everything else.
+    w.property_string("hv,partition", &cfg.name)?;
+    w.property_u32("hv,boot-count", cfg.boot_count)?;
     if let Some(console) = &cfg.console {
         w.property_string("stdout-path", &format!("/{}", uart_name(console)))?;
     }

@@ -51,6 +51,7 @@ fn full_config() -> GuestFdtConfig {
             msi_base: 0,
             dma_coherent: true,
         }),
+        boot_count: 3,
     }
 }
 
@@ -69,6 +70,7 @@ fn minimal_config() -> GuestFdtConfig {
         bootargs: String::new(),
         initrd: None,
         pci: None,
+        boot_count: 0,
     }
 }
 
@@ -121,6 +123,19 @@ fn root_memory_and_chosen() {
 
     let chosen = fdt.chosen();
     assert_eq!(chosen.bootargs(), Some("console=ttyAMA0 rdinit=/init"));
+    let chosen_node = fdt.find_node("/chosen").expect("/chosen");
+    assert_eq!(
+        chosen_node
+            .property("hv,boot-count")
+            .and_then(|p| p.as_usize()),
+        Some(3)
+    );
+    assert_eq!(
+        chosen_node
+            .property("hv,partition")
+            .and_then(|p| p.as_str()),
+        Some("linux0")
+    );
     assert_eq!(chosen.stdout().unwrap().name, "serial@9000000");
     let chosen = fdt.find_node("/chosen").unwrap();
     assert_eq!(cells(chosen, "linux,initrd-start"), split64(&[0x4400_0000]));

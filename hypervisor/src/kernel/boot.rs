@@ -229,7 +229,7 @@ fn load_manifest(platform: &Platform, bundle: &Bundle<'static>) -> Manifest {
         reserved: &reserved,
         image_size: &image_size,
         ipa_bits: super::partition::IPA_BITS,
-        device_windows: &[],
+        device_windows: &crate::layout::device_windows(),
     };
     match Manifest::load(text, &ctx) {
         Ok(m) => m,
