@@ -3,4 +3,5 @@
 #![forbid(unsafe_code)]
 
 pub mod its_cmd;
+pub mod lpi;
 pub mod regs;
