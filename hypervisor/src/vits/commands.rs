@@ -99,7 +99,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
             ItsCommand::Sync { rdbase } => Ok(vcpu_of(self.config, rdbase).map(|_| ())?),
             // GITS_TYPER.Virtual == 0: the GICv4 commands do not exist here.
             other => Err(CommandError::VirtualCommand {
-                opcode: opcode_of(&other),
+                opcode: other.opcode(),
             }
             .into()),
         }
@@ -390,40 +390,5 @@ fn vcpu_of(config: &VitsConfig, rdbase: RdBase) -> Result<VcpuIndex, CommandErro
     match u16::try_from(rdbase.0) {
         Ok(index) if index < config.num_vcpus => Ok(VcpuIndex(index)),
         _ => Err(CommandError::TargetOutOfRange { rdbase: rdbase.0 }),
-    }
-}
-
-/// The command number of a decoded command (for errors about GICv4 ones).
-fn opcode_of(command: &ItsCommand) -> u8 {
-    match command {
-        ItsCommand::Vmovi { .. } => 0x21,
-        ItsCommand::Vmovp { .. } | ItsCommand::Vmovp41 { .. } => 0x22,
-        ItsCommand::Vsgi { .. } => 0x23,
-        ItsCommand::Vsync { .. } => 0x25,
-        ItsCommand::Vmapp { .. } | ItsCommand::Vmapp41 { .. } => 0x29,
-        ItsCommand::Vmapti { .. } => 0x2A,
-        ItsCommand::Vmapi { .. } => 0x2B,
-        ItsCommand::Vinvall { .. } => 0x2D,
-        ItsCommand::Invdb { .. } => 0x2E,
-        _ => 0,
-    }
-}
-
-/// The specification's name of a command, for logs.
-pub(super) fn name(command: &ItsCommand) -> &'static str {
-    match command {
-        ItsCommand::Mapd { .. } => "MAPD",
-        ItsCommand::Mapc { .. } => "MAPC",
-        ItsCommand::Mapti { .. } => "MAPTI",
-        ItsCommand::Mapi { .. } => "MAPI",
-        ItsCommand::Int { .. } => "INT",
-        ItsCommand::Clear { .. } => "CLEAR",
-        ItsCommand::Discard { .. } => "DISCARD",
-        ItsCommand::Inv { .. } => "INV",
-        ItsCommand::Invall { .. } => "INVALL",
-        ItsCommand::Movi { .. } => "MOVI",
-        ItsCommand::Movall { .. } => "MOVALL",
-        ItsCommand::Sync { .. } => "SYNC",
-        _ => "GICv4 command",
     }
 }

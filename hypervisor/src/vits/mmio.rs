@@ -1,5 +1,5 @@
 //! Guest accesses to the vITS frames: the 64 KiB control frame and the
-//! 64 KiB translation frame (IHI 0069, 12.19, "The ITS register map").
+//! 64 KiB translation frame (IHI 0069, the ITS register map).
 //!
 //! 32-bit registers take 32-bit accesses, 64-bit registers take 64-bit or
 //! 32-bit (half) accesses, GITS_TRANSLATER takes 16-bit or 32-bit writes.
@@ -119,7 +119,7 @@ impl Vits {
     }
 
     /// GITS_CWRITER: a new end of the queue, and Retry to restart a stalled
-    /// queue (IHI 0069, 12.19, GITS_CWRITER).
+    /// queue (IHI 0069, GITS_CWRITER).
     fn write_cwriter<M, B>(&mut self, part: Part, value: u64, mem: &M, backend: &mut B)
     where
         M: GuestMemory + ?Sized,
@@ -130,8 +130,10 @@ impl Vits {
             return;
         }
         let new_offset = value & QUEUE_OFFSET_MASK;
-        // An offset beyond the queue is UNPREDICTABLE; this ITS ignores
-        // the write, so the queue keeps a consistent end.
+        self.regs.cwriter = new_offset;
+        // An offset beyond the queue is CONSTRAINED UNPREDICTABLE
+        // (GITS_CWRITER); this ITS takes the first choice: the queue is
+        // invalid and nothing runs until CWRITER is written in range.
         if new_offset >= self.regs.queue_size() {
             if self.errors.record_register() {
                 log::warn!(
@@ -144,7 +146,6 @@ impl Vits {
             }
             return;
         }
-        self.regs.cwriter = new_offset;
         if value & CWRITER_RETRY != 0 {
             self.regs.stall = None;
         }

@@ -19,7 +19,6 @@
 mod backend;
 mod commands;
 mod config;
-mod decode;
 mod error;
 mod mmio;
 mod queue;

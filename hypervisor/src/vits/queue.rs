@@ -1,4 +1,4 @@
-//! The command queue reader (IHI 0069, 5.1 "The ITS command interface"):
+//! The command queue reader (IHI 0069, "The ITS command interface"):
 //! commands are read from the guest's queue between GITS_CREADR and
 //! GITS_CWRITER, in order, wrapping at the end of the queue, at most a
 //! per-trap budget at a time.
@@ -8,10 +8,10 @@
 //! trap returns, so the guest never sees CREADR ahead of the effects.
 
 use super::backend::VitsBackend;
-use super::commands::{self, Executor, Failure};
-use super::decode::{decode, Decoded};
+use super::commands::{Executor, Failure};
 use super::error::{CommandError, StallReason};
 use super::Vits;
+use crate::gic::its_cmd::{DecodeError, ItsCommand};
 use crate::guest_mem::GuestMemory;
 
 /// Bytes per command (IHI 0069, 5.3: every command is 32 bytes).
@@ -45,7 +45,7 @@ impl Vits {
                     break;
                 }
             }
-            // Wrap at the end of the queue (IHI 0069, 5.1).
+            // Wrap at the end of the queue (IHI 0069, the ITS command interface).
             let next = offset.saturating_add(COMMAND_SIZE);
             self.regs.creadr = if next >= self.regs.queue_size() {
                 0
@@ -67,6 +67,7 @@ impl Vits {
             && self.regs.stall.is_none()
             && self.regs.creadr != self.regs.cwriter
             && self.regs.creadr < self.regs.queue_size()
+            && self.regs.cwriter < self.regs.queue_size()
     }
 
     /// Reads the 32-byte command at `offset` in the queue.
@@ -97,10 +98,11 @@ impl Vits {
         M: GuestMemory + ?Sized,
         B: VitsBackend + ?Sized,
     {
-        let command = match decode(raw) {
-            Decoded::Command(command) => command,
-            Decoded::Virtual(opcode) => return Err(CommandError::VirtualCommand { opcode }.into()),
-            Decoded::Unknown(opcode) => return Err(CommandError::UnknownOpcode { opcode }.into()),
+        let command = match ItsCommand::decode(raw) {
+            Ok(command) => command,
+            Err(DecodeError::UnknownOpcode(opcode)) => {
+                return Err(CommandError::UnknownOpcode { opcode }.into())
+            }
         };
         let mut executor = Executor {
             config: &self.config,
@@ -116,10 +118,7 @@ impl Vits {
     /// the first few of each kind.
     fn report(&mut self, offset: u64, raw: [u64; 4], error: CommandError) {
         if self.errors.record_command(&error) {
-            let name = match decode(raw) {
-                Decoded::Command(command) => commands::name(&command),
-                _ => "command",
-            };
+            let name = ItsCommand::decode(raw).map_or("command", |command| command.name());
             log::warn!(
                 "vITS {}.{}: {} at queue offset {:#x} skipped: {} (words {:#x?})",
                 self.config.partition.0,

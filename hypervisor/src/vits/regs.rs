@@ -1,6 +1,6 @@
-//! The guest-visible ITS registers (IHI 0069, 12.19 "The ITS register
-//! descriptions"): offsets, field layouts, and the register file of one
-//! vITS. Pure data: the queue and the commands live elsewhere.
+//! The guest-visible ITS registers (IHI 0069, chapter 12, the GITS_*
+//! register descriptions): offsets, field layouts, and the register file
+//! of one vITS. Pure data: the queue and the commands live elsewhere.
 
 use super::config::{fits, VitsConfig};
 use super::error::StallReason;
@@ -10,7 +10,7 @@ use crate::mm::Ipa;
 /// Size of the vITS MMIO region: control frame + translation frame.
 pub const FRAME_SIZE: u64 = 0x2_0000;
 
-/// Register offsets from the vITS base (IHI 0069, 12.19, table 12-26).
+/// Register offsets from the vITS base (IHI 0069, the ITS register map).
 pub mod offset {
     /// GITS_CTLR (32-bit).
     pub const CTLR: u64 = 0x0000;
@@ -75,12 +75,13 @@ pub const BASER_VALID: u64 = 1 << 63;
 /// GITS_BASER<n>.Indirect.
 pub const BASER_INDIRECT: u64 = 1 << 62;
 
-/// GITS_BASER<n>.Type values (IHI 0069, 12.19.4).
+/// GITS_BASER<n>.Type values (IHI 0069, GITS_BASER<n>).
 const TYPE_DEVICE: u64 = 1;
 const TYPE_COLLECTION: u64 = 4;
 /// Bytes per Device table, Collection table and ITT entry this ITS reports.
 pub const ENTRY_SIZE: u64 = 8;
-/// Size of one level-1 entry of a two-level table (IHI 0069, 5.2.1).
+/// Size of one level-1 entry of a two-level table (IHI 0069, GITS_BASER<n>
+/// Indirect: level-1 entries are 64 bits with Valid in bit 63).
 const L1_ENTRY_SIZE: u64 = 8;
 
 /// GITS_IIDR: Implementer 0x43B (JEP106 code of Arm), ProductID 0x56.
@@ -89,11 +90,11 @@ const IIDR: u32 = 0x5600_043B;
 const ID_REGS: [u32; 12] = [0x44, 0, 0, 0, 0x94, 0xB4, 0x3B, 0, 0x0D, 0xF0, 0x05, 0xB1];
 
 /// Fields the guest may write in GITS_CBASER: Valid, InnerCache, OuterCache,
-/// Physical_Address[51:16], Shareability, Size. Bits [15:12] of the address
-/// are treated as zero (the CONSTRAINED UNPREDICTABLE choice of 12.19.2),
-/// which makes the queue 64 KiB aligned.
+/// Physical_Address[51:12], Shareability, Size (IHI 0069, GITS_CBASER).
+/// Address bits [15:12] are kept as written, so a queue that is only 4 KiB
+/// aligned works too.
 const CBASER_WRITABLE: u64 =
-    BASER_VALID | (0b111 << 59) | (0b111 << 53) | (0xF_FFFF_FFFF << 16) | (0b11 << 10) | 0xFF;
+    BASER_VALID | (0b111 << 59) | (0b111 << 53) | (0xFF_FFFF_FFFF << 12) | (0b11 << 10) | 0xFF;
 
 /// Fields the guest may write in GITS_BASER<n>: all but Type and
 /// Entry_Size (read-only) and Indirect (added per table).
@@ -115,7 +116,8 @@ pub(super) enum Part {
 
 impl Part {
     /// Which part of the 64-bit register at `base` an access reaches
-    /// (IHI 0069, 12.1.3: 64-bit registers take 64-bit or 32-bit accesses).
+    /// (IHI 0069: the halves of the 64-bit GITS registers are accessible
+    /// separately).
     pub(super) fn of(base: u64, offset: u64, width: AccessWidth) -> Option<Self> {
         match (offset.checked_sub(base)?, width) {
             (0, AccessWidth::Double) => Some(Self::Whole),
@@ -164,7 +166,7 @@ pub(super) struct Registers {
 }
 
 impl Registers {
-    /// The reset state (IHI 0069, 12.19: Enabled and Valid bits reset to 0).
+    /// The reset state: Enabled and every Valid bit 0.
     pub(super) fn new() -> Self {
         let page_64k = 0b10 << 8;
         Self {
@@ -178,7 +180,7 @@ impl Registers {
         }
     }
 
-    /// GITS_TYPER for `config` (IHI 0069, 12.19.25).
+    /// GITS_TYPER for `config` (IHI 0069, GITS_TYPER).
     pub(super) fn typer(config: &VitsConfig) -> u64 {
         let physical = 1;
         let itt_entry_size = (ENTRY_SIZE - 1) << 4;
@@ -224,7 +226,7 @@ impl Registers {
     }
 
     /// Writes GITS_CBASER; returns false if the write was ignored. Writing
-    /// it while the ITS is enabled is UNPREDICTABLE (12.19.2); this ITS
+    /// it while the ITS is enabled is UNPREDICTABLE (GITS_CBASER); this ITS
     /// ignores such writes. A write resets GITS_CREADR to 0; GITS_CWRITER
     /// follows so that the new queue starts empty.
     pub(super) fn write_cbaser(&mut self, part: Part, value: u64) -> bool {
@@ -245,7 +247,7 @@ impl Registers {
 
     /// The command queue's base address.
     pub(super) fn queue_base(&self) -> Ipa {
-        Ipa(self.cbaser & (0xF_FFFF_FFFF << 16))
+        Ipa(self.cbaser & (0xFF_FFFF_FFFF << 12))
     }
 
     /// The command queue's size in bytes: (Size + 1) 4 KiB pages.
@@ -263,7 +265,7 @@ impl Registers {
     }
 
     /// Writes GITS_BASER<n>; returns which table lost its Valid bit, if
-    /// one did. Writes while enabled are UNPREDICTABLE (12.19.4) and
+    /// one did. Writes while enabled are UNPREDICTABLE (GITS_BASER<n>) and
     /// ignored, as are writes to unimplemented BASERs (RAZ/WI).
     pub(super) fn write_baser(&mut self, n: u64, part: Part, value: u64) -> Option<Table> {
         if self.enabled {
@@ -297,7 +299,7 @@ impl Registers {
 
     /// Whether `device` has an entry in the guest's Device table: in range
     /// of a flat table, or under a valid level-1 entry of a two-level one
-    /// (IHI 0069, 5.2.1). Reading that level-1 entry can fail; the queue
+    /// (IHI 0069, GITS_BASER<n>.Indirect). Reading that level-1 entry can fail; the queue
     /// then stalls.
     pub(super) fn device_in_table<M: GuestMemory + ?Sized>(
         &self,
@@ -354,7 +356,7 @@ struct TableGeometry {
 }
 
 impl TableGeometry {
-    /// The geometry of a valid BASER (IHI 0069, 12.19.4), None if invalid.
+    /// The geometry of a valid BASER (IHI 0069, GITS_BASER<n>), None if invalid.
     fn of(baser: u64) -> Option<Self> {
         if baser & BASER_VALID == 0 {
             return None;

@@ -1,5 +1,5 @@
 //! The translation state of one virtual ITS: what a real ITS keeps in its
-//! Device table, ITTs and Collection table (IHI 0069, 5.2), held in
+//! Device table, ITTs and Collection table (IHI 0069, the ITS tables), held in
 //! hypervisor memory instead, sparse and bounded by the partition's caps.
 //!
 //! Lookups are O(log n) in `BTreeMap`s. An index by collection makes a MAPC

@@ -76,12 +76,17 @@ fn work_beyond_the_trap_budget_continues_when_the_guest_polls_creadr() {
 }
 
 #[test]
-fn cwriter_beyond_the_queue_is_ignored_and_counted() {
+fn cwriter_beyond_the_queue_halts_the_queue_until_written_in_range() {
     let mut h = Harness::recording();
+    let end = h.enqueue(&[cmd::mapd(1, 4, ITT, true)]);
     h.write(offset::CWRITER, Double, 0x1_0000);
-    assert_eq!(h.read(offset::CWRITER, Double), 0);
+    assert_eq!(h.read(offset::CWRITER, Double), 0x1_0000);
     assert_eq!(h.vits.errors().bad_register_writes(), 1);
     assert_eq!(h.creadr(), 0);
+    assert_eq!(h.vits.state().device_count(), 0);
+    h.write(offset::CWRITER, Double, end);
+    assert_eq!(h.creadr(), end);
+    assert_eq!(h.vits.state().device_count(), 1);
 }
 
 #[test]

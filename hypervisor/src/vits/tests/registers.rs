@@ -107,10 +107,17 @@ fn cbaser_write_resets_creadr_and_cwriter() {
 }
 
 #[test]
-fn cbaser_address_is_64k_aligned() {
+fn cbaser_keeps_a_4k_aligned_queue_address_and_drops_res0_bits() {
     let mut h = Harness::disabled(config(), RecordingBackend::new());
-    h.write(offset::CBASER, Double, (1 << 63) | QUEUE | 0xF000 | 3);
-    assert_eq!(h.read(offset::CBASER, Double), (1 << 63) | QUEUE | 3);
+    let written = (1 << 63) | QUEUE | 0xF000 | 3;
+    h.write(
+        offset::CBASER,
+        Double,
+        written | (1 << 62) | (0b111 << 56) | 0x300,
+    );
+    assert_eq!(h.read(offset::CBASER, Double), written);
+    assert_eq!(h.vits.regs.queue_base(), Ipa(QUEUE + 0xF000));
+    assert_eq!(h.vits.regs.queue_size(), 4 * 0x1000);
 }
 
 #[test]
