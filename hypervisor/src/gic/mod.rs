@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod its_cmd;
+pub mod its_tables;
 pub mod lpi;
 pub mod regs;
