@@ -298,6 +298,11 @@ fn check_contained(o: &Outcome) -> Result<(), String> {
     if !out.contains("outside the partition") {
         return Err("the hypervisor did not log the access outside the partition".into());
     }
+    expect(
+        out,
+        "[alpha] PASS escape: load pair from the console aborted",
+    )?;
+    expect(out, "the hypervisor cannot emulate (no syndrome")?;
     let after = ticks_after(out, "beta", "[alpha] PASS escape: write at 0x44000000");
     if after < 10 {
         return Err(format!(

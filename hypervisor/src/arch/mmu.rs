@@ -4,6 +4,10 @@
 use super::sysreg::{dsb_ish, isb};
 use crate::mm::{PaRange, PhysAddr, TableMemory, PAGE_SIZE};
 
+/// Above this many bytes, an invalidation drops all entries of the regime
+/// rather than issuing one TLBI per page.
+const BROAD_TLBI_THRESHOLD: u64 = 64 * PAGE_SIZE;
+
 /// Where new translation tables come from.
 pub trait FrameSource {
     /// `count` contiguous 4 KiB frames aligned to `count * 4 KiB`, or `None`.
@@ -63,7 +67,15 @@ impl<S: FrameSource> TableMemory for IdentityTables<S> {
         // SAFETY: TLB maintenance only drops cached translations.
         unsafe {
             core::arch::asm!("dsb ishst", options(nostack));
-            if self.stage2 {
+            if size > BROAD_TLBI_THRESHOLD {
+                // Breaking a large block page by page would take up to
+                // 262,144 TLBIs: drop the whole regime's entries instead.
+                if self.stage2 {
+                    core::arch::asm!("tlbi vmalls12e1is", options(nostack));
+                } else {
+                    core::arch::asm!("tlbi alle2is", options(nostack));
+                }
+            } else if self.stage2 {
                 // Stage-2 entries by IPA, then all stage-1 entries of the VMID
                 // that may have been combined with them (ARM ARM D8.13).
                 let mut ipa = input_start;

@@ -1,4 +1,5 @@
 //! Drivers for physical devices, behind small interfaces.
 
 pub mod gicv3;
+pub mod its;
 pub mod pl011;

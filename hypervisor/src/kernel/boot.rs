@@ -10,6 +10,7 @@ use crate::ids::{PartitionId, VcpuIndex};
 use crate::manifest::{Manifest, Region, ValidationContext};
 use crate::mm::addr::Range;
 use crate::mm::frame::FrameAllocator;
+use crate::mm::vmid::{VmidAllocator, VmidWidth};
 use crate::mm::PhysAddr;
 use crate::platform::{Gic, Platform, PsciConduit};
 use alloc::vec::Vec;
@@ -124,8 +125,27 @@ fn init_gic(platform: &Platform) {
             if !gicd.init(crate::arch::sysreg::mpidr()) {
                 fatal(format_args!("GIC distributor did not complete its register writes"));
             }
+            let (mut redists, mut vlpis) = (0, true);
+            for r in &gic.redistributor_regions {
+                let stride = gic.redistributor_stride.unwrap_or(0) as usize;
+                // SAFETY: mapped above as device memory; the tree names the region.
+                let (n, v) = unsafe { Redistributor::survey(r.start.raw() as usize, r.size as usize, stride) };
+                redists += n;
+                vlpis &= v;
+            }
+            crate::println!(
+                "GIC      GICv{} (GICD_PIDR2.ArchRev {}), {} redistributors{}, {} SPIs",
+                if gicd.arch_rev() >= 4 && vlpis { 4 } else { 3 },
+                gicd.arch_rev(),
+                redists,
+                if vlpis { " with virtual LPIs" } else { "" },
+                gicd.lines().saturating_sub(32)
+            );
             for its in &gic.its {
                 map(its.registers.start.raw(), its.registers.size, "ITS");
+                // SAFETY: mapped just above; GITS_TYPER is a read-only ID register.
+                let typer = unsafe { crate::drivers::its::read_typer(its.registers.start.raw() as usize) };
+                crate::println!("ITS      {}: {}", its.registers.start, crate::gic::regs::its::GitsTyper(typer));
             }
             init_gic_cpu();
         }
@@ -238,6 +258,8 @@ fn load_manifest(platform: &Platform, bundle: &Bundle<'static>) -> Manifest {
 }
 
 fn build_partitions(manifest: Manifest) {
+    let vmid_bits = ((crate::read_sysreg!("id_aa64mmfr1_el1") >> 4) & 0xf) as u8;
+    let mut vmids = VmidAllocator::new(VmidWidth::from_id_field(vmid_bits));
     let mut assignment = alloc::vec![None; platform().cpus.len()];
     let mut parts = Vec::new();
     for (i, config) in manifest.partitions.into_iter().enumerate() {
@@ -265,7 +287,10 @@ fn build_partitions(manifest: Manifest) {
             assignment[cpu.0 as usize] = Some((i, VcpuIndex(v as u16)));
         }
         let name = config.name.clone();
-        let vmid = (i + 1) as u16;
+        let vmid = match vmids.alloc() {
+            Ok(v) => v.raw(),
+            Err(e) => fatal(format_args!("partition {name}: no VMID left ({e:?})")),
+        };
         match Partition::new(PartitionId(i as u16), config, ram_pa, vmid, BootFrames) {
             Ok(p) => {
                 let cpus: Vec<u16> = p.config.cpus.iter().map(|c| c.0).collect();

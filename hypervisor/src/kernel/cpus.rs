@@ -49,6 +49,16 @@ pub fn kick(index: usize) {
     sev();
 }
 
+/// Kicks every other online CPU (used by the panic handler).
+pub fn kick_all_others() {
+    let me = percpu::current_index();
+    for index in 0..crate::arch::MAX_CPUS {
+        if index != me && percpu::get(index).online.load(Ordering::Acquire) {
+            kick(index);
+        }
+    }
+}
+
 /// Waits (bounded) until CPU `index` is out of its guest.
 pub fn wait_parked(index: usize) -> bool {
     for _ in 0..50_000_000 {
@@ -73,6 +83,9 @@ pub fn run(index: usize) -> ! {
         }
     };
     loop {
+        if super::PANICKED.load(Ordering::Relaxed) {
+            super::halt();
+        }
         vcpu::drain_interrupts();
         let pending = {
             let mut control = partition.control.lock();

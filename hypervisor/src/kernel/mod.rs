@@ -12,6 +12,10 @@ pub mod percpu;
 pub mod vcpu;
 
 use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the panic handler: every CPU stops at its next trap or wake-up.
+pub static PANICKED: AtomicBool = AtomicBool::new(false);
 
 /// Entry from `boot.rs` on the boot CPU, MMU off, `dtb` = device tree PA.
 #[no_mangle]
@@ -28,6 +32,9 @@ extern "C" fn rust_secondary_main(index: usize) -> ! {
 /// Rust handler for traps from the guest (called by the vectors).
 #[no_mangle]
 extern "C" fn handle_lower_el(cpu: *const percpu::PerCpu, vector: u64) {
+    if PANICKED.load(Ordering::Relaxed) {
+        halt();
+    }
     // SAFETY: the vectors pass TPIDR_EL2, which points at this CPU's block.
     vcpu::handle_trap(unsafe { &*cpu }, vector)
 }

@@ -169,7 +169,37 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
             }
         }
         TrapCause::DataAbortNoSyndrome { ipa, write, .. } => {
-            outside_partition(partition, vcpu, regs, ipa.raw(), far, write, false, esr);
+            if let Some(device) = emulated_device_at(partition, ipa.raw()) {
+                // Load/store pair, writeback or SIMD access: the syndrome
+                // does not say which registers, so it cannot be emulated.
+                log::warn!(
+                    "partition {}: vCPU {}: {} the {device} at IPA {:#x} with an instruction the hypervisor cannot emulate (no syndrome; ESR_EL2 {esr:#x}, PC {:#x}): abort injected",
+                    partition.name(),
+                    vcpu.0,
+                    if write { "wrote to" } else { "read from" },
+                    ipa.raw(),
+                    regs.elr
+                );
+                let inj = trap::inject_external_abort(
+                    false,
+                    write,
+                    regs.elr,
+                    regs.spsr,
+                    far,
+                    read_sysreg!("vbar_el1"),
+                );
+                write_injection(
+                    regs,
+                    inj.esr_el1,
+                    inj.elr_el1,
+                    inj.spsr_el1,
+                    inj.far_el1,
+                    inj.elr_el2,
+                    inj.spsr_el2,
+                );
+            } else {
+                outside_partition(partition, vcpu, regs, ipa.raw(), far, write, false, esr);
+            }
         }
         TrapCause::InstructionAbort { ipa } => {
             outside_partition(partition, vcpu, regs, ipa.raw(), far, false, true, esr);
@@ -180,6 +210,14 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
             inject_undefined(regs);
         }
     }
+}
+
+/// The emulated device whose window holds `ipa`, if any.
+fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<&'static str> {
+    let console = partition.config.console_ipa.raw();
+    (console..console + crate::vuart::SIZE)
+        .contains(&ipa)
+        .then_some("virtual console")
 }
 
 /// Emulates an access to one of the partition's virtual devices.

@@ -132,6 +132,30 @@ fn escape() {
         }
         None => escape_at(ram_end),
     }
+    pair_access_to_console();
+}
+
+/// A load pair from the virtual console: it traps without a syndrome the
+/// hypervisor can emulate, so an abort must come back (not a wrong value).
+fn pair_access_to_console() {
+    let base = fdt()
+        .chosen()
+        .stdout()
+        .and_then(|n| n.reg())
+        .and_then(|mut r| r.next())
+        .map_or(0, |r| r.starting_address as u64);
+    ABORT_ESR.store(0, Ordering::Release);
+    EXPECT_ABORT.store(true, Ordering::Release);
+    // SAFETY: reads two device registers; the hypervisor must refuse.
+    unsafe {
+        core::arch::asm!("ldp {a}, {b}, [{base}]", base = in(reg) base, a = out(reg) _, b = out(reg) _)
+    };
+    let esr = ABORT_ESR.load(Ordering::Acquire);
+    if esr == 0 {
+        println!("FAIL escape: a load pair from the console at {base:#x} was not refused");
+        psci::system_off();
+    }
+    println!("PASS escape: load pair from the console aborted (ESR_EL1={esr:#x})");
 }
 
 fn escape_at(target: u64) {

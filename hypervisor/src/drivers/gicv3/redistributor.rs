@@ -85,6 +85,31 @@ impl Redistributor {
         None
     }
 
+    /// Counts the redistributors of a region and whether all support
+    /// virtual LPIs (GICv4), by walking frames up to the one marked Last.
+    ///
+    /// # Safety
+    /// As for [`Redistributor::find`].
+    pub unsafe fn survey(region_base: usize, region_size: usize, stride: usize) -> (usize, bool) {
+        let (mut count, mut vlpis, mut base) = (0, true, region_base);
+        while base + 0x20000 <= region_base + region_size {
+            let typer = Self { base }.rd().typer.get();
+            count += 1;
+            vlpis &= typer & TYPER_VLPIS != 0;
+            if typer & TYPER_LAST != 0 {
+                break;
+            }
+            base += if stride != 0 {
+                stride
+            } else if typer & TYPER_VLPIS != 0 {
+                0x40000
+            } else {
+                0x20000
+            };
+        }
+        (count, vlpis && count > 0)
+    }
+
     fn rd(&self) -> &GicrRdRegs {
         // SAFETY: `find`'s contract: base maps a redistributor's RD frame.
         unsafe { &*(self.base as *const GicrRdRegs) }
