@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod its_cmd;
+pub mod its_queue;
 pub mod its_tables;
 pub mod lpi;
 pub mod regs;
