@@ -18,9 +18,11 @@ pub mod ids;
 pub mod layout;
 pub mod manifest;
 pub mod mm;
+pub mod pci;
 pub mod platform;
 pub mod psci;
 pub mod trap;
+pub mod vgic;
 pub mod vits;
 pub mod vuart;
 
