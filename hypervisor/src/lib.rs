@@ -22,6 +22,7 @@ pub mod pci;
 pub mod platform;
 pub mod psci;
 pub mod trap;
+pub mod vgic;
 pub mod vits;
 pub mod vuart;
 

@@ -1,0 +1,96 @@
+//! SGIs between vCPUs: a guest write to ICC_SGI1R_EL1 traps to EL2
+//! (HCR_EL2.IMO = 1); the kernel hands the value here (IHI 0069, 12.2.22).
+
+use super::action::VcpuMask;
+use super::{Actions, Vgic, VgicError};
+use crate::ids::VcpuIndex;
+
+/// A decoded ICC_SGI1R_EL1 write, in this partition's vCPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SgiRequest {
+    /// The SGI (0-15).
+    pub intid: u8,
+    /// The vCPUs that receive it.
+    pub targets: VcpuMask,
+    /// Targets the value named that no vCPU of the partition has.
+    pub missing: u32,
+}
+
+/// ICC_SGI1R_EL1 fields (IHI 0069, 12.2.22).
+mod field {
+    pub const TARGET_LIST: u64 = 0xffff;
+    pub const AFF1_SHIFT: u32 = 16;
+    pub const INTID_SHIFT: u32 = 24;
+    pub const AFF2_SHIFT: u32 = 32;
+    pub const IRM: u64 = 1 << 40;
+    pub const RS_SHIFT: u32 = 44;
+    pub const AFF3_SHIFT: u32 = 48;
+}
+
+/// Decodes `value` written by `sender` in a partition of `num_vcpus`
+/// vCPUs, where vCPU `i` has affinity 0.0.0.`i`. IRM = 1 targets every vCPU
+/// but the sender; else the TargetList bits name Aff0 = RS * 16 + bit
+/// within Aff3.Aff2.Aff1.
+pub fn decode_sgi1r(value: u64, sender: VcpuIndex, num_vcpus: u16) -> SgiRequest {
+    let intid = ((value >> field::INTID_SHIFT) & 0xf) as u8;
+    let mut targets = VcpuMask::default();
+    let mut missing = 0;
+    if value & field::IRM != 0 {
+        for v in (0..num_vcpus).map(VcpuIndex).filter(|&v| v != sender) {
+            targets.insert(v);
+        }
+        return SgiRequest {
+            intid,
+            targets,
+            missing,
+        };
+    }
+    let upper = ((value >> field::AFF1_SHIFT) & 0xff)
+        | ((value >> field::AFF2_SHIFT) & 0xff)
+        | ((value >> field::AFF3_SHIFT) & 0xff);
+    let range = ((value >> field::RS_SHIFT) & 0xf) as u16;
+    for bit in 0..16u16 {
+        if value & field::TARGET_LIST & (1 << bit) == 0 {
+            continue;
+        }
+        let aff0 = range * 16 + bit;
+        if upper == 0 && aff0 < num_vcpus {
+            targets.insert(VcpuIndex(aff0));
+        } else {
+            missing += 1;
+        }
+    }
+    SgiRequest {
+        intid,
+        targets,
+        missing,
+    }
+}
+
+impl Vgic {
+    /// Emulates `sender`'s ICC_SGI1R_EL1 write of `value`: the SGI becomes
+    /// pending on each target vCPU, which must be kicked. Targets that do
+    /// not exist are ignored and counted.
+    pub fn send_sgi(&mut self, sender: VcpuIndex, value: u64) -> Result<Actions, VgicError> {
+        self.vcpu(sender)?;
+        let request = decode_sgi1r(value, sender, self.config.num_vcpus);
+        self.counters.sgi_no_target = self
+            .counters
+            .sgi_no_target
+            .saturating_add(u64::from(request.missing));
+        let mut actions = Actions::new();
+        for target in request.targets.iter() {
+            let Ok(state) = self.vcpu_mut(target) else {
+                continue;
+            };
+            let Some(sgi) = state.private.get_mut(usize::from(request.intid)) else {
+                continue;
+            };
+            sgi.latch = true;
+            // A listed copy of a pending SGI coalesces on fold; an active one
+            // becomes pending and active once the target exits.
+            actions.kick(target);
+        }
+        Ok(actions)
+    }
+}
