@@ -20,6 +20,8 @@ struct Scenario {
     manifest: &'static str,
     /// `-M` override (e.g. a GICv3 machine), if any.
     machine: Option<&'static str>,
+    /// Extra QEMU arguments (devices, the hypervisor's command line).
+    qemu_args: &'static [&'static str],
     /// Time bound for the whole run.
     timeout: Duration,
     /// Ends the run early once the output shows enough.
@@ -32,24 +34,36 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "two-partitions-boot-and-report",
-            manifest: "manifest.toml",
+            manifest: "tests/hello.toml",
             machine: None,
+            qemu_args: &[],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
             check: check_two_partitions,
         },
         Scenario {
             name: "two-partitions-boot-and-report-gicv3",
-            manifest: "manifest.toml",
+            manifest: "tests/hello.toml",
             machine: Some("virt,gic-version=3,virtualization=on"),
+            qemu_args: &[],
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: check_two_partitions,
+        },
+        Scenario {
+            name: "two-partitions-boot-and-report-gicv2",
+            manifest: "tests/hello.toml",
+            machine: Some("virt,gic-version=2,virtualization=on"),
+            qemu_args: &[],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
             check: check_two_partitions,
         },
         Scenario {
             name: "secondary-vcpu-started-with-psci-cpu-on",
-            manifest: "manifest.toml",
+            manifest: "tests/hello.toml",
             machine: None,
+            qemu_args: &[],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
             check: check_cpu_on,
@@ -58,6 +72,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "access-outside-partition-is-contained",
             manifest: "tests/contain.toml",
             machine: None,
+            qemu_args: &[],
             timeout: Duration::from_secs(60),
             stop_when: |out| {
                 ticks_after(out, "beta", "[alpha] PASS escape: write at 0x44000000") >= 10
@@ -68,6 +83,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "system-reset-restarts-one-partition-only",
             manifest: "tests/reset.toml",
             machine: None,
+            qemu_args: &[],
             timeout: Duration::from_secs(60),
             stop_when: |out| ticks_after(out, "beta", "[alpha] PASS reset") >= 10,
             check: check_reset,
@@ -76,9 +92,37 @@ fn scenarios() -> Vec<Scenario> {
             name: "invalid-manifest-stops-boot-naming-the-field",
             manifest: "invalid-manifest.toml",
             machine: None,
+            qemu_args: &[],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
             check: check_invalid_manifest,
+        },
+        Scenario {
+            name: "its-msi-becomes-lpi-at-el2-then-discard-stops-it",
+            manifest: "tests/hello.toml",
+            machine: None,
+            qemu_args: &["-device", "edu", "-append", "selftest=its"],
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: check_its_selftest,
+        },
+        Scenario {
+            name: "its-msi-becomes-lpi-at-el2-then-discard-stops-it-gicv3",
+            manifest: "tests/hello.toml",
+            machine: Some("virt,gic-version=3,virtualization=on"),
+            qemu_args: &["-device", "edu", "-append", "selftest=its"],
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: check_its_selftest,
+        },
+        Scenario {
+            name: "gicv4-vlpi-reaches-guest-without-exit-and-doorbell-when-not-resident",
+            manifest: "tests/gicv4.toml",
+            machine: None,
+            qemu_args: &["-device", "edu", "-append", "selftest=gicv4"],
+            timeout: Duration::from_secs(60),
+            stop_when: |out| out.contains("[alpha] PASS doorbell") || out.contains("FAIL"),
+            check: check_gicv4,
         },
     ]
 }
@@ -150,8 +194,9 @@ fn run_scenario(board: &Board, artifacts: &build::Artifacts, s: &Scenario) -> Re
     if let Some(m) = s.machine {
         q.machine = m.into();
     }
+    let extra: Vec<String> = s.qemu_args.iter().map(|a| a.to_string()).collect();
     let outcome = qemu::run_captured(
-        qemu::command(&q, &artifacts.image, &bundle, &[]),
+        qemu::command(&q, &artifacts.image, &bundle, &extra),
         s.timeout,
         &s.stop_when,
     )?;
@@ -383,4 +428,51 @@ fn check_invalid_manifest(o: &Outcome) -> Result<(), String> {
             "QEMU exit status {other:?}, expected a clean power-off"
         )),
     }
+}
+
+fn check_its_selftest(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    if out.contains("selftest its: FAILED") {
+        return Err(out
+            .lines()
+            .find(|l| l.contains("FAILED"))
+            .unwrap_or("")
+            .to_string());
+    }
+    expect(out, "ITS      enabled: 4 collections")?;
+    expect(out, "PCI      00:01.0 1234:11e8")?;
+    expect(
+        out,
+        "selftest its: edu 00:01.0 (DeviceID 0x8) EventID 0 -> LPI 8192 taken at EL2",
+    )?;
+    expect(
+        out,
+        "selftest its: after DISCARD, edu's MSI no longer raises LPI 8192",
+    )?;
+    // The partitions still run normally afterwards.
+    expect(out, "[alpha] PASS hello: 2 vcpus up")?;
+    expect(out, "[beta] PASS hello: 2 vcpus up")
+}
+
+fn check_gicv4(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    if out.contains("selftest gicv4: FAILED") {
+        return Err(out
+            .lines()
+            .find(|l| l.contains("FAILED"))
+            .unwrap_or("")
+            .to_string());
+    }
+    expect(
+        out,
+        "selftest gicv4: edu 00:01.0 (DeviceID 0x8) EventID 0 -> vPE 0 vINTID 8192",
+    )?;
+    for round in 0..3 {
+        expect(out, &format!("[alpha] PASS vlpi: round {round}: vINTID 8192 taken through ICV_IAR1_EL1, hypervisor exits during delivery: 0"))?;
+    }
+    expect(out, "doorbell LPI")?;
+    expect(out, "taken at EL2")?;
+    expect(out, "[alpha] PASS doorbell: doorbell taken while non-resident, vINTID 8192 delivered once resident again")
 }

@@ -93,13 +93,23 @@ pub fn primary(dtb: usize) -> ! {
     init_gic(platform);
     let bundle = load_bundle(platform);
     init_frames(platform, dtb as u64, dtb_size as u64);
-    let manifest = load_manifest(platform, bundle);
+    super::irq::init_lpis();
+    init_gic_cpu();
+    super::irq::init_pci();
+    let manifest = load_manifest(platform, bundle, dtb as u64, dtb_size as u64);
     build_partitions(manifest);
     cpus::start_secondaries();
+    super::irq::init_its();
+    super::selftest::run(platform.bootargs.as_deref().unwrap_or(""));
     for p in partitions() {
-        if let Err(e) = p.load_and_start() {
+        // Every partition is loaded before any starts: a bad image layout
+        // stops the boot before a guest runs.
+        if let Err(e) = p.load() {
             fatal(format_args!("partition {}: {e}", p.name()));
         }
+    }
+    for p in partitions() {
+        p.start();
     }
     cpus::run(boot_index)
 }
@@ -147,7 +157,6 @@ fn init_gic(platform: &Platform) {
                 let typer = unsafe { crate::drivers::its::read_typer(its.registers.start.raw() as usize) };
                 crate::println!("ITS      {}: {}", its.registers.start, crate::gic::regs::its::GitsTyper(typer));
             }
-            init_gic_cpu();
         }
         Gic::V2(_) => log::warn!("GICv2: partitions run, but stopping or resetting a multi-vCPU partition cannot interrupt its other CPUs yet"),
     }
@@ -173,6 +182,7 @@ fn init_gic_cpu() {
     }
     rd.enable_private(SGI_KICK);
     cpu_interface::init();
+    super::irq::init_cpu(&rd);
 }
 
 fn map(base: u64, size: u64, what: &str) {
@@ -222,19 +232,41 @@ fn init_frames(platform: &Platform, dtb: u64, dtb_size: u64) {
     *FRAMES.lock() = Some(frames);
 }
 
-fn load_manifest(platform: &Platform, bundle: &Bundle<'static>) -> Manifest {
+fn load_manifest(
+    platform: &Platform,
+    bundle: &Bundle<'static>,
+    dtb: u64,
+    dtb_size: u64,
+) -> Manifest {
     let text = match bundle.manifest() {
         Ok(t) => t,
         Err(e) => fatal(format_args!("{e}")),
     };
     let (image_start, image_end) = early::image_range();
-    let reserved_ranges: Vec<(&str, Range<PhysAddr>)> = alloc::vec![(
-        "hypervisor image",
-        Range {
-            start: PhysAddr(image_start),
-            size: image_end - image_start
-        }
-    )];
+    // The same ranges the frame allocator keeps out (init_frames).
+    let mut reserved_ranges: Vec<(&str, Range<PhysAddr>)> = alloc::vec![
+        (
+            "hypervisor image",
+            Range {
+                start: PhysAddr(image_start),
+                size: image_end - image_start
+            }
+        ),
+        (
+            "device tree",
+            Range {
+                start: PhysAddr(dtb),
+                size: dtb_size
+            }
+        ),
+    ];
+    reserved_ranges.extend(platform.initrd.map(|r| ("boot bundle", r)));
+    reserved_ranges.extend(
+        platform
+            .reserved
+            .iter()
+            .map(|r| ("reserved memory", r.range)),
+    );
     let reserved: Vec<Region<'_, PhysAddr>> = reserved_ranges
         .iter()
         .map(|(name, range)| Region {

@@ -33,10 +33,18 @@ pub fn start_secondaries() {
         if index == me || !cpu.available {
             continue;
         }
-        let online = (0..2_000_000).any(|_| {
+        // Up to 2 s of the system counter: emulated CPUs can be slow to start.
+        let deadline =
+            crate::arch::sysreg::counter() + 2 * crate::arch::sysreg::counter_frequency();
+        let online = loop {
+            if percpu::get(index).online.load(Ordering::Acquire) {
+                break true;
+            }
+            if crate::arch::sysreg::counter() > deadline {
+                break false;
+            }
             core::hint::spin_loop();
-            percpu::get(index).online.load(Ordering::Acquire)
-        });
+        };
         if !online {
             log::warn!("CPU {index} did not come online");
         }
@@ -89,17 +97,25 @@ pub fn run(index: usize) -> ! {
         vcpu::drain_interrupts();
         let pending = {
             let mut control = partition.control.lock();
-            if control.run == super::partition::RunState::Running {
+            let pending = if control.run == super::partition::RunState::Running {
                 control.power.take_pending(vcpu)
             } else {
                 None
+            };
+            if pending.is_some() {
+                // Under the lock, so that a stop or reset (which changes
+                // the state under the same lock, then bumps the epoch and
+                // waits for `in_guest` to drop) either sees this CPU in the
+                // guest with the old epoch, and kicks it, or finds nothing
+                // pending for it.
+                block
+                    .epoch
+                    .store(partition.epoch.load(Ordering::Acquire), Ordering::Release);
+                block.in_guest.store(true, Ordering::Release);
             }
+            pending
         };
         if let Some((entry, context)) = pending {
-            block
-                .epoch
-                .store(partition.epoch.load(Ordering::Acquire), Ordering::Release);
-            block.in_guest.store(true, Ordering::Release);
             vcpu::start(partition, vcpu, entry, context);
         }
         wfe();

@@ -168,8 +168,27 @@ pub fn map_device(base: u64, size: u64) -> Result<(), crate::mm::PageTableError>
         end - start,
         El2Attributes::device(),
     ) {
-        // Mapped already (e.g. two devices sharing a page): fine if it is device memory.
-        Err(crate::mm::PageTableError::AlreadyMapped { .. }) => Ok(()),
+        // Mapped already: fine only if every page is identity-mapped device
+        // memory (e.g. two devices sharing a page), never if it is RAM.
+        Err(e @ crate::mm::PageTableError::AlreadyMapped { .. }) => {
+            let device = El2Attributes::device();
+            let all_device = (start..end).step_by(PAGE_SIZE as usize).all(|va| {
+                tables
+                    .translate(VirtAddr(va))
+                    .is_none_or(|(pa, attrs)| pa.raw() == va && attrs == device)
+            });
+            if !all_device {
+                return Err(e);
+            }
+            // Map what is still unmapped in the range, page by page.
+            for va in (start..end).step_by(PAGE_SIZE as usize) {
+                if tables.translate(VirtAddr(va)).is_none() {
+                    tables.map(VirtAddr(va), PhysAddr(va), PAGE_SIZE, device)?;
+                }
+            }
+            crate::arch::sysreg::isb();
+            Ok(())
+        }
         other => {
             crate::arch::sysreg::isb();
             other

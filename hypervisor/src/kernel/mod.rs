@@ -7,8 +7,10 @@ pub mod cpus;
 pub mod early;
 pub mod guest;
 pub mod heap;
+pub mod irq;
 pub mod partition;
 pub mod percpu;
+pub mod selftest;
 pub mod vcpu;
 
 use core::panic::PanicInfo;
@@ -57,10 +59,14 @@ extern "C" fn handle_el2_self(vector: u64, frame: *const crate::arch::exception:
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    console::write_fmt_force(format_args!(
-        "\n[hv cpu{}] PANIC: {info}\n",
-        percpu::current_index()
-    ));
+    let me = percpu::current_index();
+    if !PANICKED.swap(true, Ordering::AcqRel) {
+        console::write_fmt_force(format_args!(
+            "\n[hv cpu{me}] PANIC: {info}\n[hv cpu{me}] halting all CPUs\n"
+        ));
+        // Pull every other CPU out of its guest; each halts on the flag.
+        cpus::kick_all_others();
+    }
     halt()
 }
 

@@ -45,6 +45,8 @@ pub struct Partition {
     pub ram_pa: PhysAddr,
     /// The stage-2 root table.
     pub stage2_root: PhysAddr,
+    /// The stage-2 tables, for mappings added after boot (passthrough MMIO).
+    stage2: Mutex<Stage2PageTable<IdentityTables<BootFrames>>>,
     /// VTCR_EL2 for this partition.
     pub vtcr: u64,
     /// The partition's VMID.
@@ -73,6 +75,8 @@ pub enum BuildError {
     MissingImage(String),
     /// The guest device tree could not be generated.
     DeviceTree(String),
+    /// The images do not fit the partition's RAM layout.
+    Layout(&'static str),
 }
 
 impl core::fmt::Display for BuildError {
@@ -82,6 +86,7 @@ impl core::fmt::Display for BuildError {
             Self::Stage2(e) => write!(f, "stage 2: {e}"),
             Self::MissingImage(name) => write!(f, "image {name:?} is not in the boot bundle"),
             Self::DeviceTree(e) => write!(f, "guest device tree: {e}"),
+            Self::Layout(e) => write!(f, "{e}"),
         }
     }
 }
@@ -97,7 +102,7 @@ impl Partition {
         config: PartitionConfig,
         ram_pa: PhysAddr,
         vmid: u16,
-        frames: impl FrameSource,
+        frames: BootFrames,
     ) -> Result<Self, BuildError> {
         let regime =
             Stage2::new(IPA_BITS).map_err(|e| BuildError::Stage2(alloc::format!("{e:?}")))?;
@@ -120,6 +125,7 @@ impl Partition {
             id,
             ram_pa,
             stage2_root: s2.root(),
+            stage2: Mutex::new(s2),
             vtcr,
             vmid,
             dtb_ipa,
@@ -133,6 +139,13 @@ impl Partition {
             faults: AtomicU64::new(0),
             config,
         })
+    }
+
+    /// The stage-2 tables, locked. Mapping into unmapped IPA space needs no
+    /// TLB maintenance; anything else goes through the table memory's
+    /// invalidation, which assumes this partition's VMID is loaded.
+    pub fn stage2(&self) -> spin::MutexGuard<'_, Stage2PageTable<IdentityTables<BootFrames>>> {
+        self.stage2.lock()
     }
 
     /// The partition's name.
@@ -162,6 +175,7 @@ impl Partition {
         // SAFETY: the range is inside this partition's RAM, which is
         // identity-mapped at EL2 and owned by the partition.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ram_ptr(ipa), bytes.len()) };
+        super::early::clean_invalidate(self.ram_ptr(ipa) as u64, bytes.len() as u64);
         true
     }
 
@@ -171,19 +185,42 @@ impl Partition {
     }
 
     /// Loads the images and the device tree, and makes vCPU 0 pending at
-    /// the entry point. Called at boot and on reset, with all vCPUs parked.
+    /// the entry point. Called on reset, with all vCPUs parked.
     pub fn load_and_start(&self) -> Result<(), BuildError> {
+        self.load()?;
+        self.start();
+        Ok(())
+    }
+
+    /// Copies the images and the device tree into guest RAM (cleaned to the
+    /// point of coherency: the guest starts with its MMU and caches off).
+    pub fn load(&self) -> Result<(), BuildError> {
         let boot_count = self.control.lock().boot_count;
         let bundle = super::boot::bundle();
         let kernel = bundle
             .get(&self.config.kernel.image)
             .ok_or_else(|| BuildError::MissingImage(self.config.kernel.image.clone()))?;
+        let dtb_area = (
+            self.dtb_ipa.raw(),
+            self.config.ram.ipa.raw() + self.config.ram.size,
+        );
+        let overlaps_dtb = |ipa: u64, len: u64| ipa < dtb_area.1 && ipa + len > dtb_area.0;
+        if overlaps_dtb(self.config.kernel.ipa.raw(), kernel.data.len() as u64) {
+            return Err(BuildError::Layout(
+                "kernel image overlaps the device tree area (the last 2 MiB of RAM)",
+            ));
+        }
         self.write_ram(self.config.kernel.ipa.raw(), kernel.data);
         let mut initrd_range = None;
         if let Some(initrd) = &self.config.initrd {
             let image = bundle
                 .get(&initrd.image)
                 .ok_or_else(|| BuildError::MissingImage(initrd.image.clone()))?;
+            if overlaps_dtb(initrd.ipa.raw(), image.data.len() as u64) {
+                return Err(BuildError::Layout(
+                    "initrd overlaps the device tree area (the last 2 MiB of RAM)",
+                ));
+            }
             self.write_ram(initrd.ipa.raw(), image.data);
             initrd_range = Some((initrd.ipa, image.data.len() as u64));
         }
@@ -193,12 +230,13 @@ impl Partition {
             return Err(BuildError::DeviceTree(String::from("larger than 2 MiB")));
         }
         // Instruction fetches of the guest must see the freshly copied code.
-        super::early::clean_invalidate(
-            self.ram_ptr(self.config.kernel.ipa.raw()) as u64,
-            kernel.data.len() as u64,
-        );
         // SAFETY: invalidating the instruction cache has no effect on data.
         unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+        Ok(())
+    }
+
+    /// Makes vCPU 0 pending at the entry point with x0 = the device tree.
+    pub fn start(&self) {
         let mut control = self.control.lock();
         control.run = RunState::Running;
         control
@@ -206,7 +244,6 @@ impl Partition {
             .start(self.config.kernel.ipa.raw(), self.dtb_ipa.raw());
         drop(control);
         crate::arch::sysreg::sev();
-        Ok(())
     }
 
     /// Stops the partition: every vCPU leaves the guest and parks.
@@ -218,8 +255,8 @@ impl Partition {
             }
             control.run = RunState::Stopped;
             control.power.all_off();
+            self.epoch.fetch_add(1, Ordering::AcqRel);
         }
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.kick_others();
         log::info!("partition {}: stopped ({reason})", self.name());
         super::partition_stopped();
@@ -235,8 +272,8 @@ impl Partition {
             }
             control.run = RunState::Resetting;
             control.power.all_off();
+            self.epoch.fetch_add(1, Ordering::AcqRel);
         }
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.kick_others();
         let me = percpu::current_index();
         for &cpu in &self.config.cpus {

@@ -48,6 +48,13 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     write_sysreg!("hcr_el2", HCR_GUEST);
     mmu::load_stage2(partition.vtcr, partition.stage2_root, partition.vmid);
     mmu::flush_guest_tlb_local();
+    // The virtual CPU interface on (ICH_HCR_EL2.En): the guest's ICC_*
+    // accesses reach ICV_* and virtual interrupts (vLPIs, list registers)
+    // can be signalled.
+    if cpu_interface::is_ready() {
+        write_sysreg!("S3_4_C12_C11_0", 1);
+    }
+    super::selftest::on_vcpu_entry(cpu);
     let regs = GuestRegs {
         x: {
             let mut x = [0; 31];
@@ -350,6 +357,15 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
             } else {
                 psci::ret::NOT_SUPPORTED
             }
+        }
+        PsciCall::Unknown(super::selftest::hypercall::EXIT_COUNT) => {
+            percpu::get(percpu::current_index())
+                .exits
+                .total
+                .load(Ordering::Relaxed) as i64
+        }
+        PsciCall::Unknown(super::selftest::hypercall::SELFTEST_DOORBELL) => {
+            super::selftest::doorbell_call()
         }
         PsciCall::SmcccVersion | PsciCall::Unknown(_) => psci::ret::NOT_SUPPORTED,
         PsciCall::MigrateInfoType => 2, // no Trusted OS to migrate

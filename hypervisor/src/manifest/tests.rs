@@ -50,7 +50,7 @@ fn board_manifest_parses_to_two_partitions() {
             ipa: Ipa(0x4020_0000),
         },
         initrd: None,
-        bootargs: "scenario=hello".to_string(),
+        bootargs: "scenario=ticker".to_string(),
         console_ipa: Ipa(0x0900_0000),
     };
     let beta = PartitionConfig {

@@ -54,7 +54,7 @@ guest_vectors:
     VEC unexpected_exception
     VEC unexpected_exception
     VEC sync_exception          // current EL, SPx: sync
-    VEC unexpected_exception
+    VEC irq_exception           // current EL, SPx: IRQ
     VEC unexpected_exception
     VEC unexpected_exception
     .rept 8
@@ -93,6 +93,40 @@ sync_exception:
     add     sp, sp, #(32 * 8)
     eret
 
+irq_exception:
+    sub     sp, sp, #(32 * 8)
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x29, [sp, #144]
+    str     x30, [sp, #160]
+    mrs     x0, elr_el1
+    mrs     x1, spsr_el1
+    stp     x0, x1, [sp, #176]
+    bl      guest_irq
+    ldp     x0, x1, [sp, #176]
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x29, [sp, #144]
+    ldr     x30, [sp, #160]
+    add     sp, sp, #(32 * 8)
+    eret
+
 unexpected_exception:
     mrs     x0, esr_el1
     mrs     x1, far_el1
@@ -110,6 +144,8 @@ extern "C" {
 
 #[no_mangle]
 extern "C" fn guest_unexpected_exception(esr: u64, far: u64, elr: u64) -> ! {
-    crate::println!("FAIL unexpected exception: ESR_EL1={esr:#x} FAR_EL1={far:#x} ELR_EL1={elr:#x}");
+    crate::println!(
+        "FAIL unexpected exception: ESR_EL1={esr:#x} FAR_EL1={far:#x} ELR_EL1={elr:#x}"
+    );
     super::psci::system_off()
 }

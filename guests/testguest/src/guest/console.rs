@@ -9,7 +9,12 @@ static LOCK: Mutex<()> = Mutex::new(());
 
 /// Finds the console in the device tree.
 pub fn init() {
-    let base = super::fdt().chosen().stdout().and_then(|n| n.reg()).and_then(|mut r| r.next()).map(|r| r.starting_address as usize);
+    let base = super::fdt()
+        .chosen()
+        .stdout()
+        .and_then(|n| n.reg())
+        .and_then(|mut r| r.next())
+        .map(|r| r.starting_address as usize);
     BASE.store(base.unwrap_or(0), Ordering::Release);
 }
 

@@ -3,6 +3,7 @@
 mod boot;
 #[macro_use]
 mod console;
+mod gic;
 mod psci;
 mod scenarios;
 
@@ -24,7 +25,8 @@ pub fn fdt() -> fdt::Fdt<'static> {
 /// The value of `key=` in `/chosen/bootargs`.
 pub fn bootarg(key: &str) -> Option<&'static str> {
     let args = fdt().chosen().bootargs()?;
-    args.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    args.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// This vCPU's MPIDR affinity.
@@ -59,10 +61,21 @@ pub fn delay_ms(ms: u64) {
 extern "C" fn guest_main(dtb: u64) -> ! {
     DTB.store(dtb, Ordering::Release);
     console::init();
-    let name = fdt().find_node("/chosen").and_then(|n| n.property("hv,partition")).and_then(|p| p.as_str()).unwrap_or("?");
-    let boots = fdt().find_node("/chosen").and_then(|n| n.property("hv,boot-count")).and_then(|p| p.as_usize()).unwrap_or(0);
+    let name = fdt()
+        .find_node("/chosen")
+        .and_then(|n| n.property("hv,partition"))
+        .and_then(|p| p.as_str())
+        .unwrap_or("?");
+    let boots = fdt()
+        .find_node("/chosen")
+        .and_then(|n| n.property("hv,boot-count"))
+        .and_then(|p| p.as_usize())
+        .unwrap_or(0);
     let scenario = bootarg("scenario").unwrap_or("hello");
-    println!("boot: partition {name} vcpu0 mpidr {:#x} scenario {scenario} boot-count {boots}", mpidr());
+    println!(
+        "boot: partition {name} vcpu0 mpidr {:#x} scenario {scenario} boot-count {boots}",
+        mpidr()
+    );
     scenarios::run(scenario, boots)
 }
 
@@ -77,6 +90,12 @@ extern "C" fn guest_secondary_main(context: u64) -> ! {
 #[no_mangle]
 extern "C" fn guest_sync_exception(esr: u64, far: u64, elr: u64) -> u64 {
     scenarios::on_sync_exception(esr, far, elr)
+}
+
+/// An IRQ reached the guest's vector (from boot.rs).
+#[no_mangle]
+extern "C" fn guest_irq() {
+    gic::handle_irq();
 }
 
 #[panic_handler]

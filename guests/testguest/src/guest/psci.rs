@@ -19,7 +19,12 @@ pub fn call(function: u64, a1: u64, a2: u64, a3: u64) -> i64 {
 
 /// Starts vCPU `target` (its MPIDR) at the guest's secondary entry with context `index`.
 pub fn cpu_on(target: u64, index: u64) -> i64 {
-    call(CPU_ON, target, super::boot::secondary_start as *const () as u64, index)
+    call(
+        CPU_ON,
+        target,
+        super::boot::secondary_start as *const () as u64,
+        index,
+    )
 }
 
 /// Powers the partition off.

@@ -39,6 +39,10 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             println!("PASS reset: partition came back, boot-count {boots}");
             ticker()
         }
+        "vlpi" => {
+            vlpi();
+            ticker()
+        }
         other => {
             println!("FAIL unknown scenario {other:?}");
             psci::system_off()
@@ -218,5 +222,74 @@ mod heapless_cpus {
             }
         }
         c
+    }
+}
+
+/// The hypervisor's count of this vCPU's exits (vendor hypercall).
+fn exit_count() -> u64 {
+    psci::call(0xc600_0001, 0, 0, 0) as u64
+}
+
+/// Waits (bounded, 1 s) until `TAKEN` exceeds `before`; returns the last INTID.
+fn wait_irq(before: u64) -> Option<u32> {
+    for _ in 0..1000 {
+        if super::gic::TAKEN.load(Ordering::Acquire) > before {
+            return Some(super::gic::LAST_INTID.load(Ordering::Acquire));
+        }
+        delay_ms(1);
+    }
+    None
+}
+
+/// GICv4 direct injection: edu (its BAR0 at `edu=` in our IPA space) sends
+/// its MSI, which the ITS turns into vINTID 8192 for this vCPU: taken
+/// through ICV_IAR1_EL1 with no exit. Then the doorbell path.
+fn vlpi() {
+    let Some(edu) = super::bootarg("edu")
+        .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+    else {
+        println!("FAIL vlpi: no edu= bootarg");
+        psci::system_off()
+    };
+    super::gic::enable();
+    super::gic::unmask_irqs();
+    for round in 0..3 {
+        let taken = super::gic::TAKEN.load(Ordering::Acquire);
+        let before = exit_count();
+        // SAFETY: edu's interrupt-raise register, mapped into our IPA space.
+        unsafe { core::ptr::write_volatile((edu + 0x60) as *mut u32, 1) };
+        let intid = wait_irq(taken);
+        let after = exit_count();
+        // SAFETY: edu's interrupt-acknowledge register.
+        unsafe { core::ptr::write_volatile((edu + 0x64) as *mut u32, 1) };
+        // One exit is the second EXIT_COUNT call itself.
+        let exits = after.wrapping_sub(before).wrapping_sub(1);
+        match intid {
+            Some(8192) if exits == 0 => println!("PASS vlpi: round {round}: vINTID 8192 taken through ICV_IAR1_EL1, hypervisor exits during delivery: 0"),
+            Some(i) => {
+                println!("FAIL vlpi: round {round}: INTID {i}, hypervisor exits during delivery: {exits}");
+                psci::system_off()
+            }
+            None => {
+                println!("FAIL vlpi: round {round}: no interrupt within 1 s");
+                psci::system_off()
+            }
+        }
+    }
+    // Doorbell: with IRQs masked, ask the hypervisor to deschedule our vPE
+    // and trigger edu; the vLPI must be pending when we come back.
+    super::gic::mask_irqs();
+    let taken = super::gic::TAKEN.load(Ordering::Acquire);
+    let rang = psci::call(0xc600_0002, 0, 0, 0);
+    super::gic::unmask_irqs();
+    let intid = wait_irq(taken);
+    // SAFETY: edu's interrupt-acknowledge register.
+    unsafe { core::ptr::write_volatile((edu + 0x64) as *mut u32, 1) };
+    match (rang, intid) {
+        (0, Some(8192)) => println!("PASS doorbell: doorbell taken while non-resident, vINTID 8192 delivered once resident again"),
+        (r, i) => {
+            println!("FAIL doorbell: hypercall {r}, interrupt after residency {i:?}");
+            psci::system_off()
+        }
     }
 }

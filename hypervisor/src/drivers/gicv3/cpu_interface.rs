@@ -1,9 +1,17 @@
 //! The GICv3 CPU interface as the hypervisor uses it at EL2 (ICC_* system
 //! registers): enable, acknowledge, end of interrupt, SGIs.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether this machine's GIC has the system-register CPU interface and
+/// `init` ran: on a GICv2 (GIC-400) the ICC_* registers do not exist and
+/// touching them is an undefined instruction.
+static READY: AtomicBool = AtomicBool::new(false);
+
 /// Enables the system register interface for EL2 and EL1 (ICC_SRE_EL2:
 /// SRE | Enable), unmasks all priorities and enables Group 1.
 pub fn init() {
+    READY.store(true, Ordering::Release);
     crate::write_sysreg!("S3_4_C12_C9_5", 0xf); // ICC_SRE_EL2: SRE, DFB, DIB, Enable
     crate::arch::sysreg::isb();
     crate::write_sysreg!("S3_0_C4_C6_0", 0xff); // ICC_PMR_EL1
@@ -12,9 +20,17 @@ pub fn init() {
     crate::arch::sysreg::isb();
 }
 
+/// Whether the ICC_*/ICH_* system registers are in use (GICv3 or later).
+pub fn is_ready() -> bool {
+    READY.load(Ordering::Acquire)
+}
+
 /// Acknowledges the highest-priority pending Group 1 interrupt (ICC_IAR1_EL1).
 /// Returns its INTID (1023: none).
 pub fn acknowledge() -> u32 {
+    if !READY.load(Ordering::Acquire) {
+        return 1023;
+    }
     (crate::read_sysreg!("S3_0_C12_C12_0") & 0xff_ffff) as u32
 }
 
@@ -25,6 +41,9 @@ pub fn end_of_interrupt(intid: u32) {
 
 /// Sends SGI `intid` to the CPU with affinity `mpidr` (ICC_SGI1R_EL1).
 pub fn send_sgi(intid: u32, mpidr: u64) {
+    if !READY.load(Ordering::Acquire) {
+        return;
+    }
     let aff0 = mpidr & 0xf;
     let value = ((mpidr >> 32) & 0xff) << 48
         | ((mpidr >> 16) & 0xff) << 32

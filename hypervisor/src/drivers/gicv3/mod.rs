@@ -3,6 +3,7 @@
 
 pub mod cpu_interface;
 pub mod distributor;
+pub mod lpi;
 pub mod redistributor;
 
 pub use distributor::Distributor;

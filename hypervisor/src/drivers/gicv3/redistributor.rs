@@ -110,6 +110,14 @@ impl Redistributor {
         (count, vlpis && count > 0)
     }
 
+    /// The redistributor whose frames start at `base`.
+    ///
+    /// # Safety
+    /// `base` must be a redistributor found by [`Redistributor::find`].
+    pub unsafe fn from_base(base: usize) -> Self {
+        Self { base }
+    }
+
     fn rd(&self) -> &GicrRdRegs {
         // SAFETY: `find`'s contract: base maps a redistributor's RD frame.
         unsafe { &*(self.base as *const GicrRdRegs) }
