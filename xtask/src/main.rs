@@ -4,6 +4,7 @@ mod board;
 mod build;
 mod qemu;
 mod scenarios;
+mod scenarios_vgic;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -13,25 +13,25 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 /// One system test.
-struct Scenario {
+pub(crate) struct Scenario {
     /// Name printed with PASS/FAIL (the behaviour it pins).
-    name: &'static str,
+    pub(crate) name: &'static str,
     /// Manifest, relative to the board folder.
-    manifest: &'static str,
+    pub(crate) manifest: &'static str,
     /// `-M` override (e.g. a GICv3 machine), if any.
-    machine: Option<&'static str>,
+    pub(crate) machine: Option<&'static str>,
     /// Extra QEMU arguments (devices, the hypervisor's command line).
-    qemu_args: &'static [&'static str],
+    pub(crate) qemu_args: &'static [&'static str],
     /// Time bound for the whole run.
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Ends the run early once the output shows enough.
-    stop_when: fn(&str) -> bool,
+    pub(crate) stop_when: fn(&str) -> bool,
     /// Checks the run; `Err` says what was wrong.
-    check: fn(&Outcome) -> Result<(), String>,
+    pub(crate) check: fn(&Outcome) -> Result<(), String>,
 }
 
 fn scenarios() -> Vec<Scenario> {
-    vec![
+    let mut all = vec![
         Scenario {
             name: "two-partitions-boot-and-report",
             manifest: "tests/hello.toml",
@@ -124,7 +124,9 @@ fn scenarios() -> Vec<Scenario> {
             stop_when: |out| out.contains("[alpha] PASS doorbell") || out.contains("FAIL"),
             check: check_gicv4,
         },
-    ]
+    ];
+    all.extend(crate::scenarios_vgic::scenarios());
+    all
 }
 
 /// Runs the host tests and the system scenarios.
@@ -215,7 +217,7 @@ fn run_scenario(board: &Board, artifacts: &build::Artifacts, s: &Scenario) -> Re
 }
 
 /// Lines of partition `name` in the output.
-fn lines_of<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+pub(crate) fn lines_of<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
     let prefix = format!("[{name}] ");
     out.lines()
         .filter_map(|l| l.strip_prefix(prefix.as_str()))
@@ -223,7 +225,7 @@ fn lines_of<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
 }
 
 /// How many `tick` lines partition `name` printed after the first line containing `marker`.
-fn ticks_after(out: &str, name: &str, marker: &str) -> usize {
+pub(crate) fn ticks_after(out: &str, name: &str, marker: &str) -> usize {
     let Some(at) = out.find(marker) else { return 0 };
     lines_of(&out[at..], name)
         .iter()
@@ -231,7 +233,7 @@ fn ticks_after(out: &str, name: &str, marker: &str) -> usize {
         .count()
 }
 
-fn expect(out: &str, needle: &str) -> Result<(), String> {
+pub(crate) fn expect(out: &str, needle: &str) -> Result<(), String> {
     if out.contains(needle) {
         Ok(())
     } else {
@@ -239,7 +241,7 @@ fn expect(out: &str, needle: &str) -> Result<(), String> {
     }
 }
 
-fn no_failures(out: &str) -> Result<(), String> {
+pub(crate) fn no_failures(out: &str) -> Result<(), String> {
     match out
         .lines()
         .find(|l| l.contains("] FAIL") || l.contains("PANIC") || l.contains("FATAL"))
