@@ -181,6 +181,11 @@ fn init_gic_cpu() {
         log::error!("redistributor at {:#x} did not wake up", rd.base());
     }
     rd.enable_private(SGI_KICK);
+    // The vGIC's maintenance interrupt (list registers to refill, EOIs of
+    // interrupts not in a list register).
+    if let Some(m) = gic.maintenance {
+        rd.enable_private(m.intid().0);
+    }
     cpu_interface::init();
     super::irq::init_cpu(&rd);
 }

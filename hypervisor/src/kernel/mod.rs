@@ -12,6 +12,7 @@ pub mod partition;
 pub mod percpu;
 pub mod selftest;
 pub mod vcpu;
+pub mod vgic;
 
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -57,6 +57,8 @@ pub struct Partition {
     pub control: Mutex<Control>,
     /// The virtual console.
     pub console: Mutex<VirtualUart>,
+    /// The virtual GICv3 (model; `kernel::vgic` drives the hardware half).
+    pub vgic: Mutex<crate::vgic::Vgic>,
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
@@ -75,6 +77,8 @@ pub enum BuildError {
     MissingImage(String),
     /// The guest device tree could not be generated.
     DeviceTree(String),
+    /// The virtual GIC could not be configured.
+    Vgic(String),
     /// The images do not fit the partition's RAM layout.
     Layout(&'static str),
 }
@@ -87,6 +91,7 @@ impl core::fmt::Display for BuildError {
             Self::MissingImage(name) => write!(f, "image {name:?} is not in the boot bundle"),
             Self::DeviceTree(e) => write!(f, "guest device tree: {e}"),
             Self::Layout(e) => write!(f, "{e}"),
+            Self::Vgic(e) => write!(f, "virtual GIC: {e}"),
         }
     }
 }
@@ -135,6 +140,7 @@ impl Partition {
                 boot_count: 0,
             }),
             console: Mutex::new(VirtualUart::new()),
+            vgic: Mutex::new(super::vgic::new_vgic(vcpus).map_err(BuildError::Vgic)?),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             config,
@@ -196,6 +202,10 @@ impl Partition {
     /// point of coherency: the guest starts with its MMU and caches off).
     pub fn load(&self) -> Result<(), BuildError> {
         let boot_count = self.control.lock().boot_count;
+        // A fresh interrupt controller, as after a reset.
+        *self.vgic.lock() =
+            super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
+        *self.console.lock() = VirtualUart::new();
         let bundle = super::boot::bundle();
         let kernel = bundle
             .get(&self.config.kernel.image)

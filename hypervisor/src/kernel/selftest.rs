@@ -126,6 +126,7 @@ fn poll_for(intid: PhysIntId) -> bool {
         let got = cpu_interface::acknowledge();
         if got < 1020 || got >= 8192 {
             cpu_interface::end_of_interrupt(got);
+            cpu_interface::deactivate(got);
             if got == intid.0 {
                 return true;
             }

@@ -6,7 +6,6 @@ use super::partition::Partition;
 use super::{boot, cpus, percpu};
 use crate::arch::exception::{enter_guest, GuestRegs};
 use crate::arch::mmu;
-use crate::drivers::gicv3::cpu_interface;
 use crate::ids::VcpuIndex;
 use crate::psci::{self, PsciCall};
 use crate::trap::{self, MmioAccess, TrapCause};
@@ -51,8 +50,12 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     // The virtual CPU interface on (ICH_HCR_EL2.En): the guest's ICC_*
     // accesses reach ICV_* and virtual interrupts (vLPIs, list registers)
     // can be signalled.
-    if cpu_interface::is_ready() {
-        write_sysreg!("S3_4_C12_C11_0", 1);
+    // A fresh virtual CPU interface: no list register left from a previous
+    // life, and no physical timer interrupt left active by one.
+    super::vgic::clear_lrs();
+    if let Some(rd) = super::irq::redistributor(cpu) {
+        rd.disable_private(super::vgic::VTIMER_INTID);
+        rd.deactivate_private(super::vgic::VTIMER_INTID);
     }
     super::selftest::on_vcpu_entry(cpu);
     let regs = GuestRegs {
@@ -66,6 +69,7 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     };
     // SAFETY: only this CPU touches its own saved registers.
     unsafe { *percpu::get(cpu).regs.get() = regs };
+    super::vgic::flush(partition, vcpu);
     // SAFETY: TPIDR_EL2 points at this CPU's block, whose registers we just
     // set, and the stack top is this CPU's.
     unsafe { enter_guest(crate::arch::boot::stack_top(cpu)) }
@@ -119,11 +123,12 @@ pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
     };
     // SAFETY: only this CPU touches its own saved registers.
     let regs = unsafe { &mut *cpu.regs.get() };
+    super::vgic::fold(partition, vcpu);
     match vector {
         0 => handle_sync(cpu, partition, vcpu, regs),
         1 => {
             cpu.exits.irqs.fetch_add(1, Ordering::Relaxed);
-            drain_interrupts();
+            super::vgic::take_physical_interrupts(Some((partition, vcpu)));
         }
         _ => {
             let esr = read_sysreg!("esr_el2");
@@ -144,6 +149,7 @@ pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
     if partition.epoch.load(Ordering::Acquire) != cpu.epoch.load(Ordering::Acquire) {
         cpus::park();
     }
+    super::vgic::flush(partition, vcpu);
 }
 
 fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
@@ -162,7 +168,7 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
         }
         TrapCause::Mmio(access) => {
             cpu.exits.mmio.fetch_add(1, Ordering::Relaxed);
-            if !emulate_mmio(partition, access, regs) {
+            if !emulate_mmio(partition, vcpu, access, regs) {
                 outside_partition(
                     partition,
                     vcpu,
@@ -212,6 +218,13 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
             outside_partition(partition, vcpu, regs, ipa.raw(), far, false, true, esr);
         }
         TrapCause::Wfx => regs.elr += 4,
+        TrapCause::SysReg {
+            encoding,
+            reg,
+            read: false,
+        } if super::vgic::sysreg(partition, vcpu, encoding, reg_value(regs, reg)) => {
+            regs.elr += 4;
+        }
         TrapCause::SysReg { .. } | TrapCause::Other { .. } => {
             log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction", partition.name(), vcpu.0, regs.elr);
             inject_undefined(regs);
@@ -222,15 +235,37 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
 /// The emulated device whose window holds `ipa`, if any.
 fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<&'static str> {
     let console = partition.config.console_ipa.raw();
-    (console..console + crate::vuart::SIZE)
-        .contains(&ipa)
-        .then_some("virtual console")
+    if (console..console + crate::vuart::SIZE).contains(&ipa) {
+        Some("virtual console")
+    } else if super::vgic::owns(partition, ipa) {
+        Some("virtual GIC")
+    } else {
+        None
+    }
 }
 
 /// Emulates an access to one of the partition's virtual devices.
-fn emulate_mmio(partition: &Partition, access: MmioAccess, regs: &mut GuestRegs) -> bool {
+fn emulate_mmio(
+    partition: &Partition,
+    vcpu: VcpuIndex,
+    access: MmioAccess,
+    regs: &mut GuestRegs,
+) -> bool {
     let console = partition.config.console_ipa.raw();
     let ipa = access.ipa.raw();
+    if super::vgic::owns(partition, ipa) {
+        let value = super::vgic::mmio(
+            partition,
+            vcpu,
+            access,
+            access.store_value(reg_value(regs, access.reg)),
+        );
+        if !access.write {
+            set_reg(regs, access.reg, access.load_value(value));
+        }
+        regs.elr += 4;
+        return true;
+    }
     if (console..console + crate::vuart::SIZE).contains(&ipa) {
         let offset = ipa - console;
         if access.write {
@@ -408,15 +443,8 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
     regs.x[0] = result as u64;
 }
 
-/// Acknowledges and ends every pending physical interrupt on this CPU.
-/// Only the kick SGI is enabled for now; its work is the epoch check that
-/// follows every trap.
+/// Acknowledges and ends every pending physical interrupt on this CPU
+/// while no vCPU runs on it (parked or idle).
 pub fn drain_interrupts() {
-    for _ in 0..64 {
-        let intid = cpu_interface::acknowledge();
-        if intid >= 1020 {
-            break;
-        }
-        cpu_interface::end_of_interrupt(intid);
-    }
+    super::vgic::take_physical_interrupts(None);
 }

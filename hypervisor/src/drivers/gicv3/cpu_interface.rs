@@ -15,7 +15,10 @@ pub fn init() {
     crate::write_sysreg!("S3_4_C12_C9_5", 0xf); // ICC_SRE_EL2: SRE, DFB, DIB, Enable
     crate::arch::sysreg::isb();
     crate::write_sysreg!("S3_0_C4_C6_0", 0xff); // ICC_PMR_EL1
-    crate::write_sysreg!("S3_0_C12_C12_4", 0); // ICC_CTLR_EL1: EOImode 0
+                                                // ICC_CTLR_EL1.EOImode = 1: EOIR only drops the priority, deactivation
+                                                // is separate (ICC_DIR_EL1), so a forwarded interrupt (the virtual
+                                                // timer) stays active until the guest deactivates its HW-linked twin.
+    crate::write_sysreg!("S3_0_C12_C12_4", 1 << 1);
     crate::write_sysreg!("S3_0_C12_C12_7", 1); // ICC_IGRPEN1_EL1
     crate::arch::sysreg::isb();
 }
@@ -34,9 +37,17 @@ pub fn acknowledge() -> u32 {
     (crate::read_sysreg!("S3_0_C12_C12_0") & 0xff_ffff) as u32
 }
 
-/// Ends interrupt `intid` (ICC_EOIR1_EL1: priority drop and deactivation).
+/// Ends interrupt `intid` (ICC_EOIR1_EL1): with EOImode 1, a priority drop only.
 pub fn end_of_interrupt(intid: u32) {
     crate::write_sysreg!("S3_0_C12_C12_1", u64::from(intid));
+}
+
+/// Deactivates interrupt `intid` (ICC_DIR_EL1; EOImode 1). LPIs have no
+/// active state and need none.
+pub fn deactivate(intid: u32) {
+    if intid < 8192 {
+        crate::write_sysreg!("S3_0_C12_C11_1", u64::from(intid));
+    }
 }
 
 /// Sends SGI `intid` to the CPU with affinity `mpidr` (ICC_SGI1R_EL1).

@@ -28,7 +28,9 @@ register_structs! {
         (0x0100 => isenabler0: ReadWrite<u32>),
         (0x0104 => _reserved2),
         (0x0180 => icenabler0: ReadWrite<u32>),
-        (0x0184 => _reserved3),
+        (0x0184 => _reserved3a),
+        (0x0380 => icactiver0: ReadWrite<u32>),
+        (0x0384 => _reserved3),
         (0x0400 => ipriorityr: [ReadWrite<u32>; 8]),
         (0x0420 => _reserved4),
         (0x0d00 => igrpmodr0: ReadWrite<u32>),
@@ -160,6 +162,12 @@ impl Redistributor {
     /// Enables SGI or PPI `intid` (0..32) on this redistributor.
     pub fn enable_private(&self, intid: u32) {
         self.sgi().isenabler0.set(1 << (intid & 31));
+    }
+
+    /// Clears the active state of SGI or PPI `intid` (0..32): how another
+    /// CPU's private interrupt is deactivated (GICR_ICACTIVER0).
+    pub fn deactivate_private(&self, intid: u32) {
+        self.sgi().icactiver0.set(1 << (intid & 31));
     }
 
     /// Disables SGI or PPI `intid` (0..32) on this redistributor.

@@ -1,0 +1,275 @@
+//! The hardware half of each partition's virtual GICv3: list registers
+//! and ICH_* registers around every guest entry and exit, the trapped
+//! distributor/redistributor frames and SGI/DIR registers, the virtual
+//! timer forwarded with the HW bit, and the physical side of the vGIC's
+//! actions. The model itself is `crate::vgic` (pure, host-tested).
+//!
+//! Order on every trap (IHI 0069, 11.2 "list registers"): `fold` the LRs
+//! the guest ran with back into the model first, then handle the trap,
+//! then `flush` a new LR image just before entering the guest again.
+
+use super::partition::Partition;
+use super::{irq, percpu};
+use crate::drivers::gicv3::cpu_interface;
+use crate::ids::{PhysIntId, VcpuIndex, VirtIntId};
+use crate::layout;
+use crate::mm::Ipa;
+use crate::trap::MmioAccess;
+use crate::vgic::{Action, Actions, Vgic, VgicConfig, MAX_LRS};
+use crate::{read_sysreg, write_sysreg};
+use core::sync::atomic::Ordering;
+
+/// The virtual timer's PPI (EL1 virtual timer, INTID 27), forwarded to the
+/// guest with the HW bit so that its deactivation reaches the hardware.
+pub const VTIMER_INTID: u32 = 27;
+/// SPIs each partition's distributor offers.
+const NUM_SPIS: u16 = 64;
+/// Bound on LPIs pending on one vCPU (software path).
+const MAX_PENDING_LPIS: usize = 1024;
+
+/// ICC_SGI1R_EL1, ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_DIR_EL1 as the trap
+/// syndrome encodes them (Op0, Op2, Op1, CRn, CRm: see trap.rs).
+mod sysreg_enc {
+    const fn enc(op0: u32, op1: u32, crn: u32, crm: u32, op2: u32) -> u32 {
+        (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1)
+    }
+    pub const ICC_SGI1R: u32 = enc(3, 0, 12, 11, 5);
+    pub const ICC_ASGI1R: u32 = enc(3, 0, 12, 11, 6);
+    pub const ICC_SGI0R: u32 = enc(3, 0, 12, 11, 7);
+    pub const ICC_DIR: u32 = enc(3, 0, 12, 11, 1);
+}
+
+/// The list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
+pub fn num_lrs() -> usize {
+    ((read_sysreg!("S3_4_C12_C11_1") & 0x1f) as usize + 1).min(MAX_LRS)
+}
+
+/// The vGIC configuration of a partition with `vcpus` vCPUs.
+pub fn config(vcpus: usize) -> VgicConfig {
+    let vtr = if cpu_interface::is_ready() {
+        read_sysreg!("S3_4_C12_C11_1")
+    } else {
+        4 << 29
+    };
+    VgicConfig {
+        num_vcpus: vcpus as u16,
+        num_spis: NUM_SPIS,
+        lpi_id_bits: 16,
+        priority_bits: (((vtr >> 29) & 7) + 1) as u8,
+        max_pending_lpis: MAX_PENDING_LPIS,
+        dist_base: layout::GICD.start,
+        redist_base: layout::GICR.start,
+    }
+}
+
+/// A new vGIC for `vcpus` vCPUs, with the virtual timer linked to its PPI.
+pub fn new_vgic(vcpus: usize) -> Result<Vgic, alloc::string::String> {
+    let mut vgic = Vgic::new(config(vcpus)).map_err(|e| alloc::format!("{e:?}"))?;
+    vgic.link_hw(VirtIntId(VTIMER_INTID), PhysIntId(VTIMER_INTID))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    Ok(vgic)
+}
+
+fn read_lr(n: usize) -> u64 {
+    macro_rules! lr {
+        ($($i:literal => $name:literal),*) => {
+            match n { $($i => read_sysreg!($name),)* _ => 0 }
+        };
+    }
+    lr!(0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
+        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
+        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
+        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
+}
+
+fn write_lr(n: usize, value: u64) {
+    macro_rules! lr {
+        ($($i:literal => $name:literal),*) => {
+            match n { $($i => write_sysreg!($name, value),)* _ => {} }
+        };
+    }
+    lr!(0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
+        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
+        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
+        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
+}
+
+/// On every exit: the LRs the guest ran with go back into the model.
+pub fn fold(partition: &Partition, vcpu: VcpuIndex) {
+    if !cpu_interface::is_ready() {
+        return;
+    }
+    let n = num_lrs();
+    let mut lrs = [0u64; MAX_LRS];
+    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
+        *lr = read_lr(i);
+    }
+    let hcr = read_sysreg!("S3_4_C12_C11_0");
+    let vmcr = read_sysreg!("S3_4_C12_C11_7");
+    let result = partition.vgic.lock().fold(vcpu, &lrs[..n], hcr, vmcr);
+    apply(partition, vcpu, result);
+}
+
+/// Before every entry: the best pending interrupts into the LRs.
+pub fn flush(partition: &Partition, vcpu: VcpuIndex) {
+    if !cpu_interface::is_ready() {
+        return;
+    }
+    let n = num_lrs();
+    let image = partition.vgic.lock().flush(vcpu, n);
+    match image {
+        Ok(image) => {
+            for i in 0..n {
+                write_lr(i, image.lrs[i]);
+            }
+            write_sysreg!("S3_4_C12_C11_0", image.hcr);
+        }
+        Err(e) => log::error!(
+            "partition {}: vCPU {}: vGIC flush: {e:?}",
+            partition.name(),
+            vcpu.0
+        ),
+    }
+    crate::arch::sysreg::isb();
+}
+
+/// Clears the LRs and leaves the virtual interface on (vCPU start/reset).
+pub fn clear_lrs() {
+    if !cpu_interface::is_ready() {
+        return;
+    }
+    for i in 0..num_lrs() {
+        write_lr(i, 0);
+    }
+    write_sysreg!("S3_4_C12_C11_0", crate::vgic::hcr::EN);
+    write_sysreg!("S3_4_C12_C11_7", 0);
+}
+
+/// Whether `ipa` lies in the partition's distributor or redistributor frames.
+pub fn owns(partition: &Partition, ipa: u64) -> bool {
+    let d = layout::GICD;
+    let r = layout::redistributors(partition.config.cpus.len());
+    (d.start.raw()..d.start.raw() + d.size).contains(&ipa)
+        || (r.start.raw()..r.start.raw() + r.size).contains(&ipa)
+}
+
+/// A trapped access to the vGIC's frames.
+pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u64) -> u64 {
+    if access.write {
+        let actions =
+            partition
+                .vgic
+                .lock()
+                .mmio_write(vcpu, Ipa(access.ipa.raw()), access.size, value);
+        apply(partition, vcpu, Ok(actions));
+        0
+    } else {
+        partition
+            .vgic
+            .lock()
+            .mmio_read(vcpu, Ipa(access.ipa.raw()), access.size)
+    }
+}
+
+/// A trapped GIC system register (SGI generation, DIR). Returns false if
+/// `encoding` is not one of them.
+pub fn sysreg(partition: &Partition, vcpu: VcpuIndex, encoding: u32, value: u64) -> bool {
+    let result = match encoding {
+        sysreg_enc::ICC_SGI1R | sysreg_enc::ICC_ASGI1R => {
+            partition.vgic.lock().send_sgi(vcpu, value)
+        }
+        // Group 0 SGIs: the guest's interrupts are all Group 1; ignored.
+        sysreg_enc::ICC_SGI0R => Ok(Actions::new()),
+        sysreg_enc::ICC_DIR => partition
+            .vgic
+            .lock()
+            .deactivate(vcpu, VirtIntId((value & 0xff_ffff) as u32)),
+        _ => return false,
+    };
+    apply(partition, vcpu, result);
+    true
+}
+
+/// A hardware-linked interrupt (the virtual timer) taken at EL2 while
+/// `vcpu` ran: pending in the model; the guest's deactivation ends it.
+pub fn inject_forwarded(partition: &Partition, vcpu: VcpuIndex, intid: u32) {
+    let result = partition.vgic.lock().inject(vcpu, VirtIntId(intid));
+    apply(partition, vcpu, result);
+}
+
+/// Carries out what the model asked for.
+fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, crate::vgic::VgicError>) {
+    let actions = match result {
+        Ok(a) => a,
+        Err(e) => {
+            log::warn!("partition {}: vCPU {}: vGIC: {e:?}", partition.name(), me.0);
+            return;
+        }
+    };
+    for vcpu in actions.kick.iter() {
+        if vcpu != me {
+            if let Some(cpu) = partition.cpu_of(vcpu) {
+                super::cpus::kick(cpu.0 as usize);
+            }
+        }
+    }
+    for action in actions.hardware {
+        match action {
+            Action::EnablePhys { vcpu, intid } | Action::DisablePhys { vcpu, intid } => {
+                let enable = matches!(action, Action::EnablePhys { .. });
+                let rd = partition
+                    .cpu_of(vcpu)
+                    .and_then(|c| irq::redistributor(c.0 as usize));
+                match rd {
+                    Some(rd) if intid.0 < 32 => {
+                        if enable {
+                            rd.enable_private(intid.0)
+                        } else {
+                            rd.disable_private(intid.0)
+                        }
+                    }
+                    _ => log::warn!(
+                        "partition {}: no physical interrupt {} to {}",
+                        partition.name(),
+                        intid.0,
+                        if enable { "enable" } else { "disable" }
+                    ),
+                }
+            }
+            Action::DeactivatePhys { vcpu, intid } => {
+                if let Some(rd) = partition
+                    .cpu_of(vcpu)
+                    .and_then(|c| irq::redistributor(c.0 as usize))
+                {
+                    rd.deactivate_private(intid.0);
+                }
+            }
+            Action::RoutePhys { .. }
+            | Action::LpisEnabled { .. }
+            | Action::LpiConfigChanged { .. } => {}
+        }
+    }
+}
+
+/// Physical interrupts pending at EL2 on this CPU: the virtual timer goes
+/// to the running vCPU; everything else (kicks, maintenance, doorbells) is
+/// ended here, its work being the state checks every trap makes.
+pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
+    for _ in 0..64 {
+        let intid = cpu_interface::acknowledge();
+        if (1020..8192).contains(&intid) {
+            break;
+        }
+        // EL2 runs with EOImode 1: EOIR only drops the priority.
+        cpu_interface::end_of_interrupt(intid);
+        match running {
+            Some((partition, vcpu)) if intid == VTIMER_INTID => {
+                // Stays active until the guest deactivates its HW-linked twin.
+                inject_forwarded(partition, vcpu, intid);
+            }
+            _ => cpu_interface::deactivate(intid),
+        }
+    }
+    let cpu = percpu::current_index();
+    let _ = percpu::get(cpu).exits.irqs.load(Ordering::Relaxed);
+}
