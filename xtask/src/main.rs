@@ -5,6 +5,7 @@ mod build;
 mod qemu;
 mod scenarios;
 mod scenarios_vgic;
+mod scenarios_vits;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

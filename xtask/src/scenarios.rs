@@ -126,6 +126,7 @@ fn scenarios() -> Vec<Scenario> {
         },
     ];
     all.extend(crate::scenarios_vgic::scenarios());
+    all.extend(crate::scenarios_vits::scenarios());
     all
 }
 
