@@ -5,7 +5,9 @@
 //! - `enumerate`: finding functions on the host bridge's buses;
 //! - `bar`: BAR decoding and sizing; `assign`: placing BARs in the windows;
 //! - `capability`: the capability list, MSI, MSI-X, PCI Express;
-//! - `device`: [`discover`], the whole bring-up of one host bridge.
+//! - `device`: [`discover`], the whole bring-up of one host bridge;
+//! - `vbridge`: a partition's virtual host bridge, the config-space filter
+//!   with BAR, MSI and MSI-X emulation ([`VirtualHostBridge`]).
 //!
 //! Configuration space is reached only through [`ConfigAccess`]; the kernel
 //! implements it over ECAM, tests over a fake that models QEMU's devices.
@@ -18,6 +20,7 @@ mod capability;
 mod device;
 mod enumerate;
 pub mod regs;
+mod vbridge;
 
 #[cfg(test)]
 mod tests;
@@ -35,6 +38,10 @@ pub use capability::{
 };
 pub use device::{discover, PciDevice};
 pub use enumerate::{enumerate, enumerate_bridge, ClassCode, HeaderKind, PciFunction};
+pub use vbridge::{
+    BarMapping, Change, ConfigEvent, GuestAccessError, GuestMsiState, MsixEntry, VbridgeError,
+    VirtBdf, VirtualHostBridge,
+};
 
 /// Dword access to the configuration space of the functions behind one host bridge.
 ///

@@ -4,3 +4,6 @@
 mod capabilities;
 mod discovery;
 pub mod fake;
+mod msi;
+mod props;
+mod vbridge;
