@@ -29,7 +29,8 @@ pub struct VgicConfig {
     pub lpi_id_bits: u8,
     /// Priority bits the virtual CPU interface implements (ICH_VTR_EL2.PRIbits + 1).
     pub priority_bits: u8,
-    /// Most LPIs pending on one vCPU at once (bounds the pending set).
+    /// LPI pending budget per vCPU; the partition may hold this times
+    /// `num_vcpus` pending LPIs in all, spread over vCPUs in any way.
     pub max_pending_lpis: usize,
     /// IPA of the distributor frame (64 KiB aligned).
     pub dist_base: Ipa,

@@ -99,11 +99,12 @@ pub(super) struct LpiState {
     pending: BTreeSet<u32>,
     cache: BTreeMap<u32, LpiConfig>,
     pub listed: BTreeMap<u32, ListedLpi>,
+    /// Sizes the configuration cache.
     cap: usize,
 }
 
 impl LpiState {
-    /// Empty, holding at most `cap` pending LPIs.
+    /// Empty, with a configuration cache sized for `cap` pending LPIs.
     pub fn new(cap: usize) -> Self {
         Self {
             pending: BTreeSet::new(),
@@ -123,14 +124,19 @@ impl LpiState {
         self.pending.iter().copied()
     }
 
-    /// Adds a pending LPI; `counted` inserts respect the cap, moves and
-    /// folds do not (the LPI was counted when it first became pending).
-    pub fn insert(&mut self, intid: u32, counted: bool) -> bool {
-        if counted && !self.pending.contains(&intid) && self.pending.len() >= self.cap {
-            return false;
-        }
+    /// Number of LPIs this vCPU's list registers hold.
+    pub fn listed_count(&self) -> usize {
+        self.listed.len()
+    }
+
+    /// Whether `intid` is pending outside the list registers.
+    pub fn contains(&self, intid: u32) -> bool {
+        self.pending.contains(&intid)
+    }
+
+    /// Adds a pending LPI (the partition-wide budget is checked by the caller).
+    pub fn insert(&mut self, intid: u32) {
         self.pending.insert(intid);
-        true
     }
 
     /// Removes a pending LPI; whether it was pending.
@@ -184,11 +190,19 @@ impl Vgic {
         self.check_lpi(intid)?;
         let enabled_lpis = self.vcpu(vcpu)?.redist.enable_lpis;
         let lookup = self.lookup_config(vcpu, intid.0, source, false)?;
+        // The budget is partition-wide: moves and folds relocate LPIs
+        // between vCPUs, so only a total bounds memory whatever the guest does.
+        let budget = self
+            .config
+            .max_pending_lpis
+            .saturating_mul(usize::from(self.config.num_vcpus));
+        let total = self.lpi_total();
         let lpis = &mut self.vcpu_mut(vcpu)?.lpis;
-        if !lpis.insert(intid.0, true) {
+        if !lpis.contains(intid.0) && total >= budget {
             self.counters.lpi_overflows = self.counters.lpi_overflows.saturating_add(1);
             return Err(VgicError::LpiPendingFull { vcpu, intid });
         }
+        lpis.insert(intid.0);
         let mut actions = Actions::new();
         if enabled_lpis && lookup.enabled {
             actions.kick(vcpu);
@@ -313,7 +327,7 @@ impl Vgic {
             target.lpis.cache(intid, config);
         }
         if was_pending {
-            target.lpis.insert(intid, false);
+            target.lpis.insert(intid);
             actions.kick(to);
         }
         self.for_listed_copy(from, intid, actions, |listed| listed.redirect = Some(to));
@@ -367,6 +381,14 @@ impl Vgic {
         };
         self.vcpu_mut(vcpu)?.lpis.cache(intid, config);
         Ok(config)
+    }
+
+    /// LPIs held over all vCPUs, pending or in list registers.
+    pub(super) fn lpi_total(&self) -> usize {
+        self.vcpus
+            .iter()
+            .map(|s| s.lpis.pending_count() + s.lpis.listed_count())
+            .sum()
     }
 
     fn check_lpi(&self, intid: VirtIntId) -> Result<(), VgicError> {

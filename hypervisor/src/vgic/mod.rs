@@ -84,6 +84,8 @@ struct VcpuState {
     slots: Vec<Slot>,
     /// ICH_VMCR_EL2.VEOIM as of the last fold.
     eoi_mode: bool,
+    /// Between a flush and its fold.
+    in_guest: bool,
 }
 
 /// Why a kernel call into the vGIC was refused (guest input never errs:
@@ -102,8 +104,6 @@ pub enum VgicError {
     ListRegisters(usize),
     /// `flush` was called twice without a `fold` in between.
     FlushWithoutFold(VcpuIndex),
-    /// `fold` was called without a `flush` before it.
-    FoldWithoutFlush(VcpuIndex),
 }
 
 /// Guest accesses the vGIC answered RAZ/WI because they were not valid,
@@ -152,6 +152,7 @@ impl Vgic {
                 lpis: LpiState::new(config.max_pending_lpis),
                 slots: Vec::new(),
                 eoi_mode: false,
+                in_guest: false,
             })
             .collect();
         let spis = usize::from(config.num_spis);

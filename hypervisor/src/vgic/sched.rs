@@ -106,7 +106,7 @@ impl Vgic {
             return Err(VgicError::ListRegisters(num_lrs));
         }
         let state = self.vcpu(vcpu)?;
-        if !state.slots.is_empty() {
+        if state.in_guest {
             return Err(VgicError::FlushWithoutFold(vcpu));
         }
         let eoi_mode = state.eoi_mode;
@@ -151,7 +151,9 @@ impl Vgic {
                 image.hcr |= hcr::TDIR;
             }
         }
-        self.vcpu_mut(vcpu)?.slots = slots;
+        let state = self.vcpu_mut(vcpu)?;
+        state.slots = slots;
+        state.in_guest = true;
         Ok(image)
     }
 
@@ -171,7 +173,13 @@ impl Vgic {
         }
         state.eoi_mode = ich_vmcr & vmcr::VEOIM != 0;
         let slots = core::mem::take(&mut state.slots);
+        state.in_guest = false;
         let mut actions = Actions::new();
+        // EOIcount first, while the listed interrupts are still marked as
+        // such: it only counts deactivations of interrupts no register held.
+        for _ in 0..hcr::eoi_count(ich_hcr) {
+            self.deactivate_unlisted(vcpu, &mut actions);
+        }
         for (slot, &raw) in slots.iter().zip(lrs) {
             let lr = ListRegister(raw);
             // Only the state is the guest's doing; the rest is what we wrote.
@@ -185,9 +193,6 @@ impl Vgic {
             } else {
                 self.fold_irq(vcpu, slot.intid, lr_state, &mut actions);
             }
-        }
-        for _ in 0..hcr::eoi_count(ich_hcr) {
-            self.deactivate_unlisted(vcpu, &mut actions);
         }
         Ok(actions)
     }
@@ -342,7 +347,7 @@ impl Vgic {
         if lr_state.pending() && !listed.cancel {
             let dest = listed.redirect.unwrap_or(vcpu);
             if let Ok(target) = self.vcpu_mut(dest) {
-                target.lpis.insert(intid, false);
+                target.lpis.insert(intid);
             }
             if dest != vcpu {
                 actions.kick(dest);
