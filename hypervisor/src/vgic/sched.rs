@@ -239,11 +239,13 @@ impl Vgic {
             }
         }
         if state.redist.enable_lpis && self.grp1_enabled {
+            // The table holds 6 priority bits; the CPU interface may implement fewer.
+            let mask = self.config.priority_mask();
             for intid in state.lpis.pending() {
                 if let Some(config) = state.lpis.config(intid).filter(|c| c.enabled) {
                     offer(Candidate {
                         not_active: true,
-                        priority: config.priority,
+                        priority: config.priority & mask,
                         intid,
                         pending: true,
                     });
