@@ -25,7 +25,7 @@ pub fn device_tree(
         gic: GuestGic {
             distributor: layout::GICD,
             redistributors: layout::redistributors(c.cpus.len()),
-            its: None,
+            its: Some(layout::ITS),
         },
         console: Some(GuestConsole {
             registers: Range {

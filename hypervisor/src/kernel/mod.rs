@@ -13,6 +13,7 @@ pub mod percpu;
 pub mod selftest;
 pub mod vcpu;
 pub mod vgic;
+pub mod vits;
 
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};

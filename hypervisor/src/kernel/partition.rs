@@ -59,6 +59,8 @@ pub struct Partition {
     pub console: Mutex<VirtualUart>,
     /// The virtual GICv3 (model; `kernel::vgic` drives the hardware half).
     pub vgic: Mutex<crate::vgic::Vgic>,
+    /// The virtual ITS (lock before `vgic`, never after).
+    pub vits: Mutex<crate::vits::Vits>,
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
@@ -141,6 +143,7 @@ impl Partition {
             }),
             console: Mutex::new(VirtualUart::new()),
             vgic: Mutex::new(super::vgic::new_vgic(vcpus).map_err(BuildError::Vgic)?),
+            vits: Mutex::new(super::vits::new_vits(id, vcpus).map_err(BuildError::Vgic)?),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             config,
@@ -166,6 +169,12 @@ impl Partition {
             && ipa
                 .checked_add(len)
                 .is_some_and(|end| end <= base + self.config.ram.size)
+    }
+
+    /// A pointer to `len` bytes of guest RAM at `ipa`, if they all lie in it.
+    pub fn ram_slice(&self, ipa: u64, len: u64) -> Option<*const u8> {
+        self.ipa_in_ram(ipa, len)
+            .then(|| self.ram_ptr(ipa) as *const u8)
     }
 
     /// The hypervisor's pointer to guest RAM at `ipa` (identity-mapped EL2).
@@ -203,6 +212,8 @@ impl Partition {
     pub fn load(&self) -> Result<(), BuildError> {
         let boot_count = self.control.lock().boot_count;
         // A fresh interrupt controller, as after a reset.
+        *self.vits.lock() =
+            super::vits::new_vits(self.id, self.config.cpus.len()).map_err(BuildError::Vgic)?;
         *self.vgic.lock() =
             super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
         *self.console.lock() = VirtualUart::new();

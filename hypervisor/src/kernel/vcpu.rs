@@ -239,6 +239,8 @@ fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<&'static str> {
         Some("virtual console")
     } else if super::vgic::owns(partition, ipa) {
         Some("virtual GIC")
+    } else if super::vits::owns(ipa) {
+        Some("virtual ITS")
     } else {
         None
     }
@@ -253,6 +255,19 @@ fn emulate_mmio(
 ) -> bool {
     let console = partition.config.console_ipa.raw();
     let ipa = access.ipa.raw();
+    if super::vits::owns(ipa) {
+        let value = super::vits::mmio(
+            partition,
+            vcpu,
+            access,
+            access.store_value(reg_value(regs, access.reg)),
+        );
+        if !access.write {
+            set_reg(regs, access.reg, access.load_value(value));
+        }
+        regs.elr += 4;
+        return true;
+    }
     if super::vgic::owns(partition, ipa) {
         let value = super::vgic::mmio(
             partition,

@@ -122,7 +122,14 @@ pub fn flush(partition: &Partition, vcpu: VcpuIndex) {
             for i in 0..n {
                 write_lr(i, image.lrs[i]);
             }
-            write_sysreg!("S3_4_C12_C11_0", image.hcr);
+            // ICH_HCR_EL2.TDIR exists only with ICH_VTR_EL2.TDS.
+            let tds = read_sysreg!("S3_4_C12_C11_1") & (1 << 19) != 0;
+            let hcr = if tds {
+                image.hcr
+            } else {
+                image.hcr & !crate::vgic::hcr::TDIR
+            };
+            write_sysreg!("S3_4_C12_C11_0", hcr);
         }
         Err(e) => log::error!(
             "partition {}: vCPU {}: vGIC flush: {e:?}",
@@ -143,6 +150,9 @@ pub fn clear_lrs() {
     }
     write_sysreg!("S3_4_C12_C11_0", crate::vgic::hcr::EN);
     write_sysreg!("S3_4_C12_C11_7", 0);
+    // No active priority left from a previous life (ICH_AP1R<n>_EL2; with
+    // 5 priority bits only AP1R0 exists, the others are RES0/absent).
+    write_sysreg!("S3_4_C12_C9_0", 0);
 }
 
 /// Whether `ipa` lies in the partition's distributor or redistributor frames.
@@ -195,6 +205,11 @@ pub fn sysreg(partition: &Partition, vcpu: VcpuIndex, encoding: u32, value: u64)
 pub fn inject_forwarded(partition: &Partition, vcpu: VcpuIndex, intid: u32) {
     let result = partition.vgic.lock().inject(vcpu, VirtIntId(intid));
     apply(partition, vcpu, result);
+}
+
+/// Carries out what the model asked for (kicks and hardware actions).
+pub fn apply_actions(partition: &Partition, me: VcpuIndex, actions: Actions) {
+    apply(partition, me, Ok(actions));
 }
 
 /// Carries out what the model asked for.

@@ -1,0 +1,171 @@
+//! Each partition's virtual ITS in the running hypervisor: its frames in
+//! the trap path, guest memory through the partition's RAM, and the
+//! software-injection backend: what the vITS means ("make vINTID I
+//! pending on vCPU V", "move it", "reload its configuration") becomes
+//! operations on the partition's vGIC, whose list registers deliver it.
+//!
+//! Lock order: the partition's `vits` lock, then its `vgic` lock (the vGIC
+//! never calls back into the vITS).
+
+use super::partition::Partition;
+use crate::guest_mem::{GuestMemError, GuestMemory};
+use crate::ids::{PartitionId, VcpuIndex, VirtDeviceId, VirtIntId};
+use crate::layout;
+use crate::mm::Ipa;
+use crate::trap::MmioAccess;
+use crate::vgic::{Actions, VgicError};
+use crate::vits::{AccessWidth, EventRef, Vits, VitsBackend, VitsConfig};
+use alloc::collections::BTreeMap;
+
+/// DeviceID and EventID bits each vITS offers.
+const ID_BITS: u8 = 16;
+/// Bounds on one partition's vITS state (devices, events, commands per trap).
+const MAX_DEVICES: usize = 64;
+const MAX_EVENTS: usize = 4096;
+const MAX_COMMANDS_PER_TRAP: usize = 256;
+
+/// The vITS of partition `id` with `vcpus` vCPUs.
+pub fn new_vits(id: PartitionId, vcpus: usize) -> Result<Vits, alloc::string::String> {
+    let config = VitsConfig {
+        partition: id,
+        index: 0,
+        device_id_bits: ID_BITS,
+        event_id_bits: ID_BITS,
+        lpi_id_bits: 16,
+        collection_id_bits: 16,
+        num_vcpus: vcpus as u16,
+        max_devices: MAX_DEVICES,
+        max_events: MAX_EVENTS,
+        max_commands_per_trap: MAX_COMMANDS_PER_TRAP,
+        devices: BTreeMap::new(),
+        // A CPU's write to GITS_TRANSLATER carries requester ID 0, as on QEMU virt.
+        cpu_device_id: Some(VirtDeviceId(0)),
+    };
+    Vits::new(config).map_err(|e| alloc::format!("{e:?}"))
+}
+
+/// Guest memory as the vITS and vGIC see it: the partition's RAM, nothing else.
+pub struct PartitionMemory<'a>(pub &'a Partition);
+
+impl GuestMemory for PartitionMemory<'_> {
+    fn read(&self, ipa: Ipa, buf: &mut [u8]) -> Result<(), GuestMemError> {
+        let ptr = self
+            .0
+            .ram_slice(ipa.raw(), buf.len() as u64)
+            .ok_or(GuestMemError::NotRam {
+                ipa,
+                len: buf.len(),
+            })?;
+        // SAFETY: `ram_slice` checked the range lies in the partition's RAM,
+        // identity-mapped at EL2.
+        unsafe { core::ptr::copy_nonoverlapping(ptr, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn write(&mut self, ipa: Ipa, buf: &[u8]) -> Result<(), GuestMemError> {
+        if self.0.write_ram(ipa.raw(), buf) {
+            Ok(())
+        } else {
+            Err(GuestMemError::NotRam {
+                ipa,
+                len: buf.len(),
+            })
+        }
+    }
+}
+
+/// Software injection: LPIs live in the vGIC's per-vCPU pending sets.
+struct SoftwareInjection<'a> {
+    partition: &'a Partition,
+    kicks: Actions,
+}
+
+impl SoftwareInjection<'_> {
+    fn with_vgic(
+        &mut self,
+        vcpu: VcpuIndex,
+        f: impl FnOnce(
+            &mut crate::vgic::Vgic,
+            &dyn crate::vgic::LpiConfigSource,
+        ) -> Result<Actions, VgicError>,
+    ) {
+        let mem = PartitionMemory(self.partition);
+        let mut vgic = self.partition.vgic.lock();
+        let result = match vgic.lpi_table(vcpu, &mem) {
+            Ok(table) => f(&mut vgic, &table),
+            Err(e) => Err(e),
+        };
+        drop(vgic);
+        match result {
+            Ok(actions) => self.kicks.merge(actions),
+            Err(e) => log::warn!("partition {}: vITS -> vGIC: {e:?}", self.partition.name()),
+        }
+    }
+}
+
+impl VitsBackend for SoftwareInjection<'_> {
+    fn map_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {}
+    fn unmap_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {}
+
+    fn discard_event(&mut self, _: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        self.with_vgic(vcpu, |v, _| v.clear_lpi_pending(vcpu, intid));
+    }
+
+    fn move_event(&mut self, _: EventRef, from: VcpuIndex, to: VcpuIndex, intid: VirtIntId) {
+        self.with_vgic(from, |v, _| v.move_lpi_pending(from, to, intid));
+    }
+
+    fn set_pending(&mut self, _: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        self.with_vgic(vcpu, |v, t| v.set_lpi_pending(vcpu, intid, t));
+    }
+
+    fn clear_pending(&mut self, _: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        self.with_vgic(vcpu, |v, _| v.clear_lpi_pending(vcpu, intid));
+    }
+
+    fn reload_config(&mut self, _: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        self.with_vgic(vcpu, |v, t| v.invalidate_lpi(vcpu, intid, t));
+    }
+
+    fn reload_config_all(&mut self, vcpu: VcpuIndex) {
+        self.with_vgic(vcpu, |v, t| v.invalidate_all_lpis(vcpu, t));
+    }
+
+    fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex) {
+        self.with_vgic(from, |v, _| v.move_all_lpis(from, to));
+    }
+
+    fn sync(&mut self) {}
+}
+
+/// Whether `ipa` lies in the partition's ITS frames.
+pub fn owns(ipa: u64) -> bool {
+    (layout::ITS.start.raw()..layout::ITS.start.raw() + layout::ITS.size).contains(&ipa)
+}
+
+/// A trapped access to the vITS frames; returns the value read.
+pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u64) -> u64 {
+    let width = match access.size {
+        1 => AccessWidth::Byte,
+        2 => AccessWidth::Half,
+        4 => AccessWidth::Word,
+        _ => AccessWidth::Double,
+    };
+    let offset = access.ipa.raw() - layout::ITS.start.raw();
+    let mem = PartitionMemory(partition);
+    let mut backend = SoftwareInjection {
+        partition,
+        kicks: Actions::new(),
+    };
+    let result = {
+        let mut vits = partition.vits.lock();
+        if access.write {
+            vits.mmio_write(offset, width, value, &mem, &mut backend);
+            0
+        } else {
+            vits.mmio_read(offset, width, &mem, &mut backend)
+        }
+    };
+    super::vgic::apply_actions(partition, vcpu, backend.kicks);
+    result
+}
