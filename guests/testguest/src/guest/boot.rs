@@ -7,6 +7,7 @@ core::arch::global_asm!(
 _start:
     // vCPU 0: x0 = device tree (arm64 boot protocol), MMU off, EL1h.
     mov     x19, x0
+    bl      drop_to_el1
     ldr     x1, =__bss_start
     ldr     x2, =__bss_end
 1:  cmp     x1, x2
@@ -24,14 +25,63 @@ _start:
 secondary_start:
     // Secondary vCPUs: x0 = context id = vCPU index (our CPU_ON convention).
     mov     x19, x0
+    bl      drop_to_el1
     ldr     x1, =__stacks_end
-    lsl     x2, x0, #16
+    lsl     x2, x19, #16
     sub     x1, x1, x2
     mov     sp, x1
     bl      install_vectors
     mov     x0, x19
     bl      guest_secondary_main
     b       .
+
+    // Entered at EL2 (bare QEMU with virtualization=on, used as a GICv4
+    // oracle without the hypervisor): run the guest at EL1 anyway, with
+    // nothing trapped or routed to EL2, and relay its HVCs (PSCI) to SMC,
+    // the PSCI conduit QEMU uses then. Returns at EL1; no stack used.
+drop_to_el1:
+    mrs     x0, CurrentEL
+    cmp     x0, #(2 << 2)
+    b.ne    1f
+    mov     x0, #(1 << 31)              // HCR_EL2.RW only: no IMO/FMO, no stage 2
+    msr     hcr_el2, x0
+    mov     x0, #3                      // CNTHCTL_EL2: EL1PCTEN | EL1PCEN
+    msr     cnthctl_el2, x0
+    msr     cntvoff_el2, xzr
+    mov     x0, #0x33ff                 // CPTR_EL2: RES1 bits, no traps
+    msr     cptr_el2, x0
+    msr     hstr_el2, xzr
+    mov     x0, #0x9                    // ICC_SRE_EL2: SRE | Enable (EL1 may set its SRE)
+    msr     S3_4_C12_C9_5, x0
+    isb
+    msr     S3_4_C12_C11_0, xzr         // ICH_HCR_EL2: virtual CPU interface off
+    mrs     x0, midr_el1
+    msr     vpidr_el2, x0
+    mrs     x0, mpidr_el1
+    msr     vmpidr_el2, x0
+    ldr     x0, =el2_psci_relay
+    msr     vbar_el2, x0
+    mov     x0, #0x3c5                  // EL1h, DAIF masked
+    msr     spsr_el2, x0
+    msr     elr_el2, x30
+    isb
+    eret
+1:  ret
+
+    // EL2 vectors of the bare-EL2 case: only HVC from EL1 reaches them.
+    .balign 2048
+el2_psci_relay:
+    .rept 8
+    .balign 0x80
+    b       .
+    .endr
+    .balign 0x80
+    smc     #0                          // lower EL, AArch64, sync: the HVC
+    eret
+    .rept 7
+    .balign 0x80
+    b       .
+    .endr
 
 install_vectors:
     ldr     x1, =guest_vectors

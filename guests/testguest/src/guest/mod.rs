@@ -6,6 +6,7 @@ mod console;
 mod gic;
 mod psci;
 mod scenarios;
+mod vgic_tests;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -59,7 +60,7 @@ pub fn delay_ms(ms: u64) {
 /// Entry of vCPU 0 (from boot.rs), MMU off.
 #[no_mangle]
 extern "C" fn guest_main(dtb: u64) -> ! {
-    DTB.store(dtb, Ordering::Release);
+    DTB.store(if dtb == 0 { fallback_dtb() } else { dtb }, Ordering::Release);
     console::init();
     let name = fdt()
         .find_node("/chosen")
@@ -77,6 +78,19 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         mpidr()
     );
     scenarios::run(scenario, boots)
+}
+
+/// Where QEMU puts the device tree when it enters an ELF with x0 = 0 (the
+/// start of RAM, below our image); 0 if no tree is there.
+fn fallback_dtb() -> u64 {
+    const RAM_START: u64 = 0x4000_0000;
+    // SAFETY: the start of RAM is ours and readable; only the magic is read.
+    let magic = unsafe { core::ptr::read_volatile(RAM_START as *const u32) };
+    if u32::from_be(magic) == 0xd00d_feed {
+        RAM_START
+    } else {
+        0
+    }
 }
 
 /// Entry of a secondary vCPU (from boot.rs), started by PSCI CPU_ON.

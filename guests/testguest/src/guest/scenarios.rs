@@ -43,6 +43,11 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             vlpi();
             ticker()
         }
+        "vgic-regs" => super::vgic_tests::regs(),
+        "vgic-timer" => super::vgic_tests::timer(),
+        "vgic-sgi" => super::vgic_tests::sgi(),
+        "vgic-priority" => super::vgic_tests::priority(),
+        "vgic-eoimode" => super::vgic_tests::eoimode(),
         other => {
             println!("FAIL unknown scenario {other:?}");
             psci::system_off()
@@ -57,6 +62,7 @@ pub fn secondary(index: u64) -> ! {
     loop {
         // SAFETY: WFE only waits.
         unsafe { core::arch::asm!("wfe") };
+        super::vgic_tests::secondary_poll(index);
     }
 }
 
