@@ -39,8 +39,8 @@ pub use capability::{
 pub use device::{discover, PciDevice};
 pub use enumerate::{enumerate, enumerate_bridge, ClassCode, HeaderKind, PciFunction};
 pub use vbridge::{
-    BarMapping, Change, ConfigEvent, GuestAccessError, GuestMsiState, MsixEntry, VbridgeError,
-    VirtBdf, VirtualHostBridge,
+    BarMapping, Change, ConfigEvent, GuestAccessError, GuestMsiState, MsixEntry, MsixTrap,
+    VbridgeError, VirtBdf, VirtualHostBridge,
 };
 
 /// Dword access to the configuration space of the functions behind one host bridge.

@@ -292,3 +292,83 @@ fn reset_quiesces_the_devices_and_restores_the_guest_view() {
     );
     assert!(bridge.mappings().is_empty());
 }
+
+#[test]
+fn the_msix_table_pages_are_never_mapped_but_trapped() {
+    let (mut bus, devices, mut bridge) = setup();
+    let e1000e = virt("00:01.0");
+    bridge
+        .config_write(&mut bus, at("00:01.0", 0x04), Half, 0x2)
+        .unwrap();
+    let host_bar3 = devices
+        .iter()
+        .find(|d| d.bdf() == bdf("00:03.0"))
+        .and_then(|d| d.bar(3))
+        .and_then(|b| b.cpu_address)
+        .unwrap();
+    // BAR3 is 16 KiB at guest 0x2014_0000 with the table in its first page.
+    let bar3: Vec<BarMapping> = bridge
+        .device_mappings(e1000e)
+        .into_iter()
+        .filter(|m| m.bar == 3)
+        .collect();
+    assert_eq!(bar3.len(), 1);
+    assert_eq!(bar3[0].guest.start.raw(), 0x2014_1000);
+    assert_eq!(bar3[0].guest.size, 0x3000);
+    assert_eq!(bar3[0].host.raw(), host_bar3.raw() + 0x1000);
+    let traps = bridge.msix_traps();
+    assert_eq!(traps.len(), 1);
+    assert_eq!(
+        (traps[0].device, traps[0].bar, traps[0].bar_offset),
+        (e1000e, 3, 0)
+    );
+    assert_eq!(
+        (traps[0].guest.start.raw(), traps[0].guest.size),
+        (0x2014_0000, 0x1000)
+    );
+    assert_eq!(traps[0].host, host_bar3);
+    let (trap, offset) = bridge
+        .msix_trap_at(crate::mm::addr::Ipa(0x2014_0028))
+        .unwrap();
+    assert_eq!((trap.device, offset), (e1000e, 0x28));
+    assert_eq!(bridge.msix_trap_at(crate::mm::addr::Ipa(0x2014_1000)), None);
+}
+
+#[test]
+fn a_bar_holding_only_the_msix_table_and_pba_is_trapped_whole() {
+    let (mut bus, _, mut bridge) = setup_with(&[("00:00.0", "00:01.0")]);
+    bridge
+        .config_write(&mut bus, at("00:00.0", 0x04), Half, 0x2)
+        .unwrap();
+    let bars: Vec<u8> = bridge.mappings().iter().map(|m| m.bar).collect();
+    assert_eq!(bars, [4]);
+    let trap = bridge.msix_traps()[0];
+    assert_eq!((trap.bar, trap.guest.size), (1, 0x1000));
+    // The PBA shares the page: the kernel forwards it to the device.
+    assert_eq!(
+        bridge.msix_table_read(virt("00:00.0"), 0x800, Word),
+        Err(GuestAccessError::NotInMsixTable { offset: 0x800 })
+    );
+}
+
+#[test]
+fn no_table_page_is_ever_in_the_mappings_whatever_the_guest_writes() {
+    let (mut bus, _, mut bridge) = setup();
+    bridge
+        .config_write(&mut bus, at("00:01.0", 0x04), Half, 0x2)
+        .unwrap();
+    for address in [0x2000_0000u64, 0x2014_0000, 0x2ff0_0000, 0x2013_c000] {
+        bridge
+            .config_write(&mut bus, at("00:01.0", 0x1c), Word, address)
+            .unwrap();
+        for trap in bridge.msix_traps() {
+            for m in bridge.mappings() {
+                let (a, b) = (m.guest.start.raw(), trap.guest.start.raw());
+                assert!(
+                    a + m.guest.size <= b || b + trap.guest.size <= a,
+                    "{m:?} maps {trap:?}"
+                );
+            }
+        }
+    }
+}

@@ -87,7 +87,8 @@ fn virtual_function(virt: VirtBdf, device: &PciDevice) -> Result<VirtualFunction
     let mut bars = Vec::new();
     for assigned in &device.bars {
         let bar = assigned.bar;
-        if bar.kind.is_memory() && assigned.cpu_address.is_none() {
+        let unplaced = bar.kind.is_memory() && assigned.cpu_address.is_none();
+        if unplaced || !bar.size.is_power_of_two() {
             return Err(VbridgeError::UnplacedBar {
                 physical,
                 bar: bar.index,

@@ -132,7 +132,7 @@ pub enum VbridgeError {
         /// The physical function.
         physical: Bdf,
     },
-    /// A memory BAR the hypervisor could not place.
+    /// A memory BAR the hypervisor did not place (or whose size is not a power of two).
     UnplacedBar {
         /// The physical function.
         physical: Bdf,

@@ -13,9 +13,10 @@
 //! trap the page(s) holding each MSI-X table and call
 //! [`VirtualHostBridge::msix_table_read`] / [`VirtualHostBridge::msix_table_write`]
 //! (other offsets of those pages go to the device); act on each
-//! [`ConfigEvent`]: re-map BARs from [`VirtualHostBridge::device_mappings`]
-//! on `BarMoved` / `MemoryDecode`, program the physical doorbell and EventID
-//! on `Msi*` events.
+//! [`ConfigEvent`]: on `BarMoved` / `MemoryDecode` re-map the device's BARs
+//! from [`VirtualHostBridge::device_mappings`] and re-trap its table from
+//! [`VirtualHostBridge::msix_traps`]; on `Msi*` program the physical
+//! doorbell and EventID.
 
 mod build;
 mod event;
@@ -33,7 +34,7 @@ use crate::mm::addr::Ipa;
 use crate::vits::AccessWidth;
 
 pub use event::{Change, ConfigEvent, GuestAccessError, VbridgeError, VirtBdf};
-pub use map::BarMapping;
+pub use map::{BarMapping, MsixTrap};
 pub use msi::GuestMsiState;
 pub use msix::MsixEntry;
 
@@ -96,7 +97,7 @@ impl VirtualHostBridge {
 
     /// Size of the guest's ECAM window: 1 MiB per bus (PCIe base 6.0, 7.2.2).
     pub fn ecam_size(&self) -> u64 {
-        (u64::from(self.last_bus - self.first_bus) + 1) << 20
+        (u64::from(self.last_bus.saturating_sub(self.first_bus)) + 1) << 20
     }
 
     /// Decodes an ECAM access: the function, the dword, the byte shift and width mask.
