@@ -697,7 +697,10 @@ fn sgi_responder(_index: u64) {
         let ok = match kind {
             CMD_TO_VCPU0 => send_counted(gic::sgi1r_to(cpus[0], intid), intid, n, 0),
             CMD_BROADCAST => send_counted(gic::sgi1r_broadcast(intid), intid, n, 0),
-            _ => break,
+            _ => {
+                DONE.fetch_add(1, Ordering::AcqRel);
+                break;
+            }
         };
         if !ok {
             FAILED.fetch_add(1, Ordering::AcqRel);
