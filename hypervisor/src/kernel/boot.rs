@@ -280,6 +280,9 @@ fn load_manifest(
         })
         .collect();
     let image_size = |name: &str| bundle.get(name).map(|e| e.data.len() as u64);
+    let pci_devices: Vec<crate::pci::Bdf> =
+        super::irq::with_pci(|_, devices| devices.iter().map(|d| d.bdf()).collect())
+            .unwrap_or_default();
     let ctx = ValidationContext {
         cpu_count: platform.cpus.len().min(crate::arch::MAX_CPUS),
         ram: &platform.memory,
@@ -287,6 +290,7 @@ fn load_manifest(
         image_size: &image_size,
         ipa_bits: super::partition::IPA_BITS,
         device_windows: &crate::layout::device_windows(),
+        pci_devices: &pci_devices,
     };
     match Manifest::load(text, &ctx) {
         Ok(m) => m,

@@ -165,20 +165,34 @@ pub fn owns(partition: &Partition, ipa: u64) -> bool {
 
 /// A trapped access to the vGIC's frames.
 pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u64) -> u64 {
-    if access.write {
-        let actions =
-            partition
-                .vgic
-                .lock()
-                .mmio_write(vcpu, Ipa(access.ipa.raw()), access.size, value);
-        apply(partition, vcpu, Ok(actions));
-        0
-    } else {
-        partition
-            .vgic
-            .lock()
-            .mmio_read(vcpu, Ipa(access.ipa.raw()), access.size)
+    let (result, actions, fault) = {
+        let mut vgic = partition.vgic.lock();
+        let (result, actions) = if access.write {
+            (
+                0,
+                vgic.mmio_write(vcpu, Ipa(access.ipa.raw()), access.size, value),
+            )
+        } else {
+            (
+                vgic.mmio_read(vcpu, Ipa(access.ipa.raw()), access.size),
+                Actions::new(),
+            )
+        };
+        (result, actions, vgic.take_fault_report())
+    };
+    if let Some(bad) = fault {
+        // The architecture's answer is RAZ/WI; say so once, count the rest.
+        log::warn!(
+            "partition {}: vCPU {}: vGIC: {} of {} bytes at reserved or read-only IPA {}: RAZ/WI (logged once, further ones only counted)",
+            partition.name(),
+            bad.vcpu.0,
+            if bad.write { "write" } else { "read" },
+            bad.size,
+            bad.ipa
+        );
     }
+    apply(partition, vcpu, Ok(actions));
+    result
 }
 
 /// A trapped GIC system register (SGI generation, DIR). Returns false if

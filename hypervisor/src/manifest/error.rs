@@ -161,6 +161,33 @@ pub enum ErrorKind {
         /// Name of the device window.
         device: String,
     },
+    /// A `pci` entry is not a bus:device.function address.
+    BadPciAddress {
+        /// The text given.
+        text: String,
+    },
+    /// No PCI function at that address on the machine.
+    NoSuchPciDevice {
+        /// The address.
+        bdf: String,
+    },
+    /// The same PCI function is listed twice in this partition.
+    PciDeviceListedTwice {
+        /// The address.
+        bdf: String,
+    },
+    /// The PCI function is already given to another partition.
+    PciDeviceTaken {
+        /// The address.
+        bdf: String,
+        /// The partition that has it.
+        other: PartitionRef,
+    },
+    /// A DMA-capable device needs RAM at IPA == PA when there is no SMMU.
+    DmaNeedsIdentityMappedRam {
+        /// The address.
+        bdf: String,
+    },
 }
 
 impl ManifestError {
@@ -267,6 +294,18 @@ impl fmt::Display for ErrorKind {
                 "image \"{image}\" ({size:#x} bytes) does not fit inside the partition's RAM"
             ),
             Self::ImagesOverlap => write!(f, "the initrd overlaps the kernel"),
+            Self::BadPciAddress { text } => {
+                write!(f, "{text:?} is not a PCI address (use bus:device.function, e.g. \"00:01.0\")")
+            }
+            Self::NoSuchPciDevice { bdf } => write!(f, "no PCI function {bdf} on this machine"),
+            Self::PciDeviceListedTwice { bdf } => write!(f, "PCI function {bdf} is listed twice"),
+            Self::PciDeviceTaken { bdf, other } => {
+                write!(f, "PCI function {bdf} is already given to partition {other}")
+            }
+            Self::DmaNeedsIdentityMappedRam { bdf } => write!(
+                f,
+                "PCI function {bdf} can do DMA: without an SMMU it needs identity_mapped = true (RAM at IPA == PA)"
+            ),
             Self::BootargsTooLong { len } => {
                 write!(f, "{len} bytes, at most {MAX_BOOTARGS_LEN}")
             }

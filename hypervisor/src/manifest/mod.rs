@@ -70,6 +70,9 @@ pub struct PartitionConfig {
     pub bootargs: String,
     /// Base IPA of the guest's virtual PL011.
     pub console_ipa: Ipa,
+    /// PCI functions passed through, by host bus:device.function address
+    /// (checked against the machine at boot).
+    pub pci: Vec<String>,
 }
 
 /// A partition's RAM in its IPA space.

@@ -36,6 +36,9 @@ pub(super) struct RawPartition {
     #[serde(default)]
     bootargs: String,
     console_ipa: Option<u64>,
+    /// PCI functions given to the partition, by host address ("00:01.0").
+    #[serde(default)]
+    pci: Vec<String>,
 }
 
 /// `ram = { ipa, size }`.
@@ -69,6 +72,7 @@ impl RawPartition {
             initrd: self.initrd.map(RawImage::into_config),
             bootargs: self.bootargs,
             console_ipa: Ipa(self.console_ipa.unwrap_or(DEFAULT_CONSOLE_IPA.0)),
+            pci: self.pci,
         }
     }
 }

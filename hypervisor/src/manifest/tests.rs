@@ -52,6 +52,7 @@ fn board_manifest_parses_to_two_partitions() {
         initrd: None,
         bootargs: "scenario=ticker".to_string(),
         console_ipa: Ipa(0x0900_0000),
+        pci: Vec::new(),
     };
     let beta = PartitionConfig {
         name: "beta".to_string(),

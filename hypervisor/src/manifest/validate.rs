@@ -30,6 +30,8 @@ pub struct ValidationContext<'a> {
     pub ipa_bits: u32,
     /// Device windows every partition gets at fixed IPAs (GICD, GICR, ITS), besides its console.
     pub device_windows: &'a [Region<'a, Ipa>],
+    /// The PCI functions the machine has (host bus:device.function).
+    pub pci_devices: &'a [crate::pci::Bdf],
 }
 
 /// A named address range, named so that errors can say what overlaps.
@@ -109,7 +111,42 @@ impl Checker<'_, '_> {
                 return Err(("initrd.ipa", ErrorKind::ImagesOverlap));
             }
         }
-        self.check_bootargs()
+        self.check_bootargs()?;
+        self.check_pci()
+    }
+
+    /// Each `pci` entry: a valid address, present on the machine, given to
+    /// one partition once; DMA needs IPA == PA without an SMMU (issue 6).
+    fn check_pci(&self) -> Result<(), Fault> {
+        let mut seen: Vec<crate::pci::Bdf> = Vec::new();
+        for text in &self.partition.pci {
+            let bdf: crate::pci::Bdf = text
+                .parse()
+                .map_err(|_| ("pci", ErrorKind::BadPciAddress { text: text.clone() }))?;
+            let name = alloc::format!("{bdf}");
+            if !self.ctx.pci_devices.contains(&bdf) {
+                return Err(("pci", ErrorKind::NoSuchPciDevice { bdf: name }));
+            }
+            if seen.contains(&bdf) {
+                return Err(("pci", ErrorKind::PciDeviceListedTwice { bdf: name }));
+            }
+            seen.push(bdf);
+            let taken = self.earlier.iter().position(|p| {
+                p.pci
+                    .iter()
+                    .any(|t| t.parse::<crate::pci::Bdf>().is_ok_and(|b| b == bdf))
+            });
+            if let Some(index) = taken {
+                let other = partition_ref(index, &self.earlier[index].name);
+                return Err(("pci", ErrorKind::PciDeviceTaken { bdf: name, other }));
+            }
+            // Every PCI function can master the bus; without an SMMU its DMA
+            // uses physical addresses, which are the guest's only at IPA == PA.
+            if !self.partition.identity_mapped {
+                return Err(("pci", ErrorKind::DmaNeedsIdentityMappedRam { bdf: name }));
+            }
+        }
+        Ok(())
     }
 
     fn check_name(&self) -> Result<(), Fault> {

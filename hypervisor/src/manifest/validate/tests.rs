@@ -76,8 +76,15 @@ fn context() -> ValidationContext<'static> {
         image_size: &image_size,
         ipa_bits: 40,
         device_windows: &WINDOWS,
+        pci_devices: &PCI,
     }
 }
+
+/// The machine's PCI functions in these tests: a host bridge and edu.
+static PCI: [crate::pci::Bdf; 2] = [
+    crate::pci::Bdf::from_requester_id(0),
+    crate::pci::Bdf::from_requester_id(8),
+];
 
 /// The board manifest as structures, to break one field at a time.
 fn board() -> Manifest {
@@ -536,4 +543,79 @@ fn bootargs_with_control_characters_are_rejected() {
         let kind = broken(1, "bootargs", |p| p.bootargs = bootargs.to_string());
         assert_eq!(kind, ErrorKind::BootargsNotPrintable);
     }
+}
+
+#[test]
+fn pci_entry_that_is_not_an_address_is_rejected() {
+    let kind = broken(0, "pci", |p| p.pci = vec!["edu".into()]);
+    assert_eq!(kind, ErrorKind::BadPciAddress { text: "edu".into() });
+}
+
+#[test]
+fn pci_function_absent_from_the_machine_is_rejected() {
+    let kind = broken(0, "pci", |p| {
+        identity_at(p, 0x5000_0000);
+        p.pci = vec!["00:02.0".into()];
+    });
+    assert_eq!(
+        kind,
+        ErrorKind::NoSuchPciDevice {
+            bdf: "00:02.0".into()
+        }
+    );
+}
+
+#[test]
+fn pci_function_listed_twice_is_rejected() {
+    let kind = broken(0, "pci", |p| {
+        identity_at(p, 0x5000_0000);
+        p.pci = vec!["00:01.0".into(), "00:01.0".into()];
+    });
+    assert_eq!(
+        kind,
+        ErrorKind::PciDeviceListedTwice {
+            bdf: "00:01.0".into()
+        }
+    );
+}
+
+#[test]
+fn pci_function_given_to_two_partitions_names_the_first() {
+    let mut manifest = board();
+    identity_at(&mut manifest.partitions[0], 0x5000_0000);
+    manifest.partitions[0].pci = vec!["00:01.0".into()];
+    identity_at(&mut manifest.partitions[1], 0x5800_0000);
+    manifest.partitions[1].pci = vec!["00:01.0".into()];
+    let error = validate_err(&manifest);
+    assert_eq!(error.field, "pci");
+    assert_eq!(
+        error.kind,
+        ErrorKind::PciDeviceTaken {
+            bdf: "00:01.0".into(),
+            other: alpha()
+        }
+    );
+}
+
+#[test]
+fn dma_capable_device_without_identity_mapped_ram_is_refused() {
+    let kind = broken(0, "pci", |p| p.pci = vec!["00:01.0".into()]);
+    assert_eq!(
+        kind,
+        ErrorKind::DmaNeedsIdentityMappedRam {
+            bdf: "00:01.0".into()
+        }
+    );
+    assert!(
+        kind.to_string().contains("identity_mapped = true"),
+        "{kind}"
+    );
+}
+
+#[test]
+fn pci_function_with_identity_mapped_ram_is_accepted() {
+    let mut manifest = board();
+    identity_at(&mut manifest.partitions[0], 0x5000_0000);
+    manifest.partitions[0].pci = vec!["00:01.0".into()];
+    assert_eq!(manifest.validate(&context()), Ok(()));
 }
