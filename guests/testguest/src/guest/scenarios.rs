@@ -48,6 +48,12 @@ pub fn run(scenario: &str, boots: usize) -> ! {
         "vgic-sgi" => super::vgic_tests::sgi(),
         "vgic-priority" => super::vgic_tests::priority(),
         "vgic-eoimode" => super::vgic_tests::eoimode(),
+        s @ ("vits-basic" | "vits-pending-moves" | "vits-config" | "vits-garbage") => {
+            // The vITS scenarios and their ITS driver (vits_tests.rs, its.rs).
+            #[path = "vits_tests.rs"]
+            mod vits_tests;
+            vits_tests::run(s)
+        }
         other => {
             println!("FAIL unknown scenario {other:?}");
             psci::system_off()

@@ -1,0 +1,796 @@
+//! Scenarios of the virtual ITS (issue 5): the guest drives its ITS the way
+//! Linux's ITS driver does and checks where every LPI lands. They pass on a
+//! real GICv3/v4 ITS (bare QEMU, the oracle) and must pass on our vITS.
+//!
+//! vCPU 0 runs the scenario and issues every command; vCPU 1 is started
+//! here with PSCI CPU_ON at our own entry (the common secondary loop keeps
+//! IRQs masked) and only takes interrupts, masked or unmasked on request.
+//! Both use our own EL1 vectors, whose IRQ handler counts each LPI per
+//! vCPU: every check compares all counters before and after, so "taken
+//! once on vCPU 1" also means "not on vCPU 0, and nothing else arrived".
+
+#[path = "its.rs"]
+mod its;
+
+use crate::guest::{delay_ms, mpidr, psci};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use its::{Cmd, Its, LpiTables, Redist, FIRST_LPI, MAX_CPUS};
+
+core::arch::global_asm!(
+    r#"
+    .section .text.vits, "ax"
+    // Secondary entry for PSCI CPU_ON: x0 = the stack top (context id).
+    // Entered at EL1 (hypervisor, bare QEMU without EL2) or EL2 (bare QEMU
+    // with virtualization=on: drop to EL1 as boot.rs does for vCPU 0).
+    .global vits_secondary_entry
+    .balign 4
+vits_secondary_entry:
+    mov     x19, x0
+    mrs     x1, CurrentEL
+    cmp     x1, #(2 << 2)
+    b.ne    1f
+    mov     x1, #(1 << 31)              // HCR_EL2.RW only
+    msr     hcr_el2, x1
+    mov     x1, #3                      // CNTHCTL_EL2: EL1PCTEN | EL1PCEN
+    msr     cnthctl_el2, x1
+    msr     cntvoff_el2, xzr
+    mov     x1, #0x33ff                 // CPTR_EL2: RES1 bits, no traps
+    msr     cptr_el2, x1
+    msr     hstr_el2, xzr
+    mov     x1, #0x9                    // ICC_SRE_EL2: SRE | Enable
+    msr     S3_4_C12_C9_5, x1
+    isb
+    msr     S3_4_C12_C11_0, xzr         // ICH_HCR_EL2: virtual interface off
+    mrs     x1, midr_el1
+    msr     vpidr_el2, x1
+    mrs     x1, mpidr_el1
+    msr     vmpidr_el2, x1
+    ldr     x1, =vits_el2_relay
+    msr     vbar_el2, x1
+    mov     x1, #0x3c5                  // EL1h, DAIF masked
+    msr     spsr_el2, x1
+    adr     x1, 1f
+    msr     elr_el2, x1
+    isb
+    eret
+1:  mov     sp, x19
+    ldr     x1, =vits_vectors
+    msr     vbar_el1, x1
+    mov     x1, #(3 << 20)              // CPACR_EL1.FPEN
+    msr     cpacr_el1, x1
+    isb
+    bl      vits_secondary_main
+    b       .
+
+    // EL2 vectors of the bare-EL2 case: an HVC from EL1 becomes an SMC.
+    .balign 2048
+vits_el2_relay:
+    .rept 8
+    .balign 0x80
+    b       .
+    .endr
+    .balign 0x80
+    smc     #0
+    eret
+    .rept 7
+    .balign 0x80
+    b       .
+    .endr
+
+    .macro VITS_SAVE
+    sub     sp, sp, #(24 * 8)
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x29, [sp, #144]
+    str     x30, [sp, #160]
+    mrs     x0, elr_el1
+    mrs     x1, spsr_el1
+    stp     x0, x1, [sp, #176]
+    .endm
+
+    .macro VITS_RESTORE
+    ldp     x0, x1, [sp, #176]
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x29, [sp, #144]
+    ldr     x30, [sp, #160]
+    add     sp, sp, #(24 * 8)
+    eret
+    .endm
+
+    // EL1 vectors of both vCPUs during a vITS scenario: synchronous
+    // exceptions go to the guest's common handler, IRQs to vits_irq.
+    .balign 2048
+vits_vectors:
+    .rept 4
+    .balign 0x80
+    b       vits_unexpected
+    .endr
+    .balign 0x80
+    b       vits_sync
+    .balign 0x80
+    b       vits_irq_entry
+    .rept 10
+    .balign 0x80
+    b       vits_unexpected
+    .endr
+
+vits_sync:
+    VITS_SAVE
+    mrs     x0, esr_el1
+    mrs     x1, far_el1
+    mrs     x2, elr_el1
+    bl      guest_sync_exception
+    str     x0, [sp, #176]
+    VITS_RESTORE
+
+vits_irq_entry:
+    VITS_SAVE
+    bl      vits_irq
+    VITS_RESTORE
+
+vits_unexpected:
+    mrs     x0, esr_el1
+    mrs     x1, far_el1
+    mrs     x2, elr_el1
+    bl      guest_unexpected_exception
+    b       .
+    .ltorg
+"#
+);
+
+extern "C" {
+    /// Our secondary entry point (for PSCI CPU_ON; context = stack top).
+    fn vits_secondary_entry();
+    /// Our EL1 vector table.
+    static vits_vectors: u8;
+}
+
+/// LPIs we count one by one: 8192 .. 8192 + TRACKED.
+const TRACKED: usize = 32;
+/// Per vCPU, how often each tracked LPI was taken.
+static COUNTS: [[AtomicU32; TRACKED]; MAX_CPUS] =
+    [const { [const { AtomicU32::new(0) }; TRACKED] }; MAX_CPUS];
+/// Per vCPU, interrupts taken whose INTID is not a tracked LPI.
+static OTHER: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// The last INTID outside the tracked range (for the failure message).
+static OTHER_LAST: AtomicU32 = AtomicU32::new(0);
+/// Order in which interrupts were taken: (vCPU << 24) | INTID.
+static ORDER: [AtomicU32; 16] = [const { AtomicU32::new(0) }; 16];
+/// Entries written to ORDER (may exceed its length; extra ones are dropped).
+static ORDER_LEN: AtomicUsize = AtomicUsize::new(0);
+/// What vCPU 1 is asked to do: (sequence << 1) | masked.
+static V1_CTRL: AtomicU32 = AtomicU32::new(0);
+/// The last V1_CTRL value vCPU 1 applied.
+static V1_ACK: AtomicU32 = AtomicU32::new(u32::MAX);
+/// vCPU 1 has set up its CPU interface.
+static V1_UP: AtomicBool = AtomicBool::new(false);
+/// The scenario's name, for FAIL lines (index into NAMES).
+static NAME: AtomicUsize = AtomicUsize::new(0);
+/// Scenario names.
+const NAMES: [&str; 4] = ["vits-basic", "vits-pending-moves", "vits-config", "vits-garbage"];
+/// Time-outs for an expected interrupt, and the settle time after it in
+/// which nothing else may arrive (also the "nothing within" window).
+const TAKE_MS: u64 = 1000;
+const QUIET_MS: u64 = 50;
+
+/// vCPU 1's stack (16 KiB; the IRQ handler needs little).
+#[repr(C, align(16))]
+struct Stack([u8; 0x4000]);
+/// The stack vCPU 1 runs on.
+static mut V1_STACK: Stack = Stack([0; 0x4000]);
+
+/// Runs vITS scenario `name` on vCPU 0; prints PASS/FAIL, then SYSTEM_OFF.
+pub fn run(name: &str) -> ! {
+    NAME.store(NAMES.iter().position(|n| *n == name).unwrap_or(0), Ordering::Release);
+    match name {
+        "vits-basic" => basic(),
+        "vits-pending-moves" => pending_moves(),
+        "vits-config" => config(),
+        "vits-garbage" => garbage(),
+        other => fail(format_args!("unknown vITS scenario {other:?}")),
+    }
+    psci::system_off()
+}
+
+/// Prints `FAIL <scenario>: <why>` and powers off.
+fn fail(why: core::fmt::Arguments<'_>) -> ! {
+    let name = NAMES[NAME.load(Ordering::Acquire) % NAMES.len()];
+    println!("FAIL {name}: {why}");
+    psci::system_off()
+}
+
+/// Prints `PASS <scenario>: <what>`.
+fn pass(what: core::fmt::Arguments<'_>) {
+    let name = NAMES[NAME.load(Ordering::Acquire) % NAMES.len()];
+    println!("PASS {name}: {what}");
+}
+
+/// Unwraps a setup step or fails the scenario naming it.
+fn ok<T, E: core::fmt::Display>(r: Result<T, E>, step: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => fail(format_args!("{step}: {e}")),
+    }
+}
+
+/// This vCPU's index (MPIDR.Aff0: vCPU i has Aff0 = i here and on QEMU).
+fn cpu_index() -> usize {
+    (mpidr() & 0xff) as usize
+}
+
+/// The IRQ handler of both vCPUs: acknowledge through ICC_IAR1_EL1, count,
+/// end with ICC_EOIR1_EL1 (EOImode 0). No printing: the interrupted code
+/// may hold the console lock.
+#[no_mangle]
+extern "C" fn vits_irq() {
+    let v: u64;
+    // SAFETY: acknowledges this vCPU's highest-priority pending interrupt.
+    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) v) };
+    let intid = (v & 0xff_ffff) as u32;
+    if (1020..=1023).contains(&intid) {
+        return;
+    }
+    let cpu = cpu_index().min(MAX_CPUS - 1);
+    match intid.checked_sub(FIRST_LPI).map(|i| i as usize) {
+        Some(i) if i < TRACKED => {
+            COUNTS[cpu][i].fetch_add(1, Ordering::AcqRel);
+        }
+        _ => {
+            OTHER[cpu].fetch_add(1, Ordering::AcqRel);
+            OTHER_LAST.store(intid, Ordering::Release);
+        }
+    }
+    let n = ORDER_LEN.fetch_add(1, Ordering::AcqRel);
+    if let Some(slot) = ORDER.get(n) {
+        slot.store(((cpu as u32) << 24) | intid, Ordering::Release);
+    }
+    // SAFETY: ends the interrupt just acknowledged.
+    unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) u64::from(intid)) };
+}
+
+/// Sets up this vCPU's CPU interface as Linux's gic_cpu_sys_reg_init:
+/// ICC_SRE_EL1.SRE, PMR 0xff, BPR1 0, EOImode 0, Group 1 enabled.
+fn cpu_interface_init() {
+    // SAFETY: this vCPU's GIC CPU interface only.
+    unsafe {
+        core::arch::asm!(
+            "msr S3_0_C12_C12_5, {sre}",   // ICC_SRE_EL1
+            "isb",
+            "msr S3_0_C4_C6_0, {pmr}",     // ICC_PMR_EL1
+            "msr S3_0_C12_C12_3, xzr",     // ICC_BPR1_EL1
+            "mrs {t}, S3_0_C12_C12_4",     // ICC_CTLR_EL1
+            "bic {t}, {t}, #2",            // EOImode = 0
+            "msr S3_0_C12_C12_4, {t}",
+            "msr S3_0_C12_C12_7, {one}",   // ICC_IGRPEN1_EL1
+            "isb",
+            sre = in(reg) 0x7u64,
+            pmr = in(reg) 0xffu64,
+            one = in(reg) 1u64,
+            t = out(reg) _,
+        )
+    };
+}
+
+/// Writes ICC_PMR_EL1.
+fn set_pmr(p: u8) {
+    // SAFETY: this vCPU's priority mask only.
+    unsafe { core::arch::asm!("msr S3_0_C4_C6_0, {}", "isb", in(reg) u64::from(p)) };
+}
+
+/// Masks IRQs on this vCPU (PSTATE.I).
+fn mask() {
+    // SAFETY: this vCPU's interrupt mask only.
+    unsafe { core::arch::asm!("msr daifset, #2", "isb") };
+}
+
+/// Unmasks IRQs on this vCPU.
+fn unmask() {
+    // SAFETY: this vCPU's interrupt mask only.
+    unsafe { core::arch::asm!("msr daifclr, #2", "isb") };
+}
+
+/// Points this vCPU's VBAR_EL1 at our vectors.
+fn install_vectors() {
+    // SAFETY: our vector table is 2 KiB aligned and handles every entry.
+    unsafe {
+        core::arch::asm!("msr vbar_el1, {}", "isb", in(reg) core::ptr::addr_of!(vits_vectors) as u64)
+    };
+}
+
+/// vCPU 1: CPU interface up, then apply mask requests until powered off.
+#[no_mangle]
+extern "C" fn vits_secondary_main() -> ! {
+    cpu_interface_init();
+    V1_UP.store(true, Ordering::Release);
+    let mut applied = u32::MAX;
+    loop {
+        let want = V1_CTRL.load(Ordering::Acquire);
+        if want != applied {
+            if want & 1 != 0 {
+                mask();
+            } else {
+                unmask();
+            }
+            applied = want;
+            V1_ACK.store(want, Ordering::Release);
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Asks vCPU 1 to mask (or unmask) IRQs and waits (bounded) until it did.
+fn v1_masked(masked: bool) {
+    let seq = (V1_CTRL.load(Ordering::Acquire) >> 1).wrapping_add(1);
+    let want = (seq << 1) | u32::from(masked);
+    V1_CTRL.store(want, Ordering::Release);
+    for _ in 0..TAKE_MS {
+        if V1_ACK.load(Ordering::Acquire) == want {
+            return;
+        }
+        delay_ms(1);
+    }
+    fail(format_args!("vCPU 1 did not acknowledge an IRQ mask change within {TAKE_MS} ms"))
+}
+
+/// A copy of every counter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Snap {
+    counts: [[u32; TRACKED]; MAX_CPUS],
+    other: [u32; MAX_CPUS],
+}
+
+/// Reads every counter.
+fn snap() -> Snap {
+    let mut s = Snap { counts: [[0; TRACKED]; MAX_CPUS], other: [0; MAX_CPUS] };
+    for c in 0..MAX_CPUS {
+        for i in 0..TRACKED {
+            s.counts[c][i] = COUNTS[c][i].load(Ordering::Acquire);
+        }
+        s.other[c] = OTHER[c].load(Ordering::Acquire);
+    }
+    s
+}
+
+/// Waits up to TAKE_MS for every `(vcpu, intid, times)` in `want` to have
+/// been taken since `before`, then QUIET_MS more, and fails unless the
+/// counters moved by exactly `want`: nothing missing, nothing twice,
+/// nothing on another vCPU, no other INTID.
+fn expect(before: &Snap, want: &[(usize, u32, u32)], what: &str) {
+    let mut target = *before;
+    for &(cpu, intid, n) in want {
+        target.counts[cpu][(intid - FIRST_LPI) as usize] += n;
+    }
+    let reached = |s: &Snap| {
+        want.iter().all(|&(c, intid, _)| {
+            let i = (intid - FIRST_LPI) as usize;
+            s.counts[c][i] >= target.counts[c][i]
+        })
+    };
+    for _ in 0..TAKE_MS {
+        if reached(&snap()) {
+            break;
+        }
+        delay_ms(1);
+    }
+    delay_ms(QUIET_MS);
+    let now = snap();
+    if now == target {
+        return;
+    }
+    for c in 0..MAX_CPUS {
+        if now.other[c] != target.other[c] {
+            fail(format_args!(
+                "{what}: vCPU {c} took {} interrupt(s) outside LPIs 8192..8223 (last INTID {})",
+                now.other[c] - before.other[c],
+                OTHER_LAST.load(Ordering::Acquire)
+            ));
+        }
+        for i in 0..TRACKED {
+            let (got, exp) = (now.counts[c][i] - before.counts[c][i], target.counts[c][i] - before.counts[c][i]);
+            if got != exp {
+                fail(format_args!(
+                    "{what}: LPI {} taken {got} time(s) on vCPU {c} within {} ms, expected {exp}",
+                    FIRST_LPI as usize + i,
+                    TAKE_MS + QUIET_MS
+                ));
+            }
+        }
+    }
+}
+
+/// Total interrupts taken on vCPU `cpu` (tracked and other).
+fn total(cpu: usize) -> u32 {
+    let s = snap();
+    s.counts[cpu].iter().sum::<u32>() + s.other[cpu]
+}
+
+/// Everything a scenario needs: the ITS and two vCPUs' redistributors.
+struct Env {
+    its: Its,
+    lpis: LpiTables,
+    /// Their RDbase values for MAPC/SYNC/MOVALL.
+    rdb: [u64; 2],
+}
+
+impl Env {
+    /// Sends a batch (ending with SYNC where the caller wants one) or fails.
+    fn send(&mut self, cmds: &[Cmd], what: &str) {
+        if let Err(e) = self.its.send(cmds) {
+            fail(format_args!("{what}: {e}"))
+        }
+    }
+    /// SYNC on vCPU `cpu`'s redistributor.
+    fn sync(&self, cpu: usize) -> Cmd {
+        Cmd::sync(self.rdb[cpu])
+    }
+}
+
+/// Brings the GIC up as Linux does and starts vCPU 1: distributor,
+/// redistributors woken, LPI tables and EnableLPIs on both, the ITS
+/// probed and enabled, our vectors and CPU interface on both vCPUs.
+fn setup() -> Env {
+    let gic = ok(its::discover(), "device tree");
+    let (lo, hi) = its::pool_range();
+    let in_ram = crate::guest::fdt().memory().regions().any(|r| {
+        let start = r.starting_address as u64;
+        r.size.is_some_and(|s| start <= lo && hi <= start + s as u64)
+    });
+    if !in_ram {
+        fail(format_args!("the table pool {lo:#x}..{hi:#x} is not inside the RAM the device tree names"));
+    }
+    let mut cpus = [0u64; 2];
+    let mut n = 0;
+    for cpu in crate::guest::fdt().cpus() {
+        if n < 2 {
+            cpus[n] = cpu.ids().first() as u64;
+        }
+        n += 1;
+    }
+    if n < 2 {
+        fail(format_args!("needs 2 vCPUs, the device tree has {n}"));
+    }
+    let mut rd = [Redist::default(); 2];
+    for (i, &m) in cpus.iter().enumerate() {
+        rd[i] = match gic.redist_of(m) {
+            Some(r) => r,
+            None => fail(format_args!("no redistributor with the affinity of MPIDR {m:#x}")),
+        };
+    }
+    ok(gic.dist_enable(), "distributor");
+    let lpis = ok(LpiTables::new(2), "LPI tables");
+    for (i, r) in rd.iter().enumerate() {
+        ok(its::redist_wake(r), "redistributor wake");
+        ok(lpis.enable_on(r, i), "EnableLPIs");
+    }
+    let its = ok(Its::init(gic.its), "ITS probe");
+    let rdb = [its.rdbase(&rd[0]), its.rdbase(&rd[1])];
+    println!(
+        "vits: ITS at {:#x} GITS_TYPER {:#x} (Devbits {}, ID_bits {}, ITT entry {} bytes, PTA {}), BASER0 {:#x} BASER1 {:#x}, RDbase vCPU 0 {:#x} vCPU 1 {:#x}",
+        gic.its,
+        its.typer,
+        its.device_bits(),
+        its.event_bits(),
+        its.itt_entry_size(),
+        u8::from(its.pta()),
+        its.basers[0],
+        its.basers[1],
+        rdb[0],
+        rdb[1]
+    );
+    install_vectors();
+    cpu_interface_init();
+    unmask();
+    // Only the address of vCPU 1's stack is taken; vCPU 1 alone uses it.
+    let stack_top = (&raw mut V1_STACK) as u64 + 0x4000;
+    let ret = psci::call(psci::CPU_ON, cpus[1], vits_secondary_entry as *const () as u64, stack_top);
+    if ret != 0 {
+        fail(format_args!("CPU_ON of vCPU 1 ({:#x}) returned {ret}", cpus[1]));
+    }
+    for _ in 0..2000 {
+        if V1_UP.load(Ordering::Acquire) {
+            break;
+        }
+        delay_ms(1);
+    }
+    if !V1_UP.load(Ordering::Acquire) {
+        fail(format_args!("vCPU 1 did not come up within 2 s"));
+    }
+    v1_masked(false);
+    Env { its, lpis, rdb }
+}
+
+/// Maps device `dev` with an ITT for 32 events (Linux rounds up to a power of two).
+fn mapd(env: &mut Env, dev: u32) -> Cmd {
+    let itt = ok(env.its.alloc_itt(32), "ITT");
+    Cmd::mapd(dev, itt, 5, true)
+}
+
+/// Enables LPIs 8192.. 8192 + n at Linux's default priority 0xa0.
+fn enable_lpis(env: &Env, n: u32) {
+    for i in 0..n {
+        env.lpis.set(FIRST_LPI + i, 0xa0, true);
+    }
+}
+
+/// Scenario 1: map, INT, TRANSLATER, MOVI, DISCARD, remap, unmap.
+fn basic() {
+    let mut env = setup();
+    enable_lpis(&env, TRACKED as u32);
+    let (d0, d10) = (mapd(&mut env, 0), mapd(&mut env, 0x10));
+    let cmds = [
+        d10,
+        d0,
+        Cmd::mapc(0, env.rdb[0], true),
+        Cmd::mapc(1, env.rdb[1], true),
+        Cmd::mapti(0x10, 0, 8192, 0),
+        Cmd::mapti(0, 5, 8200, 0),
+        env.sync(0),
+        env.sync(1),
+    ];
+    env.send(&cmds, "MAPD/MAPC/MAPTI");
+    pass(format_args!("MAPD devices 0x10 and 0 (32 events), MAPC collections 0 -> RDbase {:#x} and 1 -> RDbase {:#x}, MAPTI, SYNC: CREADR reached CWRITER", env.rdb[0], env.rdb[1]));
+
+    let s = snap();
+    env.send(&[Cmd::int(0x10, 0), env.sync(0)], "INT");
+    expect(&s, &[(0, 8192, 1)], "INT device 0x10 event 0");
+    pass(format_args!("INT device 0x10 event 0 -> LPI 8192 taken once on vCPU 0"));
+
+    let s = snap();
+    env.its.translate(5);
+    expect(&s, &[(0, 8200, 1)], "TRANSLATER write of event 5");
+    pass(format_args!("TRANSLATER write (DeviceID 0, event 5) -> LPI 8200 taken once on vCPU 0"));
+
+    let s = snap();
+    env.send(&[Cmd::movi(0x10, 0, 1), env.sync(0), env.sync(1)], "MOVI");
+    env.send(&[Cmd::int(0x10, 0), env.sync(1)], "INT after MOVI");
+    expect(&s, &[(1, 8192, 1)], "MOVI to collection 1, then INT");
+    pass(format_args!("MOVI event 0 to collection 1 -> LPI 8192 taken once on vCPU 1, not on vCPU 0"));
+
+    let s = snap();
+    env.send(&[Cmd::discard(0x10, 0), env.sync(1)], "DISCARD");
+    env.send(&[Cmd::int(0x10, 0), env.sync(1), env.sync(0)], "INT after DISCARD");
+    expect(&s, &[], "DISCARD, then INT");
+    pass(format_args!("DISCARD event 0 -> INT delivers nothing within {QUIET_MS} ms"));
+
+    let s = snap();
+    env.send(&[Cmd::mapti(0x10, 0, 8192, 0), env.sync(0)], "MAPTI again");
+    env.send(&[Cmd::int(0x10, 0), env.sync(0)], "INT after MAPTI again");
+    expect(&s, &[(0, 8192, 1)], "MAPTI again, then INT");
+    pass(format_args!("MAPTI event 0 again -> LPI 8192 taken once on vCPU 0"));
+
+    let s = snap();
+    env.send(&[Cmd::mapd(0x10, 0, 0, false), env.sync(0)], "MAPD V=0");
+    env.send(&[Cmd::int(0x10, 0), env.sync(0)], "INT after MAPD V=0");
+    expect(&s, &[], "MAPD V=0, then INT");
+    pass(format_args!("MAPD device 0x10 V=0 -> INT delivers nothing within {QUIET_MS} ms"));
+
+    delay_ms(100);
+    let (t0, t1) = (total(0), total(1));
+    if (t0, t1) != (3, 1) {
+        fail(format_args!("totals: vCPU 0 took {t0}, vCPU 1 took {t1}; expected 3 and 1"));
+    }
+    pass(format_args!("totals: vCPU 0 took 3, vCPU 1 took 1, nothing else"));
+}
+
+/// Scenario 2: pending LPIs follow MOVI, MAPC retargeting + MOVALL; CLEAR.
+fn pending_moves() {
+    let mut env = setup();
+    enable_lpis(&env, TRACKED as u32);
+    let d = mapd(&mut env, 0x10);
+    let cmds = [
+        d,
+        Cmd::mapc(0, env.rdb[0], true),
+        Cmd::mapc(1, env.rdb[1], true),
+        Cmd::mapc(2, env.rdb[1], true),
+        Cmd::mapti(0x10, 0, 8192, 1),
+        Cmd::mapti(0x10, 1, 8193, 1),
+        Cmd::mapti(0x10, 2, 8194, 1),
+        Cmd::mapti(0x10, 3, 8195, 0),
+        Cmd::mapti(0x10, 4, 8196, 2),
+        env.sync(0),
+        env.sync(1),
+    ];
+    env.send(&cmds, "setup");
+
+    v1_masked(true);
+    let s = snap();
+    let ints = [
+        Cmd::int(0x10, 0),
+        Cmd::int(0x10, 1),
+        Cmd::int(0x10, 2),
+        Cmd::int(0x10, 4),
+        env.sync(1),
+    ];
+    env.send(&ints, "INT x4 to vCPU 1");
+    expect(&s, &[], "INT of LPIs 8192, 8193, 8194, 8196 at vCPU 1 with its IRQs masked");
+    pass(format_args!("LPIs 8192, 8193, 8194, 8196 pending at vCPU 1 (IRQs masked): none taken"));
+
+    let s = snap();
+    env.send(&[Cmd::movi(0x10, 4, 0), env.sync(1), env.sync(0)], "MOVI");
+    expect(&s, &[(0, 8196, 1)], "MOVI of pending LPI 8196 to collection 0");
+    pass(format_args!("MOVI of pending LPI 8196 to vCPU 0 -> taken once on vCPU 0"));
+
+    let s = snap();
+    let moves = [
+        Cmd::mapc(1, env.rdb[0], true),
+        Cmd::movall(env.rdb[1], env.rdb[0]),
+        env.sync(1),
+        env.sync(0),
+    ];
+    env.send(&moves, "MAPC retarget + MOVALL");
+    expect(&s, &[(0, 8192, 1), (0, 8193, 1), (0, 8194, 1)], "MAPC collection 1 -> vCPU 0 + MOVALL");
+    pass(format_args!("MAPC collection 1 -> vCPU 0 + MOVALL: pending LPIs 8192, 8193, 8194 each taken once on vCPU 0"));
+
+    let s = snap();
+    v1_masked(false);
+    expect(&s, &[], "vCPU 1 unmasked after MOVALL");
+    pass(format_args!("vCPU 1 unmasked: nothing left behind on the old target"));
+
+    let s = snap();
+    env.send(&[Cmd::int(0x10, 0), env.sync(0)], "INT after retarget");
+    expect(&s, &[(0, 8192, 1)], "INT of event 0 after the retarget");
+    pass(format_args!("after the retarget, INT of event 0 -> LPI 8192 taken once on vCPU 0"));
+
+    let s = snap();
+    mask();
+    env.send(&[Cmd::int(0x10, 3), env.sync(0)], "INT for CLEAR");
+    delay_ms(10);
+    env.send(&[Cmd::clear(0x10, 3), env.sync(0)], "CLEAR");
+    unmask();
+    expect(&s, &[], "CLEAR of pending LPI 8195");
+    pass(format_args!("CLEAR of pending LPI 8195 (vCPU 0 masked) -> not taken after unmasking"));
+
+    let s = snap();
+    env.send(&[Cmd::int(0x10, 3), env.sync(0)], "INT after CLEAR");
+    expect(&s, &[(0, 8195, 1)], "INT after CLEAR");
+    pass(format_args!("INT of event 3 after CLEAR -> LPI 8195 taken once on vCPU 0"));
+}
+
+/// Scenario 3: the configuration table through INV and INVALL; priorities.
+fn config() {
+    let mut env = setup();
+    enable_lpis(&env, TRACKED as u32);
+    let d = mapd(&mut env, 0x10);
+    let mut cmds = [Cmd::sync(0); 8];
+    cmds[0] = d;
+    cmds[1] = Cmd::mapc(0, env.rdb[0], true);
+    for i in 0..4u32 {
+        cmds[2 + i as usize] = Cmd::mapti(0x10, i, FIRST_LPI + i, 0);
+    }
+    cmds[6] = env.sync(0);
+    cmds[7] = Cmd::invall(0);
+    env.send(&cmds, "setup");
+
+    let s = snap();
+    env.send(&[Cmd::int(0x10, 0), env.sync(0)], "INT");
+    expect(&s, &[(0, 8192, 1)], "INT with the enable bit set");
+
+    let s = snap();
+    env.lpis.set(8192, 0xa0, false);
+    env.send(&[Cmd::inv(0x10, 0), env.sync(0)], "INV");
+    env.send(&[Cmd::int(0x10, 0), env.sync(0)], "INT while disabled");
+    expect(&s, &[], "INV after clearing LPI 8192's enable bit, then INT");
+    pass(format_args!("enable bit of LPI 8192 cleared + INV -> INT not taken within {QUIET_MS} ms"));
+
+    let s = snap();
+    env.lpis.set(8192, 0xa0, true);
+    env.send(&[Cmd::inv(0x10, 0), env.sync(0)], "INV");
+    expect(&s, &[(0, 8192, 1)], "enable bit set again + INV");
+    pass(format_args!("enable bit set again + INV -> the pending LPI 8192 taken once"));
+
+    let s = snap();
+    for intid in 8193..=8195 {
+        env.lpis.set(intid, 0xa0, false);
+    }
+    env.send(&[Cmd::invall(0), env.sync(0)], "INVALL");
+    env.send(&[Cmd::int(0x10, 1), Cmd::int(0x10, 2), Cmd::int(0x10, 3), env.sync(0)], "INT x3");
+    expect(&s, &[], "three enable bits cleared + INVALL, then INT x3");
+    pass(format_args!("enable bits of LPIs 8193..8195 cleared + INVALL -> INT of each not taken"));
+
+    let s = snap();
+    for intid in 8193..=8195 {
+        env.lpis.set(intid, 0xa0, true);
+    }
+    env.send(&[Cmd::invall(0), env.sync(0)], "INVALL");
+    expect(&s, &[(0, 8193, 1), (0, 8194, 1), (0, 8195, 1)], "enable bits set + INVALL");
+    pass(format_args!("enable bits set again + INVALL -> pending LPIs 8193..8195 each taken once"));
+
+    // Priorities: 8194 highest (0x40), then 8193 (0x80), then 8195 (0xc0);
+    // raised in the opposite order with IRQs masked, taken by priority.
+    env.lpis.set(8193, 0x80, true);
+    env.lpis.set(8194, 0x40, true);
+    env.lpis.set(8195, 0xc0, true);
+    env.send(&[Cmd::invall(0), env.sync(0)], "INVALL priorities");
+    let s = snap();
+    mask();
+    env.send(&[Cmd::int(0x10, 3), Cmd::int(0x10, 1), Cmd::int(0x10, 2), env.sync(0)], "INT x3");
+    delay_ms(10);
+    let first = ORDER_LEN.load(Ordering::Acquire);
+    unmask();
+    expect(&s, &[(0, 8193, 1), (0, 8194, 1), (0, 8195, 1)], "three LPIs of different priorities");
+    let mut order = [0u32; 3];
+    for (k, o) in order.iter_mut().enumerate() {
+        *o = ORDER.get(first + k).map_or(0, |e| e.load(Ordering::Acquire) & 0xff_ffff);
+    }
+    if order != [8194, 8193, 8195] {
+        fail(format_args!("LPIs taken in order {order:?}, expected [8194, 8193, 8195] (priorities 0x40, 0x80, 0xc0)"));
+    }
+    pass(format_args!("priorities 0x40/0x80/0xc0 honoured: taken in order 8194, 8193, 8195"));
+
+    let s = snap();
+    set_pmr(0x80);
+    env.send(&[Cmd::int(0x10, 3), env.sync(0)], "INT under PMR");
+    expect(&s, &[], "LPI 8195 (priority 0xc0) with ICC_PMR_EL1 = 0x80");
+    set_pmr(0xff);
+    expect(&s, &[(0, 8195, 1)], "ICC_PMR_EL1 back to 0xff");
+    pass(format_args!("LPI 8195 (priority 0xc0) held by PMR 0x80, taken once at PMR 0xff"));
+}
+
+/// Scenario 4: invalid commands are skipped; the queue goes on.
+fn garbage() {
+    let mut env = setup();
+    enable_lpis(&env, TRACKED as u32);
+    let d = mapd(&mut env, 0x10);
+    env.send(&[d, Cmd::mapc(0, env.rdb[0], true), env.sync(0)], "setup");
+    let before = env.its.creadr();
+    println!("vits-garbage: writing invalid commands (CREADR {before:#x})");
+    let s = snap();
+    let mut bad = [Cmd::sync(0); 20];
+    let mut n = 0;
+    let mut push = |c: Cmd| {
+        if n < bad.len() {
+            bad[n] = c;
+            n += 1;
+        }
+    };
+    // Unknown opcodes (none is a GICv3 or GICv4 command number).
+    for opcode in [0x00, 0x02, 0x07, 0xff] {
+        push(Cmd::raw(opcode, 0x10));
+    }
+    push(Cmd::mapd(0xffff_ffff, 0, 5, true)); // DeviceID out of range
+    push(Cmd::mapti(0x10, 0x1000, 8200, 0)); // EventID beyond the 32-event ITT
+    push(Cmd::mapti(0x10, 1, 100, 0)); // INTID not an LPI
+    push(Cmd::mapti(0x10, 2, 8202, 0xffff)); // collection out of range
+    push(Cmd::mapc(0xffff, env.rdb[0], true)); // collection out of range
+    if !env.its.pta() {
+        push(Cmd::mapc(1, 0xffff, true)); // no such processor
+    }
+    push(Cmd::mapti(0x20, 0, 8192, 0)); // device 0x20 never mapped
+    push(Cmd::mapi(0x20, 1, 0)); // device 0x20 never mapped
+    push(Cmd::int(0x10, 7)); // event 7 never mapped
+    push(Cmd::int(0xffff_fff0, 0)); // DeviceID out of range
+    push(Cmd::movi(0x10, 7, 0)); // event 7 never mapped
+    push(Cmd::discard(0x10, 9)); // event 9 never mapped
+    push(Cmd::clear(0x20, 0)); // device 0x20 never mapped
+    push(Cmd::inv(0x10, 7)); // event 7 never mapped
+    let count = n;
+    if let Err(e) = env.its.send(&bad[..count]) {
+        fail(format_args!("after {count} invalid commands the queue is wedged: {e}"));
+    }
+    let (r, w) = (env.its.creadr(), env.its.cwriter());
+    pass(format_args!("{count} invalid commands skipped: CREADR {r:#x} reached CWRITER {w:#x}, not stalled"));
+    expect(&s, &[], "invalid commands");
+    pass(format_args!("no interrupt from the invalid commands within {QUIET_MS} ms"));
+
+    let s = snap();
+    env.send(&[Cmd::mapti(0x10, 1, 8193, 0), Cmd::int(0x10, 1), env.sync(0)], "valid MAPTI + INT");
+    expect(&s, &[(0, 8193, 1)], "valid MAPTI + INT after the invalid commands");
+    pass(format_args!("valid MAPTI + INT after the invalid commands -> LPI 8193 taken once on vCPU 0"));
+}
