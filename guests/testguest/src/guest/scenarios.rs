@@ -268,8 +268,13 @@ fn vlpi() {
     for round in 0..3 {
         let taken = super::gic::TAKEN.load(Ordering::Acquire);
         let before = exit_count();
+        let start = super::counter();
         // SAFETY: edu's interrupt-raise register, mapped into our IPA space.
         unsafe { core::ptr::write_volatile((edu + 0x60) as *mut u32, 1) };
+        // counter()'s ISB takes the pending vLPI first: ticks from the
+        // trigger write to the handler's return (for cargo xtask bench).
+        let ticks = super::counter().wrapping_sub(start);
+        let handled = super::gic::TAKEN.load(Ordering::Acquire) > taken;
         let intid = wait_irq(taken);
         let after = exit_count();
         // SAFETY: edu's interrupt-acknowledge register.
@@ -287,6 +292,7 @@ fn vlpi() {
                 psci::system_off()
             }
         }
+        println!("vlpi: round {round}: ticks from trigger write to handler return: {ticks} (handler ran: {handled})");
     }
     // Doorbell: with IRQs masked, ask the hypervisor to deschedule our vPE
     // and trigger edu; the vLPI must be pending when we come back.
