@@ -29,6 +29,35 @@ pub const GICR: Range<Ipa> = Range {
     size: GICR_FRAME_SIZE * MAX_VCPUS,
 };
 
+/// The guest's PCIe ECAM window (16 buses), for passthrough devices.
+pub const PCI_ECAM: Range<Ipa> = Range {
+    start: Ipa(0x40_1000_0000),
+    size: 16 << 20,
+};
+/// The guest's 32-bit PCI memory window (bus address == IPA), where the
+/// virtual host bridge places passthrough BARs.
+pub const PCI_MEM32: Range<Ipa> = Range {
+    start: Ipa(0x1000_0000),
+    size: 0x2eff_0000,
+};
+
+/// The guest PCIe host bridge every partition with passthrough devices
+/// gets: its requester IDs go to its own vITS as DeviceIDs (msi-map base 0).
+pub fn guest_pci() -> crate::guest_fdt::GuestPci {
+    crate::guest_fdt::GuestPci {
+        ecam: PCI_ECAM,
+        first_bus: 0,
+        last_bus: 15,
+        mem32: Some(crate::guest_fdt::GuestPciWindow {
+            cpu: PCI_MEM32,
+            pci_address: PCI_MEM32.start.raw(),
+        }),
+        mem64: None,
+        msi_base: 0,
+        dma_coherent: true,
+    }
+}
+
 /// The redistributor region of a partition with `vcpus` vCPUs.
 pub fn redistributors(vcpus: usize) -> Range<Ipa> {
     Range {
@@ -38,7 +67,7 @@ pub fn redistributors(vcpus: usize) -> Range<Ipa> {
 }
 
 /// The fixed windows, for manifest validation (RAM must not overlap them).
-pub fn device_windows() -> [Region<'static, Ipa>; 3] {
+pub fn device_windows() -> [Region<'static, Ipa>; 5] {
     [
         Region {
             name: "GIC distributor",
@@ -51,6 +80,14 @@ pub fn device_windows() -> [Region<'static, Ipa>; 3] {
         Region {
             name: "GIC redistributors",
             range: GICR,
+        },
+        Region {
+            name: "PCI ECAM",
+            range: PCI_ECAM,
+        },
+        Region {
+            name: "PCI memory window",
+            range: PCI_MEM32,
         },
     ]
 }

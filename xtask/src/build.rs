@@ -8,6 +8,10 @@ use std::process::Command;
 /// The bare-metal target of the kernel and the test guests.
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 
+/// Where `testguest-hi.bin` is linked: 2 MiB into identity-mapped RAM at
+/// 0x5000_0000 (boards/qemu-virt/tests/passthrough*.toml).
+pub const TESTGUEST_HI_IPA: u64 = 0x5020_0000;
+
 /// What `build` produced.
 pub struct Artifacts {
     /// The hypervisor as a raw arm64 Image.
@@ -16,6 +20,8 @@ pub struct Artifacts {
     pub elf: PathBuf,
     /// The test guest as a raw binary.
     pub testguest: PathBuf,
+    /// The test guest linked at [`TESTGUEST_HI_IPA`] (for identity-mapped RAM).
+    pub testguest_hi: PathBuf,
 }
 
 /// Builds the hypervisor for `board` and the test guests.
@@ -47,10 +53,35 @@ pub fn build(root: &Path, board: &Board) -> Result<Artifacts, String> {
     elf_to_binary(&elf, &image)?;
     let testguest = out.join("testguest.bin");
     elf_to_binary(&out.join("testguest"), &testguest)?;
+    // The same guest linked higher, in its own target dir so that the two
+    // builds do not invalidate each other.
+    let hi_dir = root.join("target").join("guest-hi");
+    let hi_dir_arg = hi_dir.to_string_lossy().into_owned();
+    let load = format!("{TESTGUEST_HI_IPA:#x}");
+    cargo(
+        root,
+        &[
+            "build",
+            "--release",
+            "-p",
+            "testguest",
+            "--target",
+            TARGET,
+            "--target-dir",
+            &hi_dir_arg,
+        ],
+        &[("GUEST_LOAD_ADDR", &load)],
+    )?;
+    let testguest_hi = out.join("testguest-hi.bin");
+    elf_to_binary(
+        &hi_dir.join(TARGET).join("release").join("testguest"),
+        &testguest_hi,
+    )?;
     Ok(Artifacts {
         image,
         elf,
         testguest,
+        testguest_hi,
     })
 }
 
@@ -62,6 +93,9 @@ pub fn bundle(artifacts: &Artifacts, manifest: &Path, out: &Path) -> Result<(), 
     let guest = std::fs::read(&artifacts.testguest)
         .map_err(|e| format!("{}: {e}", artifacts.testguest.display()))?;
     w.add("testguest.bin", guest).map_err(|e| e.to_string())?;
+    let hi = std::fs::read(&artifacts.testguest_hi)
+        .map_err(|e| format!("{}: {e}", artifacts.testguest_hi.display()))?;
+    w.add("testguest-hi.bin", hi).map_err(|e| e.to_string())?;
     std::fs::write(out, w.finish()).map_err(|e| format!("{}: {e}", out.display()))
 }
 

@@ -124,6 +124,15 @@ fn scenarios() -> Vec<Scenario> {
             stop_when: |out| out.contains("[alpha] PASS doorbell") || out.contains("FAIL"),
             check: check_gicv4,
         },
+        Scenario {
+            name: "passthrough-pci-function-on-virtual-bus-bars-without-exits-msi-trapped",
+            manifest: "tests/passthrough.toml",
+            machine: None,
+            qemu_args: &["-device", "edu"],
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: check_passthrough,
+        },
     ];
     all.extend(crate::scenarios_vgic::scenarios());
     all.extend(crate::scenarios_vits::scenarios());
@@ -478,4 +487,32 @@ fn check_gicv4(o: &Outcome) -> Result<(), String> {
     expect(out, "doorbell LPI")?;
     expect(out, "taken at EL2")?;
     expect(out, "[alpha] PASS doorbell: doorbell taken while non-resident, vINTID 8192 delivered once resident again")
+}
+
+fn check_passthrough(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    expect(
+        out,
+        "partition alpha: CPUs [0, 1], RAM IPA 0x50000000 -> PA 0x50000000",
+    )?;
+    expect(out, "[alpha] pci: 00:01.0 1234:11e8")?;
+    // Only the assigned function is visible: no host bridge, nothing else.
+    let functions = lines_of(out, "alpha")
+        .iter()
+        .filter(|l| l.starts_with("pci: "))
+        .count();
+    if functions != 1 {
+        return Err(format!(
+            "alpha sees {functions} PCI functions, expected only edu"
+        ));
+    }
+    expect(
+        out,
+        "[alpha] PASS passthrough: 1 function(s) on the guest bus, edu at 00:01.0",
+    )?;
+    expect(out, "201 register accesses, hypervisor exits: 0")?;
+    expect(out, "partition alpha: PCI 00:01.0 MSI enabled: guest doorbell 0x8090040 data 0x0 -> physical GITS_TRANSLATER")?;
+    expect(out, "[alpha] PASS passthrough: MSI enabled with the vITS doorbell 0x8090040, read back as written")?;
+    expect(out, "[beta] PASS hello: 2 vcpus up")
 }

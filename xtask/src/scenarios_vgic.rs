@@ -193,7 +193,10 @@ fn check_timer(o: &Outcome) -> Result<(), String> {
             "programmed period {programmed} us, expected 10000 us (CNTFRQ?)"
         ));
     }
-    if min < programmed || mean > 2 * programmed {
+    // Never early (a correctness property); how late depends on the host's
+    // load, so the mean is reported, not asserted (timing is for benchmarks).
+    let _ = mean;
+    if min < programmed {
         return Err(format!(
             "timer intervals: min {min} us, mean {mean} us for a {programmed} us period"
         ));

@@ -348,6 +348,9 @@ fn build_partitions(manifest: Manifest) {
         }
     }
     PARTITIONS.call_once(|| parts);
+    for p in partitions() {
+        super::passthrough::map_bars(p);
+    }
     ASSIGNMENT.call_once(|| assignment);
 }
 

@@ -36,7 +36,7 @@ pub fn device_tree(
         }),
         bootargs: c.bootargs.clone(),
         initrd: initrd.map(|(start, size)| Range { start, size }),
-        pci: None,
+        pci: partition.pci.as_ref().map(|_| layout::guest_pci()),
         boot_count,
     };
     guest_fdt::generate(&cfg).map_err(|e| e.to_string())

@@ -9,6 +9,7 @@ pub mod guest;
 pub mod heap;
 pub mod irq;
 pub mod partition;
+pub mod passthrough;
 pub mod percpu;
 pub mod selftest;
 pub mod vcpu;

@@ -61,6 +61,10 @@ pub struct Partition {
     pub vgic: Mutex<crate::vgic::Vgic>,
     /// The virtual ITS (lock before `vgic`, never after).
     pub vits: Mutex<crate::vits::Vits>,
+    /// The virtual PCI host bridge of the passthrough functions, if any.
+    pub pci: Option<Mutex<crate::pci::VirtualHostBridge>>,
+    /// The BAR mappings currently in stage 2 (lock after `pci`, before the stage 2).
+    pub pci_mappings: Mutex<Vec<crate::pci::BarMapping>>,
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
@@ -81,6 +85,8 @@ pub enum BuildError {
     DeviceTree(String),
     /// The virtual GIC could not be configured.
     Vgic(String),
+    /// The passthrough PCI functions could not be set up.
+    Pci(String),
     /// The images do not fit the partition's RAM layout.
     Layout(&'static str),
 }
@@ -94,6 +100,7 @@ impl core::fmt::Display for BuildError {
             Self::DeviceTree(e) => write!(f, "guest device tree: {e}"),
             Self::Layout(e) => write!(f, "{e}"),
             Self::Vgic(e) => write!(f, "virtual GIC: {e}"),
+            Self::Pci(e) => write!(f, "PCI passthrough: {e}"),
         }
     }
 }
@@ -143,7 +150,13 @@ impl Partition {
             }),
             console: Mutex::new(VirtualUart::new()),
             vgic: Mutex::new(super::vgic::new_vgic(vcpus).map_err(BuildError::Vgic)?),
-            vits: Mutex::new(super::vits::new_vits(id, vcpus).map_err(BuildError::Vgic)?),
+            vits: Mutex::new(
+                super::vits::new_vits(id, vcpus, &config.pci).map_err(BuildError::Vgic)?,
+            ),
+            pci: super::passthrough::build_bridge(&config.pci)
+                .map_err(BuildError::Pci)?
+                .map(Mutex::new),
+            pci_mappings: Mutex::new(Vec::new()),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             config,
@@ -213,10 +226,16 @@ impl Partition {
         let boot_count = self.control.lock().boot_count;
         // A fresh interrupt controller, as after a reset.
         *self.vits.lock() =
-            super::vits::new_vits(self.id, self.config.cpus.len()).map_err(BuildError::Vgic)?;
+            super::vits::new_vits(self.id, self.config.cpus.len(), &self.config.pci)
+                .map_err(BuildError::Vgic)?;
         *self.vgic.lock() =
             super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
         *self.console.lock() = VirtualUart::new();
+        // Passthrough functions quiesced as after a reset (decode, bus
+        // mastering, MSI off), their guest BARs back where the bridge put them.
+        if let Some(bridge) = &self.pci {
+            super::irq::with_pci(|ecam, _| bridge.lock().reset(ecam));
+        }
         let bundle = super::boot::bundle();
         let kernel = bundle
             .get(&self.config.kernel.image)

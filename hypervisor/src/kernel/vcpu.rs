@@ -241,6 +241,8 @@ fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<&'static str> {
         Some("virtual GIC")
     } else if super::vits::owns(ipa) {
         Some("virtual ITS")
+    } else if super::passthrough::owns(partition, ipa) {
+        Some("virtual PCI configuration space")
     } else {
         None
     }
@@ -255,6 +257,18 @@ fn emulate_mmio(
 ) -> bool {
     let console = partition.config.console_ipa.raw();
     let ipa = access.ipa.raw();
+    if super::passthrough::owns(partition, ipa) {
+        let value = super::passthrough::config_access(
+            partition,
+            access,
+            access.store_value(reg_value(regs, access.reg)),
+        );
+        if !access.write {
+            set_reg(regs, access.reg, access.load_value(value));
+        }
+        regs.elr += 4;
+        return true;
+    }
     if super::vits::owns(ipa) {
         let value = super::vits::mmio(
             partition,

