@@ -18,6 +18,7 @@ pub mod ids;
 pub mod layout;
 pub mod manifest;
 pub mod mm;
+pub mod passthrough;
 pub mod pci;
 pub mod platform;
 pub mod psci;

@@ -1,0 +1,221 @@
+//! A recording physical ITS for tests: it keeps every batch, a model of
+//! what the physical ITS would hold after it (event -> vPE/vINTID, vLPI
+//! pending bits per vPE, the VM's vLPI property table), and flags every
+//! command that names a device, vPE or doorbell outside the partition or
+//! that hardware would reject.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
+use super::config::PassthroughConfig;
+use super::sink::{PhysItsSink, SinkError};
+use crate::gic::its_cmd::ItsCommand;
+use crate::gic::its_queue::QueueError;
+use crate::ids::{VcpuIndex, VirtIntId};
+use crate::vgic::LpiConfig;
+
+/// One physical ITT entry of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysEntry {
+    /// vPE ID.
+    pub vpe: u16,
+    /// vINTID.
+    pub vintid: u32,
+    /// Doorbell pINTID.
+    pub doorbell: u32,
+}
+
+/// The recording sink.
+#[derive(Clone, Debug, Default)]
+pub struct RecordingSink {
+    devices: BTreeSet<u32>,
+    vpes: BTreeSet<u16>,
+    doorbells: BTreeSet<u32>,
+    /// Every batch taken, with its closing sync.
+    pub batches: Vec<(Vec<ItsCommand>, ItsCommand)>,
+    /// (DeviceID, EventID) -> vLPI.
+    pub events: BTreeMap<(u32, u32), PhysEntry>,
+    /// Pending vLPIs, as (vPE, vINTID).
+    pub pending: BTreeSet<(u16, u32)>,
+    /// The VM's vLPI property table.
+    pub vprop: BTreeMap<u32, LpiConfig>,
+    /// The guest's LPI configuration, as the vGIC would read it.
+    pub guest: BTreeMap<u32, LpiConfig>,
+    /// Commands naming something outside the partition (must stay empty).
+    pub violations: Vec<ItsCommand>,
+    /// Commands hardware would reject as command errors.
+    pub command_errors: Vec<ItsCommand>,
+    /// INV and VINVALL commands seen, in order.
+    pub invalidations: Vec<ItsCommand>,
+    /// Fail this many of the next submits (not applied).
+    pub fail_submits: usize,
+    /// Fail every vLPI property write.
+    pub fail_config: bool,
+}
+
+impl RecordingSink {
+    /// A sink that accepts only what `config` owns.
+    pub fn for_config(config: &PassthroughConfig) -> Self {
+        Self {
+            devices: config.devices.keys().map(|d| d.0).collect(),
+            vpes: config.vpes.iter().map(|v| v.vpe.0).collect(),
+            doorbells: config.vpes.iter().map(|v| v.doorbell.0).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Every command of every batch, syncs included, in order.
+    pub fn all_commands(&self) -> Vec<ItsCommand> {
+        self.batches
+            .iter()
+            .flat_map(|(commands, sync)| commands.iter().copied().chain([*sync]))
+            .collect()
+    }
+
+    /// Whether `command` names only the partition's devices, vPEs and
+    /// doorbells, and is one the backend may issue at all.
+    fn isolated(&self, command: &ItsCommand) -> bool {
+        let device = |id: &u32| self.devices.contains(id);
+        let vpe = |id: &u16| self.vpes.contains(id);
+        let doorbell = |id: &u32| self.doorbells.contains(id) || *id == 1023;
+        match command {
+            ItsCommand::Int { device_id, .. }
+            | ItsCommand::Clear { device_id, .. }
+            | ItsCommand::Discard { device_id, .. }
+            | ItsCommand::Inv { device_id, .. } => device(device_id),
+            ItsCommand::Vmapti {
+                device_id,
+                vpe_id,
+                db_intid,
+                ..
+            }
+            | ItsCommand::Vmovi {
+                device_id,
+                vpe_id,
+                db_intid,
+                ..
+            } => device(device_id) && vpe(vpe_id) && doorbell(db_intid),
+            ItsCommand::Vsync { vpe_id } | ItsCommand::Vinvall { vpe_id } => vpe(vpe_id),
+            // MAPD, MAPC, VMAPP, VMOVP, MOVALL, SYNC, ...: the kernel's, never the backend's.
+            _ => false,
+        }
+    }
+
+    /// Applies one command to the model as the ITS would.
+    fn apply(&mut self, command: ItsCommand) {
+        let ok = match command {
+            ItsCommand::Vmapti {
+                device_id,
+                event_id,
+                vpe_id,
+                vintid,
+                db_intid,
+            } => {
+                let entry = PhysEntry {
+                    vpe: vpe_id,
+                    vintid,
+                    doorbell: db_intid,
+                };
+                self.events.insert((device_id, event_id), entry).is_none()
+            }
+            ItsCommand::Vmovi {
+                device_id,
+                event_id,
+                vpe_id,
+                db_intid,
+                ..
+            } => match self.events.get_mut(&(device_id, event_id)) {
+                Some(entry) => {
+                    // IHI 0069, 5.3 (VMOVI): pending state moves with the event.
+                    if self.pending.remove(&(entry.vpe, entry.vintid)) {
+                        self.pending.insert((vpe_id, entry.vintid));
+                    }
+                    entry.vpe = vpe_id;
+                    entry.doorbell = db_intid;
+                    true
+                }
+                None => false,
+            },
+            ItsCommand::Discard {
+                device_id,
+                event_id,
+            } => match self.events.remove(&(device_id, event_id)) {
+                Some(entry) => {
+                    self.pending.remove(&(entry.vpe, entry.vintid));
+                    true
+                }
+                None => false,
+            },
+            ItsCommand::Int {
+                device_id,
+                event_id,
+            } => match self.events.get(&(device_id, event_id)) {
+                Some(entry) => {
+                    self.pending.insert((entry.vpe, entry.vintid));
+                    true
+                }
+                None => false,
+            },
+            ItsCommand::Clear {
+                device_id,
+                event_id,
+            } => match self.events.get(&(device_id, event_id)) {
+                Some(entry) => {
+                    self.pending.remove(&(entry.vpe, entry.vintid));
+                    true
+                }
+                None => false,
+            },
+            ItsCommand::Inv {
+                device_id,
+                event_id,
+            } => {
+                self.invalidations.push(command);
+                self.events.contains_key(&(device_id, event_id))
+            }
+            ItsCommand::Vinvall { .. } => {
+                self.invalidations.push(command);
+                true
+            }
+            ItsCommand::Vsync { .. } => true,
+            _ => false,
+        };
+        if !ok {
+            self.command_errors.push(command);
+        }
+    }
+}
+
+impl PhysItsSink for RecordingSink {
+    fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
+        for command in commands.iter().chain([&sync]) {
+            if !self.isolated(command) {
+                self.violations.push(*command);
+            }
+        }
+        if !sync.is_sync() {
+            self.violations.push(sync);
+        }
+        if self.fail_submits > 0 {
+            self.fail_submits -= 1;
+            return Err(SinkError::Queue(QueueError::Stalled { creadr: 0 }));
+        }
+        self.batches.push((commands.to_vec(), sync));
+        for &command in commands.iter().chain([&sync]) {
+            self.apply(command);
+        }
+        Ok(())
+    }
+
+    fn set_vlpi_config(&mut self, vintid: VirtIntId, config: LpiConfig) -> Result<(), SinkError> {
+        if self.fail_config {
+            return Err(SinkError::PropertyTable { vintid });
+        }
+        self.vprop.insert(vintid.0, config);
+        Ok(())
+    }
+
+    fn guest_lpi_config(&mut self, _vcpu: VcpuIndex, vintid: VirtIntId) -> Option<LpiConfig> {
+        self.guest.get(&vintid.0).copied()
+    }
+}

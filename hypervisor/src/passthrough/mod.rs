@@ -1,0 +1,27 @@
+//! PCI passthrough with GICv4 direct injection (issue 6): the backend of
+//! the virtual ITS that turns a guest's intent for the events of its
+//! passed-through devices into GICv4 commands on the physical ITS, so
+//! their MSIs arrive as virtual LPIs with no hypervisor code on the path.
+//!
+//! - `config`: what the kernel fixes per partition (vPEs, doorbells,
+//!   owned physical devices): the only IDs a physical command may name;
+//! - `sink`: the narrow interface to the physical ITS and the VM's vLPI
+//!   property table, implemented by the kernel;
+//! - `backend`: [`Gicv4Backend`], the [`crate::vits::VitsBackend`] that
+//!   batches VMAPTI, VMOVI, DISCARD, INT, CLEAR, INV and VINVALL per trap.
+#![forbid(unsafe_code)]
+
+mod backend;
+mod config;
+mod sink;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+pub use backend::{
+    Gicv4Backend, PassthroughState, PassthroughStats, PhysMapping, Refusal, TeardownReport,
+};
+pub use config::{PassthroughConfig, PassthroughConfigError, PassthroughDevice, VpeConfig};
+pub use sink::{PhysItsSink, SinkError};
