@@ -48,6 +48,14 @@ pub fn allocate_lpi(priority: u8) -> Option<PhysIntId> {
     Some(intid)
 }
 
+/// Returns a physical LPI to the allocator, disabled.
+pub fn free_lpi(intid: PhysIntId) {
+    configure_lpi(intid, 0xa0, false);
+    if let Some(a) = LPIS.lock().as_mut() {
+        let _ = a.free(intid);
+    }
+}
+
 /// Sets the configuration byte of a physical LPI (follow with an INV).
 pub fn configure_lpi(intid: PhysIntId, priority: u8, enabled: bool) {
     if let Some(p) = PROPERTIES.lock().as_ref() {

@@ -8,6 +8,7 @@ pub mod early;
 pub mod guest;
 pub mod heap;
 pub mod irq;
+pub mod msi_route;
 pub mod partition;
 pub mod passthrough;
 pub mod percpu;

@@ -65,6 +65,12 @@ pub struct Partition {
     pub pci: Option<Mutex<crate::pci::VirtualHostBridge>>,
     /// The BAR mappings currently in stage 2 (lock after `pci`, before the stage 2).
     pub pci_mappings: Mutex<Vec<crate::pci::BarMapping>>,
+    /// Passthrough functions MAPD'd on the physical ITS, with their ITT.
+    pub phys_devices: Mutex<alloc::collections::BTreeMap<crate::ids::PhysDeviceId, PhysAddr>>,
+    /// Passthrough events mapped on the physical ITS (software path).
+    pub phys_events: Mutex<
+        alloc::collections::BTreeMap<(crate::ids::PhysDeviceId, u32), super::msi_route::PhysEvent>,
+    >,
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
@@ -157,6 +163,8 @@ impl Partition {
                 .map_err(BuildError::Pci)?
                 .map(Mutex::new),
             pci_mappings: Mutex::new(Vec::new()),
+            phys_devices: Mutex::new(alloc::collections::BTreeMap::new()),
+            phys_events: Mutex::new(alloc::collections::BTreeMap::new()),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             config,
@@ -231,6 +239,8 @@ impl Partition {
         *self.vgic.lock() =
             super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
         *self.console.lock() = VirtualUart::new();
+        // Nothing of the previous life stays on the physical ITS.
+        super::msi_route::teardown(self);
         // Passthrough functions quiesced as after a reset (decode, bus
         // mastering, MSI off), their guest BARs back where the bridge put them.
         if let Some(bridge) = &self.pci {

@@ -280,6 +280,30 @@ fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, crate::vg
     }
 }
 
+/// A physical LPI taken at EL2: if a guest mapped it (a passthrough MSI
+/// on the software path), it becomes pending in that partition's vGIC.
+fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) {
+    let Some((p, vcpu, vintid)) = super::msi_route::lookup(lpi) else {
+        return;
+    };
+    let Some(partition) = super::boot::partitions().get(p) else {
+        return;
+    };
+    let mem = super::vits::PartitionMemory(partition);
+    let result = {
+        let mut vgic = partition.vgic.lock();
+        match vgic.lpi_table(vcpu, &mem) {
+            Ok(table) => vgic.set_lpi_pending(vcpu, vintid, &table),
+            Err(e) => Err(e),
+        }
+    };
+    // No kick for the vCPU running here: it takes it on this very entry.
+    let me = running
+        .filter(|(r, _)| r.id == partition.id)
+        .map_or(VcpuIndex(u16::MAX), |(_, v)| v);
+    apply(partition, me, result);
+}
+
 /// Physical interrupts pending at EL2 on this CPU: the virtual timer goes
 /// to the running vCPU; everything else (kicks, maintenance, doorbells) is
 /// ended here, its work being the state checks every trap makes.
@@ -296,6 +320,7 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
                 // Stays active until the guest deactivates its HW-linked twin.
                 inject_forwarded(partition, vcpu, intid);
             }
+            _ if intid >= 8192 => passthrough_msi(intid, running),
             _ => cpu_interface::deactivate(intid),
         }
     }

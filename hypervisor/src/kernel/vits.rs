@@ -123,14 +123,29 @@ impl SoftwareInjection<'_> {
 }
 
 impl VitsBackend for SoftwareInjection<'_> {
-    fn map_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {}
-    fn unmap_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {}
+    fn map_event(&mut self, event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        if let DeviceBacking::Passthrough(phys) = event.backing {
+            super::msi_route::map(self.partition, phys, event.event.0, vcpu, intid);
+        }
+    }
 
-    fn discard_event(&mut self, _: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+    fn unmap_event(&mut self, event: EventRef, _: VcpuIndex, _: VirtIntId) {
+        if let DeviceBacking::Passthrough(phys) = event.backing {
+            super::msi_route::unmap(self.partition, phys, event.event.0);
+        }
+    }
+
+    fn discard_event(&mut self, event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
+        if let DeviceBacking::Passthrough(phys) = event.backing {
+            super::msi_route::unmap(self.partition, phys, event.event.0);
+        }
         self.with_vgic(vcpu, |v, _| v.clear_lpi_pending(vcpu, intid));
     }
 
-    fn move_event(&mut self, _: EventRef, from: VcpuIndex, to: VcpuIndex, intid: VirtIntId) {
+    fn move_event(&mut self, event: EventRef, from: VcpuIndex, to: VcpuIndex, intid: VirtIntId) {
+        if let DeviceBacking::Passthrough(phys) = event.backing {
+            super::msi_route::move_to(self.partition, phys, event.event.0, to);
+        }
         self.with_vgic(from, |v, _| v.move_lpi_pending(from, to, intid));
     }
 

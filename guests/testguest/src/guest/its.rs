@@ -105,28 +105,36 @@ mod gicd {
 pub fn read32(addr: usize) -> u32 {
     let v: u32;
     // SAFETY: `addr` is a GIC register found in the device tree.
-    unsafe { core::arch::asm!("ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)) };
+    unsafe {
+        core::arch::asm!("ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+    };
     v
 }
 
 /// Writes a 32-bit register with a plain `str w, [x]`.
 pub fn write32(addr: usize, v: u32) {
     // SAFETY: `addr` is a GIC register found in the device tree.
-    unsafe { core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)) };
+    unsafe {
+        core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
+    };
 }
 
 /// Reads a 64-bit register with one plain `ldr x, [x]`.
 pub fn read64(addr: usize) -> u64 {
     let v: u64;
     // SAFETY: as `read32`; the 64-bit GIC registers allow 64-bit accesses.
-    unsafe { core::arch::asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)) };
+    unsafe {
+        core::arch::asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+    };
     v
 }
 
 /// Writes a 64-bit register with one plain `str x, [x]`.
 pub fn write64(addr: usize, v: u64) {
     // SAFETY: as `write32`, for a 64-bit register.
-    unsafe { core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)) };
+    unsafe {
+        core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
+    };
 }
 
 /// Makes earlier memory writes (tables, commands) visible to the GIC before
@@ -243,12 +251,22 @@ impl Cmd {
     pub fn mapd(device: u32, itt: u64, event_bits: u32, valid: bool) -> Self {
         let size = u64::from(event_bits.saturating_sub(1) & 0x1f);
         let v = if valid { 1 << 63 } else { 0 };
-        Self([Self::dev(op::MAPD, device), size, (itt & 0x000f_ffff_ffff_ff00) | v, 0])
+        Self([
+            Self::dev(op::MAPD, device),
+            size,
+            (itt & 0x000f_ffff_ffff_ff00) | v,
+            0,
+        ])
     }
     /// MAPC: DW2[15:0] ICID, DW2[50:16] RDbase, DW2[63] V (5.3.9).
     pub fn mapc(icid: u16, rdbase: u64, valid: bool) -> Self {
         let v = if valid { 1 << 63 } else { 0 };
-        Self([u64::from(op::MAPC), 0, u64::from(icid) | rdbase_field(rdbase) | v, 0])
+        Self([
+            u64::from(op::MAPC),
+            0,
+            u64::from(icid) | rdbase_field(rdbase) | v,
+            0,
+        ])
     }
     /// MAPTI: DW1[31:0] EventID, DW1[63:32] pINTID, DW2[15:0] ICID (5.3.11).
     pub fn mapti(device: u32, event: u32, intid: u32, icid: u16) -> Self {
@@ -261,7 +279,12 @@ impl Cmd {
     }
     /// MAPI: as MAPTI with pINTID = EventID (5.3.10).
     pub fn mapi(device: u32, event: u32, icid: u16) -> Self {
-        Self([Self::dev(op::MAPI, device), u64::from(event), u64::from(icid), 0])
+        Self([
+            Self::dev(op::MAPI, device),
+            u64::from(event),
+            u64::from(icid),
+            0,
+        ])
     }
     /// INT: DW1[31:0] EventID (5.3.7).
     pub fn int(device: u32, event: u32) -> Self {
@@ -285,11 +308,21 @@ impl Cmd {
     }
     /// MOVI: DW1[31:0] EventID, DW2[15:0] the new ICID (5.3.13).
     pub fn movi(device: u32, event: u32, icid: u16) -> Self {
-        Self([Self::dev(op::MOVI, device), u64::from(event), u64::from(icid), 0])
+        Self([
+            Self::dev(op::MOVI, device),
+            u64::from(event),
+            u64::from(icid),
+            0,
+        ])
     }
     /// MOVALL: DW2[50:16] RDbase1 (from), DW3[50:16] RDbase2 (to) (5.3.12).
     pub fn movall(from: u64, to: u64) -> Self {
-        Self([u64::from(op::MOVALL), 0, rdbase_field(from), rdbase_field(to)])
+        Self([
+            u64::from(op::MOVALL),
+            0,
+            rdbase_field(from),
+            rdbase_field(to),
+        ])
     }
     /// SYNC: DW2[50:16] RDbase (5.3.15).
     pub fn sync(rdbase: u64) -> Self {
@@ -342,7 +375,9 @@ pub fn discover() -> Result<Gic, &'static str> {
         .ok_or("no arm,gic-v3 node in the device tree")?;
     let mut reg = node.reg().ok_or("the GIC node has no reg")?;
     let d = reg.next().ok_or("the GIC node's reg is empty")?;
-    let r = reg.next().ok_or("the GIC node names no redistributor region")?;
+    let r = reg
+        .next()
+        .ok_or("the GIC node names no redistributor region")?;
     let its = fdt
         .find_compatible(&["arm,gic-v3-its"])
         .and_then(|n| n.reg())
@@ -377,7 +412,11 @@ impl Gic {
             if typer & gicr::TYPER_LAST != 0 {
                 return None;
             }
-            at += if typer & gicr::TYPER_VLPIS != 0 { 0x4_0000 } else { 0x2_0000 };
+            at += if typer & gicr::TYPER_VLPIS != 0 {
+                0x4_0000
+            } else {
+                0x2_0000
+            };
         }
         None
     }
@@ -436,7 +475,11 @@ impl LpiTables {
     /// Writes the configuration byte of `intid` (priority and enable), then
     /// a barrier so that a following INV/INVALL sees it.
     pub fn set(&self, intid: u32, prio: u8, enable: bool) {
-        let Some(i) = intid.checked_sub(FIRST_LPI).map(|i| i as usize).filter(|&i| i < PROP_BYTES) else {
+        let Some(i) = intid
+            .checked_sub(FIRST_LPI)
+            .map(|i| i as usize)
+            .filter(|&i| i < PROP_BYTES)
+        else {
             return;
         };
         let byte = (prio & 0xfc) | LPI_GROUP1 | if enable { LPI_ENABLE } else { 0 };
@@ -452,7 +495,10 @@ impl LpiTables {
         if rd.typer & gicr::TYPER_PLPIS == 0 {
             return Err("GICR_TYPER.PLPIS is 0: this redistributor has no LPIs");
         }
-        let pend = *self.pend.get(cpu).ok_or("its: no pending table for this vCPU")?;
+        let pend = *self
+            .pend
+            .get(cpu)
+            .ok_or("its: no pending table for this vCPU")?;
         if pend == 0 {
             return Err("its: no pending table for this vCPU");
         }
@@ -462,9 +508,8 @@ impl LpiTables {
             // cannot change any more (IHI 0069, GICR_PROPBASER).
             return Ok(());
         }
-        let prop = (self.prop as u64 & 0x000f_ffff_ffff_f000)
-            | (0b001 << 7)
-            | u64::from(LPI_ID_BITS - 1);
+        let prop =
+            (self.prop as u64 & 0x000f_ffff_ffff_f000) | (0b001 << 7) | u64::from(LPI_ID_BITS - 1);
         write64(rd.base + gicr::PROPBASER, prop);
         let pendbaser = (pend as u64 & 0x000f_ffff_ffff_0000) | (0b001 << 7);
         write64(rd.base + gicr::PENDBASER, pendbaser);
@@ -626,7 +671,10 @@ impl Its {
         }
         write64(base + gits::CWRITER, 0);
         dsb();
-        write32(base + gits::CTLR, read32(base + gits::CTLR) | gits::CTLR_ENABLED);
+        write32(
+            base + gits::CTLR,
+            read32(base + gits::CTLR) | gits::CTLR_ENABLED,
+        );
         if read32(base + gits::CTLR) & gits::CTLR_ENABLED == 0 {
             return Err("GITS_CTLR.Enabled did not stick");
         }
@@ -712,7 +760,9 @@ impl Its {
             }
             for (i, dw) in c.0.iter().enumerate() {
                 // SAFETY: the slot is inside our queue page.
-                unsafe { core::ptr::write_volatile((self.queue + self.write + 8 * i) as *mut u64, *dw) };
+                unsafe {
+                    core::ptr::write_volatile((self.queue + self.write + 8 * i) as *mut u64, *dw)
+                };
             }
             self.write = next;
         }

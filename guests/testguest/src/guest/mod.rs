@@ -8,6 +8,7 @@ mod pci_tests;
 mod psci;
 mod scenarios;
 mod vgic_tests;
+mod vits_tests;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

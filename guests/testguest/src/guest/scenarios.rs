@@ -54,9 +54,7 @@ pub fn run(scenario: &str, boots: usize) -> ! {
         "vgic-eoimode" => super::vgic_tests::eoimode(),
         s @ ("vits-basic" | "vits-pending-moves" | "vits-config" | "vits-garbage") => {
             // The vITS scenarios and their ITS driver (vits_tests.rs, its.rs).
-            #[path = "vits_tests.rs"]
-            mod vits_tests;
-            vits_tests::run(s)
+            super::vits_tests::run(s)
         }
         other => {
             println!("FAIL unknown scenario {other:?}");

@@ -1,0 +1,237 @@
+//! Passthrough MSIs on the software path (any GICv3): each event a guest
+//! maps on a passthrough function gets a physical LPI on the pCPU of its
+//! target vCPU; that LPI, taken at EL2, is found here in O(1) and made
+//! pending in the partition's vGIC. One exit per MSI; the GICv4 direct
+//! path (no exit) replaces it where the ITS has virtual LPIs (issue 6).
+
+use super::partition::Partition;
+use super::{boot, irq};
+use crate::gic::its_cmd::ItsCommand;
+use crate::ids::{PhysDeviceId, PhysIntId, VcpuIndex, VirtIntId, FIRST_LPI};
+use crate::mm::PhysAddr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// LPIs the routing table covers (the hypervisor's 16 INTID bits).
+const ROUTES: usize = (1 << 16) - FIRST_LPI as usize;
+/// EventID bits of the ITT the hypervisor gives a passthrough function.
+pub const EVENT_BITS: u32 = 8;
+
+/// Physical LPI -> (valid, partition, vCPU, vINTID), packed, lock-free to read.
+static ROUTE: [AtomicU64; ROUTES] = [const { AtomicU64::new(0) }; ROUTES];
+
+fn pack(partition: usize, vcpu: VcpuIndex, vintid: VirtIntId) -> u64 {
+    1 << 63 | (partition as u64 & 0xff) << 48 | u64::from(vcpu.0 & 0xff) << 32 | u64::from(vintid.0)
+}
+
+fn slot(lpi: PhysIntId) -> Option<&'static AtomicU64> {
+    ROUTE.get((lpi.0 as usize).checked_sub(FIRST_LPI as usize)?)
+}
+
+/// Where physical LPI `lpi` goes, if a guest mapped it.
+pub fn lookup(lpi: u32) -> Option<(usize, VcpuIndex, VirtIntId)> {
+    let v = slot(PhysIntId(lpi))?.load(Ordering::Acquire);
+    (v >> 63 == 1).then(|| {
+        (
+            (v >> 48 & 0xff) as usize,
+            VcpuIndex((v >> 32 & 0xff) as u16),
+            VirtIntId(v as u32),
+        )
+    })
+}
+
+/// A passthrough event as mapped on the physical ITS.
+#[derive(Clone, Copy, Debug)]
+pub struct PhysEvent {
+    /// Its physical LPI.
+    pub lpi: PhysIntId,
+    /// The vCPU it targets.
+    pub vcpu: VcpuIndex,
+    /// The guest's INTID.
+    pub vintid: VirtIntId,
+}
+
+fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
+    boot::alloc_frames(size.next_multiple_of(4096), align.max(4096))
+}
+
+fn collection_of(
+    partition: &Partition,
+    vcpu: VcpuIndex,
+) -> Option<(u16, crate::gic::its_cmd::RdBase)> {
+    let cpu = partition.cpu_of(vcpu)?.0 as usize;
+    Some((cpu as u16, irq::rdbase(cpu)?))
+}
+
+/// MAPD of a passthrough function on the physical ITS (once per partition life).
+fn ensure_device(partition: &Partition, device: PhysDeviceId) -> Result<(), &'static str> {
+    let mut devices = partition.phys_devices.lock();
+    if devices.contains_key(&device) {
+        return Ok(());
+    }
+    let its = irq::its().ok_or("no ITS")?;
+    its.prepare_device(device.0, &mut alloc)
+        .map_err(|_| "device table")?;
+    let bytes = (u64::from(its.typer().itt_entry_bytes()) << EVENT_BITS).max(256);
+    let itt = alloc(bytes, 4096).ok_or("no memory for an ITT")?;
+    let rdbase = irq::rdbase(0).ok_or("no redistributor")?;
+    its.submit(
+        &[ItsCommand::Mapd {
+            device_id: device.0,
+            size: (EVENT_BITS - 1) as u8,
+            itt_addr: itt.raw(),
+            valid: true,
+        }],
+        ItsCommand::Sync { rdbase },
+    )
+    .map_err(|_| "MAPD refused")?;
+    devices.insert(device, itt);
+    Ok(())
+}
+
+/// The guest mapped `event` of passthrough function `device` to `vintid` on `vcpu`.
+pub fn map(
+    partition: &Partition,
+    device: PhysDeviceId,
+    event: u32,
+    vcpu: VcpuIndex,
+    vintid: VirtIntId,
+) {
+    if event >= 1 << EVENT_BITS {
+        log::warn!(
+            "partition {}: passthrough event {event} of {:#x} beyond {} bits: not delivered",
+            partition.name(),
+            device.0,
+            EVENT_BITS
+        );
+        return;
+    }
+    let result = (|| {
+        ensure_device(partition, device)?;
+        let (icid, rdbase) = collection_of(partition, vcpu).ok_or("vCPU without pCPU")?;
+        let lpi = irq::allocate_lpi(0xa0).ok_or("no physical LPI left")?;
+        slot(lpi).ok_or("LPI beyond the table")?.store(
+            pack(partition.id.0 as usize, vcpu, vintid),
+            Ordering::Release,
+        );
+        let its = irq::its().ok_or("no ITS")?;
+        its.submit(
+            &[
+                ItsCommand::Mapti {
+                    device_id: device.0,
+                    event_id: event,
+                    intid: lpi.0,
+                    icid,
+                },
+                ItsCommand::Inv {
+                    device_id: device.0,
+                    event_id: event,
+                },
+            ],
+            ItsCommand::Sync { rdbase },
+        )
+        .map_err(|_| "MAPTI refused")?;
+        partition
+            .phys_events
+            .lock()
+            .insert((device, event), PhysEvent { lpi, vcpu, vintid });
+        Ok::<_, &'static str>(lpi)
+    })();
+    match result {
+        Ok(lpi) => log::info!(
+            "partition {}: passthrough {:#x} event {event} -> physical LPI {} -> vCPU {} vINTID {} (software path)",
+            partition.name(),
+            device.0,
+            lpi.0,
+            vcpu.0,
+            vintid.0
+        ),
+        Err(e) => log::error!("partition {}: mapping passthrough {:#x} event {event}: {e}", partition.name(), device.0),
+    }
+}
+
+/// The guest moved the event to `to` (MOVI, MAPC retarget): the physical
+/// LPI follows to that vCPU's pCPU, its pending state with it (MOVI).
+pub fn move_to(partition: &Partition, device: PhysDeviceId, event: u32, to: VcpuIndex) {
+    let mut events = partition.phys_events.lock();
+    let Some(e) = events.get_mut(&(device, event)) else {
+        return;
+    };
+    let (Some((icid, rdbase)), Some(its)) = (collection_of(partition, to), irq::its()) else {
+        return;
+    };
+    if let Some(s) = slot(e.lpi) {
+        s.store(
+            pack(partition.id.0 as usize, to, e.vintid),
+            Ordering::Release,
+        );
+    }
+    if its
+        .submit(
+            &[ItsCommand::Movi {
+                device_id: device.0,
+                event_id: event,
+                icid,
+            }],
+            ItsCommand::Sync { rdbase },
+        )
+        .is_err()
+    {
+        log::error!(
+            "partition {}: physical MOVI of {:#x} event {event} refused",
+            partition.name(),
+            device.0
+        );
+    }
+    e.vcpu = to;
+}
+
+/// The guest unmapped or discarded the event: DISCARD, route and LPI freed.
+pub fn unmap(partition: &Partition, device: PhysDeviceId, event: u32) {
+    let Some(e) = partition.phys_events.lock().remove(&(device, event)) else {
+        return;
+    };
+    discard(device, event, e);
+}
+
+fn discard(device: PhysDeviceId, event: u32, e: PhysEvent) {
+    if let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(0)) {
+        let _ = its.submit(
+            &[ItsCommand::Discard {
+                device_id: device.0,
+                event_id: event,
+            }],
+            ItsCommand::Sync { rdbase },
+        );
+    }
+    if let Some(s) = slot(e.lpi) {
+        s.store(0, Ordering::Release);
+    }
+    irq::free_lpi(e.lpi);
+}
+
+/// Partition reset or stop: every physical mapping it had goes (DISCARD,
+/// MAPD V=0), its LPIs return to the allocator.
+pub fn teardown(partition: &Partition) {
+    let events: alloc::vec::Vec<_> = core::mem::take(&mut *partition.phys_events.lock())
+        .into_iter()
+        .collect();
+    for ((device, event), e) in events {
+        discard(device, event, e);
+    }
+    let devices: alloc::vec::Vec<_> = core::mem::take(&mut *partition.phys_devices.lock())
+        .into_keys()
+        .collect();
+    if let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(0)) {
+        for d in devices {
+            let _ = its.submit(
+                &[ItsCommand::Mapd {
+                    device_id: d.0,
+                    size: 0,
+                    itt_addr: 0,
+                    valid: false,
+                }],
+                ItsCommand::Sync { rdbase },
+            );
+        }
+    }
+}
