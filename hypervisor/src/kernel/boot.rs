@@ -100,6 +100,21 @@ pub fn primary(dtb: usize) -> ! {
     build_partitions(manifest);
     cpus::start_secondaries();
     super::irq::init_its();
+    for p in partitions() {
+        match super::gicv4::setup(p) {
+            Ok(g) => {
+                if g.is_some() {
+                    crate::println!(
+                        "partition {}: passthrough MSIs by GICv4 direct injection ({} vPEs)",
+                        p.name(),
+                        p.config.cpus.len()
+                    );
+                }
+                p.gicv4.call_once(|| g);
+            }
+            Err(e) => fatal(format_args!("partition {}: GICv4 set-up: {e}", p.name())),
+        }
+    }
     super::selftest::run(platform.bootargs.as_deref().unwrap_or(""));
     for p in partitions() {
         // Every partition is loaded before any starts: a bad image layout

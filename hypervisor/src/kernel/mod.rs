@@ -5,6 +5,7 @@ pub mod boot;
 pub mod console;
 pub mod cpus;
 pub mod early;
+pub mod gicv4;
 pub mod guest;
 pub mod heap;
 pub mod irq;

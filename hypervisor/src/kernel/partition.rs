@@ -65,6 +65,9 @@ pub struct Partition {
     pub pci: Option<Mutex<crate::pci::VirtualHostBridge>>,
     /// The BAR mappings currently in stage 2 (lock after `pci`, before the stage 2).
     pub pci_mappings: Mutex<Vec<crate::pci::BarMapping>>,
+    /// GICv4 direct injection of the passthrough functions' MSIs, once set
+    /// up (after the ITS); absent on GICv3 hosts (software path).
+    pub gicv4: spin::Once<Option<super::gicv4::Gicv4>>,
     /// Passthrough functions MAPD'd on the physical ITS, with their ITT.
     pub phys_devices: Mutex<alloc::collections::BTreeMap<crate::ids::PhysDeviceId, PhysAddr>>,
     /// Passthrough events mapped on the physical ITS (software path).
@@ -163,6 +166,7 @@ impl Partition {
                 .map_err(BuildError::Pci)?
                 .map(Mutex::new),
             pci_mappings: Mutex::new(Vec::new()),
+            gicv4: spin::Once::new(),
             phys_devices: Mutex::new(alloc::collections::BTreeMap::new()),
             phys_events: Mutex::new(alloc::collections::BTreeMap::new()),
             epoch: AtomicU64::new(0),
@@ -241,6 +245,7 @@ impl Partition {
         *self.console.lock() = VirtualUart::new();
         // Nothing of the previous life stays on the physical ITS.
         super::msi_route::teardown(self);
+        super::vits::gicv4_teardown(self);
         // Passthrough functions quiesced as after a reset (decode, bus
         // mastering, MSI off), their guest BARs back where the bridge put them.
         if let Some(bridge) = &self.pci {

@@ -58,6 +58,9 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
         rd.deactivate_private(super::vgic::VTIMER_INTID);
     }
     super::selftest::on_vcpu_entry(cpu);
+    if let Some(Some(g)) = partition.gicv4.get() {
+        super::gicv4::make_resident(g, cpu, vcpu);
+    }
     let regs = GuestRegs {
         x: {
             let mut x = [0; 31];

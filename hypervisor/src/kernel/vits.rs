@@ -191,15 +191,68 @@ pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u
         partition,
         kicks: Actions::new(),
     };
-    let result = {
-        let mut vits = partition.vits.lock();
-        if access.write {
-            vits.mmio_write(offset, width, value, &mem, &mut backend);
-            0
-        } else {
-            vits.mmio_read(offset, width, &mem, &mut backend)
+    let mut vits = partition.vits.lock();
+    // With GICv4, passthrough events go to the physical ITS as vLPIs and
+    // everything else to software injection; otherwise all of it is software.
+    if let Some(Some(g)) = partition.gicv4.get() {
+        let mut slot = g.state.lock();
+        if let Some(state) = slot.take() {
+            let sink = super::gicv4::KernelSink {
+                partition,
+                gicv4: g,
+            };
+            let mut gicv4 = crate::passthrough::Gicv4Backend::from_parts(state, sink, backend);
+            let result = if access.write {
+                vits.mmio_write(offset, width, value, &mem, &mut gicv4);
+                0
+            } else {
+                vits.mmio_read(offset, width, &mem, &mut gicv4)
+            };
+            let (state, _, software) = gicv4.into_parts();
+            *slot = Some(state);
+            drop(slot);
+            drop(vits);
+            super::vgic::apply_actions(partition, vcpu, software.kicks);
+            return result;
         }
+    }
+    let result = if access.write {
+        vits.mmio_write(offset, width, value, &mem, &mut backend);
+        0
+    } else {
+        vits.mmio_read(offset, width, &mem, &mut backend)
     };
+    drop(vits);
     super::vgic::apply_actions(partition, vcpu, backend.kicks);
     result
+}
+
+/// Partition reset with GICv4: every vLPI mapping the guest made goes
+/// (DISCARD); the vPEs, doorbells and MAPD'd functions stay for the next
+/// life of the same partition, so nothing leaks and nothing is remade.
+pub fn gicv4_teardown(partition: &Partition) {
+    let Some(Some(g)) = partition.gicv4.get() else {
+        return;
+    };
+    let mut slot = g.state.lock();
+    let Some(state) = slot.take() else { return };
+    let sink = super::gicv4::KernelSink {
+        partition,
+        gicv4: g,
+    };
+    let software = SoftwareInjection {
+        partition,
+        kicks: Actions::new(),
+    };
+    let mut backend = crate::passthrough::Gicv4Backend::from_parts(state, sink, software);
+    let report = backend.teardown();
+    let (state, _, _) = backend.into_parts();
+    *slot = Some(state);
+    if report.discarded > 0 {
+        log::info!(
+            "partition {}: GICv4 teardown: {} vLPI mapping(s) discarded",
+            partition.name(),
+            report.discarded
+        );
+    }
 }

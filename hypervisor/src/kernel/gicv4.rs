@@ -1,0 +1,211 @@
+//! GICv4 direct injection for a partition's passthrough functions: one vPE
+//! per vCPU (VMAPP, with its virtual pending table and a doorbell LPI), the
+//! VM's vLPI property table, the functions MAPD'd with ITTs the hypervisor
+//! owns, and the sink through which `passthrough::Gicv4Backend` turns the
+//! guest's vITS commands into VMAPTI/VMOVI/DISCARD/INV/... on the physical
+//! ITS. A vPE is resident while its vCPU runs (static partitioning: always,
+//! once started), so a passthrough MSI reaches the guest with no exit.
+
+use super::partition::Partition;
+use super::{boot, irq};
+use crate::gic::its_cmd::ItsCommand;
+use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
+use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VirtIntId, VpeId, FIRST_LPI};
+use crate::mm::PhysAddr;
+use crate::passthrough::{
+    PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsSink, SinkError, VpeConfig,
+};
+use crate::vgic::{LpiConfig, LpiConfigSource};
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU16, Ordering};
+use spin::Mutex;
+
+/// vINTID bits of every VM's vLPI tables (the guest's LPI INTID bits).
+const VLPI_ID_BITS: u32 = 16;
+/// Physical commands queued before a batch is submitted early.
+const MAX_BATCH: usize = 64;
+/// vPE IDs handed out so far (0 is left to the hypervisor's self-test).
+static NEXT_VPE: AtomicU16 = AtomicU16::new(1);
+
+/// One partition's GICv4 resources.
+pub struct Gicv4 {
+    /// The backend's persistent state (taken for the length of a trap).
+    pub state: Mutex<Option<PassthroughState>>,
+    /// The VM's vLPI property table (GICR_VPROPBASER).
+    pub vprop: PhysAddr,
+    /// Its size in bytes.
+    vprop_bytes: u64,
+    /// GICR_VPROPBASER.IDbits.
+    pub id_bits_field: u8,
+    /// Each vCPU's virtual pending table (GICR_VPENDBASER).
+    pub vpts: Vec<PhysAddr>,
+}
+
+fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
+    boot::alloc_frames(size.next_multiple_of(4096), align.max(4096))
+}
+
+fn zeroed(size: u64, align: u64) -> Result<PhysAddr, String> {
+    let pa = alloc(size, align).ok_or("out of memory for GICv4 tables")?;
+    // SAFETY: fresh RAM from the frame allocator, identity-mapped, ours.
+    unsafe { core::ptr::write_bytes(pa.raw() as *mut u8, 0, size as usize) };
+    super::early::clean_invalidate(pa.raw(), size);
+    Ok(pa)
+}
+
+/// Sets up GICv4 for `partition` if it has passthrough functions and the
+/// ITS has virtual LPIs; otherwise passthrough MSIs take the software path.
+pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
+    let Some(its) = irq::its() else {
+        return Ok(None);
+    };
+    if partition.pci.is_none() || !its.typer().virtual_lpis() {
+        return Ok(None);
+    }
+    let layout =
+        LpiTableLayout::new(VLPI_ID_BITS, VLPI_ID_BITS).map_err(|e| alloc::format!("{e:?}"))?;
+    let vprop = zeroed(layout.property_bytes.next_multiple_of(4096), 4096)?;
+    let mut vpes = Vec::new();
+    let mut vpts = Vec::new();
+    let mut cmds = Vec::new();
+    for (v, cpu) in partition.config.cpus.iter().enumerate() {
+        let vpt = zeroed(layout.pending_bytes.next_multiple_of(0x1_0000), 0x1_0000)?;
+        let vpe = VpeId(NEXT_VPE.fetch_add(1, Ordering::Relaxed));
+        let doorbell = irq::allocate_lpi(0x80).ok_or("no LPI for a doorbell")?;
+        let rdbase = irq::rdbase(cpu.0 as usize).ok_or("no redistributor for a vCPU's CPU")?;
+        cmds.push(ItsCommand::Vmapp {
+            vpe_id: vpe.0,
+            rdbase,
+            vpt_addr: vpt.raw(),
+            vpt_size: layout.id_bits_field(),
+            valid: true,
+        });
+        vpes.push(VpeConfig {
+            vpe,
+            doorbell,
+            rdbase,
+        });
+        vpts.push(vpt);
+        let _ = v;
+    }
+    let mut devices = BTreeMap::new();
+    for text in &partition.config.pci {
+        let bdf: crate::pci::Bdf = text
+            .parse()
+            .map_err(|_| alloc::format!("bad PCI address {text:?}"))?;
+        let device = PhysDeviceId(u32::from(bdf.requester_id()));
+        its.prepare_device(device.0, &mut alloc)
+            .map_err(|e| alloc::format!("{e}"))?;
+        let bits = super::msi_route::EVENT_BITS;
+        let itt = zeroed(
+            (u64::from(its.typer().itt_entry_bytes()) << bits).max(256),
+            4096,
+        )?;
+        cmds.push(ItsCommand::Mapd {
+            device_id: device.0,
+            size: (bits - 1) as u8,
+            itt_addr: itt.raw(),
+            valid: true,
+        });
+        devices.insert(
+            device,
+            PassthroughDevice {
+                event_id_bits: bits as u8,
+            },
+        );
+    }
+    let first = vpes.first().ok_or("partition without vCPUs")?.vpe;
+    its.submit(&cmds, ItsCommand::Vsync { vpe_id: first.0 })
+        .map_err(|e| alloc::format!("{e}"))?;
+    let config = PassthroughConfig {
+        partition: PartitionId(partition.id.0),
+        vpes,
+        devices,
+        vlpi_id_bits: VLPI_ID_BITS as u8,
+        max_batch: MAX_BATCH,
+    };
+    let state = PassthroughState::new(config).map_err(|e| alloc::format!("{e:?}"))?;
+    Ok(Some(Gicv4 {
+        state: Mutex::new(Some(state)),
+        vprop,
+        vprop_bytes: layout.property_bytes,
+        id_bits_field: layout.id_bits_field(),
+        vpts,
+    }))
+}
+
+/// Makes `vcpu`'s vPE resident on this CPU (its vCPU is about to run).
+pub fn make_resident(g: &Gicv4, cpu: usize, vcpu: VcpuIndex) {
+    let (Some(rd), Some(vpt)) = (irq::redistributor(cpu), g.vpts.get(vcpu.0 as usize)) else {
+        return;
+    };
+    if !rd.make_vpe_resident(g.vprop, g.id_bits_field, *vpt) {
+        log::error!(
+            "CPU {cpu}: GICR_VPENDBASER.Dirty did not clear making vCPU {}'s vPE resident",
+            vcpu.0
+        );
+    }
+}
+
+/// The backend's way to the physical ITS and the VM's vLPI table.
+pub struct KernelSink<'a> {
+    /// The partition the backend acts for.
+    pub partition: &'a Partition,
+    /// Its GICv4 resources.
+    pub gicv4: &'a Gicv4,
+}
+
+impl PhysItsSink for KernelSink<'_> {
+    fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
+        for c in commands {
+            // What the guest's commands became on the physical ITS.
+            match *c {
+                ItsCommand::Vmapti { device_id, event_id, vpe_id, vintid, .. } => log::info!(
+                    "partition {}: physical ITS: VMAPTI device {device_id:#x} event {event_id} -> vPE {vpe_id} vINTID {vintid}",
+                    self.partition.name()
+                ),
+                ItsCommand::Vmovi { device_id, event_id, vpe_id, .. } => log::info!(
+                    "partition {}: physical ITS: VMOVI device {device_id:#x} event {event_id} -> vPE {vpe_id}",
+                    self.partition.name()
+                ),
+                ItsCommand::Discard { device_id, event_id } => log::info!(
+                    "partition {}: physical ITS: DISCARD device {device_id:#x} event {event_id}",
+                    self.partition.name()
+                ),
+                _ => {}
+            }
+        }
+        let its = irq::its().ok_or(SinkError::Queue(
+            crate::gic::its_queue::QueueError::BadSize(0),
+        ))?;
+        its.submit(commands, sync).map_err(|e| match e {
+            crate::drivers::its::ItsError::Queue(q) => SinkError::Queue(q),
+            _ => SinkError::Queue(crate::gic::its_queue::QueueError::BadSize(0)),
+        })
+    }
+
+    fn set_vlpi_config(&mut self, vintid: VirtIntId, config: LpiConfig) -> Result<(), SinkError> {
+        let index = u64::from(vintid.0)
+            .checked_sub(u64::from(FIRST_LPI))
+            .filter(|i| *i < self.gicv4.vprop_bytes);
+        let Some(index) = index else {
+            return Err(SinkError::PropertyTable { vintid });
+        };
+        let byte = (self.gicv4.vprop.raw() + index) as *mut u8;
+        // SAFETY: inside the VM's vLPI property table, which the hypervisor owns.
+        unsafe {
+            core::ptr::write_volatile(byte, lpi_config_byte(config.priority, config.enabled))
+        };
+        super::early::clean_invalidate(byte as u64, 1);
+        Ok(())
+    }
+
+    fn guest_lpi_config(&mut self, vcpu: VcpuIndex, vintid: VirtIntId) -> Option<LpiConfig> {
+        let mem = super::vits::PartitionMemory(self.partition);
+        let vgic = self.partition.vgic.lock();
+        let table = vgic.lpi_table(vcpu, &mem).ok()?;
+        table.config(vintid.0)
+    }
+}
