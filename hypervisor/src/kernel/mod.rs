@@ -77,10 +77,12 @@ fn panic(info: &PanicInfo<'_>) -> ! {
 
 /// Called when a partition stops: when none is left, the machine powers off.
 pub fn partition_stopped() {
+    static POWERING_OFF: AtomicBool = AtomicBool::new(false);
     let all = boot::partitions()
         .iter()
         .all(|p| p.control.lock().run == partition::RunState::Stopped);
-    if all {
+    // Two partitions may stop at once on two CPUs: one of them powers off.
+    if all && !POWERING_OFF.swap(true, Ordering::AcqRel) {
         crate::println!("hypervisor: all partitions stopped; powering off");
         boot::firmware_system_off();
     }

@@ -243,14 +243,7 @@ impl Partition {
         *self.vgic.lock() =
             super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
         *self.console.lock() = VirtualUart::new();
-        // Nothing of the previous life stays on the physical ITS.
-        super::msi_route::teardown(self);
-        super::vits::gicv4_teardown(self);
-        // Passthrough functions quiesced as after a reset (decode, bus
-        // mastering, MSI off), their guest BARs back where the bridge put them.
-        if let Some(bridge) = &self.pci {
-            super::irq::with_pci(|ecam, _| bridge.lock().reset(ecam));
-        }
+        self.release_devices();
         let bundle = super::boot::bundle();
         let kernel = bundle
             .get(&self.config.kernel.image)
@@ -301,6 +294,32 @@ impl Partition {
         crate::arch::sysreg::sev();
     }
 
+    /// Leaves the passthrough functions as after a reset: nothing of the
+    /// partition stays on the physical ITS (DISCARD, MAPD V=0 / vLPI
+    /// mappings dropped), the functions quiesced (decode, bus mastering,
+    /// MSI off: no DMA, no MSI) and their BARs out of stage 2. Called from
+    /// one of the partition's own vCPUs (stop, reset), whose VMID is loaded,
+    /// as the stage-2 TLB maintenance needs.
+    fn release_devices(&self) {
+        super::msi_route::teardown(self);
+        super::vits::gicv4_teardown(self);
+        if let Some(bridge) = &self.pci {
+            super::irq::with_pci(|ecam, _| bridge.lock().reset(ecam));
+            let mut mapped = self.pci_mappings.lock();
+            let mut s2 = self.stage2();
+            for m in mapped.drain(..) {
+                if let Err(e) = s2.unmap(m.guest.start, m.guest.size) {
+                    log::error!(
+                        "partition {}: unmapping BAR{} of {}: {e:?}",
+                        self.name(),
+                        m.bar,
+                        m.physical
+                    );
+                }
+            }
+        }
+    }
+
     /// Stops the partition: every vCPU leaves the guest and parks.
     pub fn stop(&self, reason: &str) {
         {
@@ -313,6 +332,7 @@ impl Partition {
             self.epoch.fetch_add(1, Ordering::AcqRel);
         }
         self.kick_others();
+        self.release_devices();
         log::info!("partition {}: stopped ({reason})", self.name());
         super::partition_stopped();
     }

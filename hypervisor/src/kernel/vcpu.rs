@@ -47,9 +47,6 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     write_sysreg!("hcr_el2", HCR_GUEST);
     mmu::load_stage2(partition.vtcr, partition.stage2_root, partition.vmid);
     mmu::flush_guest_tlb_local();
-    // The virtual CPU interface on (ICH_HCR_EL2.En): the guest's ICC_*
-    // accesses reach ICV_* and virtual interrupts (vLPIs, list registers)
-    // can be signalled.
     // A fresh virtual CPU interface: no list register left from a previous
     // life, and no physical timer interrupt left active by one.
     super::vgic::clear_lrs();

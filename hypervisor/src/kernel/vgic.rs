@@ -8,8 +8,8 @@
 //! the guest ran with back into the model first, then handle the trap,
 //! then `flush` a new LR image just before entering the guest again.
 
+use super::irq;
 use super::partition::Partition;
-use super::{irq, percpu};
 use crate::drivers::gicv3::cpu_interface;
 use crate::ids::{PhysIntId, VcpuIndex, VirtIntId};
 use crate::layout;
@@ -17,7 +17,6 @@ use crate::mm::Ipa;
 use crate::trap::MmioAccess;
 use crate::vgic::{Action, Actions, Vgic, VgicConfig, MAX_LRS};
 use crate::{read_sysreg, write_sysreg};
-use core::sync::atomic::Ordering;
 
 /// The virtual timer's PPI (EL1 virtual timer, INTID 27), forwarded to the
 /// guest with the HW bit so that its deactivation reaches the hardware.
@@ -324,6 +323,4 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
             _ => cpu_interface::deactivate(intid),
         }
     }
-    let cpu = percpu::current_index();
-    let _ = percpu::get(cpu).exits.irqs.load(Ordering::Relaxed);
 }
