@@ -160,7 +160,8 @@ impl Partition {
             console: Mutex::new(VirtualUart::new()),
             vgic: Mutex::new(super::vgic::new_vgic(vcpus).map_err(BuildError::Vgic)?),
             vits: Mutex::new(
-                super::vits::new_vits(id, vcpus, &config.pci).map_err(BuildError::Vgic)?,
+                super::vits::new_vits(id, vcpus, &config.pci, config.its)
+                    .map_err(BuildError::Vgic)?,
             ),
             pci: super::passthrough::build_bridge(&config.pci)
                 .map_err(BuildError::Pci)?
@@ -237,9 +238,13 @@ impl Partition {
     pub fn load(&self) -> Result<(), BuildError> {
         let boot_count = self.control.lock().boot_count;
         // A fresh interrupt controller, as after a reset.
-        *self.vits.lock() =
-            super::vits::new_vits(self.id, self.config.cpus.len(), &self.config.pci)
-                .map_err(BuildError::Vgic)?;
+        *self.vits.lock() = super::vits::new_vits(
+            self.id,
+            self.config.cpus.len(),
+            &self.config.pci,
+            self.config.its,
+        )
+        .map_err(BuildError::Vgic)?;
         *self.vgic.lock() =
             super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
         *self.console.lock() = VirtualUart::new();

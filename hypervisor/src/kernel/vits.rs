@@ -19,16 +19,13 @@ use alloc::collections::BTreeMap;
 
 /// DeviceID and EventID bits each vITS offers.
 const ID_BITS: u8 = 16;
-/// Bounds on one partition's vITS state (devices, events, commands per trap).
-const MAX_DEVICES: usize = 64;
-const MAX_EVENTS: usize = 4096;
-const MAX_COMMANDS_PER_TRAP: usize = 256;
 
 /// The vITS of partition `id` with `vcpus` vCPUs.
 pub fn new_vits(
     id: PartitionId,
     vcpus: usize,
     pci: &[alloc::string::String],
+    limits: crate::manifest::ItsLimits,
 ) -> Result<Vits, alloc::string::String> {
     // Passthrough functions: the guest's DeviceID is its virtual requester
     // ID (the guest bridge's msi-map has base 0); behind it, the physical one.
@@ -53,9 +50,10 @@ pub fn new_vits(
         lpi_id_bits: 16,
         collection_id_bits: 16,
         num_vcpus: vcpus as u16,
-        max_devices: MAX_DEVICES,
-        max_events: MAX_EVENTS,
-        max_commands_per_trap: MAX_COMMANDS_PER_TRAP,
+        // The manifest's `[partition.its]` bounds memory and work per trap.
+        max_devices: limits.max_devices,
+        max_events: limits.max_events,
+        max_commands_per_trap: limits.max_commands_per_trap,
         devices,
         // A CPU's write to GITS_TRANSLATER carries requester ID 0, as on QEMU virt.
         cpu_device_id: Some(VirtDeviceId(0)),

@@ -183,6 +183,13 @@ pub enum ErrorKind {
         /// The partition that has it.
         other: PartitionRef,
     },
+    /// A `[partition.its]` limit is zero or above what the hypervisor allows.
+    ItsLimitOutOfRange {
+        /// The value given.
+        value: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// A DMA-capable device needs RAM at IPA == PA when there is no SMMU.
     DmaNeedsIdentityMappedRam {
         /// The address.
@@ -298,6 +305,7 @@ impl fmt::Display for ErrorKind {
                 write!(f, "{text:?} is not a PCI address (use bus:device.function, e.g. \"00:01.0\")")
             }
             Self::NoSuchPciDevice { bdf } => write!(f, "no PCI function {bdf} on this machine"),
+            Self::ItsLimitOutOfRange { value, max } => write!(f, "{value} is out of range (1..={max})"),
             Self::PciDeviceListedTwice { bdf } => write!(f, "PCI function {bdf} is listed twice"),
             Self::PciDeviceTaken { bdf, other } => {
                 write!(f, "PCI function {bdf} is already given to partition {other}")

@@ -42,6 +42,33 @@ pub const MAX_NAME_LEN: usize = 32;
 /// Longest `bootargs`, in bytes (Linux arm64 `COMMAND_LINE_SIZE` less the NUL).
 pub const MAX_BOOTARGS_LEN: usize = 2047;
 
+/// Bounds on one partition's virtual ITS (a guest cannot exhaust hypervisor
+/// memory or hog a CPU with queue work): `[partition.its]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItsLimits {
+    /// Most devices mapped at once.
+    pub max_devices: usize,
+    /// Most events mapped at once, over all devices.
+    pub max_events: usize,
+    /// Most guest commands processed per trap.
+    pub max_commands_per_trap: usize,
+}
+
+impl ItsLimits {
+    /// The defaults of `[partition.its]`.
+    pub const DEFAULT: ItsLimits = ItsLimits {
+        max_devices: 64,
+        max_events: 4096,
+        max_commands_per_trap: 256,
+    };
+    /// The largest values accepted (they bound hypervisor memory and work).
+    pub const MAX: ItsLimits = ItsLimits {
+        max_devices: 4096,
+        max_events: 65536,
+        max_commands_per_trap: 4096,
+    };
+}
+
 /// A parsed manifest: the partitions, in the order they are written.
 #[derive(Clone, Debug)]
 pub struct Manifest {
@@ -73,6 +100,8 @@ pub struct PartitionConfig {
     /// PCI functions passed through, by host bus:device.function address
     /// (checked against the machine at boot).
     pub pci: Vec<String>,
+    /// Limits of the partition's virtual ITS.
+    pub its: ItsLimits,
 }
 
 /// A partition's RAM in its IPA space.

@@ -39,6 +39,18 @@ pub(super) struct RawPartition {
     /// PCI functions given to the partition, by host address ("00:01.0").
     #[serde(default)]
     pci: Vec<String>,
+    /// Limits of the partition's virtual ITS (defaults if absent).
+    #[serde(default)]
+    its: RawIts,
+}
+
+/// `[partition.its]`: what bounds the vITS's memory and work per trap.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIts {
+    max_devices: Option<usize>,
+    max_events: Option<usize>,
+    max_commands_per_trap: Option<usize>,
 }
 
 /// `ram = { ipa, size }`.
@@ -73,6 +85,20 @@ impl RawPartition {
             bootargs: self.bootargs,
             console_ipa: Ipa(self.console_ipa.unwrap_or(DEFAULT_CONSOLE_IPA.0)),
             pci: self.pci,
+            its: super::ItsLimits {
+                max_devices: self
+                    .its
+                    .max_devices
+                    .unwrap_or(super::ItsLimits::DEFAULT.max_devices),
+                max_events: self
+                    .its
+                    .max_events
+                    .unwrap_or(super::ItsLimits::DEFAULT.max_events),
+                max_commands_per_trap: self
+                    .its
+                    .max_commands_per_trap
+                    .unwrap_or(super::ItsLimits::DEFAULT.max_commands_per_trap),
+            },
         }
     }
 }

@@ -53,6 +53,7 @@ fn board_manifest_parses_to_two_partitions() {
         bootargs: "scenario=ticker".to_string(),
         console_ipa: Ipa(0x0900_0000),
         pci: Vec::new(),
+        its: crate::manifest::ItsLimits::DEFAULT,
     };
     let beta = PartitionConfig {
         name: "beta".to_string(),

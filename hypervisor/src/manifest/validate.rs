@@ -112,7 +112,27 @@ impl Checker<'_, '_> {
             }
         }
         self.check_bootargs()?;
-        self.check_pci()
+        self.check_pci()?;
+        self.check_its()
+    }
+
+    /// `[partition.its]`: every limit in 1..=the hypervisor's maximum.
+    fn check_its(&self) -> Result<(), Fault> {
+        let (l, max) = (self.partition.its, super::ItsLimits::MAX);
+        for (field, value, max) in [
+            ("its.max_devices", l.max_devices, max.max_devices),
+            ("its.max_events", l.max_events, max.max_events),
+            (
+                "its.max_commands_per_trap",
+                l.max_commands_per_trap,
+                max.max_commands_per_trap,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err((field, ErrorKind::ItsLimitOutOfRange { value, max }));
+            }
+        }
+        Ok(())
     }
 
     /// Each `pci` entry: a valid address, present on the machine, given to

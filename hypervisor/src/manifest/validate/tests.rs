@@ -619,3 +619,44 @@ fn pci_function_with_identity_mapped_ram_is_accepted() {
     manifest.partitions[0].pci = vec!["00:01.0".into()];
     assert_eq!(manifest.validate(&context()), Ok(()));
 }
+
+#[test]
+fn its_limits_default_and_parse() {
+    let text = BOARD_MANIFEST.replacen(
+        "bootargs",
+        "its = { max_events = 128, max_commands_per_trap = 16 }\nbootargs",
+        1,
+    );
+    let manifest = Manifest::parse(&text).expect("parses");
+    let its = manifest.partitions[0].its;
+    assert_eq!(
+        (its.max_devices, its.max_events, its.max_commands_per_trap),
+        (64, 128, 16)
+    );
+    assert_eq!(
+        manifest.partitions[1].its,
+        crate::manifest::ItsLimits::DEFAULT
+    );
+}
+
+#[test]
+fn its_limit_out_of_range_names_the_field() {
+    let kind = broken(0, "its.max_events", |p| p.its.max_events = 1 << 20);
+    assert_eq!(
+        kind,
+        ErrorKind::ItsLimitOutOfRange {
+            value: 1 << 20,
+            max: 65536
+        }
+    );
+    let kind = broken(1, "its.max_commands_per_trap", |p| {
+        p.its.max_commands_per_trap = 0
+    });
+    assert_eq!(
+        kind,
+        ErrorKind::ItsLimitOutOfRange {
+            value: 0,
+            max: 4096
+        }
+    );
+}
