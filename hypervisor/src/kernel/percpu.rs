@@ -81,13 +81,10 @@ pub fn get(index: usize) -> &'static PerCpu {
 
 /// The calling CPU's block, or `None` before `init_current`.
 pub fn current() -> Option<&'static PerCpu> {
+    // TPIDR_EL2 is UNKNOWN at reset: only trust it if it names one of the
+    // blocks (then the block itself, not the raw pointer, is returned).
     let ptr = crate::read_sysreg!("tpidr_el2") as *const PerCpu;
-    // SAFETY: TPIDR_EL2 is either 0 (reset value on QEMU; checked) or was set
-    // by `init_current` to an element of the static PERCPU array.
-    PERCPU
-        .iter()
-        .find(|b| core::ptr::eq(*b, ptr))
-        .map(|_| unsafe { &*ptr })
+    PERCPU.iter().find(|b| core::ptr::eq(*b, ptr))
 }
 
 /// The calling CPU's index, or 0 before `init_current` (boot CPU).

@@ -186,10 +186,11 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
                 // Load/store pair, writeback or SIMD access: the syndrome
                 // does not say which registers, so it cannot be emulated.
                 log::warn!(
-                    "partition {}: vCPU {}: {} the {device} at IPA {:#x} with an instruction the hypervisor cannot emulate (no syndrome; ESR_EL2 {esr:#x}, PC {:#x}): abort injected",
+                    "partition {}: vCPU {}: {} the {} at IPA {:#x} with an instruction the hypervisor cannot emulate (no syndrome; ESR_EL2 {esr:#x}, PC {:#x}): abort injected",
                     partition.name(),
                     vcpu.0,
                     if write { "wrote to" } else { "read from" },
+                    device.name(),
                     ipa.raw(),
                     regs.elr
                 );
@@ -232,88 +233,90 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
     }
 }
 
+/// The partition's emulated devices, by the IPA windows they trap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Emulated {
+    /// The virtual PL011.
+    Console,
+    /// The virtual GIC's distributor and redistributors.
+    Gic,
+    /// The virtual ITS.
+    Its,
+    /// The virtual PCI host bridge's ECAM window.
+    PciConfig,
+}
+
+impl Emulated {
+    /// What the logs call it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Console => "virtual console",
+            Self::Gic => "virtual GIC",
+            Self::Its => "virtual ITS",
+            Self::PciConfig => "virtual PCI configuration space",
+        }
+    }
+}
+
 /// The emulated device whose window holds `ipa`, if any.
-fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<&'static str> {
+fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<Emulated> {
     let console = partition.config.console_ipa.raw();
     if (console..console + crate::vuart::SIZE).contains(&ipa) {
-        Some("virtual console")
+        Some(Emulated::Console)
     } else if super::vgic::owns(partition, ipa) {
-        Some("virtual GIC")
+        Some(Emulated::Gic)
     } else if super::vits::owns(ipa) {
-        Some("virtual ITS")
+        Some(Emulated::Its)
     } else if super::passthrough::owns(partition, ipa) {
-        Some("virtual PCI configuration space")
+        Some(Emulated::PciConfig)
     } else {
         None
     }
 }
 
-/// Emulates an access to one of the partition's virtual devices.
+/// Emulates an access to one of the partition's virtual devices: the
+/// device computes the value read (or takes the value written), then the
+/// access completes as the instruction would have (IHI-independent: the
+/// ISV syndrome says the register, size and extension).
 fn emulate_mmio(
     partition: &Partition,
     vcpu: VcpuIndex,
     access: MmioAccess,
     regs: &mut GuestRegs,
 ) -> bool {
-    let console = partition.config.console_ipa.raw();
-    let ipa = access.ipa.raw();
-    if super::passthrough::owns(partition, ipa) {
-        let value = super::passthrough::config_access(
-            partition,
-            access,
-            access.store_value(reg_value(regs, access.reg)),
+    let Some(device) = emulated_device_at(partition, access.ipa.raw()) else {
+        return false;
+    };
+    let value = access.store_value(reg_value(regs, access.reg));
+    let read = match device {
+        Emulated::Console => console_access(partition, access, value),
+        Emulated::Gic => super::vgic::mmio(partition, vcpu, access, value),
+        Emulated::Its => super::vits::mmio(partition, vcpu, access, value),
+        Emulated::PciConfig => super::passthrough::config_access(partition, access, value),
+    };
+    if !access.write {
+        set_reg(regs, access.reg, access.load_value(read));
+    }
+    regs.elr += 4;
+    true
+}
+
+/// An access to the virtual PL011: a finished line goes to the physical
+/// console, prefixed with the partition's name.
+fn console_access(partition: &Partition, access: MmioAccess, value: u64) -> u64 {
+    let offset = access.ipa.raw() - partition.config.console_ipa.raw();
+    if !access.write {
+        return u64::from(partition.console.lock().read(offset));
+    }
+    let line = partition.console.lock().write(offset, value as u32);
+    if let Some(line) = line {
+        crate::println!(
+            "[{}] {}",
+            partition.name(),
+            core::str::from_utf8(&line).unwrap_or("<non-ASCII>")
         );
-        if !access.write {
-            set_reg(regs, access.reg, access.load_value(value));
-        }
-        regs.elr += 4;
-        return true;
     }
-    if super::vits::owns(ipa) {
-        let value = super::vits::mmio(
-            partition,
-            vcpu,
-            access,
-            access.store_value(reg_value(regs, access.reg)),
-        );
-        if !access.write {
-            set_reg(regs, access.reg, access.load_value(value));
-        }
-        regs.elr += 4;
-        return true;
-    }
-    if super::vgic::owns(partition, ipa) {
-        let value = super::vgic::mmio(
-            partition,
-            vcpu,
-            access,
-            access.store_value(reg_value(regs, access.reg)),
-        );
-        if !access.write {
-            set_reg(regs, access.reg, access.load_value(value));
-        }
-        regs.elr += 4;
-        return true;
-    }
-    if (console..console + crate::vuart::SIZE).contains(&ipa) {
-        let offset = ipa - console;
-        if access.write {
-            let value = access.store_value(reg_value(regs, access.reg));
-            if let Some(line) = partition.console.lock().write(offset, value as u32) {
-                crate::println!(
-                    "[{}] {}",
-                    partition.name(),
-                    core::str::from_utf8(&line).unwrap_or("<non-ASCII>")
-                );
-            }
-        } else {
-            let value = partition.console.lock().read(offset);
-            set_reg(regs, access.reg, access.load_value(u64::from(value)));
-        }
-        regs.elr += 4;
-        return true;
-    }
-    false
+    0
 }
 
 /// A guest access outside everything the partition owns: contained by
