@@ -144,12 +144,14 @@ impl Its {
         base: usize,
         alloc: &mut dyn FnMut(u64, u64) -> Option<PhysAddr>,
     ) -> Result<Self, ItsError> {
-        // SAFETY (all four): the caller guarantees `base` maps an ITS control
-        // frame we own; offsets are registers of that frame.
+        // The caller guarantees `base` maps an ITS control frame we own; the
+        // offsets below are registers of that frame.
+        // SAFETY: as just said.
         let r64 = |o: usize| unsafe { core::ptr::read_volatile((base + o) as *const u64) };
-        // SAFETY: as above.
-        let w64 =
-            |o: usize, v: u64| unsafe { core::ptr::write_volatile((base + o) as *mut u64, v) };
+        let w64 = |o: usize, v: u64| {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_volatile((base + o) as *mut u64, v) }
+        };
         // SAFETY: as above.
         let r32 = |o: usize| unsafe { core::ptr::read_volatile((base + o) as *const u32) };
         // SAFETY: as above.

@@ -30,13 +30,11 @@ fn slot(lpi: PhysIntId) -> Option<&'static AtomicU64> {
 /// Where physical LPI `lpi` goes, if a guest mapped it.
 pub fn lookup(lpi: u32) -> Option<(usize, VcpuIndex, VirtIntId)> {
     let v = slot(PhysIntId(lpi))?.load(Ordering::Acquire);
-    (v >> 63 == 1).then(|| {
-        (
-            (v >> 48 & 0xff) as usize,
-            VcpuIndex((v >> 32 & 0xff) as u16),
-            VirtIntId(v as u32),
-        )
-    })
+    (v >> 63 == 1).then_some((
+        (v >> 48 & 0xff) as usize,
+        VcpuIndex((v >> 32 & 0xff) as u16),
+        VirtIntId(v as u32),
+    ))
 }
 
 /// A passthrough event as mapped on the physical ITS.

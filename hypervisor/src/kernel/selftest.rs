@@ -124,7 +124,7 @@ fn map_bar(bar: PhysAddr) -> Result<(), alloc::string::String> {
 fn poll_for(intid: PhysIntId) -> bool {
     for _ in 0..200_000 {
         let got = cpu_interface::acknowledge();
-        if got < 1020 || got >= 8192 {
+        if !(1020..8192).contains(&got) {
             cpu_interface::end_of_interrupt(got);
             cpu_interface::deactivate(got);
             if got == intid.0 {

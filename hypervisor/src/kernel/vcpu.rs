@@ -333,7 +333,7 @@ fn outside_partition(
     esr: u64,
 ) {
     let n = partition.faults.fetch_add(1, Ordering::Relaxed);
-    if n < 8 || n % 1000 == 0 {
+    if n < 8 || n.is_multiple_of(1000) {
         log::warn!(
             "partition {}: vCPU {} {} IPA {ipa:#x} outside the partition (ESR_EL2 {esr:#x}, PC {:#x}): abort injected",
             partition.name(),
