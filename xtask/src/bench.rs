@@ -4,13 +4,16 @@
 //! - host: the vITS (hypervisor crate as a library, in this process) driven
 //!   by guest commands: ns per command against the number of mapped
 //!   events, traps per batch, heap bytes per event (`vits_host`);
-//! - system: the hypervisor on QEMU, the GICv4 self-test: exits and
-//!   latency per passthrough MSI (`system`).
+//! - system: the hypervisor on QEMU: exits and latency per passthrough MSI
+//!   the guest drives through its own vITS, on GICv4 and GICv3 hosts, against
+//!   the same guest without the hypervisor (`system`, `bare`); the GICv4
+//!   self-test.
 //!
 //! A table for people goes to stdout; the same figures, with the command
 //! and the machine, to `target/bench.json`. docs/figures.md explains each.
 
 mod alloc_count;
+mod bare;
 mod driver;
 mod report;
 mod system;
@@ -51,7 +54,7 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
         vits_host::measure(&mut report)?;
     }
     if !opts.host_only {
-        eprintln!("xtask bench: system figures (QEMU, GICv4 self-test)");
+        eprintln!("xtask bench: system figures (QEMU: passthrough on GICv4 and GICv3, bare metal, GICv4 self-test)");
         system::measure(root, &board, &mut report)?;
     }
     report.info(
