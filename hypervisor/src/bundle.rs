@@ -51,9 +51,13 @@ impl core::fmt::Display for BundleError {
         match self {
             Self::BadMagic => write!(f, "boot bundle: bad magic (not built by `cargo xtask`?)"),
             Self::Truncated => write!(f, "boot bundle: truncated header or entry table"),
-            Self::TooManyEntries(n) => write!(f, "boot bundle: {n} entries (at most {MAX_ENTRIES})"),
+            Self::TooManyEntries(n) => {
+                write!(f, "boot bundle: {n} entries (at most {MAX_ENTRIES})")
+            }
             Self::BadName { index } => write!(f, "boot bundle: entry {index} has a bad name"),
-            Self::OutOfBounds { index } => write!(f, "boot bundle: entry {index} lies outside the bundle"),
+            Self::OutOfBounds { index } => {
+                write!(f, "boot bundle: entry {index} lies outside the bundle")
+            }
             Self::Duplicate { index } => write!(f, "boot bundle: entry {index} repeats a name"),
             Self::Missing(name) => write!(f, "boot bundle: no entry named {name:?}"),
         }
@@ -97,8 +101,12 @@ impl<'a> Bundle<'a> {
         let mut entries: Vec<Entry<'a>> = Vec::with_capacity(count as usize);
         for index in 0..count as usize {
             let rec = &blob[16 + index * ENTRY_SIZE..16 + (index + 1) * ENTRY_SIZE];
-            let name_len = rec[..NAME_SIZE].iter().position(|&b| b == 0).unwrap_or(NAME_SIZE);
-            let name = core::str::from_utf8(&rec[..name_len]).map_err(|_| BundleError::BadName { index })?;
+            let name_len = rec[..NAME_SIZE]
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(NAME_SIZE);
+            let name = core::str::from_utf8(&rec[..name_len])
+                .map_err(|_| BundleError::BadName { index })?;
             if name.is_empty() {
                 return Err(BundleError::BadName { index });
             }
@@ -132,7 +140,9 @@ impl<'a> Bundle<'a> {
 
     /// The manifest text.
     pub fn manifest(&self) -> Result<&'a str, BundleError> {
-        let entry = self.get(MANIFEST_NAME).ok_or(BundleError::Missing(MANIFEST_NAME))?;
+        let entry = self
+            .get(MANIFEST_NAME)
+            .ok_or(BundleError::Missing(MANIFEST_NAME))?;
         core::str::from_utf8(entry.data).map_err(|_| BundleError::BadName { index: 0 })
     }
 }
@@ -158,10 +168,14 @@ impl BundleWriter {
     /// Adds an entry; names longer than 47 bytes are refused.
     pub fn add(&mut self, name: &str, data: Vec<u8>) -> Result<(), BundleError> {
         if name.is_empty() || name.len() >= NAME_SIZE {
-            return Err(BundleError::BadName { index: self.entries.len() });
+            return Err(BundleError::BadName {
+                index: self.entries.len(),
+            });
         }
         if self.entries.iter().any(|(n, _)| n == name) {
-            return Err(BundleError::Duplicate { index: self.entries.len() });
+            return Err(BundleError::Duplicate {
+                index: self.entries.len(),
+            });
         }
         if self.entries.len() == MAX_ENTRIES {
             return Err(BundleError::TooManyEntries(MAX_ENTRIES as u32 + 1));
@@ -220,7 +234,10 @@ mod tests {
     #[test]
     fn bad_magic_and_truncation_are_errors() {
         let mut blob = sample();
-        assert_eq!(Bundle::parse(&blob[..10]).unwrap_err(), BundleError::Truncated);
+        assert_eq!(
+            Bundle::parse(&blob[..10]).unwrap_err(),
+            BundleError::Truncated
+        );
         blob[0] = b'X';
         assert_eq!(Bundle::parse(&blob).unwrap_err(), BundleError::BadMagic);
     }
@@ -231,7 +248,10 @@ mod tests {
         // Entry 1's size field: make it run past the end.
         let size_at = 16 + ENTRY_SIZE + NAME_SIZE + 8;
         blob[size_at..size_at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(Bundle::parse(&blob).unwrap_err(), BundleError::OutOfBounds { index: 1 });
+        assert_eq!(
+            Bundle::parse(&blob).unwrap_err(),
+            BundleError::OutOfBounds { index: 1 }
+        );
     }
 
     #[test]
@@ -240,7 +260,10 @@ mod tests {
         w.add("guest.bin", vec![1]).unwrap();
         let blob = w.finish();
         let b = Bundle::parse(&blob).unwrap();
-        assert_eq!(b.manifest().unwrap_err(), BundleError::Missing(MANIFEST_NAME));
+        assert_eq!(
+            b.manifest().unwrap_err(),
+            BundleError::Missing(MANIFEST_NAME)
+        );
     }
 
     proptest::proptest! {

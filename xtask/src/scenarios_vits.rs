@@ -127,7 +127,9 @@ fn lines_in_order(out: &str, partition: &str, want: &[&str]) -> Result<(), Strin
     for w in want {
         let n = lines.iter().filter(|l| l == &w).count();
         if n != 1 {
-            return Err(format!("[{partition}] printed `{w}` {n} times, expected once"));
+            return Err(format!(
+                "[{partition}] printed `{w}` {n} times, expected once"
+            ));
         }
         let at = lines
             .iter()
@@ -166,7 +168,9 @@ fn stopped(out: &str, partition: &str) -> Result<(), String> {
 fn exit_zero(o: &Outcome) -> Result<(), String> {
     match o.exit_code {
         Some(0) => Ok(()),
-        other => Err(format!("QEMU exit status {other:?}, expected 0 (all partitions off)")),
+        other => Err(format!(
+            "QEMU exit status {other:?}, expected 0 (all partitions off)"
+        )),
     }
 }
 
@@ -214,10 +218,17 @@ fn check_garbage(o: &Outcome) -> Result<(), String> {
         .into_iter()
         .find(|l| l.starts_with("PASS vits-garbage: ") && l.contains("invalid commands skipped"))
         .ok_or("alpha did not report its invalid commands skipped")?;
-    if !skipped.starts_with(&format!("PASS vits-garbage: {GARBAGE_COMMANDS} invalid commands skipped")) {
-        return Err(format!("alpha wrote another number of invalid commands: {skipped}"));
+    if !skipped.starts_with(&format!(
+        "PASS vits-garbage: {GARBAGE_COMMANDS} invalid commands skipped"
+    )) {
+        return Err(format!(
+            "alpha wrote another number of invalid commands: {skipped}"
+        ));
     }
-    expect(out, "[alpha] PASS vits-garbage: no interrupt from the invalid commands within 50 ms")?;
+    expect(
+        out,
+        "[alpha] PASS vits-garbage: no interrupt from the invalid commands within 50 ms",
+    )?;
     expect(out, GARBAGE_DONE)?;
     stopped(out, "alpha")?;
     let hv: Vec<&str> = out.lines().filter(|l| l.starts_with("[hv ")).collect();
@@ -225,7 +236,15 @@ fn check_garbage(o: &Outcome) -> Result<(), String> {
         .iter()
         .filter(|l| l.contains("vITS 0.0: ") && l.contains(" skipped: "))
         .collect();
-    for needle in ["unknown command number", "exceeds Devbits", "not mapped", "exceeds the ITT size", "is not a guest LPI", "out of range", "names no vCPU"] {
+    for needle in [
+        "unknown command number",
+        "exceeds Devbits",
+        "not mapped",
+        "exceeds the ITT size",
+        "is not a guest LPI",
+        "out of range",
+        "names no vCPU",
+    ] {
         if !alpha_skips.iter().any(|l| l.contains(needle)) {
             return Err(format!(
                 "the hypervisor logged no skipped command of alpha's vITS saying `{needle}`"
@@ -233,7 +252,9 @@ fn check_garbage(o: &Outcome) -> Result<(), String> {
         }
     }
     if let Some(l) = hv.iter().find(|l| l.contains("vITS 1.")) {
-        return Err(format!("beta's vITS logged something though beta never used it: {l}"));
+        return Err(format!(
+            "beta's vITS logged something though beta never used it: {l}"
+        ));
     }
     if let Some(l) = hv.iter().find(|l| l.contains("stalled")) {
         return Err(format!("a vITS queue stalled: {l}"));
@@ -247,7 +268,9 @@ fn check_garbage(o: &Outcome) -> Result<(), String> {
     }
     let after = crate::scenarios::ticks_after(out, "beta", GARBAGE_DONE);
     if after < 10 {
-        return Err(format!("beta printed only {after} ticks after alpha's garbage"));
+        return Err(format!(
+            "beta printed only {after} ticks after alpha's garbage"
+        ));
     }
     Ok(())
 }

@@ -100,7 +100,10 @@ pub fn measure(root: &Path, board: &Board, report: &mut Report) -> Result<(), St
     for boot in 0..BOOTS {
         for (tag, q, into) in [("gicv4", &v4q, &mut v4), ("gicv3", &v3q, &mut v3)] {
             let cmd = qemu::command(q, &artifacts.image, &bundle, &extra);
-            let found = boot_once(cmd, &dir.join(format!("bench-passthrough-{tag}-{boot}.log")))?;
+            let found = boot_once(
+                cmd,
+                &dir.join(format!("bench-passthrough-{tag}-{boot}.log")),
+            )?;
             into.add(found.0);
             into.seconds.push(found.1);
         }
@@ -144,7 +147,11 @@ pub fn measure(root: &Path, board: &Board, report: &mut Report) -> Result<(), St
         ));
     }
     let bare_why = |e: &str| format!("not measured: the bare-metal boot failed: {e}");
-    let latency = |name: &str, d: &Deliveries, what: &str, missing: Option<String>| -> Vec<Figure> {
+    let latency = |name: &str,
+                   d: &Deliveries,
+                   what: &str,
+                   missing: Option<String>|
+     -> Vec<Figure> {
         match (missing, d.median_ticks()) {
             (None, Some(m)) => vec![
                 Figure::number(
@@ -182,12 +189,15 @@ pub fn measure(root: &Path, board: &Board, report: &mut Report) -> Result<(), St
         num.median_ticks(),
         den.median_ticks(),
     ) {
-        (None, Some(n), Some(d)) if d > 0.0 => Figure::number(name.into(), n / d, "ratio", what.into()),
+        (None, Some(n), Some(d)) if d > 0.0 => {
+            Figure::number(name.into(), n / d, "ratio", what.into())
+        }
         (why, _, _) => Figure::missing(
             name,
             "ratio",
             what,
-            why.as_deref().unwrap_or("not measured: a latency above is missing"),
+            why.as_deref()
+                .unwrap_or("not measured: a latency above is missing"),
         ),
     };
     report.push(ratio(

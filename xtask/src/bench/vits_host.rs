@@ -379,7 +379,7 @@ pub fn measure(report: &mut Report) -> Result<(), String> {
         report,
         "vits",
         "the vITS alone (a backend that only counts)",
-        || NullBackend::default(),
+        NullBackend::default,
     )?;
     time_per_command(
         report,
