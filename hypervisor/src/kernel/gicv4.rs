@@ -10,7 +10,7 @@ use super::partition::Partition;
 use super::{boot, irq};
 use crate::gic::its_cmd::ItsCommand;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
-use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VirtIntId, VpeId, FIRST_LPI};
+use crate::ids::{PartitionId, VcpuIndex, VirtIntId, VpeId, FIRST_LPI};
 use crate::mm::PhysAddr;
 use crate::passthrough::{
     PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsSink, SinkError, VpeConfig,
@@ -95,7 +95,8 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         let bdf: crate::pci::Bdf = text
             .parse()
             .map_err(|_| alloc::format!("bad PCI address {text:?}"))?;
-        let device = PhysDeviceId(u32::from(bdf.requester_id()));
+        let device =
+            irq::phys_device_id(bdf).ok_or_else(|| alloc::format!("{bdf}: no msi-map entry"))?;
         its.prepare_device(device.0, &mut alloc)
             .map_err(|e| alloc::format!("{e}"))?;
         let bits = super::msi_route::EVENT_BITS;

@@ -198,6 +198,16 @@ pub fn init_pci() {
     }
 }
 
+/// The physical ITS DeviceID of PCI function `bdf`, by the host bridge's
+/// `msi-map` (the requester ID itself on QEMU virt); `None` if the map has
+/// no entry for it.
+pub fn phys_device_id(bdf: crate::pci::Bdf) -> Option<crate::ids::PhysDeviceId> {
+    let bridge = boot::platform().pci.first()?;
+    bridge
+        .device_id(bdf.requester_id())
+        .map(crate::ids::PhysDeviceId)
+}
+
 /// Runs `f` with the config-space accessor and the devices found.
 pub fn with_pci<R>(f: impl FnOnce(&mut Ecam, &[crate::pci::PciDevice]) -> R) -> Option<R> {
     let mut guard = PCI.get()?.lock();

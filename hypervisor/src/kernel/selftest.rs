@@ -147,7 +147,9 @@ fn its_lpi() -> Result<(), alloc::string::String> {
     let its = irq::its().ok_or("no ITS")?;
     let (bdf, bar) = edu()?;
     map_bar(bar)?;
-    let device_id = u32::from(bdf.requester_id());
+    let device_id = irq::phys_device_id(bdf)
+        .ok_or("edu has no msi-map entry")?
+        .0;
     its.prepare_device(device_id, &mut |s, a| boot::alloc_frames(s, a))
         .map_err(|e| alloc::format!("{e}"))?;
     let itt = itt(its, 1)?;
@@ -229,7 +231,9 @@ fn gicv4_setup() -> Result<(), alloc::string::String> {
         .0 as usize;
     let (bdf, bar) = edu()?;
     map_bar(bar)?;
-    let device_id = u32::from(bdf.requester_id());
+    let device_id = irq::phys_device_id(bdf)
+        .ok_or("edu has no msi-map entry")?
+        .0;
     its.prepare_device(device_id, &mut |s, a| boot::alloc_frames(s, a))
         .map_err(|e| alloc::format!("{e}"))?;
     // The VM's vLPI property table and the vPE's pending table, 16 ID bits.

@@ -77,6 +77,22 @@ pub struct PciHostBridge {
 }
 
 impl PciHostBridge {
+    /// The ITS DeviceID of requester ID `rid`, by the bridge's `msi-map`
+    /// (Linux binding pci-msi.txt: the RID masked with `msi-map-mask`, then
+    /// the entry whose range holds it, offset from its `msi-base`); without
+    /// an `msi-map` the DeviceID is the RID (`msi-parent`). `None`: the map
+    /// has no entry for it, so the function cannot send MSIs.
+    pub fn device_id(&self, rid: u16) -> Option<u32> {
+        if self.msi_map.is_empty() {
+            return Some(u32::from(rid));
+        }
+        let rid = u32::from(rid) & self.msi_map_mask.unwrap_or(0xffff);
+        self.msi_map.iter().find_map(|e| {
+            let offset = rid.checked_sub(e.rid_base)?;
+            (offset < e.length).then(|| e.msi_base.wrapping_add(offset))
+        })
+    }
+
     /// The first window of `space` (non-prefetchable preferred).
     pub fn window(&self, space: PciSpace) -> Option<&PciWindow> {
         let mut candidates = self.windows.iter().filter(|w| w.space == space);
@@ -243,4 +259,55 @@ fn msi_map(tree: &Tree, node: NodeIdx) -> Result<Vec<MsiMapEntry>, PlatformError
         });
     }
     Ok(entries)
+}
+
+#[cfg(test)]
+mod device_id_tests {
+    use super::*;
+
+    fn bridge(map: Vec<MsiMapEntry>, mask: Option<u32>) -> PciHostBridge {
+        let mut b = crate::platform::Platform::from_fdt(include_bytes!(
+            "../../testdata/qemu-virt-gicv4.dtb"
+        ))
+        .expect("fixture parses")
+        .pci
+        .remove(0);
+        b.msi_map = map;
+        b.msi_map_mask = mask;
+        b
+    }
+
+    fn entry(rid_base: u32, msi_base: u32, length: u32) -> MsiMapEntry {
+        MsiMapEntry {
+            rid_base,
+            msi_controller: 1,
+            msi_base,
+            length,
+        }
+    }
+
+    #[test]
+    fn without_msi_map_the_device_id_is_the_requester_id() {
+        assert_eq!(bridge(Vec::new(), None).device_id(0x0108), Some(0x0108));
+    }
+
+    #[test]
+    fn msi_map_offsets_the_requester_id_into_its_range() {
+        let b = bridge(
+            vec![
+                entry(0x0000, 0x1_0000, 0x100),
+                entry(0x0100, 0x2_0000, 0x100),
+            ],
+            None,
+        );
+        assert_eq!(b.device_id(0x0008), Some(0x1_0008));
+        assert_eq!(b.device_id(0x0108), Some(0x2_0008));
+        assert_eq!(b.device_id(0x0208), None, "no entry covers bus 2");
+    }
+
+    #[test]
+    fn msi_map_mask_applies_before_the_lookup() {
+        let b = bridge(vec![entry(0, 0x40, 8)], Some(0x7));
+        assert_eq!(b.device_id(0x0105), Some(0x45));
+    }
 }
