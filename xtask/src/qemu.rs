@@ -110,7 +110,9 @@ pub fn run_captured(
             break status.code();
         }
         let text = String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
-        if stop_when(&text) {
+        // Only whole lines: a condition must never fire on the first half of
+        // a line whose second half the checks then miss.
+        if stop_when(complete_lines(&text)) {
             stopped_early = true;
         } else if start.elapsed() > timeout {
             timed_out = true;
@@ -131,4 +133,21 @@ pub fn run_captured(
         exit_code,
         timed_out,
     })
+}
+
+/// `text` up to and including its last newline.
+fn complete_lines(text: &str) -> &str {
+    &text[..text.rfind('\n').map_or(0, |i| i + 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_lines;
+
+    #[test]
+    fn a_partial_last_line_is_not_seen() {
+        assert_eq!(complete_lines("a\nb\n[alpha] PASS door"), "a\nb\n");
+        assert_eq!(complete_lines("no newline yet"), "");
+        assert_eq!(complete_lines("done\n"), "done\n");
+    }
 }
