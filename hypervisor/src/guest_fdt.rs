@@ -38,6 +38,9 @@ pub struct GuestGic {
     pub redistributors: Range<Ipa>,
     /// The virtual ITS register frames, if the guest gets one.
     pub its: Option<Range<Ipa>>,
+    /// Further virtual ITSs (their own frames; the first ITS stays the one
+    /// the PCIe bridge's `msi-map` names).
+    pub extra_its: Vec<Range<Ipa>>,
 }
 
 /// The guest's virtual PL011.

@@ -29,6 +29,23 @@ pub const GICR: Range<Ipa> = Range {
     size: GICR_FRAME_SIZE * MAX_VCPUS,
 };
 
+/// The most virtual ITSs one partition may have.
+pub const MAX_ITS: usize = 4;
+/// Where further virtual ITSs sit (the first is [`ITS`]): 128 KiB apart.
+pub const EXTRA_ITS_BASE: Ipa = Ipa(0x0a00_0000);
+
+/// The frames of the partition's `index`-th virtual ITS (0 = [`ITS`]).
+pub fn extra_its(index: usize) -> Range<Ipa> {
+    if index == 0 {
+        ITS
+    } else {
+        Range {
+            start: Ipa(EXTRA_ITS_BASE.raw() + (index as u64 - 1) * ITS.size),
+            size: ITS.size,
+        }
+    }
+}
+
 /// The guest's PCIe ECAM window (16 buses), for passthrough devices.
 pub const PCI_ECAM: Range<Ipa> = Range {
     start: Ipa(0x40_1000_0000),
@@ -67,7 +84,7 @@ pub fn redistributors(vcpus: usize) -> Range<Ipa> {
 }
 
 /// The fixed windows, for manifest validation (RAM must not overlap them).
-pub fn device_windows() -> [Region<'static, Ipa>; 5] {
+pub fn device_windows() -> [Region<'static, Ipa>; 6] {
     [
         Region {
             name: "GIC distributor",
@@ -88,6 +105,13 @@ pub fn device_windows() -> [Region<'static, Ipa>; 5] {
         Region {
             name: "PCI memory window",
             range: PCI_MEM32,
+        },
+        Region {
+            name: "further ITS frames",
+            range: Range {
+                start: EXTRA_ITS_BASE,
+                size: ITS.size * (MAX_ITS as u64 - 1),
+            },
         },
     ]
 }

@@ -81,6 +81,11 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         check_garbage,
     ));
     all.extend(both(
+        "vits-second-vits-of-a-partition-has-its-own-frames-and-translation",
+        "tests/vits-second.toml",
+        check_second,
+    ));
+    all.extend(both(
         "vits-two-partitions-same-ids-each-sees-only-its-own-lpis",
         "tests/vits-two-partitions.toml",
         check_two_partitions,
@@ -191,6 +196,25 @@ fn check_alpha(o: &Outcome, want: &[&str]) -> Result<(), String> {
 /// exact totals per vCPU.
 fn check_basic(o: &Outcome) -> Result<(), String> {
     check_alpha(o, &BASIC)
+}
+
+/// vits-second: the vits-basic checks, on the partition's second vITS
+/// (its frames at 0x0a00_0000, from the guest's device tree); the
+/// hypervisor's logs name vITS 0.1, never vITS 0.0 (the first is untouched).
+fn check_second(o: &Outcome) -> Result<(), String> {
+    let want: Vec<String> = BASIC
+        .iter()
+        .map(|l| l.replace("vits-basic", "vits-second"))
+        .collect();
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    check_alpha(o, &want)?;
+    let out = &o.output;
+    expect(out, "[alpha] vits: ITS at 0xa000000 ")?;
+    expect(out, "vITS 0.1: INT at queue offset")?;
+    if out.contains("vITS 0.0:") {
+        return Err("the first vITS logged commands: the guest only used the second".into());
+    }
+    Ok(())
 }
 
 /// vits-pending-moves: pending LPIs follow MOVI and MAPC retarget + MOVALL,

@@ -134,14 +134,21 @@ fn gic(w: &mut FdtWriter, gic: &GuestGic) -> Result<()> {
     w.property_array_u64("reg", &[d_start, d_size, r_start, r_size])?;
     w.property_u32("#redistributor-regions", 1)?;
     w.property_phandle(PHANDLE_GIC)?;
-    if let Some(its) = &gic.its {
+    // The first ITS has the fixed phandle the PCIe bridge's msi-map names;
+    // further ones follow the clock's.
+    let all = gic
+        .its
+        .iter()
+        .map(|its| (its, PHANDLE_ITS))
+        .chain(gic.extra_its.iter().zip(PHANDLE_CLOCK + 1..));
+    for (its, phandle) in all {
         let child = w.begin_node(&format!("msi-controller@{:x}", its.start.raw()))?;
         w.property_string("compatible", "arm,gic-v3-its")?;
         w.property_null("msi-controller")?;
         // One cell: the DeviceID (arm,gic-v3-its binding).
         w.property_u32("#msi-cells", 1)?;
         w.property_array_u64("reg", &reg_cells(its))?;
-        w.property_phandle(PHANDLE_ITS)?;
+        w.property_phandle(phandle)?;
         w.end_node(child)?;
     }
     w.end_node(node)?;

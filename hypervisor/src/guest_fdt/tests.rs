@@ -29,6 +29,7 @@ fn full_config() -> GuestFdtConfig {
             distributor: ipa(0x0800_0000, 0x1_0000),
             redistributors: ipa(0x080a_0000, 2 * GICR_FRAME_SIZE),
             its: Some(ipa(0x0808_0000, 0x2_0000)),
+            extra_its: vec![ipa(0x0a00_0000, 0x2_0000)],
         },
         console: Some(GuestConsole {
             registers: ipa(0x0900_0000, 0x1000),
@@ -65,6 +66,7 @@ fn minimal_config() -> GuestFdtConfig {
             distributor: ipa(0x0800_0000, 0x1_0000),
             redistributors: ipa(0x080a_0000, GICR_FRAME_SIZE),
             its: None,
+            extra_its: Vec::new(),
         },
         console: None,
         bootargs: String::new(),
@@ -192,9 +194,13 @@ fn gic_and_its() {
         split64(&[0x0800_0000, 0x1_0000, 0x080a_0000, 0x4_0000])
     );
     assert_eq!(cells(gic, "#redistributor-regions"), [1]);
-    let its: Vec<FdtNode> = gic.children().collect();
-    assert_eq!(its.len(), 1);
-    let its = its[0];
+    let all: Vec<FdtNode> = gic.children().collect();
+    assert_eq!(all.len(), 2, "the first ITS and one more");
+    let second = all[1];
+    assert_eq!(second.name, "msi-controller@a000000");
+    assert_eq!(cells(second, "reg"), split64(&[0x0a00_0000, 0x2_0000]));
+    assert_eq!(cells(second, "phandle"), [PHANDLE_CLOCK + 1]);
+    let its = all[0];
     assert_eq!(its.name, "msi-controller@8080000");
     assert_eq!(strings(its, "compatible"), ["arm,gic-v3-its"]);
     assert!(its.property("msi-controller").is_some());
@@ -443,10 +449,17 @@ fn rejects_malformed_windows() {
 
 #[test]
 fn rejects_inconsistent_pci() {
-    let error = error_of(|c| c.gic.its = None);
+    let error = error_of(|c| {
+        c.gic.its = None;
+        c.gic.extra_its.clear();
+    });
     assert_eq!(
         error,
         invalid("gic.its", "a PCI host bridge needs an ITS for its MSIs")
+    );
+    assert_eq!(
+        error_of(|c| c.gic.its = None),
+        invalid("gic.extra_its", "further ITSs without a first one")
     );
     let error = error_of(|c| {
         (

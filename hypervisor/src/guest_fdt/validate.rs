@@ -44,6 +44,15 @@ pub(super) fn check(cfg: &GuestFdtConfig) -> Result<(), GuestFdtError> {
     if gic.its.is_some_and(|its| its.size < ITS_SIZE) {
         return Err(invalid("gic.its", "smaller than the 128 KiB ITS frames"));
     }
+    if gic.extra_its.iter().any(|its| its.size < ITS_SIZE) {
+        return Err(invalid(
+            "gic.extra_its",
+            "smaller than the 128 KiB ITS frames",
+        ));
+    }
+    if !gic.extra_its.is_empty() && gic.its.is_none() {
+        return Err(invalid("gic.extra_its", "further ITSs without a first one"));
+    }
     if let Some(console) = &cfg.console {
         if console.spi > LAST_SPI {
             return Err(invalid("console.spi", "beyond the last SPI (987)"));
@@ -91,6 +100,7 @@ fn check_windows(cfg: &GuestFdtConfig) -> Result<(), GuestFdtError> {
         ("gic.redistributors", cfg.gic.redistributors),
     ]);
     windows.extend(cfg.gic.its.map(|its| ("gic.its", its)));
+    windows.extend(cfg.gic.extra_its.iter().map(|its| ("gic.extra_its", *its)));
     windows.extend(
         cfg.console
             .as_ref()

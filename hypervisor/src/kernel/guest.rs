@@ -26,6 +26,9 @@ pub fn device_tree(
             distributor: layout::GICD,
             redistributors: layout::redistributors(c.cpus.len()),
             its: Some(layout::ITS),
+            extra_its: (1..partition.config.its.count)
+                .map(layout::extra_its)
+                .collect(),
         },
         console: Some(GuestConsole {
             registers: Range {

@@ -59,8 +59,10 @@ pub struct Partition {
     pub console: Mutex<VirtualUart>,
     /// The virtual GICv3 (model; `kernel::vgic` drives the hardware half).
     pub vgic: Mutex<crate::vgic::Vgic>,
-    /// The virtual ITS (lock before `vgic`, never after).
-    pub vits: Mutex<crate::vits::Vits>,
+    /// The virtual ITSs (`[partition.its] count`; the first receives the
+    /// passthrough functions' MSIs). Lock one before `vgic`, never after,
+    /// and never two at once.
+    pub vits: Vec<Mutex<crate::vits::Vits>>,
     /// The virtual PCI host bridge of the passthrough functions, if any.
     pub pci: Option<Mutex<crate::pci::VirtualHostBridge>>,
     /// The BAR mappings currently in stage 2 (lock after `pci`, before the stage 2).
@@ -159,10 +161,11 @@ impl Partition {
             }),
             console: Mutex::new(VirtualUart::new()),
             vgic: Mutex::new(super::vgic::new_vgic(vcpus).map_err(BuildError::Vgic)?),
-            vits: Mutex::new(
-                super::vits::new_vits(id, vcpus, &config.pci, config.its)
-                    .map_err(BuildError::Vgic)?,
-            ),
+            vits: super::vits::new_all(id, vcpus, &config.pci, config.its)
+                .map_err(BuildError::Vgic)?
+                .into_iter()
+                .map(Mutex::new)
+                .collect(),
             pci: super::passthrough::build_bridge(&config.pci)
                 .map_err(BuildError::Pci)?
                 .map(Mutex::new),
@@ -238,13 +241,16 @@ impl Partition {
     pub fn load(&self) -> Result<(), BuildError> {
         let boot_count = self.control.lock().boot_count;
         // A fresh interrupt controller, as after a reset.
-        *self.vits.lock() = super::vits::new_vits(
+        let fresh = super::vits::new_all(
             self.id,
             self.config.cpus.len(),
             &self.config.pci,
             self.config.its,
         )
         .map_err(BuildError::Vgic)?;
+        for (slot, vits) in self.vits.iter().zip(fresh) {
+            *slot.lock() = vits;
+        }
         *self.vgic.lock() =
             super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
         *self.console.lock() = VirtualUart::new();

@@ -240,8 +240,8 @@ enum Emulated {
     Console,
     /// The virtual GIC's distributor and redistributors.
     Gic,
-    /// The virtual ITS.
-    Its,
+    /// One of the partition's virtual ITSs.
+    Its(usize),
     /// The virtual PCI host bridge's ECAM window.
     PciConfig,
 }
@@ -252,7 +252,7 @@ impl Emulated {
         match self {
             Self::Console => "virtual console",
             Self::Gic => "virtual GIC",
-            Self::Its => "virtual ITS",
+            Self::Its(_) => "virtual ITS",
             Self::PciConfig => "virtual PCI configuration space",
         }
     }
@@ -265,8 +265,8 @@ fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<Emulated> {
         Some(Emulated::Console)
     } else if super::vgic::owns(partition, ipa) {
         Some(Emulated::Gic)
-    } else if super::vits::owns(ipa) {
-        Some(Emulated::Its)
+    } else if let Some(index) = super::vits::owner(partition, ipa) {
+        Some(Emulated::Its(index))
     } else if super::passthrough::owns(partition, ipa) {
         Some(Emulated::PciConfig)
     } else {
@@ -291,7 +291,7 @@ fn emulate_mmio(
     let read = match device {
         Emulated::Console => console_access(partition, access, value),
         Emulated::Gic => super::vgic::mmio(partition, vcpu, access, value),
-        Emulated::Its => super::vits::mmio(partition, vcpu, access, value),
+        Emulated::Its(index) => super::vits::mmio(partition, vcpu, index, access, value),
         Emulated::PciConfig => super::passthrough::config_access(partition, access, value),
     };
     if !access.write {

@@ -20,9 +20,23 @@ use alloc::collections::BTreeMap;
 /// DeviceID and EventID bits each vITS offers.
 const ID_BITS: u8 = 16;
 
-/// The vITS of partition `id` with `vcpus` vCPUs.
-pub fn new_vits(
+/// The `limits.count` vITSs of partition `id` with `vcpus` vCPUs (the
+/// passthrough functions belong to the first).
+pub fn new_all(
     id: PartitionId,
+    vcpus: usize,
+    pci: &[alloc::string::String],
+    limits: crate::manifest::ItsLimits,
+) -> Result<alloc::vec::Vec<Vits>, alloc::string::String> {
+    (0..limits.count)
+        .map(|i| new_vits(id, i as u8, vcpus, if i == 0 { pci } else { &[] }, limits))
+        .collect()
+}
+
+/// vITS `index` of partition `id` with `vcpus` vCPUs.
+fn new_vits(
+    id: PartitionId,
+    index: u8,
     vcpus: usize,
     pci: &[alloc::string::String],
     limits: crate::manifest::ItsLimits,
@@ -52,7 +66,7 @@ pub fn new_vits(
     }
     let config = VitsConfig {
         partition: id,
-        index: 0,
+        index,
         device_id_bits: ID_BITS,
         event_id_bits: ID_BITS,
         lpi_id_bits: 16,
@@ -178,29 +192,42 @@ impl VitsBackend for SoftwareInjection<'_> {
     fn sync(&mut self) {}
 }
 
-/// Whether `ipa` lies in the partition's ITS frames.
-pub fn owns(ipa: u64) -> bool {
-    (layout::ITS.start.raw()..layout::ITS.start.raw() + layout::ITS.size).contains(&ipa)
+/// Which of the partition's vITSs has its frames at `ipa`, if any.
+pub fn owner(partition: &Partition, ipa: u64) -> Option<usize> {
+    (0..partition.vits.len()).find(|&i| {
+        let frames = layout::extra_its(i);
+        (frames.start.raw()..frames.start.raw() + frames.size).contains(&ipa)
+    })
 }
 
-/// A trapped access to the vITS frames; returns the value read.
-pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u64) -> u64 {
+/// A trapped access to vITS `index`'s frames; returns the value read.
+pub fn mmio(
+    partition: &Partition,
+    vcpu: VcpuIndex,
+    index: usize,
+    access: MmioAccess,
+    value: u64,
+) -> u64 {
     let width = match access.size {
         1 => AccessWidth::Byte,
         2 => AccessWidth::Half,
         4 => AccessWidth::Word,
         _ => AccessWidth::Double,
     };
-    let offset = access.ipa.raw() - layout::ITS.start.raw();
+    let offset = access.ipa.raw() - layout::extra_its(index).start.raw();
     let mem = PartitionMemory(partition);
     let mut backend = SoftwareInjection {
         partition,
         kicks: Actions::new(),
     };
-    let mut vits = partition.vits.lock();
-    // With GICv4, passthrough events go to the physical ITS as vLPIs and
-    // everything else to software injection; otherwise all of it is software.
-    if let Some(Some(g)) = partition.gicv4.get() {
+    let Some(vits) = partition.vits.get(index) else {
+        return 0;
+    };
+    let mut vits = vits.lock();
+    // With GICv4, passthrough events (all on the first vITS) go to the
+    // physical ITS as vLPIs and everything else to software injection;
+    // otherwise all of it is software.
+    if let (0, Some(Some(g))) = (index, partition.gicv4.get()) {
         let mut slot = g.state.lock();
         if let Some(state) = slot.take() {
             let sink = super::gicv4::KernelSink {

@@ -52,6 +52,9 @@ pub struct ItsLimits {
     pub max_events: usize,
     /// Most guest commands processed per trap.
     pub max_commands_per_trap: usize,
+    /// How many virtual ITSs the partition has (each its own frames and
+    /// translation state; passthrough functions' MSIs go to the first).
+    pub count: usize,
 }
 
 impl ItsLimits {
@@ -60,12 +63,14 @@ impl ItsLimits {
         max_devices: 64,
         max_events: 4096,
         max_commands_per_trap: 256,
+        count: 1,
     };
     /// The largest values accepted (they bound hypervisor memory and work).
     pub const MAX: ItsLimits = ItsLimits {
         max_devices: 4096,
         max_events: 65536,
         max_commands_per_trap: 4096,
+        count: crate::layout::MAX_ITS,
     };
 }
 

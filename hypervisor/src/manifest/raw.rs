@@ -51,6 +51,7 @@ struct RawIts {
     max_devices: Option<usize>,
     max_events: Option<usize>,
     max_commands_per_trap: Option<usize>,
+    count: Option<usize>,
 }
 
 /// `ram = { ipa, size }`.
@@ -98,6 +99,7 @@ impl RawPartition {
                     .its
                     .max_commands_per_trap
                     .unwrap_or(super::ItsLimits::DEFAULT.max_commands_per_trap),
+                count: self.its.count.unwrap_or(super::ItsLimits::DEFAULT.count),
             },
         }
     }

@@ -127,6 +127,7 @@ impl Checker<'_, '_> {
                 l.max_commands_per_trap,
                 max.max_commands_per_trap,
             ),
+            ("its.count", l.count, max.count),
         ] {
             if value == 0 || value > max {
                 return Err((field, ErrorKind::ItsLimitOutOfRange { value, max }));

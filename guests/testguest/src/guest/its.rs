@@ -366,9 +366,10 @@ pub struct Gic {
     pub its: usize,
 }
 
-/// Finds GICD, the first redistributor region and the ITS in the device
-/// tree (the `arm,gic-v3` node's `reg` and its `arm,gic-v3-its` child).
-pub fn discover() -> Result<Gic, &'static str> {
+/// Finds GICD, the first redistributor region and the `index`-th ITS in
+/// the device tree (the `arm,gic-v3` node's `reg` and its
+/// `arm,gic-v3-its` children).
+pub fn discover_its(index: usize) -> Result<Gic, &'static str> {
     let fdt = crate::guest::fdt();
     let node = fdt
         .find_compatible(&["arm,gic-v3"])
@@ -379,10 +380,15 @@ pub fn discover() -> Result<Gic, &'static str> {
         .next()
         .ok_or("the GIC node names no redistributor region")?;
     let its = fdt
-        .find_compatible(&["arm,gic-v3-its"])
+        .all_nodes()
+        .filter(|n| {
+            n.compatible()
+                .is_some_and(|c| c.all().any(|s| s == "arm,gic-v3-its"))
+        })
+        .nth(index)
         .and_then(|n| n.reg())
         .and_then(|mut r| r.next())
-        .ok_or("no arm,gic-v3-its node (with reg) in the device tree")?;
+        .ok_or("no such arm,gic-v3-its node (with reg) in the device tree")?;
     Ok(Gic {
         gicd: d.starting_address as usize,
         gicr: (r.starting_address as usize, r.size.unwrap_or(0)),

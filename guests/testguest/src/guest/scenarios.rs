@@ -52,7 +52,8 @@ pub fn run(scenario: &str, boots: usize) -> ! {
         "vgic-sgi" => super::vgic_tests::sgi(),
         "vgic-priority" => super::vgic_tests::priority(),
         "vgic-eoimode" => super::vgic_tests::eoimode(),
-        s @ ("vits-basic" | "vits-pending-moves" | "vits-config" | "vits-garbage") => {
+        s @ ("vits-basic" | "vits-pending-moves" | "vits-config" | "vits-garbage"
+        | "vits-second") => {
             // The vITS scenarios and their ITS driver (vits_tests.rs, its.rs).
             super::vits_tests::run(s)
         }

@@ -184,12 +184,15 @@ static V1_UP: AtomicBool = AtomicBool::new(false);
 /// The scenario's name, for FAIL lines (index into NAMES).
 static NAME: AtomicUsize = AtomicUsize::new(0);
 /// Scenario names.
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "vits-basic",
     "vits-pending-moves",
     "vits-config",
     "vits-garbage",
+    "vits-second",
 ];
+/// Which ITS of the device tree the scenario drives (vits-second: the second).
+static ITS_INDEX: AtomicUsize = AtomicUsize::new(0);
 /// Time-outs for an expected interrupt, and the settle time after it in
 /// which nothing else may arrive (also the "nothing within" window).
 const TAKE_MS: u64 = 1000;
@@ -212,6 +215,12 @@ pub fn run(name: &str) -> ! {
         "vits-pending-moves" => pending_moves(),
         "vits-config" => config(),
         "vits-garbage" => garbage(),
+        "vits-second" => {
+            // The same checks on the partition's second vITS: its own
+            // frames, tables, queue and translation state.
+            ITS_INDEX.store(1, Ordering::Release);
+            basic()
+        }
         other => fail(format_args!("unknown vITS scenario {other:?}")),
     }
     psci::system_off()
@@ -462,7 +471,10 @@ impl Env {
 /// redistributors woken, LPI tables and EnableLPIs on both, the ITS
 /// probed and enabled, our vectors and CPU interface on both vCPUs.
 fn setup() -> Env {
-    let gic = ok(its::discover(), "device tree");
+    let gic = ok(
+        its::discover_its(ITS_INDEX.load(Ordering::Acquire)),
+        "device tree",
+    );
     let (lo, hi) = its::pool_range();
     let in_ram = crate::guest::fdt().memory().regions().any(|r| {
         let start = r.starting_address as u64;

@@ -660,3 +660,9 @@ fn its_limit_out_of_range_names_the_field() {
         }
     );
 }
+
+#[test]
+fn its_count_beyond_the_layout_is_refused() {
+    let kind = broken(0, "its.count", |p| p.its.count = 5);
+    assert_eq!(kind, ErrorKind::ItsLimitOutOfRange { value: 5, max: 4 });
+}
