@@ -184,7 +184,8 @@ pub fn inject_external_abort(
         elr_el1: guest_elr,
         spsr_el1: guest_spsr,
         far_el1: far,
-        elr_el2: vbar_el1 + vector_offset,
+        // VBAR_EL1 is the guest's: wrap as the hardware would.
+        elr_el2: vbar_el1.wrapping_add(vector_offset),
         spsr_el2: 0x3c5,
     }
 }
@@ -297,6 +298,12 @@ mod tests {
             (0x4020_1000, 0x3c5, 0x5000_0000)
         );
         assert_eq!(inj.spsr_el2, 0x3c5);
+    }
+
+    #[test]
+    fn injection_with_a_vbar_at_the_top_of_the_address_space_wraps_not_panics() {
+        let inj = inject_external_abort(false, false, 0, 0x3c5, 0, u64::MAX & !0x7ff);
+        assert_eq!(inj.elr_el2, (u64::MAX & !0x7ff).wrapping_add(0x200));
     }
 
     #[test]

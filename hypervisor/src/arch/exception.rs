@@ -21,32 +21,6 @@ pub struct GuestRegs {
     pub spsr: u64,
 }
 
-/// The kind of exception, as the vector that caught it (its index / 4 within a group).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum ExceptionKind {
-    /// Synchronous exception.
-    Sync = 0,
-    /// IRQ.
-    Irq = 1,
-    /// FIQ.
-    Fiq = 2,
-    /// SError.
-    SError = 3,
-}
-
-impl ExceptionKind {
-    /// The kind for the low two bits of a vector index.
-    pub fn from_raw(raw: u64) -> Self {
-        match raw & 3 {
-            0 => Self::Sync,
-            1 => Self::Irq,
-            2 => Self::Fiq,
-            _ => Self::SError,
-        }
-    }
-}
-
 /// Registers saved for an exception taken from EL2 itself (a hypervisor bug).
 #[repr(C)]
 #[derive(Debug)]

@@ -4,7 +4,6 @@
 use super::{boot, percpu, vcpu};
 use crate::arch::sysreg::{sev, wfe};
 use crate::drivers::gicv3::{cpu_interface, SGI_KICK};
-use crate::ids::VcpuIndex;
 use core::sync::atomic::Ordering;
 
 extern "C" {
@@ -126,9 +125,4 @@ pub fn run(index: usize) -> ! {
 /// reset) and goes back to the run loop.
 pub fn park() -> ! {
     run(percpu::current_index())
-}
-
-/// The vCPU index of MPIDR affinity `mpidr` within a partition (Aff0).
-pub fn vcpu_of(mpidr: u64) -> VcpuIndex {
-    VcpuIndex((mpidr & 0xff) as u16)
 }

@@ -13,8 +13,3 @@ pub unsafe fn init(start: usize, size: usize) {
     // SAFETY: forwarded from the caller.
     unsafe { HEAP.lock().init(start, size) };
 }
-
-/// Bytes currently allocated from the heap.
-pub fn used() -> usize {
-    HEAP.lock().stats_alloc_actual()
-}

@@ -406,11 +406,3 @@ impl FrameSource for BootFrames {
         super::boot::alloc_frames(size, size)
     }
 }
-
-/// Every partition's RAM as one list of physical ranges, for the banner.
-pub fn ram_summary(parts: &[Partition]) -> Vec<(String, PhysAddr, u64)> {
-    parts
-        .iter()
-        .map(|p| (p.config.name.clone(), p.ram_pa, p.config.ram.size))
-        .collect()
-}

@@ -163,7 +163,7 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
         }
         TrapCause::Smc(_) => {
             cpu.exits.calls.fetch_add(1, Ordering::Relaxed);
-            regs.elr += 4; // a trapped SMC returns to the SMC itself
+            skip_instruction(regs); // a trapped SMC returns to the SMC itself
             psci_call(partition, vcpu, regs);
         }
         TrapCause::Mmio(access) => {
@@ -218,13 +218,13 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
         TrapCause::InstructionAbort { ipa } => {
             outside_partition(partition, vcpu, regs, ipa.raw(), far, false, true, esr);
         }
-        TrapCause::Wfx => regs.elr += 4,
+        TrapCause::Wfx => skip_instruction(regs),
         TrapCause::SysReg {
             encoding,
             reg,
             read: false,
         } if super::vgic::sysreg(partition, vcpu, encoding, reg_value(regs, reg)) => {
-            regs.elr += 4;
+            skip_instruction(regs);
         }
         TrapCause::SysReg { .. } | TrapCause::Other { .. } => {
             log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction", partition.name(), vcpu.0, regs.elr);
@@ -297,7 +297,7 @@ fn emulate_mmio(
     if !access.write {
         set_reg(regs, access.reg, access.load_value(read));
     }
-    regs.elr += 4;
+    skip_instruction(regs);
     true
 }
 
@@ -397,6 +397,12 @@ fn write_injection(
     write_sysreg!("spsr_el1", spsr1);
     regs.elr = elr2;
     regs.spsr = spsr2;
+}
+
+/// Resumes the guest after the (4-byte) instruction that trapped. The PC is
+/// the guest's: it wraps as the hardware's would, never overflows here.
+fn skip_instruction(regs: &mut GuestRegs) {
+    regs.elr = regs.elr.wrapping_add(4);
 }
 
 fn reg_value(regs: &GuestRegs, reg: u8) -> u64 {

@@ -38,15 +38,22 @@ mod sysreg_enc {
     pub const ICC_DIR: u32 = enc(3, 0, 12, 11, 1);
 }
 
+/// ICH_VTR_EL2 (the same on every CPU), read once: it is consulted on
+/// every guest entry and exit.
+fn vtr() -> u64 {
+    static VTR: spin::Once<u64> = spin::Once::new();
+    *VTR.call_once(|| read_sysreg!("S3_4_C12_C11_1"))
+}
+
 /// The list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
 pub fn num_lrs() -> usize {
-    ((read_sysreg!("S3_4_C12_C11_1") & 0x1f) as usize + 1).min(MAX_LRS)
+    ((vtr() & 0x1f) as usize + 1).min(MAX_LRS)
 }
 
 /// The vGIC configuration of a partition with `vcpus` vCPUs.
 pub fn config(vcpus: usize) -> VgicConfig {
     let vtr = if cpu_interface::is_ready() {
-        read_sysreg!("S3_4_C12_C11_1")
+        vtr()
     } else {
         4 << 29
     };
@@ -122,7 +129,7 @@ pub fn flush(partition: &Partition, vcpu: VcpuIndex) {
                 write_lr(i, image.lrs[i]);
             }
             // ICH_HCR_EL2.TDIR exists only with ICH_VTR_EL2.TDS.
-            let tds = read_sysreg!("S3_4_C12_C11_1") & (1 << 19) != 0;
+            let tds = vtr() & (1 << 19) != 0;
             let hcr = if tds {
                 image.hcr
             } else {
