@@ -90,52 +90,7 @@ pub mod gicr {
 /// hypervisor one trap), far more than any GIC needs.
 const POLLS: u32 = 1_000_000;
 
-/// Reads a 32-bit GIC register with a plain LDR (a trap with a syndrome).
-pub fn read32(addr: usize) -> u32 {
-    let v: u32;
-    // SAFETY: `addr` is a GIC register from the device tree; a read has no
-    // effect beyond the register's own (IAR-like registers are not MMIO here).
-    unsafe {
-        core::arch::asm!("ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-    };
-    v
-}
-
-/// Writes a 32-bit GIC register with a plain STR.
-pub fn write32(addr: usize, v: u32) {
-    // SAFETY: `addr` is a GIC register from the device tree.
-    unsafe {
-        core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
-    };
-}
-
-/// Reads a 64-bit GIC register with a plain LDR.
-pub fn read64(addr: usize) -> u64 {
-    let v: u64;
-    // SAFETY: as `read32`, for a 64-bit register.
-    unsafe {
-        core::arch::asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-    };
-    v
-}
-
-/// Reads one byte of a GIC register with LDRB.
-pub fn read8(addr: usize) -> u8 {
-    let v: u32;
-    // SAFETY: as `read32`, a byte access.
-    unsafe {
-        core::arch::asm!("ldrb {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-    };
-    v as u8
-}
-
-/// Writes one byte of a GIC register with STRB.
-pub fn write8(addr: usize, v: u8) {
-    // SAFETY: as `write32`, a byte access (IPRIORITYR is byte-accessible).
-    unsafe {
-        core::arch::asm!("strb {v:w}, [{a}]", a = in(reg) addr, v = in(reg) u32::from(v), options(nostack))
-    };
-}
+pub use super::mmio::{read32, read64, read8, write32, write8};
 
 /// Finds the distributor and redistributor regions in the device tree's
 /// `arm,gic-v3` node.

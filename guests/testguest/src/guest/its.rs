@@ -8,6 +8,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+pub use crate::guest::mmio::{read32, read64, write32, write64};
+
 /// First LPI INTID (IHI 0069, 1.2 "INTIDs").
 pub const FIRST_LPI: u32 = 8192;
 /// GICR_PROPBASER.IDbits we program: 14 INTID bits (LPIs 8192..16383),
@@ -97,44 +99,6 @@ mod gicd {
     pub const CTLR_ENABLE: u32 = (1 << 4) | (1 << 1) | (1 << 0);
     /// GICD_TYPER.LPIS.
     pub const TYPER_LPIS: u32 = 1 << 17;
-}
-
-/// Reads a 32-bit register with a plain `ldr w, [x]`: no writeback or
-/// pair addressing, so a trap carries a syndrome a hypervisor can emulate
-/// (what Linux's readl_relaxed guarantees with its own inline asm).
-pub fn read32(addr: usize) -> u32 {
-    let v: u32;
-    // SAFETY: `addr` is a GIC register found in the device tree.
-    unsafe {
-        core::arch::asm!("ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-    };
-    v
-}
-
-/// Writes a 32-bit register with a plain `str w, [x]`.
-pub fn write32(addr: usize, v: u32) {
-    // SAFETY: `addr` is a GIC register found in the device tree.
-    unsafe {
-        core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
-    };
-}
-
-/// Reads a 64-bit register with one plain `ldr x, [x]`.
-pub fn read64(addr: usize) -> u64 {
-    let v: u64;
-    // SAFETY: as `read32`; the 64-bit GIC registers allow 64-bit accesses.
-    unsafe {
-        core::arch::asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-    };
-    v
-}
-
-/// Writes a 64-bit register with one plain `str x, [x]`.
-pub fn write64(addr: usize, v: u64) {
-    // SAFETY: as `write32`, for a 64-bit register.
-    unsafe {
-        core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
-    };
 }
 
 /// Makes earlier memory writes (tables, commands) visible to the GIC before

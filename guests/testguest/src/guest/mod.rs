@@ -4,6 +4,7 @@ mod boot;
 #[macro_use]
 mod console;
 mod gic;
+mod mmio;
 mod pci_tests;
 mod psci;
 mod scenarios;

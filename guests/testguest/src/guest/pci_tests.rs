@@ -30,23 +30,12 @@ fn cfg_addr(ecam: u64, dev: u64, offset: u64) -> *mut u32 {
     (ecam + (dev << 15) + offset) as *mut u32
 }
 
-/// A 32-bit MMIO read with a plain `ldr` (as Linux's readl): a trapped
-/// access must carry a syndrome (no writeback or pair forms).
 fn mmio_read32(addr: *const u32) -> u32 {
-    let v: u32;
-    // SAFETY: callers pass device registers of this guest.
-    unsafe {
-        core::arch::asm!("ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-    };
-    v
+    super::mmio::read32(addr as usize)
 }
 
-/// A 32-bit MMIO write with a plain `str` (as Linux's writel).
 fn mmio_write32(addr: *mut u32, value: u32) {
-    // SAFETY: callers pass device registers of this guest.
-    unsafe {
-        core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack))
-    };
+    super::mmio::write32(addr as usize, value)
 }
 
 fn cfg_read(ecam: u64, dev: u64, offset: u64) -> u32 {

@@ -381,9 +381,9 @@ fn snap() -> Snap {
         counts: [[0; TRACKED]; MAX_CPUS],
         other: [0; MAX_CPUS],
     };
-    for c in 0..MAX_CPUS {
-        for i in 0..TRACKED {
-            s.counts[c][i] = COUNTS[c][i].load(Ordering::Acquire);
+    for (c, counts) in COUNTS.iter().enumerate() {
+        for (i, count) in counts.iter().enumerate() {
+            s.counts[c][i] = count.load(Ordering::Acquire);
         }
         s.other[c] = OTHER[c].load(Ordering::Acquire);
     }
