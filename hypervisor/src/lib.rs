@@ -11,8 +11,10 @@
 extern crate alloc;
 
 pub mod bundle;
+pub mod cpu_features;
 pub mod gic;
 pub mod guest_fdt;
+pub mod guest_image;
 pub mod guest_mem;
 pub mod ids;
 pub mod layout;

@@ -8,6 +8,7 @@ pub mod early;
 pub mod gicv4;
 pub mod guest;
 pub mod heap;
+pub mod idregs;
 pub mod irq;
 pub mod msi_route;
 pub mod partition;

@@ -99,7 +99,7 @@ pub enum BuildError {
     /// The passthrough PCI functions could not be set up.
     Pci(String),
     /// The images do not fit the partition's RAM layout.
-    Layout(&'static str),
+    Layout(crate::guest_image::LayoutError),
 }
 
 impl core::fmt::Display for BuildError {
@@ -259,29 +259,41 @@ impl Partition {
         let kernel = bundle
             .get(&self.config.kernel.image)
             .ok_or_else(|| BuildError::MissingImage(self.config.kernel.image.clone()))?;
-        let dtb_area = (
-            self.dtb_ipa.raw(),
-            self.config.ram.ipa.raw() + self.config.ram.size,
-        );
-        let overlaps_dtb = |ipa: u64, len: u64| ipa < dtb_area.1 && ipa + len > dtb_area.0;
-        if overlaps_dtb(self.config.kernel.ipa.raw(), kernel.data.len() as u64) {
-            return Err(BuildError::Layout(
-                "kernel image overlaps the device tree area (the last 2 MiB of RAM)",
-            ));
+        let initrd = match &self.config.initrd {
+            Some(initrd) => Some((
+                initrd.ipa,
+                bundle
+                    .get(&initrd.image)
+                    .ok_or_else(|| BuildError::MissingImage(initrd.image.clone()))?
+                    .data,
+            )),
+            None => None,
+        };
+        let ram = self.config.ram.ipa.raw()..self.config.ram.ipa.raw() + self.config.ram.size;
+        let placement = crate::guest_image::place(
+            kernel.data,
+            self.config.kernel.ipa.raw(),
+            initrd.map(|(ipa, data)| (ipa.raw(), data.len() as u64)),
+            ram.clone(),
+            self.dtb_ipa.raw()..ram.end,
+        )
+        .map_err(BuildError::Layout)?;
+        if boot_count == 0 {
+            if let crate::guest_image::ImageKind::Arm64 { image_size, .. } = placement.kind {
+                log::info!(
+                    "partition {}: {} is an arm64 Linux Image: {:#x} bytes reserved at IPA {:#x}",
+                    self.name(),
+                    self.config.kernel.image,
+                    image_size,
+                    placement.kernel.start
+                );
+            }
         }
         self.write_ram(self.config.kernel.ipa.raw(), kernel.data);
         let mut initrd_range = None;
-        if let Some(initrd) = &self.config.initrd {
-            let image = bundle
-                .get(&initrd.image)
-                .ok_or_else(|| BuildError::MissingImage(initrd.image.clone()))?;
-            if overlaps_dtb(initrd.ipa.raw(), image.data.len() as u64) {
-                return Err(BuildError::Layout(
-                    "initrd overlaps the device tree area (the last 2 MiB of RAM)",
-                ));
-            }
-            self.write_ram(initrd.ipa.raw(), image.data);
-            initrd_range = Some((initrd.ipa, image.data.len() as u64));
+        if let Some((ipa, data)) = initrd {
+            self.write_ram(ipa.raw(), data);
+            initrd_range = Some((ipa, data.len() as u64));
         }
         let dtb = super::guest::device_tree(self, boot_count, initrd_range)
             .map_err(BuildError::DeviceTree)?;

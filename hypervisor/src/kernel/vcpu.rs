@@ -13,21 +13,21 @@ use crate::{read_sysreg, write_sysreg};
 use core::sync::atomic::Ordering;
 
 /// HCR_EL2 while a guest runs: stage 2 on (VM), set/way cleans upgraded
-/// (SWIO), physical FIQ/IRQ/SError to EL2 (FMO/IMO/AMO), SMC trapped
-/// (TSC), EL1 is AArch64 (RW), pointer authentication keys and
-/// instructions usable by the guest without traps (APK/API).
-const HCR_GUEST: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 19)
-    | (1 << 31)
-    | (1 << 40)
-    | (1 << 41);
-/// CPTR_EL2: RES1 bits only, so FP/SIMD and SVE are not trapped (the
-/// hypervisor is soft-float and never touches them); SME trapped (TSM).
-const CPTR_GUEST: u64 = 0x32ff;
+/// (SWIO), physical FIQ/IRQ/SError to EL2 (FMO/IMO/AMO), reads of the ID
+/// registers trapped so the guest sees only features the hypervisor
+/// handles (TID3, [`crate::cpu_features`]), SMC trapped (TSC), EL1 is
+/// AArch64 (RW). APK/API stay 0: pointer authentication is hidden, and a
+/// guest that enables it anyway traps here and gets an UNDEF.
+const HCR_GUEST: u64 =
+    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 18) | (1 << 19) | (1 << 31);
+/// CPTR_EL2: FP/SIMD not trapped (the hypervisor is soft-float and never
+/// touches them, and each vCPU owns its physical CPU); SVE (TZ), SME
+/// (TSM), trace (TTA) and the activity monitors (TAM) trapped: they are
+/// hidden from the guest's ID registers and their state is not switched.
+const CPTR_GUEST: u64 = 0x32ff | (1 << 8) | (1 << 20) | (1 << 30);
+/// MDCR_EL2 trap bits: the statistical profiling (TPMS) and trace filter
+/// (TTRF) registers, both hidden from the guest. HPMN is added at entry.
+const MDCR_GUEST_TRAPS: u64 = (1 << 14) | (1 << 19);
 /// SCTLR_EL1 at reset: MMU and caches off, RES1 bits set.
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 /// SPSR_EL2 for entering a vCPU: EL1h with D, A, I and F masked.
@@ -43,7 +43,11 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     write_sysreg!("cptr_el2", CPTR_GUEST);
     write_sysreg!("cnthctl_el2", 0b11); // EL1 may use the physical counter and timer
     write_sysreg!("cntvoff_el2", 0);
-    write_sysreg!("mdcr_el2", (read_sysreg!("pmcr_el0") >> 11) & 0x1f); // HPMN: all counters to the guest
+    // HPMN: all event counters to the guest.
+    write_sysreg!(
+        "mdcr_el2",
+        MDCR_GUEST_TRAPS | ((read_sysreg!("pmcr_el0") >> 11) & 0x1f)
+    );
     write_sysreg!("hcr_el2", HCR_GUEST);
     mmu::load_stage2(partition.vtcr, partition.stage2_root, partition.vmid);
     mmu::flush_guest_tlb_local();
@@ -222,6 +226,15 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
         TrapCause::SysReg {
             encoding,
             reg,
+            read: true,
+        } if crate::cpu_features::decode(encoding).is_some() => {
+            let value = super::idregs::guest_read(encoding).unwrap_or(0);
+            set_reg(regs, reg, value);
+            skip_instruction(regs);
+        }
+        TrapCause::SysReg {
+            encoding,
+            reg,
             read: false,
         } if super::vgic::sysreg(partition, vcpu, encoding, reg_value(regs, reg)) => {
             skip_instruction(regs);
@@ -289,7 +302,7 @@ fn emulate_mmio(
     };
     let value = access.store_value(reg_value(regs, access.reg));
     let read = match device {
-        Emulated::Console => console_access(partition, access, value),
+        Emulated::Console => console_access(partition, vcpu, access, value),
         Emulated::Gic => super::vgic::mmio(partition, vcpu, access, value),
         Emulated::Its(index) => super::vits::mmio(partition, vcpu, index, access, value),
         Emulated::PciConfig => super::passthrough::config_access(partition, access, value),
@@ -302,13 +315,18 @@ fn emulate_mmio(
 }
 
 /// An access to the virtual PL011: a finished line goes to the physical
-/// console, prefixed with the partition's name.
-fn console_access(partition: &Partition, access: MmioAccess, value: u64) -> u64 {
+/// console, prefixed with the partition's name; the UART's interrupt line
+/// follows what the access changed.
+fn console_access(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u64) -> u64 {
     let offset = access.ipa.raw() - partition.config.console_ipa.raw();
-    if !access.write {
-        return u64::from(partition.console.lock().read(offset));
-    }
-    let line = partition.console.lock().write(offset, value as u32);
+    let mut console = partition.console.lock();
+    let (read, line) = if access.write {
+        (0, console.write(offset, value as u32))
+    } else {
+        (u64::from(console.read(offset)), None)
+    };
+    let level = console.irq_line();
+    drop(console);
     if let Some(line) = line {
         crate::println!(
             "[{}] {}",
@@ -316,7 +334,8 @@ fn console_access(partition: &Partition, access: MmioAccess, value: u64) -> u64 
             core::str::from_utf8(&line).unwrap_or("<non-ASCII>")
         );
     }
-    0
+    super::vgic::set_console_line(partition, vcpu, level);
+    read
 }
 
 /// A guest access outside everything the partition owns: contained by
