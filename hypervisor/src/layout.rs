@@ -31,6 +31,9 @@ pub const GICR: Range<Ipa> = Range {
 
 /// The most virtual ITSs one partition may have.
 pub const MAX_ITS: usize = 4;
+/// The SPI (counted from INTID 32) of every partition's virtual console, as
+/// QEMU virt wires its PL011: INTID 33.
+pub const CONSOLE_SPI: u32 = 1;
 /// Where further virtual ITSs sit (the first is [`ITS`]): 128 KiB apart.
 pub const EXTRA_ITS_BASE: Ipa = Ipa(0x0a00_0000);
 

@@ -1,19 +1,34 @@
-//! A partition's virtual console: an emulated PL011 (transmit side, plus
-//! the identification registers an OS driver probes). Output is collected
-//! into lines so that the partitions' outputs interleave only at line
-//! boundaries on the shared physical console.
+//! A partition's virtual console: an emulated PL011 (ARM DDI 0183) with
+//! the registers an OS driver uses: data, flags, the identification
+//! registers, and the interrupt registers with a receive FIFO, so a guest
+//! such as Linux can drive it by interrupts.
+//!
+//! Transmission completes at once: the transmit FIFO is always empty, so
+//! the transmit interrupt is raised whenever the guest unmasks it (the FIFO
+//! is at or below any trigger level), the way Linux's driver expects to
+//! be told to send more. Received bytes wait in a 32-byte FIFO; the
+//! receive and receive-timeout interrupts are raised while it holds data.
+//! [`VirtualUart::irq_line`] is the level of the UART's interrupt output,
+//! which the kernel drives into the partition's virtual GIC.
+//!
+//! Output is collected into lines so that the partitions' outputs
+//! interleave only at line boundaries on the shared physical console.
 #![forbid(unsafe_code)]
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 /// Bytes of one emulated PL011 register window.
 pub const SIZE: u64 = 0x1000;
 /// The longest line kept; longer output is split.
 const MAX_LINE: usize = 200;
+/// Depth of the receive FIFO (a PL011's is 32 entries).
+pub const RX_FIFO: usize = 32;
 
 /// PL011 register offsets (ARM DDI 0183).
 mod reg {
     pub const DR: u64 = 0x000;
+    pub const RSR: u64 = 0x004;
     pub const FR: u64 = 0x018;
     pub const IBRD: u64 = 0x024;
     pub const FBRD: u64 = 0x028;
@@ -24,11 +39,35 @@ mod reg {
     pub const RIS: u64 = 0x03c;
     pub const MIS: u64 = 0x040;
     pub const ICR: u64 = 0x044;
+    pub const DMACR: u64 = 0x048;
     pub const PERIPH_ID0: u64 = 0xfe0;
 }
 
-/// FR: receive FIFO empty, transmit FIFO empty.
-const FR_RXFE_TXFE: u32 = (1 << 4) | (1 << 7);
+/// FR bits.
+mod fr {
+    pub const RXFE: u32 = 1 << 4;
+    #[allow(dead_code)] // never set: transmission completes at once
+    pub const TXFF: u32 = 1 << 5;
+    pub const RXFF: u32 = 1 << 6;
+    pub const TXFE: u32 = 1 << 7;
+}
+
+/// Interrupt bits of IMSC, RIS, MIS and ICR.
+pub mod int {
+    /// Receive.
+    pub const RX: u32 = 1 << 4;
+    /// Transmit.
+    pub const TX: u32 = 1 << 5;
+    /// Receive timeout.
+    pub const RT: u32 = 1 << 6;
+    /// Overrun error.
+    pub const OE: u32 = 1 << 10;
+    /// Every implemented interrupt bit.
+    pub const ALL: u32 = 0x7ff;
+}
+
+/// RSR/ECR overrun error bit (and DR bit 11 for the byte after an overrun).
+const RSR_OE: u32 = 1 << 3;
 /// PL011 peripheral and PrimeCell IDs, 0xfe0..0xffc.
 const ID_REGS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 
@@ -36,12 +75,19 @@ const ID_REGS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 #[derive(Default)]
 pub struct VirtualUart {
     line: Vec<u8>,
+    rx: VecDeque<u8>,
     ibrd: u32,
     fbrd: u32,
     lcr_h: u32,
     cr: u32,
     ifls: u32,
     imsc: u32,
+    /// Latched error interrupts (overrun), cleared by ICR.
+    error_ris: u32,
+    /// Receive status (overrun), cleared by a write to RSR/ECR.
+    rsr: u32,
+    /// Bytes dropped because the receive FIFO was full.
+    overruns: u64,
 }
 
 impl VirtualUart {
@@ -49,23 +95,54 @@ impl VirtualUart {
     pub fn new() -> Self {
         Self {
             cr: 0x300,
+            ifls: 0x12,
             ..Default::default()
         }
     }
 
-    /// A guest read at `offset`. Unknown offsets read as zero.
-    pub fn read(&self, offset: u64) -> u32 {
+    /// The raw interrupt status: transmit always (the FIFO is empty),
+    /// receive and receive timeout while bytes wait, latched errors.
+    fn ris(&self) -> u32 {
+        let rx = if self.rx.is_empty() {
+            0
+        } else {
+            int::RX | int::RT
+        };
+        int::TX | rx | self.error_ris
+    }
+
+    /// The level of the UART's combined interrupt output.
+    pub fn irq_line(&self) -> bool {
+        self.ris() & self.imsc != 0
+    }
+
+    /// A guest read at `offset` (a data read takes the byte from the FIFO).
+    /// Unknown offsets read as zero.
+    pub fn read(&mut self, offset: u64) -> u32 {
         match offset {
-            reg::DR => 0,
-            reg::FR => FR_RXFE_TXFE,
+            reg::DR => match self.rx.pop_front() {
+                Some(b) => u32::from(b),
+                None => 0,
+            },
+            reg::RSR => self.rsr,
+            reg::FR => {
+                let mut v = fr::TXFE;
+                if self.rx.is_empty() {
+                    v |= fr::RXFE;
+                }
+                if self.rx.len() >= RX_FIFO {
+                    v |= fr::RXFF;
+                }
+                v
+            }
             reg::IBRD => self.ibrd,
             reg::FBRD => self.fbrd,
             reg::LCR_H => self.lcr_h,
             reg::CR => self.cr,
             reg::IFLS => self.ifls,
             reg::IMSC => self.imsc,
-            // No interrupt is ever raised: TX completes at once, RX is empty.
-            reg::RIS | reg::MIS => 0,
+            reg::RIS => self.ris(),
+            reg::MIS => self.ris() & self.imsc,
             o if (reg::PERIPH_ID0..reg::PERIPH_ID0 + 32).contains(&o) && o % 4 == 0 => {
                 ID_REGS[((o - reg::PERIPH_ID0) / 4) as usize]
             }
@@ -78,16 +155,45 @@ impl VirtualUart {
     pub fn write(&mut self, offset: u64, value: u32) -> Option<Vec<u8>> {
         match offset {
             reg::DR => return self.put(value as u8),
+            reg::RSR => self.rsr = 0,
             reg::IBRD => self.ibrd = value & 0xffff,
             reg::FBRD => self.fbrd = value & 0x3f,
             reg::LCR_H => self.lcr_h = value & 0xff,
             reg::CR => self.cr = value & 0xff87,
             reg::IFLS => self.ifls = value & 0x3f,
-            reg::IMSC => self.imsc = value & 0x7ff,
-            reg::ICR => {}
+            reg::IMSC => self.imsc = value & int::ALL,
+            // Level sources (TX, RX, RT) follow the FIFOs; only latched
+            // errors are cleared.
+            reg::ICR => self.error_ris &= !value,
+            // No DMA: the request bits read as zero.
+            reg::DMACR => {}
             _ => {}
         }
         None
+    }
+
+    /// A byte typed for this partition. Returns false (and latches an
+    /// overrun, as the hardware would) if the receive FIFO was full.
+    pub fn receive(&mut self, byte: u8) -> bool {
+        if self.rx.len() >= RX_FIFO {
+            self.overruns += 1;
+            self.rsr |= RSR_OE;
+            self.error_ris |= int::OE;
+            return false;
+        }
+        self.rx.push_back(byte);
+        true
+    }
+
+    /// Bytes dropped because the receive FIFO was full.
+    pub fn overruns(&self) -> u64 {
+        self.overruns
+    }
+
+    /// Takes the unfinished output line (for a console that shows this
+    /// partition's output as it comes, e.g. a shell prompt).
+    pub fn take_partial(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.line)
     }
 
     fn put(&mut self, byte: u8) -> Option<Vec<u8>> {
@@ -135,7 +241,7 @@ mod tests {
 
     #[test]
     fn flags_say_ready_and_ids_identify_a_pl011() {
-        let u = VirtualUart::new();
+        let mut u = VirtualUart::new();
         assert_eq!(u.read(reg::FR) & (1 << 5), 0, "TX never full");
         assert_eq!(u.read(0xfe0), 0x11);
         assert_eq!(u.read(0xffc), 0xb1);
@@ -149,5 +255,77 @@ mod tests {
         assert_eq!(u.read(reg::CR), 0xff87);
         u.write(reg::IMSC, 0x50);
         assert_eq!(u.read(reg::IMSC), 0x50);
+    }
+
+    #[test]
+    fn the_transmit_interrupt_follows_its_mask() {
+        let mut u = VirtualUart::new();
+        assert!(!u.irq_line(), "everything masked after reset");
+        assert_eq!(u.read(reg::RIS) & int::TX, int::TX, "TX FIFO empty");
+        u.write(reg::IMSC, int::TX);
+        assert!(u.irq_line());
+        assert_eq!(u.read(reg::MIS), int::TX);
+        // Linux masks TX once it has nothing left to send.
+        u.write(reg::IMSC, int::RX | int::RT);
+        assert!(!u.irq_line());
+        assert_eq!(u.read(reg::MIS), 0);
+    }
+
+    #[test]
+    fn received_bytes_raise_rx_until_read() {
+        let mut u = VirtualUart::new();
+        u.write(reg::IMSC, int::RX | int::RT);
+        assert_eq!(u.read(reg::FR) & fr::RXFE, fr::RXFE);
+        assert!(u.receive(b'l') && u.receive(b's'));
+        assert!(u.irq_line());
+        assert_eq!(u.read(reg::MIS), int::RX | int::RT);
+        assert_eq!(u.read(reg::FR) & fr::RXFE, 0);
+        // ICR does not clear a level source: the FIFO still holds data.
+        u.write(reg::ICR, int::ALL);
+        assert!(u.irq_line());
+        assert_eq!(u.read(reg::DR), u32::from(b'l'));
+        assert_eq!(u.read(reg::DR), u32::from(b's'));
+        assert!(!u.irq_line());
+        assert_eq!(u.read(reg::FR) & fr::RXFE, fr::RXFE);
+        assert_eq!(u.read(reg::DR), 0, "empty FIFO reads zero");
+    }
+
+    #[test]
+    fn a_full_fifo_drops_bytes_and_latches_an_overrun() {
+        let mut u = VirtualUart::new();
+        for i in 0..RX_FIFO {
+            assert!(u.receive(i as u8));
+        }
+        assert_eq!(u.read(reg::FR) & fr::RXFF, fr::RXFF);
+        assert!(!u.receive(0xaa));
+        assert_eq!(u.overruns(), 1);
+        assert_eq!(u.read(reg::RIS) & int::OE, int::OE);
+        assert_eq!(u.read(reg::RSR), RSR_OE);
+        u.write(reg::IMSC, int::OE);
+        assert!(u.irq_line());
+        u.write(reg::ICR, int::OE);
+        u.write(reg::RSR, 0);
+        assert!(!u.irq_line());
+        assert_eq!(u.read(reg::RSR), 0);
+        // The bytes before the overrun are all still there, in order.
+        for i in 0..RX_FIFO {
+            assert_eq!(u.read(reg::DR), i as u32);
+        }
+    }
+
+    #[test]
+    fn the_unfinished_line_can_be_taken() {
+        let mut u = VirtualUart::new();
+        assert!(send(&mut u, "~ # ").is_empty());
+        assert_eq!(u.take_partial(), b"~ # ".to_vec());
+        assert_eq!(send(&mut u, "ls\n"), vec![b"ls".to_vec()]);
+    }
+
+    #[test]
+    fn transmit_never_reports_full() {
+        let mut u = VirtualUart::new();
+        send(&mut u, &"y".repeat(1000));
+        assert_eq!(u.read(reg::FR) & fr::TXFF, 0);
+        assert_eq!(u.read(reg::FR) & fr::TXFE, fr::TXFE);
     }
 }

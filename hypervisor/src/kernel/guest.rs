@@ -35,7 +35,7 @@ pub fn device_tree(
                 start: c.console_ipa,
                 size: crate::vuart::SIZE,
             },
-            spi: 1,
+            spi: layout::CONSOLE_SPI,
         }),
         bootargs: c.bootargs.clone(),
         initrd: initrd.map(|(start, size)| Range { start, size }),

@@ -220,6 +220,14 @@ pub fn sysreg(partition: &Partition, vcpu: VcpuIndex, encoding: u32, value: u64)
     true
 }
 
+/// Drives the virtual console's interrupt line (level-sensitive SPI
+/// [`crate::layout::CONSOLE_SPI`]) to `high`.
+pub fn set_console_line(partition: &Partition, me: VcpuIndex, high: bool) {
+    let intid = VirtIntId(32 + crate::layout::CONSOLE_SPI);
+    let result = partition.vgic.lock().set_line(me, intid, high);
+    apply(partition, me, result);
+}
+
 /// A hardware-linked interrupt (the virtual timer) taken at EL2 while
 /// `vcpu` ran: pending in the model; the guest's deactivation ends it.
 pub fn inject_forwarded(partition: &Partition, vcpu: VcpuIndex, intid: u32) {
