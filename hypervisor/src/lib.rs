@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod bundle;
+pub mod console_mux;
 pub mod cpu_features;
 pub mod gic;
 pub mod guest_fdt;

@@ -1,8 +1,9 @@
-//! The PL011 UART, transmit side only: the hypervisor's own console.
+//! The PL011 UART: the hypervisor's own console (transmit polled, receive
+//! by interrupt once [`Pl011::enable_receive_interrupt`] is called).
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
-use tock_registers::registers::{ReadOnly, ReadWrite};
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 register_structs! {
     /// PL011 registers (ARM DDI 0183).
@@ -10,12 +11,22 @@ register_structs! {
         (0x00 => dr: ReadWrite<u32>),
         (0x04 => _reserved0),
         (0x18 => fr: ReadOnly<u32>),
-        (0x1c => @END),
+        (0x1c => _reserved1),
+        (0x38 => imsc: ReadWrite<u32>),
+        (0x3c => _reserved2),
+        (0x44 => icr: WriteOnly<u32>),
+        (0x48 => @END),
     }
 }
 
 /// FR.TXFF: the transmit FIFO is full.
 const FR_TXFF: u32 = 1 << 5;
+/// FR.RXFE: the receive FIFO is empty.
+const FR_RXFE: u32 = 1 << 4;
+/// Receive and receive-timeout interrupts (IMSC, ICR).
+const INT_RX_RT: u32 = (1 << 4) | (1 << 6);
+/// Overrun, break, parity and framing error interrupts.
+const INT_ERRORS: u32 = 0xf << 7;
 
 /// A PL011 whose registers are mapped at a fixed address.
 pub struct Pl011 {
@@ -40,6 +51,23 @@ impl Pl011 {
     fn regs(&self) -> &Registers {
         // SAFETY: `new`'s contract makes `regs` a valid register block.
         unsafe { &*self.regs }
+    }
+
+    /// Raises the UART's interrupt when bytes arrive (or wait, for the
+    /// receive timeout), leaving the firmware's line settings alone.
+    pub fn enable_receive_interrupt(&mut self) {
+        self.regs().icr.set(INT_RX_RT | INT_ERRORS);
+        self.regs().imsc.set(INT_RX_RT);
+    }
+
+    /// Takes one received byte, if any (reading the data register also
+    /// ends the receive interrupt once the FIFO is empty).
+    pub fn get(&mut self) -> Option<u8> {
+        if self.regs().fr.get() & FR_RXFE != 0 {
+            return None;
+        }
+        // Bits 8-11 are the byte's error flags; a garbled byte is still input.
+        Some(self.regs().dr.get() as u8)
     }
 
     /// Sends one byte, waiting for room in the FIFO (bounded: a wedged UART

@@ -98,6 +98,7 @@ pub fn primary(dtb: usize) -> ! {
     super::irq::init_pci();
     let manifest = load_manifest(platform, bundle, dtb as u64, dtb_size as u64);
     build_partitions(manifest);
+    enable_console_input(platform);
     cpus::start_secondaries();
     super::irq::init_its();
     for p in partitions() {
@@ -174,6 +175,33 @@ fn init_gic(platform: &Platform) {
             }
         }
         Gic::V2(_) => log::warn!("GICv2: partitions run, but stopping or resetting a multi-vCPU partition cannot interrupt its other CPUs yet"),
+    }
+}
+
+/// Typed input for the partitions: the console UART's SPI, routed to this
+/// (the boot) CPU. Without a GICv3 or an SPI the console stays output-only.
+fn enable_console_input(platform: &Platform) {
+    let (Some(gicd), Some(console)) = (GICD.get(), platform.console.as_ref()) else {
+        return;
+    };
+    let Some(irq) = console
+        .interrupt
+        .filter(|i| matches!(i.kind, crate::platform::InterruptKind::Spi))
+    else {
+        log::info!("console has no SPI: typed input is not read");
+        return;
+    };
+    if console.kind != crate::platform::UartKind::Pl011 {
+        return;
+    }
+    let intid = irq.intid().0;
+    console::enable_input(intid);
+    gicd.enable_spi(intid, !irq.is_level());
+    if let Some(first) = partitions().first() {
+        crate::println!(
+            "console: typed input goes to partition {} (Ctrl-\\ switches partitions)",
+            first.name()
+        );
     }
 }
 

@@ -1,12 +1,25 @@
 //! The hypervisor's console: the physical UART behind a lock, a `log`
-//! backend that prefixes each line with the CPU, and line-buffered output
-//! of the partitions' virtual consoles.
+//! backend that prefixes each line with the CPU, the partitions' virtual
+//! consoles multiplexed onto it ([`crate::console_mux`]), and typed input
+//! delivered to the partition with the focus.
 
+use super::partition::Partition;
+use crate::console_mux::{ConsoleMux, Input};
 use crate::drivers::pl011::Pl011;
+use crate::ids::VcpuIndex;
+use alloc::vec::Vec;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::Mutex;
 
 static UART: Mutex<Option<Pl011>> = Mutex::new(None);
+/// Who printed last and who gets typed bytes. Lock order: MUX, then UART.
+static MUX: Mutex<ConsoleMux> = Mutex::new(ConsoleMux::new());
+/// The physical console's interrupt (INTID), once receiving is enabled.
+static INPUT_INTID: AtomicU32 = AtomicU32::new(0);
+/// Set for a partition slot once a byte was typed into it: from then on
+/// its unfinished lines are shown at once (prompts, echo).
+static INTERACTIVE: [AtomicBool; 64] = [const { AtomicBool::new(false) }; 64];
 
 /// Starts the console on the PL011 at `base`.
 ///
@@ -22,8 +35,96 @@ pub unsafe fn init(base: usize) {
 
 /// Writes formatted text to the console (dropped if there is none yet).
 pub fn write_fmt(args: core::fmt::Arguments<'_>) {
+    let mut mux = MUX.lock();
+    let mut newline = Vec::new();
+    mux.hypervisor(&mut newline);
     if let Some(uart) = UART.lock().as_mut() {
+        put_bytes(uart, &newline);
         let _ = uart.write_fmt(args);
+    }
+}
+
+fn put_bytes(uart: &mut Pl011, bytes: &[u8]) {
+    for &b in bytes {
+        uart.put(b);
+    }
+}
+
+/// Output of partition `partition`'s virtual console: a finished `line`,
+/// if its last write completed one, else (for a partition someone types
+/// into) its unfinished line, taken from `partial` only then.
+pub fn partition_output(
+    partition: &Partition,
+    line: Option<Vec<u8>>,
+    partial: impl FnOnce() -> Vec<u8>,
+) {
+    let index = partition.id.0 as usize;
+    let mut out = Vec::new();
+    let mut mux = MUX.lock();
+    match line {
+        Some(line) => mux.line(index, partition.name(), &line, &mut out),
+        None if is_interactive(index) => mux.partial(index, partition.name(), &partial(), &mut out),
+        None => return,
+    }
+    if let Some(uart) = UART.lock().as_mut() {
+        put_bytes(uart, &out);
+    }
+}
+
+fn is_interactive(index: usize) -> bool {
+    INTERACTIVE
+        .get(index)
+        .is_some_and(|i| i.load(Ordering::Relaxed))
+}
+
+/// Lets the physical console's interrupt `intid` (an SPI, routed to the
+/// boot CPU) carry typed bytes to the partitions.
+pub fn enable_input(intid: u32) {
+    if let Some(uart) = UART.lock().as_mut() {
+        uart.enable_receive_interrupt();
+        INPUT_INTID.store(intid, Ordering::Release);
+    }
+}
+
+/// Whether `intid` is the console's input interrupt.
+pub fn is_input_interrupt(intid: u32) -> bool {
+    intid >= 32 && INPUT_INTID.load(Ordering::Acquire) == intid
+}
+
+/// The console's interrupt, taken at EL2: every byte waiting goes to the
+/// partition with the focus (`Ctrl-\` moves the focus), whose virtual
+/// PL011 raises its receive interrupt.
+pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
+    let partitions = super::boot::partitions();
+    for _ in 0..64 {
+        let Some(byte) = UART.lock().as_mut().and_then(Pl011::get) else {
+            return;
+        };
+        let input = MUX.lock().input(byte, partitions.len());
+        match input {
+            Input::Ignore => {}
+            Input::Focus { index } => {
+                let p = &partitions[index];
+                crate::println!(
+                    "hypervisor: console input now goes to partition {} (Ctrl-\\ switches)",
+                    p.name()
+                );
+            }
+            Input::Deliver { index, byte } => {
+                let p = &partitions[index];
+                if let Some(flag) = INTERACTIVE.get(index) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                let level = {
+                    let mut console = p.console.lock();
+                    if !console.receive(byte) && console.overruns() == 1 {
+                        log::warn!("partition {}: console input overrun: the guest is not reading its UART", p.name());
+                    }
+                    console.irq_line()
+                };
+                super::vgic::set_console_line_from(p, running, level);
+            }
+        }
     }
 }
 

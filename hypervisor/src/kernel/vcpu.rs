@@ -326,14 +326,10 @@ fn console_access(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, va
         (u64::from(console.read(offset)), None)
     };
     let level = console.irq_line();
-    drop(console);
-    if let Some(line) = line {
-        crate::println!(
-            "[{}] {}",
-            partition.name(),
-            core::str::from_utf8(&line).unwrap_or("<non-ASCII>")
-        );
+    if access.write {
+        super::console::partition_output(partition, line, || console.take_partial());
     }
+    drop(console);
     super::vgic::set_console_line(partition, vcpu, level);
     read
 }

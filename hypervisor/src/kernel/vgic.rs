@@ -228,6 +228,22 @@ pub fn set_console_line(partition: &Partition, me: VcpuIndex, high: bool) {
     apply(partition, me, result);
 }
 
+/// Drives the virtual console's line from outside the partition's own
+/// trap path (typed input arriving on whichever CPU took it).
+pub fn set_console_line_from(
+    partition: &Partition,
+    running: Option<(&Partition, VcpuIndex)>,
+    high: bool,
+) {
+    let intid = VirtIntId(32 + crate::layout::CONSOLE_SPI);
+    let result = partition.vgic.lock().set_line(VcpuIndex(0), intid, high);
+    // No kick for the vCPU running here: it takes it on this very entry.
+    let me = running
+        .filter(|(r, _)| r.id == partition.id)
+        .map_or(VcpuIndex(u16::MAX), |(_, v)| v);
+    apply(partition, me, result);
+}
+
 /// A hardware-linked interrupt (the virtual timer) taken at EL2 while
 /// `vcpu` ran: pending in the model; the guest's deactivation ends it.
 pub fn inject_forwarded(partition: &Partition, vcpu: VcpuIndex, intid: u32) {
@@ -335,6 +351,10 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
                 inject_forwarded(partition, vcpu, intid);
             }
             _ if intid >= 8192 => passthrough_msi(intid, running),
+            _ if super::console::is_input_interrupt(intid) => {
+                super::console::take_input(running);
+                cpu_interface::deactivate(intid);
+            }
             _ => cpu_interface::deactivate(intid),
         }
     }

@@ -81,6 +81,19 @@ impl Distributor {
         ((self.typer() & 0x1f) + 1) * 32
     }
 
+    /// Enables SPI `intid` (32..1020), level-sensitive or edge-triggered,
+    /// keeping the routing `init` gave it (the boot CPU).
+    pub fn enable_spi(&self, intid: u32, edge: bool) {
+        if !(32..self.lines().min(1020)).contains(&intid) {
+            return;
+        }
+        let r = self.regs();
+        let (word, bit) = ((intid / 16) as usize, (intid % 16) * 2 + 1);
+        let cfg = r.icfgr[word].get() & !(1 << bit);
+        r.icfgr[word].set(cfg | (u32::from(edge) << bit));
+        r.isenabler[(intid / 32) as usize].set(1 << (intid % 32));
+    }
+
     /// Enables affinity routing and Group 1 non-secure, with every SPI
     /// disabled, in Group 1, routed to `boot_mpidr`. IHI 0069 12.9.4:
     /// ARE must be set before the group enable, and RWP waited on.
