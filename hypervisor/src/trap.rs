@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn injection_with_a_vbar_at_the_top_of_the_address_space_wraps_not_panics() {
         let inj = inject_external_abort(false, false, 0, 0x3c5, 0, !0x7ff);
-        assert_eq!(inj.elr_el2, (!0x7ff).wrapping_add(0x200));
+        assert_eq!(inj.elr_el2, (!0x7ff_u64).wrapping_add(0x200));
     }
 
     #[test]
