@@ -65,6 +65,15 @@ pub fn wfe() {
     unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
 }
 
+/// Wait for interrupt: wakes when an interrupt is pending at the GIC CPU
+/// interface even while PSTATE masks it (unlike `wfe`, which needs an
+/// event).
+#[inline(always)]
+pub fn wfi() {
+    // SAFETY: waiting has no effect on memory.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+}
+
 /// The physical counter (CNTPCT_EL0), for timestamps.
 #[inline(always)]
 pub fn counter() -> u64 {

@@ -2,7 +2,7 @@
 //! starts a vCPU when PSCI says so, and kicks between CPUs.
 
 use super::{boot, percpu, vcpu};
-use crate::arch::sysreg::{sev, wfe};
+use crate::arch::sysreg::{sev, wfe, wfi};
 use crate::drivers::gicv3::{cpu_interface, SGI_KICK};
 use core::sync::atomic::Ordering;
 
@@ -84,9 +84,11 @@ pub fn run(index: usize) -> ! {
     block.in_guest.store(false, Ordering::Release);
     block.online.store(true, Ordering::Release);
     let Some((partition, vcpu)) = boot::assignment(index) else {
-        // No partition owns this CPU: it stays idle for good.
+        // No partition owns this CPU: it stays idle for good, but takes
+        // what is routed to it (the console's input interrupt).
         loop {
-            wfe();
+            wfi();
+            vcpu::drain_interrupts();
         }
     };
     loop {
@@ -94,8 +96,9 @@ pub fn run(index: usize) -> ! {
             super::halt();
         }
         vcpu::drain_interrupts();
-        let pending = {
+        let (pending, stopped) = {
             let mut control = partition.control.lock();
+            let stopped = control.run == super::partition::RunState::Stopped;
             let pending = if control.run == super::partition::RunState::Running {
                 control.power.take_pending(vcpu)
             } else {
@@ -112,12 +115,19 @@ pub fn run(index: usize) -> ! {
                     .store(partition.epoch.load(Ordering::Acquire), Ordering::Release);
                 block.in_guest.store(true, Ordering::Release);
             }
-            pending
+            (pending, stopped)
         };
         if let Some((entry, context)) = pending {
             vcpu::start(partition, vcpu, entry, context);
         }
-        wfe();
+        if stopped && cpu_interface::ready() {
+            // Stopped, or not started yet: interrupts routed here (the
+            // console's input) must still be taken, which WFI allows; every
+            // start (partition start, CPU_ON) kicks the CPU with an SGI.
+            wfi();
+        } else {
+            wfe();
+        }
     }
 }
 

@@ -315,6 +315,18 @@ impl Partition {
             .start(self.config.kernel.ipa.raw(), self.dtb_ipa.raw());
         drop(control);
         crate::arch::sysreg::sev();
+        // A CPU whose partition was stopped waits in WFI, which an event
+        // does not end: an interrupt does.
+        if let Some(cpu) = self.cpu_of(VcpuIndex(0)) {
+            let index = cpu.0 as usize;
+            if index != super::percpu::current_index()
+                && super::percpu::get(index)
+                    .online
+                    .load(core::sync::atomic::Ordering::Acquire)
+            {
+                super::cpus::kick(index);
+            }
+        }
     }
 
     /// Leaves the passthrough functions as after a reset: nothing of the

@@ -470,8 +470,13 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
                 .power
                 .cpu_on(target, entry, context, entry_ok);
             match r {
-                Ok(_) => {
-                    crate::arch::sysreg::sev();
+                Ok(target_vcpu) => {
+                    // The target's CPU may wait in WFI (partition not yet
+                    // started when it came online): an interrupt ends that.
+                    match partition.cpu_of(target_vcpu) {
+                        Some(cpu) => super::cpus::kick(cpu.0 as usize),
+                        None => crate::arch::sysreg::sev(),
+                    }
                     0
                 }
                 Err(code) => code,

@@ -50,6 +50,12 @@ pub fn deactivate(intid: u32) {
     }
 }
 
+/// Whether this CPU interface is in use (a GICv3 host): SGIs can be sent
+/// and interrupts wake a CPU from WFI.
+pub fn ready() -> bool {
+    READY.load(Ordering::Acquire)
+}
+
 /// Sends SGI `intid` to the CPU with affinity `mpidr` (ICC_SGI1R_EL1).
 pub fn send_sgi(intid: u32, mpidr: u64) {
     if !READY.load(Ordering::Acquire) {
