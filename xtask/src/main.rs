@@ -3,6 +3,7 @@
 mod bench;
 mod board;
 mod build;
+mod linux;
 mod qemu;
 mod scenarios;
 mod scenarios_vgic;
@@ -18,6 +19,9 @@ commands:
   run      build, then boot the board in QEMU (Ctrl-A X quits)
   test     host unit tests, then the QEMU system scenarios
            (`cargo xtask test --system-only` / `--host-only`, `--filter WORD`)
+  linux    fetch the Debian kernel and busybox, build the Linux guest's
+           initramfs (`--bare`: boot it on QEMU without the hypervisor
+           and check it; `--shell`: boot it interactively)
   bench    measured figures (vITS per command, traps, memory; exits and
            latency per MSI on QEMU): a table, and target/bench.json
            (`--host-only` / `--system-only`)
@@ -79,8 +83,11 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
         println!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
     };
-    let opts = parse_options(&args[1..])?;
     let root = root();
+    if cmd == "linux" {
+        return linux::run(&root, &args[1..]);
+    }
+    let opts = parse_options(&args[1..])?;
     match cmd.as_str() {
         "build" => {
             let board = board::Board::load(&root, &opts.board)?;

@@ -30,6 +30,23 @@ pub(crate) struct Scenario {
     pub(crate) check: fn(&Outcome) -> Result<(), String>,
 }
 
+/// A system test that boots something other than the hypervisor: no
+/// bundle or manifest, its own QEMU command and checks (the Linux guest on
+/// bare QEMU, the oracle for Linux in partitions).
+pub(crate) struct DirectScenario {
+    /// Name printed with PASS/FAIL.
+    pub(crate) name: &'static str,
+    /// Runs it (root, board, console log); `Err` says what was wrong.
+    pub(crate) run: fn(&Path, &Board, &Path) -> Result<(), String>,
+}
+
+fn direct_scenarios() -> Vec<DirectScenario> {
+    vec![DirectScenario {
+        name: "linux-on-bare-qemu-oracle-its-msix-nvme-ping-and-moved-vector",
+        run: crate::linux::oracle::scenario,
+    }]
+}
+
 fn scenarios() -> Vec<Scenario> {
     let mut all = vec![
         Scenario {
@@ -171,32 +188,56 @@ pub fn test_all(root: &Path, opts: &Options) -> Result<ExitCode, String> {
             ExitCode::FAILURE
         });
     }
+    let selected = |name: &str| {
+        opts.filter
+            .as_ref()
+            .is_none_or(|f| name.contains(f.as_str()))
+    };
+    let hypervisor_scenarios: Vec<Scenario> = scenarios()
+        .into_iter()
+        .filter(|s| selected(s.name))
+        .collect();
+    let direct_scenarios: Vec<DirectScenario> = direct_scenarios()
+        .into_iter()
+        .filter(|s| selected(s.name))
+        .collect();
     let board = Board::load(root, "qemu-virt")?;
     qemu::check(&board.qemu)?;
-    let artifacts = build::build(root, &board)?;
+    // Only the hypervisor's scenarios need it built.
+    let artifacts = if hypervisor_scenarios.is_empty() {
+        None
+    } else {
+        Some(build::build(root, &board)?)
+    };
+    let out_dir = root.join("target").join(build::TARGET).join("release");
     println!("== system scenarios ({})", board.name);
     let (mut passed, mut failed) = (0, 0);
-    for s in scenarios() {
-        if opts
-            .filter
-            .as_ref()
-            .is_some_and(|f| !s.name.contains(f.as_str()))
-        {
-            continue;
-        }
-        let started = Instant::now();
-        let result = run_scenario(&board, &artifacts, &s);
+    let mut report = |name: &str, started: Instant, result: Result<(), String>| {
         let secs = started.elapsed().as_secs_f32();
         match result {
             Ok(()) => {
                 passed += 1;
-                println!("PASS {} ({secs:.1} s)", s.name);
+                println!("PASS {name} ({secs:.1} s)");
             }
             Err(e) => {
                 failed += 1;
-                println!("FAIL {} ({secs:.1} s): {e}", s.name);
+                println!("FAIL {name} ({secs:.1} s): {e}");
             }
         }
+    };
+    if let Some(artifacts) = &artifacts {
+        for s in &hypervisor_scenarios {
+            let started = Instant::now();
+            report(s.name, started, run_scenario(&board, artifacts, s));
+        }
+    }
+    for s in &direct_scenarios {
+        let started = Instant::now();
+        let log = out_dir.join(format!("scenario-{}.log", s.name));
+        let result = std::fs::create_dir_all(&out_dir)
+            .map_err(|e| format!("{}: {e}", out_dir.display()))
+            .and_then(|()| (s.run)(root, &board, &log));
+        report(s.name, started, result);
     }
     println!("system scenarios: {passed} passed, {failed} failed");
     Ok(if failed == 0 && host_ok {

@@ -1,0 +1,241 @@
+//! Linux on bare QEMU, without the hypervisor: the oracle for what the
+//! guest's `/init` must report (the same kernel and initramfs later run in
+//! a partition) and the baseline of its boot time.
+//!
+//! QEMU gets the board's machine (GICv4 with ITS, EL2 present, `-cpu max`)
+//! with 2 CPUs and 512 MiB, one NVMe disk and one virtio-net-pci NIC on
+//! user networking, and `hvtest=auto` on the kernel command line.
+
+use super::{disk, LinuxGuest};
+use crate::board::Board;
+use crate::qemu::{self, Outcome};
+use std::cell::Cell;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Time bound of one boot: TCG on a loaded 2-core machine is slow.
+pub const TIMEOUT: Duration = Duration::from_secs(180);
+/// The NVMe disk's name (`target/linux/nvme-bare.img`).
+pub const DISK: &str = "bare";
+/// CPUs of the bare machine.
+const SMP: &str = "2";
+/// RAM of the bare machine.
+const MEMORY: &str = "512M";
+/// The line `/init` prints last before powering off.
+const DONE: &str = "hvtest: done";
+
+/// One bare boot: what QEMU printed and how long the guest took.
+pub struct BareBoot {
+    /// The captured console.
+    pub outcome: Outcome,
+    /// Wall-clock seconds from starting QEMU to `hvtest: done`, if seen.
+    pub seconds_to_done: Option<f64>,
+}
+
+/// The QEMU command of a bare boot with `bootargs` (`hvtest=...`).
+pub fn command(board: &Board, guest: &LinuxGuest, disk_image: &Path, bootargs: &str) -> Command {
+    let q = &board.qemu;
+    let mut cmd = Command::new(&q.binary);
+    cmd.args(["-M", &q.machine, "-cpu", &q.cpu, "-smp", SMP, "-m", MEMORY]);
+    // The board's extra arguments include `-nic none`: the only NIC is ours.
+    cmd.arg("-nographic").args(&q.args);
+    // A kernel panic or reset ends QEMU instead of rebooting in a loop.
+    cmd.arg("-no-reboot");
+    cmd.arg("-kernel").arg(&guest.image);
+    cmd.arg("-initrd").arg(&guest.initramfs);
+    cmd.args(["-append", &format!("console=ttyAMA0 panic=5 {bootargs}")]);
+    cmd.args(disk::qemu_args(disk_image, "hvtest-bare"));
+    cmd.args([
+        "-netdev",
+        "user,id=net0",
+        "-device",
+        "virtio-net-pci,netdev=net0",
+    ]);
+    cmd
+}
+
+/// Boots with `hvtest=auto`, writes the console to `log`, and times the
+/// boot to `hvtest: done`.
+pub fn boot(
+    board: &Board,
+    guest: &LinuxGuest,
+    linux_dir: &Path,
+    log: &Path,
+) -> Result<BareBoot, String> {
+    qemu::check(&board.qemu)?;
+    let disk_image = disk::nvme_image(linux_dir, DISK)?;
+    let cmd = command(board, guest, &disk_image, "hvtest=auto");
+    let done_at: Cell<Option<Instant>> = Cell::new(None);
+    let started = Instant::now();
+    let outcome = qemu::run_captured(cmd, TIMEOUT, &|out: &str| {
+        if done_at.get().is_none() && out.contains(DONE) {
+            done_at.set(Some(Instant::now()));
+        }
+        false
+    })?;
+    let _ = std::fs::write(log, &outcome.output);
+    let seconds_to_done = match done_at.get() {
+        Some(at) => Some(at.duration_since(started).as_secs_f64()),
+        // QEMU exited within one poll of printing it: its end is the bound.
+        None if outcome.output.contains(DONE) => Some(started.elapsed().as_secs_f64()),
+        None => None,
+    };
+    Ok(BareBoot {
+        outcome,
+        seconds_to_done,
+    })
+}
+
+/// Boots and checks; the seconds to `hvtest: done` on success (for the
+/// bench's baseline and `cargo xtask linux --bare`).
+pub fn measure(
+    board: &Board,
+    guest: &LinuxGuest,
+    linux_dir: &Path,
+    log: &Path,
+) -> Result<f64, String> {
+    let run = boot(board, guest, linux_dir, log)?;
+    check(&run.outcome, guest).map_err(|e| format!("{e} (console: {})", log.display()))?;
+    run.seconds_to_done
+        .ok_or_else(|| format!("no `{DONE}` (console: {})", log.display()))
+}
+
+/// The system scenario: fetch (printing the resolved versions), boot,
+/// check; the boot time is printed, never asserted.
+pub fn scenario(root: &Path, board: &Board, log: &Path) -> Result<(), String> {
+    let guest = super::ensure(root)?;
+    let seconds = measure(board, &guest, &super::dir(root), log)?;
+    println!("bare boot to hvtest done: {seconds:.1} s");
+    Ok(())
+}
+
+/// Checks everything `/init` must report on bare QEMU.
+pub fn check(o: &Outcome, guest: &LinuxGuest) -> Result<(), String> {
+    let out = &o.output;
+    if o.timed_out {
+        return Err(format!(
+            "timed out after {TIMEOUT:?}; last line: {}",
+            out.lines().last().unwrap_or("(none)")
+        ));
+    }
+    if let Some(bad) = out.lines().find(|l| {
+        l.contains("Kernel panic")
+            || l.contains("Internal error: Oops")
+            || l.contains("BUG: ")
+            || l.contains("Call trace:")
+    }) {
+        return Err(format!("the kernel reported: {bad}"));
+    }
+    if let Some(bad) = out
+        .lines()
+        .find(|l| l.contains("hvtest: ") && l.contains("FAILED"))
+    {
+        return Err(format!("/init reported: {bad}"));
+    }
+    expect(out, &format!("hvtest: kernel {}", guest.release))?;
+    // The initramfs is the one built from the packages just resolved.
+    expect(out, &format!("hvtest: package {}", guest.kernel.resolved))?;
+    expect(out, &format!("hvtest: package {}", guest.busybox.resolved))?;
+    let dmesg: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_once("hvtest: dmesg: ").map(|(_, d)| d))
+        .collect();
+    if !dmesg.iter().any(|l| l.contains("GICv3")) {
+        return Err("no GICv3 line in the kernel log".into());
+    }
+    if !dmesg.iter().any(|l| l.contains("ITS@")) {
+        return Err("the kernel log does not show the ITS probed (no `ITS@` line)".into());
+    }
+    expect(out, "hvtest: ITS errors: none")?;
+    for module in &guest.modules {
+        expect(out, &format!("hvtest: module {module} loaded"))?;
+    }
+    expect(
+        out,
+        &format!("hvtest: nvme0n1 marker: {}", disk::marker(DISK)),
+    )?;
+    for (what, ids) in [
+        ("NVMe controller", &["1b36:0x0010"][..]),
+        ("virtio-net", &["1af4:0x1000", "1af4:0x1041"][..]),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains("hvtest: pci ") && ids.iter().any(|id| l.contains(id)))
+            .ok_or(format!("no {what} in the PCI report"))?;
+        if line.ends_with("msi_irqs none") {
+            return Err(format!("{what} uses no MSI/MSI-X: {line}"));
+        }
+    }
+    // MSI-X through the ITS: 6.1 names the chip ITS-MSI, 6.12 ITS-PCI-MSIX-<bdf>.
+    let its_lines = |name: &str| {
+        out.lines()
+            .filter(|l| (l.contains("ITS-MSI") || l.contains("ITS-PCI-MSIX")) && l.contains(name))
+            .count()
+    };
+    if its_lines("nvme") == 0 || its_lines("virtio") == 0 {
+        return Err("/proc/interrupts has no ITS MSI-X vectors for both nvme and virtio".into());
+    }
+    let pings = out.matches("hvtest: ping 10.0.2.2: ok").count();
+    if pings < 2 {
+        return Err(format!(
+            "expected two successful pings (before and after the vector moved), saw {pings}"
+        ));
+    }
+    moved_vector(out)?;
+    expect(out, DONE)?;
+    match o.exit_code {
+        Some(0) => Ok(()),
+        other => Err(format!(
+            "QEMU exit status {other:?}, expected 0 (poweroff through PSCI)"
+        )),
+    }
+}
+
+/// From `hvtest: nic vector: irq N counted on cpu T: A -> B`: the vector
+/// counted on its new CPU.
+fn moved_vector(out: &str) -> Result<(u32, u64, u64), String> {
+    let line = out
+        .lines()
+        .filter_map(|l| l.split_once("hvtest: nic vector: irq ").map(|(_, r)| r))
+        .find(|r| r.contains(" counted on cpu "))
+        .ok_or("no `nic vector: ... counted on cpu` line: the moved vector did not count")?;
+    let (cpu, counts) = line
+        .split_once(" counted on cpu ")
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .ok_or_else(|| format!("malformed line: {line}"))?;
+    let (before, after) = counts
+        .split_once(" -> ")
+        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)))
+        .ok_or_else(|| format!("malformed counts: {line}"))?;
+    let cpu: u32 = cpu.parse().map_err(|_| format!("malformed cpu: {line}"))?;
+    if after <= before {
+        return Err(format!(
+            "the moved vector did not count on cpu {cpu}: {before} -> {after}"
+        ));
+    }
+    Ok((cpu, before, after))
+}
+
+fn expect(out: &str, needle: &str) -> Result<(), String> {
+    if out.contains(needle) {
+        Ok(())
+    } else {
+        Err(format!("expected `{needle}` in the console"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moved_vector_is_read_from_inits_line() {
+        let out = "hvtest: nic vector: irq 59 (virtio0-input.0) on cpu 0 before: cpu0=9 cpu1=0\n\
+                   hvtest: nic vector: irq 59 counted on cpu 1: 0 -> 6\n";
+        assert_eq!(moved_vector(out), Ok((1, 0, 6)));
+        let stuck = "hvtest: nic vector: irq 59 counted on cpu 1: 4 -> 4\n";
+        assert!(moved_vector(stuck).unwrap_err().contains("did not count"));
+        assert!(moved_vector("nothing\n").is_err());
+    }
+}
