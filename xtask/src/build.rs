@@ -1,7 +1,10 @@
 //! Building the hypervisor image, the test guests and the boot bundle.
 
 use crate::board::Board;
+use crate::linux;
 use hypervisor::bundle::{BundleWriter, MANIFEST_NAME};
+use hypervisor::manifest::Manifest;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -85,18 +88,143 @@ pub fn build(root: &Path, board: &Board) -> Result<Artifacts, String> {
     })
 }
 
-/// Packs `manifest` and the guest images into a boot bundle at `out`.
+/// Longest bundle entry name (the format's 48-byte field holds a NUL).
+const MAX_ENTRY_NAME: usize = 47;
+
+/// Packs `manifest` and every image it names (`kernel.image`,
+/// `initrd.image` of each partition, each once) into a boot bundle at
+/// `out`. Images are looked up by name in [`image_dirs`]; the Linux
+/// guest's are built first if the manifest names them.
 pub fn bundle(artifacts: &Artifacts, manifest: &Path, out: &Path) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let images = named_images(&text);
+    if images.iter().any(|i| linux::produces(&i.name)) {
+        linux::ensure(&crate::root())
+            .map_err(|e| format!("{} names the Linux guest: {e}", manifest.display()))?;
+    }
+    let dirs = image_dirs(artifacts);
     let mut w = BundleWriter::new();
-    let text = std::fs::read(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    w.add(MANIFEST_NAME, text).map_err(|e| e.to_string())?;
-    let guest = std::fs::read(&artifacts.testguest)
-        .map_err(|e| format!("{}: {e}", artifacts.testguest.display()))?;
-    w.add("testguest.bin", guest).map_err(|e| e.to_string())?;
-    let hi = std::fs::read(&artifacts.testguest_hi)
-        .map_err(|e| format!("{}: {e}", artifacts.testguest_hi.display()))?;
-    w.add("testguest-hi.bin", hi).map_err(|e| e.to_string())?;
+    w.add(MANIFEST_NAME, text.clone().into_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut packed = BTreeSet::new();
+    for image in &images {
+        if !packed.insert(image.name.as_str()) {
+            continue;
+        }
+        let at = || format!("{}: {image}", manifest.display());
+        if image.name.len() > MAX_ENTRY_NAME || image.name.contains('/') {
+            return Err(format!(
+                "{}: a bundle entry name has at most {MAX_ENTRY_NAME} bytes and no `/`",
+                at()
+            ));
+        }
+        let Some(path) = dirs
+            .iter()
+            .map(|d| d.join(&image.name))
+            .find(|p| p.is_file())
+        else {
+            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            return Err(format!(
+                "{}: no such image in {} (`cargo xtask build` builds the test guests, `cargo xtask linux` the Linux guest)",
+                at(),
+                looked.join(", ")
+            ));
+        };
+        let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        w.add(&image.name, data)
+            .map_err(|e| format!("{}: {e}", at()))?;
+    }
     std::fs::write(out, w.finish()).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// Where [`bundle`] finds images, in order: the test guests' build output,
+/// then the Linux guest's folder (`target/linux/`).
+pub fn image_dirs(artifacts: &Artifacts) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for guest in [&artifacts.testguest, &artifacts.testguest_hi] {
+        if let Some(dir) = guest.parent().filter(|d| !dirs.iter().any(|x| x == d)) {
+            dirs.push(dir.to_path_buf());
+        }
+    }
+    dirs.push(linux::dir(&crate::root()));
+    dirs
+}
+
+/// An image a manifest names, and where.
+#[derive(Debug, PartialEq, Eq)]
+struct NamedImage {
+    /// The partition's name (`?` if it has none).
+    partition: String,
+    /// The field (`kernel.image` or `initrd.image`).
+    field: &'static str,
+    /// The image's name in the bundle.
+    name: String,
+}
+
+impl std::fmt::Display for NamedImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "partition {:?}: field {}: image {:?}",
+            self.partition, self.field, self.name
+        )
+    }
+}
+
+/// The images `text` names, through the hypervisor's own manifest parser;
+/// if that refuses the text (a test of a malformed manifest), through a
+/// plain TOML read, so the images are packed and the hypervisor reports
+/// the error at boot.
+fn named_images(text: &str) -> Vec<NamedImage> {
+    if let Ok(m) = Manifest::parse(text) {
+        return m
+            .partitions
+            .iter()
+            .flat_map(|p| {
+                let kernel = Some(("kernel.image", &p.kernel.image));
+                let initrd = p.initrd.as_ref().map(|i| ("initrd.image", &i.image));
+                [kernel, initrd]
+                    .into_iter()
+                    .flatten()
+                    .map(|(field, name)| NamedImage {
+                        partition: p.name.clone(),
+                        field,
+                        name: name.clone(),
+                    })
+            })
+            .collect();
+    }
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let partitions = doc
+        .get("partition")
+        .and_then(|p| p.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut images = Vec::new();
+    for p in partitions {
+        let partition = p
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("?")
+            .to_string();
+        for (table, field) in [("kernel", "kernel.image"), ("initrd", "initrd.image")] {
+            if let Some(name) = p
+                .get(table)
+                .and_then(|t| t.get("image"))
+                .and_then(|n| n.as_str())
+            {
+                images.push(NamedImage {
+                    partition: partition.clone(),
+                    field,
+                    name: name.to_string(),
+                });
+            }
+        }
+    }
+    images
 }
 
 fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
@@ -183,4 +311,86 @@ pub fn elf_to_binary(elf: &Path, out: &Path) -> Result<(), String> {
         image[at..at + bytes.len()].copy_from_slice(bytes);
     }
     std::fs::write(out, image).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(images: &[NamedImage]) -> Vec<(&str, &str, &str)> {
+        images
+            .iter()
+            .map(|i| (i.partition.as_str(), i.field, i.name.as_str()))
+            .collect()
+    }
+
+    const TWO_LINUX: &str = r#"
+[[partition]]
+name = "alpha"
+cpus = [0, 1]
+ram = { ipa = 0x4000_0000, size = "256M" }
+kernel = { image = "linux.Image", ipa = 0x4020_0000 }
+initrd = { image = "linux-initramfs.cpio.gz", ipa = 0x4800_0000 }
+
+[[partition]]
+name = "beta"
+cpus = [2]
+ram = { ipa = 0x4000_0000, size = "64M" }
+kernel = { image = "testguest.bin", ipa = 0x4020_0000 }
+"#;
+
+    #[test]
+    fn kernel_and_initrd_images_of_every_partition_are_named() {
+        assert_eq!(
+            names(&named_images(TWO_LINUX)),
+            [
+                ("alpha", "kernel.image", "linux.Image"),
+                ("alpha", "initrd.image", "linux-initramfs.cpio.gz"),
+                ("beta", "kernel.image", "testguest.bin"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_manifest_the_parser_refuses_still_names_its_images() {
+        // An unknown field: a shape error for the hypervisor, which must
+        // still get the images to report it at boot.
+        let text = "[[partition]]\nname = \"a\"\nbogus = 1\nkernel = { image = \"testguest.bin\", ipa = 0 }\n";
+        assert!(Manifest::parse(text).is_err());
+        assert_eq!(
+            names(&named_images(text)),
+            [("a", "kernel.image", "testguest.bin")]
+        );
+        assert!(named_images("not toml [").is_empty());
+    }
+
+    #[test]
+    fn every_board_manifest_names_images_the_bundle_can_find() {
+        // The test guests' names, or the Linux guest's.
+        let root = crate::root();
+        let mut files = Vec::new();
+        for dir in [
+            root.join("boards/qemu-virt"),
+            root.join("boards/qemu-virt/tests"),
+        ] {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "toml") && !p.ends_with("board.toml") {
+                    files.push(p);
+                }
+            }
+        }
+        assert!(!files.is_empty());
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for image in named_images(&text) {
+                assert!(
+                    ["testguest.bin", "testguest-hi.bin"].contains(&image.name.as_str())
+                        || linux::produces(&image.name),
+                    "{}: {image}",
+                    f.display()
+                );
+            }
+        }
+    }
 }
