@@ -228,6 +228,130 @@ fn expect(out: &str, needle: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linux::fetch::{Fetched, Origin, Resolved};
+
+    /// The `/init` lines of a real bare boot (6.1.0-56, QEMU 10.0.2), the
+    /// kernel log trimmed to two of its GIC/ITS lines.
+    const CONSOLE: &str = "\
+[    2.560167] Checked W+X mappings: passed, no W+X pages found
+hvtest: kernel 6.1.0-56-cloud-arm64
+hvtest: package linux-image-6.1.0-56-cloud-arm64 6.1.192-2
+hvtest: package busybox-static 1:1.35.0-4+deb12u1+b1
+hvtest: cmdline console=ttyAMA0 panic=5 hvtest=auto
+hvtest: cpus online 0-1 (2 in /proc/interrupts)
+hvtest: dmesg: [    0.000000] GICv3: 256 SPIs implemented
+hvtest: dmesg: [    0.000000] ITS@0x0000000008080000: Single VMOVP capable
+hvtest: ITS errors: none
+hvtest: module virtio_ring loaded
+hvtest: module virtio loaded
+hvtest: module virtio_net loaded
+hvtest: pci 0000:00:00.0 0x1b36:0x0008 class 0x060000 driver none irq 0 msi_irqs none
+hvtest: pci 0000:00:01.0 0x1b36:0x0010 class 0x010802 driver nvme irq 18 msi_irqs 19 21 22
+hvtest: pci 0000:00:02.0 0x1af4:0x1000 class 0x020000 driver virtio-pci irq 23 msi_irqs 24 25 26
+hvtest: nvme0n1 marker: HVTEST-NVME-MARKER disk=bare
+hvtest: nvme0n1 md5 of the first 64 KiB: a859fa62320d48c38f1b7d1fb0b5afc4
+hvtest: nvme irq 19 (nvme0q0) cpu0=12 cpu1=0
+hvtest: network: eth0 configured by DHCP
+hvtest: network: 10.0.2.15/24
+hvtest: ping 10.0.2.2: ok (5/5 replies)
+hvtest: nic vector: irq 25 (virtio0-input.0) on cpu 0 before: cpu0=8 cpu1=0
+hvtest: nic vector: irq 25 moved to cpu 1 (smp_affinity 2, effective 1)
+hvtest: ping 10.0.2.2: ok (5/5 replies)
+hvtest: nic vector: irq 25 after: cpu0=8 cpu1=6
+hvtest: nic vector: irq 25 counted on cpu 1: 0 -> 6
+hvtest: /proc/interrupts:
+           CPU0       CPU1
+ 19:         12          0   ITS-MSI 16384 Edge      nvme0q0
+ 25:          8          6   ITS-MSI 32769 Edge      virtio0-input.0
+hvtest: done
+[    6.118003] reboot: Power down
+";
+
+    fn guest() -> LinuxGuest {
+        let fetched = |package: &str, version: &str| Fetched {
+            resolved: Resolved {
+                package: package.into(),
+                version: version.into(),
+            },
+            tree: "/nonexistent".into(),
+            origin: Origin::Cached,
+        };
+        LinuxGuest {
+            kernel: fetched("linux-image-6.1.0-56-cloud-arm64", "6.1.192-2"),
+            busybox: fetched("busybox-static", "1:1.35.0-4+deb12u1+b1"),
+            release: "6.1.0-56-cloud-arm64".into(),
+            image: "/nonexistent".into(),
+            initramfs: "/nonexistent".into(),
+            modules: vec!["virtio_ring".into(), "virtio".into(), "virtio_net".into()],
+        }
+    }
+
+    fn outcome(output: &str) -> Outcome {
+        Outcome {
+            output: output.into(),
+            exit_code: Some(0),
+            timed_out: false,
+        }
+    }
+
+    #[test]
+    fn a_real_bare_boot_passes() {
+        assert_eq!(check(&outcome(CONSOLE), &guest()), Ok(()));
+    }
+
+    #[test]
+    fn each_missing_marker_fails_naming_it() {
+        for (line, reason) in [
+            (
+                "hvtest: kernel 6.1.0-56",
+                "hvtest: kernel 6.1.0-56-cloud-arm64",
+            ),
+            (
+                "hvtest: package linux-image",
+                "hvtest: package linux-image-6.1.0-56",
+            ),
+            ("GICv3: 256", "GICv3"),
+            ("ITS@0x", "ITS probed"),
+            ("ITS errors: none", "ITS errors: none"),
+            ("module virtio loaded", "module virtio loaded"),
+            ("0x1b36:0x0010", "NVMe controller"),
+            ("nvme0n1 marker", "HVTEST-NVME-MARKER disk=bare"),
+            ("ITS-MSI 16384", "no ITS MSI-X vectors"),
+            ("counted on cpu", "did not count"),
+            ("hvtest: done", "hvtest: done"),
+        ] {
+            let without: String = CONSOLE
+                .lines()
+                .filter(|l| !l.contains(line))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let err = check(&outcome(&without), &guest()).unwrap_err();
+            assert!(err.contains(reason), "without {line:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn failed_lines_panics_timeouts_and_exit_status_fail() {
+        let g = guest();
+        let failed = CONSOLE.replace(
+            "hvtest: ping 10.0.2.2: ok (5/5 replies)\nhvtest: nic vector: irq 25 after",
+            "hvtest: ping 10.0.2.2: FAILED (0/5 replies)\nhvtest: nic vector: irq 25 after",
+        );
+        assert!(check(&outcome(&failed), &g)
+            .unwrap_err()
+            .contains("/init reported: hvtest: ping 10.0.2.2: FAILED"));
+        let panic =
+            format!("{CONSOLE}[    7.0] Kernel panic - not syncing: Attempted to kill init!\n");
+        assert!(check(&outcome(&panic), &g)
+            .unwrap_err()
+            .contains("Kernel panic"));
+        let mut o = outcome(CONSOLE);
+        o.timed_out = true;
+        assert!(check(&o, &g).unwrap_err().starts_with("timed out"));
+        let mut o = outcome(CONSOLE);
+        o.exit_code = None;
+        assert!(check(&o, &g).unwrap_err().contains("exit status"));
+    }
 
     #[test]
     fn moved_vector_is_read_from_inits_line() {
