@@ -59,6 +59,16 @@ impl fmt::Display for Resolved {
     }
 }
 
+impl Origin {
+    /// Why Debian's mirror could not be asked, if that is why the cache was used.
+    pub fn mirror_error(&self) -> Option<&str> {
+        match self {
+            Origin::Offline(why) if why != OFFLINE_OPTION => Some(why),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -70,6 +80,14 @@ impl fmt::Display for Origin {
     }
 }
 
+/// Where the versions to use came from.
+enum Source {
+    /// Resolved now through the private apt, which downloads what is missing.
+    Mirror(PrivateApt),
+    /// Read from `resolved.txt`, the mirror not asked (the reason).
+    Cache(String),
+}
+
 /// The kernel and busybox packages, extracted under `dir` (`target/linux`).
 pub fn fetch(dir: &Path, config: &Config, network: Network) -> Result<(Fetched, Fetched), String> {
     let record = dir.join("resolved.txt");
@@ -78,52 +96,48 @@ pub fn fetch(dir: &Path, config: &Config, network: Network) -> Result<(Fetched, 
             .and_then(|apt| Ok((resolve_online(&apt, config)?, apt))),
         Network::Offline => Err(OFFLINE_OPTION.to_string()),
     };
-    let (kernel, busybox, apt, offline) = match online {
-        Ok(((kernel, busybox), apt)) => (kernel, busybox, Some(apt), None),
-        Err(why) => {
-            let text = std::fs::read_to_string(&record).ok();
-            match text.as_deref().and_then(parse_record) {
-                Some((kernel, busybox))
-                    if package_dir(dir, &kernel).is_dir() && package_dir(dir, &busybox).is_dir() =>
-                {
-                    (kernel, busybox, None, Some(why))
-                }
-                _ => {
-                    return Err(format!(
-                        "cannot resolve the Linux guest's packages ({why}) and nothing is cached in {}: \
-                         run `cargo xtask linux` once with access to deb.debian.org",
-                        dir.display()
-                    ))
-                }
-            }
-        }
+    let ((kernel, busybox), source) = match online {
+        Ok((resolved, apt)) => (resolved, Source::Mirror(apt)),
+        Err(why) => match cached_resolution(dir, &record) {
+            Some(resolved) => (resolved, Source::Cache(why)),
+            None => return Err(format!(
+                "cannot resolve the Linux guest's packages ({why}) and nothing is cached in {}: \
+                     run `cargo xtask linux` once with access to deb.debian.org",
+                dir.display()
+            )),
+        },
     };
-    let mut fetched = Vec::new();
-    for resolved in [kernel, busybox] {
+    let get = |resolved: Resolved| -> Result<Fetched, String> {
         let tree = package_dir(dir, &resolved);
-        let origin = if let Some(why) = &offline {
-            Origin::Offline(why.clone())
-        } else if tree.is_dir() {
-            Origin::Cached
-        } else {
-            let apt = apt.as_ref().expect("online");
-            extract(apt, dir, &resolved, &tree)?;
-            Origin::Downloaded
+        let origin = match &source {
+            Source::Cache(why) => Origin::Offline(why.clone()),
+            Source::Mirror(_) if tree.is_dir() => Origin::Cached,
+            Source::Mirror(apt) => {
+                extract(apt, dir, &resolved, &tree)?;
+                Origin::Downloaded
+            }
         };
-        fetched.push(Fetched {
+        Ok(Fetched {
             resolved,
             tree,
             origin,
-        });
-    }
-    let busybox = fetched.pop().expect("two packages");
-    let kernel = fetched.pop().expect("two packages");
-    if offline.is_none() {
+        })
+    };
+    let (kernel, busybox) = (get(kernel)?, get(busybox)?);
+    if let Source::Mirror(_) = source {
         let text = record_text(&kernel.resolved, &busybox.resolved);
         std::fs::write(&record, text).map_err(|e| format!("{}: {e}", record.display()))?;
         prune(dir, &[&kernel.tree, &busybox.tree]);
     }
     Ok((kernel, busybox))
+}
+
+/// The versions in `record` if both are still extracted.
+fn cached_resolution(dir: &Path, record: &Path) -> Option<(Resolved, Resolved)> {
+    let text = std::fs::read_to_string(record).ok()?;
+    let (kernel, busybox) = parse_record(&text)?;
+    (package_dir(dir, &kernel).is_dir() && package_dir(dir, &busybox).is_dir())
+        .then_some((kernel, busybox))
 }
 
 /// The Debian suite packages come from: the host's if it is Debian.

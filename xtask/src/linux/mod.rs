@@ -160,7 +160,7 @@ fn prepare(root: &Path, network: Network) -> Result<LinuxGuest, String> {
     let (kernel, busybox) = fetch::fetch(&dir, &config, network)?;
     println!("linux: {} ({})", kernel.resolved, kernel.origin);
     println!("busybox: {} ({})", busybox.resolved, busybox.origin);
-    if let fetch::Origin::Offline(why) = &kernel.origin {
+    if let Some(why) = kernel.origin.mirror_error() {
         println!("xtask linux: using the cached packages: {why}");
     }
     if !config.in_series(&kernel.resolved.version) {
