@@ -100,11 +100,13 @@ pub fn fetch(dir: &Path, config: &Config, network: Network) -> Result<(Fetched, 
         Ok((resolved, apt)) => (resolved, Source::Mirror(apt)),
         Err(why) => match cached_resolution(dir, &record) {
             Some(resolved) => (resolved, Source::Cache(why)),
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "cannot resolve the Linux guest's packages ({why}) and nothing is cached in {}: \
                      run `cargo xtask linux` once with access to deb.debian.org",
                 dir.display()
-            )),
+            ))
+            }
         },
     };
     let get = |resolved: Resolved| -> Result<Fetched, String> {
