@@ -134,12 +134,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<ExitCode, String> {
             ExitCode::FAILURE
         });
     }
-    let log = linux_dir.join("bare-qemu.log");
+    let log = linux_dir.join(oracle::BARE_LOG);
     println!(
         "xtask: booting Linux on bare QEMU (hvtest=auto, up to {:?})",
         oracle::TIMEOUT
     );
-    match oracle::measure(&board, &guest, &linux_dir, &log) {
+    match oracle::boot_seconds(root, &board) {
         Ok(seconds) => {
             println!("bare boot to hvtest done: {seconds:.1} s");
             println!("PASS linux on bare QEMU (console: {})", log.display());

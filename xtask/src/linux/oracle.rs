@@ -22,6 +22,8 @@ pub const DISK: &str = "bare";
 const SMP: &str = "2";
 /// RAM of the bare machine.
 const MEMORY: &str = "512M";
+/// The console of [`boot_seconds`]'s boot, in `target/linux/`.
+pub const BARE_LOG: &str = "bare-qemu.log";
 /// The line `/init` prints last before powering off.
 const DONE: &str = "hvtest: done";
 
@@ -99,6 +101,15 @@ pub fn measure(
     check(&run.outcome, guest).map_err(|e| format!("{e} (console: {})", log.display()))?;
     run.seconds_to_done
         .ok_or_else(|| format!("no `{DONE}` (console: {})", log.display()))
+}
+
+/// Seconds from starting QEMU to `hvtest: done` of a checked bare boot,
+/// the baseline for Linux in a partition (`cargo xtask linux --bare`, the
+/// bench); the console goes to `target/linux/bare-qemu.log`.
+pub fn boot_seconds(root: &Path, board: &Board) -> Result<f64, String> {
+    let guest = super::ensure(root)?;
+    let dir = super::dir(root);
+    measure(board, &guest, &dir, &dir.join(BARE_LOG))
 }
 
 /// The system scenario: fetch (printing the resolved versions), boot,
