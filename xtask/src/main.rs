@@ -8,6 +8,7 @@ mod qemu;
 mod scenarios;
 mod scenarios_vgic;
 mod scenarios_vits;
+mod scenarios_wfi;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

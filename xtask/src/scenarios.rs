@@ -162,6 +162,7 @@ fn scenarios() -> Vec<Scenario> {
     ];
     all.extend(crate::scenarios_vgic::scenarios());
     all.extend(crate::scenarios_vits::scenarios());
+    all.extend(crate::scenarios_wfi::scenarios());
     all
 }
 

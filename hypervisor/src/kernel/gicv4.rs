@@ -41,6 +41,9 @@ pub struct Gicv4 {
     pub id_bits_field: u8,
     /// Each vCPU's virtual pending table (GICR_VPENDBASER).
     pub vpts: Vec<PhysAddr>,
+    /// Each vCPU's doorbell (a physical LPI the ITS raises for a vLPI that
+    /// arrives while the vPE is not resident).
+    pub doorbells: Vec<u32>,
 }
 
 fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
@@ -118,6 +121,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         );
     }
     let first = vpes.first().ok_or("partition without vCPUs")?.vpe;
+    let doorbells = vpes.iter().map(|v| v.doorbell.0).collect();
     its.submit(&cmds, ItsCommand::Vsync { vpe_id: first.0 })
         .map_err(|e| alloc::format!("{e}"))?;
     let config = PassthroughConfig {
@@ -134,6 +138,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         vprop_bytes: layout.property_bytes,
         id_bits_field: layout.id_bits_field(),
         vpts,
+        doorbells,
     }))
 }
 
@@ -148,6 +153,21 @@ pub fn make_resident(g: &Gicv4, cpu: usize, vcpu: VcpuIndex) {
             vcpu.0
         );
     }
+}
+
+/// Makes this CPU's resident vPE non-resident (its vCPU waits in WFI):
+/// vLPIs for it now set its virtual pending table and ring its doorbell.
+/// Returns whether a vLPI was already pending (GICR_VPENDBASER.
+/// PendingLast), in which case the caller should not wait.
+pub fn make_non_resident(cpu: usize) -> bool {
+    let Some(rd) = irq::redistributor(cpu) else {
+        return false;
+    };
+    let (clean, pending) = rd.make_vpe_nonresident();
+    if !clean {
+        log::error!("CPU {cpu}: GICR_VPENDBASER.Dirty did not clear making a vPE non-resident");
+    }
+    pending
 }
 
 /// The backend's way to the physical ITS and the VM's vLPI table.

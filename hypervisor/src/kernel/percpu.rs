@@ -16,6 +16,10 @@ pub struct ExitCounters {
     pub calls: AtomicU64,
     /// Physical IRQs taken while the guest ran.
     pub irqs: AtomicU64,
+    /// Trapped WFIs the hypervisor waited out (`wfi = "doorbell"`).
+    pub wfi_waits: AtomicU64,
+    /// GICv4 doorbells taken (a vLPI arrived while the vPE was not resident).
+    pub doorbells: AtomicU64,
 }
 
 /// What one physical CPU needs at hand on every trap.
@@ -55,6 +59,8 @@ const PERCPU_INIT: PerCpu = PerCpu {
         mmio: AtomicU64::new(0),
         calls: AtomicU64::new(0),
         irqs: AtomicU64::new(0),
+        wfi_waits: AtomicU64::new(0),
+        doorbells: AtomicU64::new(0),
     },
     mpidr: AtomicU64::new(0),
     in_guest: AtomicBool::new(false),

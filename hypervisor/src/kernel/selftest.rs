@@ -40,6 +40,8 @@ pub mod hypercall {
     /// gicv4 self-test: make the vPE non-resident, trigger edu from EL2, wait
     /// for the doorbell, make it resident again. Returns 0 if the doorbell came.
     pub const SELFTEST_DOORBELL: u32 = 0xc600_0002;
+    /// Returns the calling vCPU's count of GICv4 doorbells taken.
+    pub const DOORBELL_COUNT: u32 = 0xc600_0003;
 }
 
 /// The gicv4 self-test's state, once set up.

@@ -7,6 +7,7 @@ use super::{boot, cpus, percpu};
 use crate::arch::exception::{enter_guest, GuestRegs};
 use crate::arch::mmu;
 use crate::ids::VcpuIndex;
+use crate::manifest::WfiPolicy;
 use crate::psci::{self, PsciCall};
 use crate::trap::{self, MmioAccess, TrapCause};
 use crate::{read_sysreg, write_sysreg};
@@ -20,6 +21,17 @@ use core::sync::atomic::Ordering;
 /// guest that enables it anyway traps here and gets an UNDEF.
 const HCR_GUEST: u64 =
     (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 18) | (1 << 19) | (1 << 31);
+/// HCR_EL2.TWI: WFI traps to EL2.
+const HCR_TWI: u64 = 1 << 13;
+
+/// HCR_EL2 for `partition`'s vCPUs: WFI trapped under `wfi = "doorbell"`.
+fn hcr_for(partition: &Partition) -> u64 {
+    match partition.config.wfi {
+        WfiPolicy::Resident => HCR_GUEST,
+        WfiPolicy::Doorbell => HCR_GUEST | HCR_TWI,
+    }
+}
+
 /// CPTR_EL2: FP/SIMD not trapped (the hypervisor is soft-float and never
 /// touches them, and each vCPU owns its physical CPU); SVE (TZ), SME
 /// (TSM), trace (TTA) and the activity monitors (TAM) trapped: they are
@@ -48,7 +60,7 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
         "mdcr_el2",
         MDCR_GUEST_TRAPS | ((read_sysreg!("pmcr_el0") >> 11) & 0x1f)
     );
-    write_sysreg!("hcr_el2", HCR_GUEST);
+    write_sysreg!("hcr_el2", hcr_for(partition));
     mmu::load_stage2(partition.vtcr, partition.stage2_root, partition.vmid);
     mmu::flush_guest_tlb_local();
     // A fresh virtual CPU interface: no list register left from a previous
@@ -222,7 +234,13 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
         TrapCause::InstructionAbort { ipa } => {
             outside_partition(partition, vcpu, regs, ipa.raw(), far, false, true, esr);
         }
-        TrapCause::Wfx => skip_instruction(regs),
+        TrapCause::Wfx => {
+            skip_instruction(regs);
+            // ISS.TI 0b00: WFI (WFE is never trapped).
+            if esr & 0b11 == 0 && partition.config.wfi == WfiPolicy::Doorbell {
+                wait_for_interrupt(cpu, partition, vcpu);
+            }
+        }
         TrapCause::SysReg {
             encoding,
             reg,
@@ -244,6 +262,34 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
             inject_undefined(regs);
         }
     }
+}
+
+/// A trapped WFI under `wfi = "doorbell"`: unless an interrupt is already
+/// pending for the vCPU, its vPE is made non-resident (doorbells on) and
+/// the physical CPU waits in WFI at EL2 for any interrupt routed to it (a
+/// doorbell, the virtual timer's PPI, a kick, a software-path MSI); those
+/// are taken, the vPE made resident again, and the vCPU resumes after its
+/// WFI. A wake-up without an interrupt for the guest is allowed: WFI may
+/// complete at any time (ARM DDI 0487, D1.6.2).
+fn wait_for_interrupt(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex) {
+    if partition.vgic.lock().has_pending(vcpu) {
+        return;
+    }
+    let index = percpu::current_index();
+    let gicv4 = partition.gicv4.get().and_then(Option::as_ref);
+    if let Some(g) = gicv4 {
+        if super::gicv4::make_non_resident(index) {
+            // A vLPI was already pending: resume at once.
+            super::gicv4::make_resident(g, index, vcpu);
+            return;
+        }
+    }
+    cpu.exits.wfi_waits.fetch_add(1, Ordering::Relaxed);
+    crate::arch::sysreg::wfi();
+    if let Some(g) = gicv4 {
+        super::gicv4::make_resident(g, index, vcpu);
+    }
+    super::vgic::take_physical_interrupts(Some((partition, vcpu)));
 }
 
 /// The partition's emulated devices, by the IPA windows they trap.
@@ -450,6 +496,12 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
             percpu::get(percpu::current_index())
                 .exits
                 .total
+                .load(Ordering::Relaxed) as i64
+        }
+        PsciCall::Unknown(super::selftest::hypercall::DOORBELL_COUNT) => {
+            percpu::get(percpu::current_index())
+                .exits
+                .doorbells
                 .load(Ordering::Relaxed) as i64
         }
         PsciCall::Unknown(super::selftest::hypercall::SELFTEST_DOORBELL) => {

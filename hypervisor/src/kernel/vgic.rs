@@ -310,14 +310,25 @@ fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, crate::vg
     }
 }
 
+/// Whether `lpi` is the GICv4 doorbell of the vCPU running here.
+fn is_doorbell(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
+    running.is_some_and(|(p, v)| {
+        p.gicv4
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(|g| g.doorbells.get(v.0 as usize) == Some(&lpi))
+    })
+}
+
 /// A physical LPI taken at EL2: if a guest mapped it (a passthrough MSI
 /// on the software path), it becomes pending in that partition's vGIC.
-fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) {
+/// Returns whether it was one.
+fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
     let Some((p, vcpu, vintid)) = super::msi_route::lookup(lpi) else {
-        return;
+        return false;
     };
     let Some(partition) = super::boot::partitions().get(p) else {
-        return;
+        return false;
     };
     let mem = super::vits::PartitionMemory(partition);
     let result = {
@@ -332,6 +343,7 @@ fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) {
         .filter(|(r, _)| r.id == partition.id)
         .map_or(VcpuIndex(u16::MAX), |(_, v)| v);
     apply(partition, me, result);
+    true
 }
 
 /// Physical interrupts pending at EL2 on this CPU: the virtual timer goes
@@ -350,7 +362,14 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
                 // Stays active until the guest deactivates its HW-linked twin.
                 inject_forwarded(partition, vcpu, intid);
             }
-            _ if intid >= 8192 => passthrough_msi(intid, running),
+            _ if intid >= 8192 => {
+                if !passthrough_msi(intid, running) && is_doorbell(intid, running) {
+                    super::percpu::get(super::percpu::current_index())
+                        .exits
+                        .doorbells
+                        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                }
+            }
             _ if super::console::is_input_interrupt(intid) => {
                 super::console::take_input(running);
                 cpu_interface::deactivate(intid);

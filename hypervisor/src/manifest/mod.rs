@@ -107,6 +107,24 @@ pub struct PartitionConfig {
     pub pci: Vec<String>,
     /// Limits of the partition's virtual ITS.
     pub its: ItsLimits,
+    /// What a vCPU's WFI does.
+    pub wfi: WfiPolicy,
+}
+
+/// What a vCPU's WFI does (`wfi = "resident"` or `"doorbell"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WfiPolicy {
+    /// WFI runs natively (not trapped); the vCPU's vPE stays resident, so
+    /// a passthrough MSI (a vLPI) wakes it with no hypervisor exit.
+    #[default]
+    Resident,
+    /// WFI traps; the hypervisor makes the vPE non-resident with its
+    /// doorbells enabled and waits in WFI at EL2 until an interrupt (a
+    /// doorbell, the virtual timer, a kick) wakes it, then makes the vPE
+    /// resident again and returns: one exit per WFI, and the physical CPU
+    /// is the hypervisor's while the vCPU waits.
+    Doorbell,
 }
 
 /// A partition's RAM in its IPA space.

@@ -42,6 +42,9 @@ pub(super) struct RawPartition {
     /// Limits of the partition's virtual ITS (defaults if absent).
     #[serde(default)]
     its: RawIts,
+    /// What a vCPU's WFI does.
+    #[serde(default)]
+    wfi: super::WfiPolicy,
 }
 
 /// `[partition.its]`: what bounds the vITS's memory and work per trap.
@@ -101,6 +104,7 @@ impl RawPartition {
                     .unwrap_or(super::ItsLimits::DEFAULT.max_commands_per_trap),
                 count: self.its.count.unwrap_or(super::ItsLimits::DEFAULT.count),
             },
+            wfi: self.wfi,
         }
     }
 }

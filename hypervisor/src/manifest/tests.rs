@@ -54,6 +54,7 @@ fn board_manifest_parses_to_two_partitions() {
         console_ipa: Ipa(0x0900_0000),
         pci: Vec::new(),
         its: crate::manifest::ItsLimits::DEFAULT,
+        wfi: crate::manifest::WfiPolicy::Resident,
     };
     let beta = PartitionConfig {
         name: "beta".to_string(),
@@ -72,6 +73,19 @@ fn omitted_optional_fields_take_their_defaults() {
     assert_eq!(partition.initrd, None);
     assert_eq!(partition.bootargs, "");
     assert_eq!(partition.console_ipa, DEFAULT_CONSOLE_IPA);
+    assert_eq!(partition.wfi, crate::manifest::WfiPolicy::Resident);
+}
+
+#[test]
+fn the_wfi_policy_is_read_and_a_bad_one_named() {
+    let manifest = Manifest::parse(&one_partition("wfi = \"doorbell\"\n")).expect("parses");
+    assert_eq!(
+        manifest.partitions[0].wfi,
+        crate::manifest::WfiPolicy::Doorbell
+    );
+    let error = parse_err(&one_partition("wfi = \"sleep\"\n"));
+    assert_eq!(error.field, "wfi");
+    assert!(error.to_string().contains("resident"), "{error}");
 }
 
 #[test]

@@ -53,6 +53,41 @@ fn fail(what: &str) -> ! {
 
 /// The `passthrough` scenario.
 pub fn passthrough() {
+    let (bar0, device) = edu_with_msi();
+    super::vits_tests::passthrough_msi(
+        device,
+        &|| mmio_write32((bar0 + 0x60) as *mut u32, 1),
+        &|| mmio_write32((bar0 + 0x64) as *mut u32, 1),
+    );
+}
+
+/// The `passthrough-wfi` scenario: edu's DMA completion MSI (100 ms after
+/// the start, by QEMU's virtual clock) must end a WFI the vCPU waits in.
+pub fn passthrough_wfi() {
+    let (bar0, device) = edu_with_msi();
+    let start = || {
+        // A DMA of 8 bytes from RAM into edu's buffer (0x40000), with its
+        // completion interrupt (0x100). The source is whatever edu's
+        // 28-bit DMA mask makes of 0x10_0000; the data does not matter.
+        mmio_write64(bar0 + 0x80, 0x10_0000);
+        mmio_write64(bar0 + 0x88, 0x4_0000);
+        mmio_write64(bar0 + 0x90, 8);
+        mmio_write64(bar0 + 0x98, 0b101);
+    };
+    super::vits_tests::passthrough_wfi(device, &start, &|| {
+        mmio_write32((bar0 + 0x64) as *mut u32, 0x100)
+    });
+}
+
+fn mmio_write64(addr: u64, value: u64) {
+    mmio_write32(addr as *mut u32, value as u32);
+    mmio_write32((addr + 4) as *mut u32, (value >> 32) as u32);
+}
+
+/// Finds edu on the guest's bus, checks its BAR is reached without exits,
+/// and programs its MSI with the vITS doorbell and EventID 0. Returns
+/// BAR0 and the function's DeviceID (its requester ID on our bus).
+fn edu_with_msi() -> (u64, u32) {
     let Some(ecam) = ecam() else {
         fail("no pci-host-ecam-generic node")
     };
@@ -147,10 +182,5 @@ pub fn passthrough() {
         "PASS passthrough: MSI enabled with the vITS doorbell {doorbell:#x}, read back as written"
     );
     // The function's DeviceID is its requester ID on our bus.
-    let device = (dev as u32) << 3;
-    super::vits_tests::passthrough_msi(
-        device,
-        &|| mmio_write32((bar0 + 0x60) as *mut u32, 1),
-        &|| mmio_write32((bar0 + 0x64) as *mut u32, 1),
-    );
+    (bar0, (dev as u32) << 3)
 }

@@ -43,6 +43,10 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             super::pci_tests::passthrough();
             psci::system_off()
         }
+        "passthrough-wfi" => {
+            super::pci_tests::passthrough_wfi();
+            psci::system_off()
+        }
         "vlpi" => {
             vlpi();
             ticker()

@@ -1028,3 +1028,70 @@ pub fn passthrough_msi(device: u32, trigger: &dyn Fn(), ack: &dyn Fn()) {
     ack();
     crate::println!("PASS passthrough: MAPTI again, the MSI is delivered again without reprogramming the function");
 }
+
+/// The `passthrough-wfi` scenario: `start` makes the passthrough function
+/// send its MSI some 100 ms later; meanwhile vCPU 0 waits in WFI with
+/// interrupts masked, as an idle loop does. The MSI (mapped to vINTID 8192
+/// through our vITS) must end the wait and then be taken exactly once.
+/// Reports, per round, the hypervisor exits and the GICv4 doorbells counted
+/// for this vCPU during the wait; the system test knows what the
+/// partition's `wfi` policy must give.
+pub fn passthrough_wfi(device: u32, start: &dyn Fn(), ack: &dyn Fn()) {
+    const ROUNDS: u32 = 3;
+    /// WFIs one wait may take before it counts as lost (spurious wake-ups
+    /// are allowed; the 100 ms DMA timer is far shorter than this many).
+    const MAX_WFIS: u32 = 1000;
+    let mut env = setup();
+    enable_lpis(&env, 1);
+    let d = mapd(&mut env, device);
+    let cmds = [
+        d,
+        Cmd::mapc(0, env.rdb[0], true),
+        Cmd::mapti(device, 0, FIRST_LPI, 0),
+        env.sync(0),
+    ];
+    env.send(&cmds, "passthrough-wfi: MAPD/MAPC/MAPTI");
+    for round in 0..ROUNDS {
+        let before = snap();
+        mask();
+        let doorbells = doorbell_count();
+        let exits = crate::guest::scenarios::exit_count_pub();
+        start();
+        let mut wfis = 0;
+        while wfis < MAX_WFIS {
+            // SAFETY: waiting for an interrupt has no effect on memory.
+            unsafe { core::arch::asm!("dsb sy", "wfi") };
+            wfis += 1;
+            if highest_pending() != 1023 {
+                break;
+            }
+        }
+        let exits = crate::guest::scenarios::exit_count_pub()
+            .wrapping_sub(exits)
+            .wrapping_sub(1);
+        let doorbells = doorbell_count().wrapping_sub(doorbells);
+        let pending = highest_pending();
+        unmask();
+        if pending != FIRST_LPI {
+            crate::println!("FAIL passthrough-wfi: round {round}: after {wfis} WFIs the highest pending interrupt is {pending}, not the MSI's vINTID {FIRST_LPI}");
+            psci::system_off();
+        }
+        expect(&before, &[(0, FIRST_LPI, 1)], "passthrough-wfi MSI");
+        ack();
+        crate::println!("PASS passthrough-wfi: round {round}: the MSI ended the WFI (after {wfis} WFI), vINTID 8192 taken once; during the wait hypervisor exits: {exits}, doorbells: {doorbells}");
+    }
+}
+
+/// ICC_HPPIR1_EL1: the highest-priority pending Group 1 interrupt (1023:
+/// none), readable with interrupts masked.
+fn highest_pending() -> u32 {
+    let v: u64;
+    // SAFETY: reading the CPU interface's HPPIR has no side effect.
+    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_2", out(reg) v) };
+    (v & 0xff_ffff) as u32
+}
+
+/// The hypervisor's count of GICv4 doorbells taken for this vCPU.
+fn doorbell_count() -> u64 {
+    psci::call(0xc600_0003, 0, 0, 0) as u64
+}
