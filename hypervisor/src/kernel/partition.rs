@@ -369,7 +369,20 @@ impl Partition {
         self.kick_others();
         self.release_devices();
         log::info!("partition {}: stopped ({reason})", self.name());
+        self.log_counters();
         super::partition_stopped();
+    }
+
+    /// Logs each vCPU's counters (its physical CPU's, since boot).
+    pub fn log_counters(&self) {
+        for (v, cpu) in self.config.cpus.iter().enumerate() {
+            log::info!(
+                "partition {}: vCPU {v} (CPU {}): {}",
+                self.name(),
+                cpu.0,
+                percpu::get(cpu.0 as usize).exits
+            );
+        }
     }
 
     /// Resets the partition from one of its vCPUs: parks the others, reloads

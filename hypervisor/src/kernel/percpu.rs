@@ -20,6 +20,26 @@ pub struct ExitCounters {
     pub wfi_waits: AtomicU64,
     /// GICv4 doorbells taken (a vLPI arrived while the vPE was not resident).
     pub doorbells: AtomicU64,
+    /// Passthrough MSIs taken at EL2 as physical LPIs and injected by
+    /// software (the GICv3 path; zero when GICv4 delivers them as vLPIs).
+    pub software_msis: AtomicU64,
+}
+
+impl core::fmt::Display for ExitCounters {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let n = |c: &AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
+        write!(
+            f,
+            "exits {} (mmio {}, calls {}, irqs {}, wfi waits {}), passthrough MSIs injected by software {}, doorbells {}",
+            n(&self.total),
+            n(&self.mmio),
+            n(&self.calls),
+            n(&self.irqs),
+            n(&self.wfi_waits),
+            n(&self.software_msis),
+            n(&self.doorbells)
+        )
+    }
 }
 
 /// What one physical CPU needs at hand on every trap.
@@ -61,6 +81,7 @@ const PERCPU_INIT: PerCpu = PerCpu {
         irqs: AtomicU64::new(0),
         wfi_waits: AtomicU64::new(0),
         doorbells: AtomicU64::new(0),
+        software_msis: AtomicU64::new(0),
     },
     mpidr: AtomicU64::new(0),
     in_guest: AtomicBool::new(false),

@@ -330,6 +330,10 @@ fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
     let Some(partition) = super::boot::partitions().get(p) else {
         return false;
     };
+    super::percpu::get(super::percpu::current_index())
+        .exits
+        .software_msis
+        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let mem = super::vits::PartitionMemory(partition);
     let result = {
         let mut vgic = partition.vgic.lock();
