@@ -37,7 +37,7 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
         return rerun_optimized(root, args);
     }
     let started = Instant::now();
-    let board = Board::load(root, &opts.board)?;
+    let board = Board::load(root, opts.board())?;
     let mut report = Report::default();
     report.info("command", format!("cargo xtask {}", args.join(" ")));
     report.info("date_utc", utc_now());

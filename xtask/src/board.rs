@@ -39,6 +39,65 @@ pub struct Qemu {
     /// Extra arguments.
     #[serde(default)]
     pub args: Vec<String>,
+    /// NVMe controllers, each with a disk image xtask makes.
+    #[serde(default)]
+    pub nvme: Vec<NvmeDevice>,
+    /// virtio-net NICs, each on its own QEMU user network.
+    #[serde(default)]
+    pub nic: Vec<NicDevice>,
+}
+
+/// `[[qemu.nvme]]`: an NVMe controller on the host bridge.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NvmeDevice {
+    /// Disk name: `target/linux/nvme-<disk>.img`, with a marker line that
+    /// the Linux guest's `/init` reads back.
+    pub disk: String,
+    /// PCI slot (device number) on bus 0.
+    pub slot: u8,
+}
+
+/// `[[qemu.nic]]`: a virtio-net-pci NIC on QEMU user networking (guest
+/// 10.0.2.15, gateway 10.0.2.2), one network per NIC.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NicDevice {
+    /// PCI slot (device number) on bus 0.
+    pub slot: u8,
+}
+
+impl Qemu {
+    /// The QEMU arguments of the board's NVMe controllers and NICs; makes
+    /// the disk images under `linux_dir` first.
+    pub fn device_args(&self, linux_dir: &Path) -> Result<Vec<String>, String> {
+        let mut args = Vec::new();
+        for d in &self.nvme {
+            let image = crate::linux::disk::nvme_image(linux_dir, &d.disk)?;
+            args.extend([
+                "-drive".into(),
+                format!(
+                    "file={},if=none,id=nvme-{},format=raw",
+                    image.display(),
+                    d.disk
+                ),
+                "-device".into(),
+                format!(
+                    "nvme,serial=hv-{0},drive=nvme-{0},addr={1:#x}",
+                    d.disk, d.slot
+                ),
+            ]);
+        }
+        for (i, n) in self.nic.iter().enumerate() {
+            args.extend([
+                "-netdev".into(),
+                format!("user,id=net{i}"),
+                "-device".into(),
+                format!("virtio-net-pci,netdev=net{i},addr={:#x}", n.slot),
+            ]);
+        }
+        Ok(args)
+    }
 }
 
 impl Board {

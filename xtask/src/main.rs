@@ -27,7 +27,9 @@ commands:
            latency per MSI on QEMU): a table, and target/bench.json
            (`--host-only` / `--system-only`)
 
-default board: qemu-virt (QEMU virt, GICv4, 4 CPUs, two partitions)";
+default board: `run` qemu-virt-linux (QEMU virt, GICv4, 4 CPUs, two Linux
+partitions with an NVMe disk and a NIC each); `build`, `test`, `bench`
+qemu-virt (the test guests)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,16 +44,30 @@ fn main() -> ExitCode {
 
 /// Options shared by the commands.
 struct Options {
-    board: String,
+    /// `--board`, if given (each command has its default).
+    board: Option<String>,
     manifest: Option<PathBuf>,
     host_only: bool,
     system_only: bool,
     filter: Option<String>,
 }
 
+/// The board `cargo xtask run` boots unless told otherwise: the product's
+/// main job, Linux partitions with their own devices.
+const RUN_BOARD: &str = "qemu-virt-linux";
+/// The board of `build`, `test` and `bench` (the test guests).
+const TEST_BOARD: &str = "qemu-virt";
+
+impl Options {
+    /// `--board`, or the test board.
+    fn board(&self) -> &str {
+        self.board.as_deref().unwrap_or(TEST_BOARD)
+    }
+}
+
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
-        board: "qemu-virt".into(),
+        board: None,
         manifest: None,
         host_only: false,
         system_only: false,
@@ -60,7 +76,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--board" => o.board = it.next().ok_or("--board needs a name")?.clone(),
+            "--board" => o.board = Some(it.next().ok_or("--board needs a name")?.clone()),
             "--manifest" => o.manifest = Some(it.next().ok_or("--manifest needs a file")?.into()),
             "--host-only" => o.host_only = true,
             "--system-only" => o.system_only = true,
@@ -91,7 +107,7 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
     let opts = parse_options(&args[1..])?;
     match cmd.as_str() {
         "build" => {
-            let board = board::Board::load(&root, &opts.board)?;
+            let board = board::Board::load(&root, opts.board())?;
             let (artifacts, bundle) = build_with_bundle(&root, &board, opts.manifest.as_deref())?;
             println!(
                 "hypervisor image: {}\nsymbols (ELF):    {}\nboot bundle:      {}",
@@ -102,14 +118,15 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         "run" => {
-            let board = board::Board::load(&root, &opts.board)?;
+            let board = board::Board::load(&root, opts.board.as_deref().unwrap_or(RUN_BOARD))?;
             qemu::check(&board.qemu)?;
             let (artifacts, bundle) = build_with_bundle(&root, &board, opts.manifest.as_deref())?;
+            let devices = board.qemu.device_args(&linux::dir(&root))?;
             println!(
                 "xtask: booting {} ({}); Ctrl-A X quits",
                 board.name, board.description
             );
-            let status = qemu::command(&board.qemu, &artifacts.image, &bundle, &[])
+            let status = qemu::command(&board.qemu, &artifacts.image, &bundle, &devices)
                 .status()
                 .map_err(|e| e.to_string())?;
             Ok(if status.success() {
