@@ -39,8 +39,9 @@ pub use capability::{
 pub use device::{discover, PciDevice};
 pub use enumerate::{enumerate, enumerate_bridge, ClassCode, HeaderKind, PciFunction};
 pub use vbridge::{
-    BarMapping, Change, ConfigEvent, GuestAccessError, GuestMsiState, MsixEntry, MsixTrap,
-    VbridgeError, VirtBdf, VirtualHostBridge,
+    reprogram, BarMapping, Change, ConfigEvent, GuestAccessError, GuestMsiState, HeldReason,
+    MsiTarget, MsixEntry, MsixPageRegion, MsixTrap, PhysicalVector, TableWrite, VbridgeError,
+    VectorProgram, VirtBdf, VirtualHostBridge,
 };
 
 /// Dword access to the configuration space of the functions behind one host bridge.

@@ -5,5 +5,6 @@ mod capabilities;
 mod discovery;
 pub mod fake;
 mod msi;
+mod msix;
 mod props;
 mod vbridge;

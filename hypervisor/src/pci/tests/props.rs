@@ -3,9 +3,10 @@
 
 use proptest::prelude::*;
 
+use super::msix::TARGET;
 use super::vbridge::{bdf, setup, virt};
 use crate::pci::regs;
-use crate::pci::VirtBdf;
+use crate::pci::{Change, VirtBdf};
 use crate::vits::AccessWidth;
 
 fn width() -> impl Strategy<Value = AccessWidth> {
@@ -91,7 +92,38 @@ proptest! {
                     let _ = bridge.msix_table_read(d, o, w);
                 }
                 Op::TableWrite(d, o, w, v) => {
-                    let _ = bridge.msix_table_write(d, o, w, v);
+                    let Ok(Some(event)) = bridge.msix_table_write(d, o, w, v) else {
+                        continue;
+                    };
+                    let Change::MsixVector { vector, .. } = event.change else {
+                        continue;
+                    };
+                    // What the device is given: only ever the physical
+                    // doorbell, live only for a vector the guest unmasked
+                    // at its own doorbell with an EventID the ITT holds,
+                    // written only inside that function's table.
+                    let Some(program) = bridge.msix_program(d, vector, &TARGET) else {
+                        continue;
+                    };
+                    prop_assert_eq!(program.physical.address, TARGET.physical_doorbell);
+                    if !program.physical.masked {
+                        prop_assert!(!program.guest.masked);
+                        prop_assert_eq!(program.guest.address, TARGET.guest_doorbell);
+                        prop_assert!(program.guest.data < 1 << TARGET.event_bits);
+                    }
+                    let device = devices.iter().find(|x| Some(x.bdf()) == bridge.physical(d));
+                    let table = device.and_then(|x| {
+                        let t = x.capabilities.msix?.table;
+                        Some(x.bar(t.bar)?.cpu_address?.raw() + u64::from(t.offset))
+                    });
+                    let Some(table) = table else {
+                        prop_assert!(false, "a program for {d:?} without a table");
+                        continue;
+                    };
+                    for write in &program.writes {
+                        let entry = table + u64::from(vector) * 16;
+                        prop_assert!((entry..entry + 16).contains(&write.address.raw()), "{write:?}");
+                    }
                 }
             }
         }

@@ -12,11 +12,15 @@
 //! [`VirtualHostBridge::config_read`] / [`VirtualHostBridge::config_write`];
 //! trap the page(s) holding each MSI-X table and call
 //! [`VirtualHostBridge::msix_table_read`] / [`VirtualHostBridge::msix_table_write`]
-//! (other offsets of those pages go to the device); act on each
-//! [`ConfigEvent`]: on `BarMoved` / `MemoryDecode` re-map the device's BARs
-//! from [`VirtualHostBridge::device_mappings`] and re-trap its table from
-//! [`VirtualHostBridge::msix_traps`]; on `Msi*` program the physical
-//! doorbell and EventID.
+//! (other offsets of those pages go to the device, see
+//! [`VirtualHostBridge::msix_page_region`]); act on each [`ConfigEvent`]:
+//! on `BarMoved` / `MemoryDecode` re-map the device's BARs from
+//! [`VirtualHostBridge::device_mappings`] and re-trap its table from
+//! [`VirtualHostBridge::msix_traps`] (and on decode enable rewrite its
+//! physical table, [`VirtualHostBridge::msix_sync`]); on `Msi` program the
+//! message from [`GuestMsiState::physical`]; on `MsixVector` perform
+//! [`VirtualHostBridge::msix_program`]'s writes; on `MsixControl` set the
+//! device's enable and function mask.
 
 mod build;
 mod event;
@@ -24,6 +28,7 @@ mod function;
 mod map;
 mod msi;
 mod msix;
+mod program;
 
 use alloc::vec::Vec;
 
@@ -36,7 +41,8 @@ use crate::vits::AccessWidth;
 pub use event::{Change, ConfigEvent, GuestAccessError, VbridgeError, VirtBdf};
 pub use map::{BarMapping, MsixTrap};
 pub use msi::GuestMsiState;
-pub use msix::MsixEntry;
+pub use msix::{MsixEntry, MsixPageRegion};
+pub use program::{reprogram, HeldReason, MsiTarget, PhysicalVector, TableWrite, VectorProgram};
 
 /// A guest write narrowed to one dword of config space.
 #[derive(Clone, Copy, Debug)]

@@ -5,10 +5,13 @@
 //! the guest's stage 2 and sends the guest's accesses here. The guest's
 //! addresses and data stay in this table (read back as written) and each
 //! change is reported, so the kernel programs the physical entry with the
-//! physical doorbell and EventID. The PBA is not emulated: it reads through.
+//! physical doorbell and EventID (`program.rs`); what the device holds is
+//! shadowed here, so each change costs only the writes it needs. The PBA
+//! is not emulated: it reads through, and guest writes to it are dropped.
 
 use alloc::vec::Vec;
 
+use super::program::PhysicalVector;
 use super::{DwordWrite, GuestAccessError};
 use crate::pci::regs::msix;
 use crate::pci::{Bdf, ConfigAccess, MsixCapability};
@@ -52,6 +55,22 @@ pub(super) struct MsixEmulation {
     enabled: bool,
     function_mask: bool,
     table: Vec<MsixEntry>,
+    /// What each physical entry holds, as far as the hypervisor knows (None: unknown).
+    physical: Vec<Option<PhysicalVector>>,
+    /// A vector of the function was held masked in this partition life (logged once).
+    held_reported: bool,
+}
+
+/// What part of a trapped MSI-X page an offset reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsixPageRegion {
+    /// The vector table: emulated.
+    Table,
+    /// The pending bit array: reads through, writes are dropped (software
+    /// never writes pending bits, PCI LB 3.0, 6.8.2.10).
+    PendingBits,
+    /// Another register of the device on the same page: through.
+    Device,
 }
 
 /// A change the guest made to MSI-X.
@@ -71,6 +90,8 @@ impl MsixEmulation {
             enabled: false,
             function_mask: false,
             table: alloc::vec![MsixEntry::RESET; usize::from(cap.table_size)],
+            physical: alloc::vec![None; usize::from(cap.table_size)],
+            held_reported: false,
         }
     }
 
@@ -94,6 +115,45 @@ impl MsixEmulation {
         self.enabled = false;
         self.function_mask = false;
         self.table.fill(MsixEntry::RESET);
+        self.physical.fill(None);
+        self.held_reported = false;
+    }
+
+    /// The number of vectors.
+    pub(super) fn vectors(&self) -> u16 {
+        self.table.len() as u16
+    }
+
+    /// What the device's entry `vector` holds, as far as known.
+    pub(super) fn shadow(&self, vector: u16) -> Option<PhysicalVector> {
+        self.physical.get(usize::from(vector)).copied().flatten()
+    }
+
+    /// Records what the device's entry `vector` now holds (None: unknown).
+    pub(super) fn set_shadow(&mut self, vector: u16, value: Option<PhysicalVector>) {
+        if let Some(slot) = self.physical.get_mut(usize::from(vector)) {
+            *slot = value;
+        }
+    }
+
+    /// True the first time a vector is held in this partition life.
+    pub(super) fn first_hold(&mut self) -> bool {
+        !core::mem::replace(&mut self.held_reported, true)
+    }
+
+    /// Which region of the table's BAR `bar_offset` falls in.
+    pub(super) fn region(&self, bar_offset: u64) -> MsixPageRegion {
+        let inside = |r: &crate::pci::BarRegion| {
+            let start = u64::from(r.offset);
+            (start..start + u64::from(r.size)).contains(&bar_offset)
+        };
+        if inside(&self.cap.table) {
+            MsixPageRegion::Table
+        } else if self.cap.pba.bar == self.cap.table.bar && inside(&self.cap.pba) {
+            MsixPageRegion::PendingBits
+        } else {
+            MsixPageRegion::Device
+        }
     }
 
     /// Whether config-space dword `offset` lies in the capability (12 bytes).
