@@ -144,10 +144,163 @@ el2_self_trap:
     mrs     x3, spsr_el2
     stp     x2, x3, [sp, #248]
     mov     x1, sp
+    // Returns only after fixing up an aborted guarded device access
+    // (below); every other exception at EL2 halts there.
     bl      handle_el2_self
-    b       boot_hang
+    ldp     x2, x3, [sp, #248]
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldr     x30, [sp, #240]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #(34 * 8)
+    eret
+
+    // Guarded device accesses: x0 = address (x1 = value for stores);
+    // return x1 = 0, or 1 if the access took an external abort, which the
+    // fixup turns into a return (x0 = all ones for loads). Each is
+    // `mov x1, #0; access; ret`, so the fixup resumes at the `ret`.
+    .balign 4
+    .global guarded_begin
+guarded_begin:
+guarded_load8:
+    mov     x1, #0
+    ldrb    w0, [x0]
+    ret
+guarded_load16:
+    mov     x1, #0
+    ldrh    w0, [x0]
+    ret
+guarded_load32:
+    mov     x1, #0
+    ldr     w0, [x0]
+    ret
+guarded_load64:
+    mov     x1, #0
+    ldr     x0, [x0]
+    ret
+guarded_store8:
+    mov     x2, x1
+    mov     x1, #0
+    strb    w2, [x0]
+    ret
+guarded_store16:
+    mov     x2, x1
+    mov     x1, #0
+    strh    w2, [x0]
+    ret
+guarded_store32:
+    mov     x2, x1
+    mov     x1, #0
+    str     w2, [x0]
+    ret
+guarded_store64:
+    mov     x2, x1
+    mov     x1, #0
+    str     x2, [x0]
+    ret
+    .global guarded_end
+guarded_end:
 "#
 );
+
+extern "C" {
+    /// First instruction of the guarded accessors.
+    static guarded_begin: u8;
+    /// Past their last instruction.
+    static guarded_end: u8;
+}
+
+/// If an exception taken at EL2 with syndrome `esr` is a data abort of a
+/// guarded device access, makes it return "aborted" and says so: the
+/// caller then resumes at the frame instead of halting.
+pub fn guarded_fixup(frame: &mut El2Frame, esr: u64) -> bool {
+    // ESR_EL2.EC 0x25: data abort taken without a change in exception level.
+    if esr >> 26 != 0x25 {
+        return false;
+    }
+    let begin = core::ptr::addr_of!(guarded_begin) as u64;
+    let end = core::ptr::addr_of!(guarded_end) as u64;
+    if !(begin..end).contains(&frame.elr) {
+        return false;
+    }
+    frame.x[0] = u64::MAX;
+    frame.x[1] = 1;
+    // The access is followed by its `ret`.
+    frame.elr += 4;
+    true
+}
+
+/// Reads `size` (1, 2, 4 or 8) bytes of device memory at `address`; `None`
+/// if the device answered with an external abort (e.g. nothing decodes
+/// there), which the EL2 vector turns into this return instead of a halt.
+///
+/// # Safety
+/// `address` must be mapped at EL2 as device memory, aligned to `size`,
+/// and reading it must have no effect beyond the device's own.
+pub unsafe fn guarded_read(address: u64, size: u8) -> Option<u64> {
+    let value: u64;
+    let failed: u64;
+    // SAFETY: the accessors touch only `address` (the caller's promise) and
+    // follow the C ABI; the fixup returns from them after an abort.
+    unsafe {
+        match size {
+            1 => {
+                core::arch::asm!("bl guarded_load8", inout("x0") address => value, out("x1") failed, clobber_abi("C"))
+            }
+            2 => {
+                core::arch::asm!("bl guarded_load16", inout("x0") address => value, out("x1") failed, clobber_abi("C"))
+            }
+            4 => {
+                core::arch::asm!("bl guarded_load32", inout("x0") address => value, out("x1") failed, clobber_abi("C"))
+            }
+            _ => {
+                core::arch::asm!("bl guarded_load64", inout("x0") address => value, out("x1") failed, clobber_abi("C"))
+            }
+        }
+    }
+    (failed == 0).then_some(value)
+}
+
+/// Writes the low `size` (1, 2, 4 or 8) bytes of `value` to device memory
+/// at `address`; false if the device answered with an external abort.
+///
+/// # Safety
+/// As [`guarded_read`], for a write.
+pub unsafe fn guarded_write(address: u64, size: u8, value: u64) -> bool {
+    let failed: u64;
+    // SAFETY: as in `guarded_read`.
+    unsafe {
+        match size {
+            1 => {
+                core::arch::asm!("bl guarded_store8", inout("x0") address => _, inout("x1") value => failed, clobber_abi("C"))
+            }
+            2 => {
+                core::arch::asm!("bl guarded_store16", inout("x0") address => _, inout("x1") value => failed, clobber_abi("C"))
+            }
+            4 => {
+                core::arch::asm!("bl guarded_store32", inout("x0") address => _, inout("x1") value => failed, clobber_abi("C"))
+            }
+            _ => {
+                core::arch::asm!("bl guarded_store64", inout("x0") address => _, inout("x1") value => failed, clobber_abi("C"))
+            }
+        }
+    }
+    failed == 0
+}
 
 /// Leaves the hypervisor for the guest whose registers are in this CPU's
 /// [`GuestRegs`], discarding everything on the EL2 stack.

@@ -11,6 +11,7 @@ pub mod heap;
 pub mod idregs;
 pub mod irq;
 pub mod msi_route;
+pub mod msix;
 pub mod partition;
 pub mod passthrough;
 pub mod percpu;
@@ -47,12 +48,17 @@ extern "C" fn handle_lower_el(cpu: *const percpu::PerCpu, vector: u64) {
     vcpu::handle_trap(unsafe { &*cpu }, vector)
 }
 
-/// Rust handler for exceptions taken from EL2 itself: a hypervisor bug.
+/// Rust handler for exceptions taken from EL2 itself: a hypervisor bug
+/// (halts), except an aborted guarded device access (returns, fixed up).
 #[no_mangle]
-extern "C" fn handle_el2_self(vector: u64, frame: *const crate::arch::exception::El2Frame) -> ! {
+extern "C" fn handle_el2_self(vector: u64, frame: *mut crate::arch::exception::El2Frame) {
     // SAFETY: the vector built this frame on the stack just before the call.
-    let frame = unsafe { &*frame };
+    let frame = unsafe { &mut *frame };
     let esr = crate::read_sysreg!("esr_el2");
+    // A guarded device access that aborted returns "aborted" to its caller.
+    if crate::arch::exception::guarded_fixup(frame, esr) {
+        return;
+    }
     let far = crate::read_sysreg!("far_el2");
     console::write_fmt_force(format_args!(
         "\n[hv cpu{}] FATAL: exception at EL2 (vector {vector}): ESR_EL2={esr:#x} FAR_EL2={far:#x} ELR_EL2={:#x} LR={:#x}\n",

@@ -11,7 +11,7 @@ use crate::psci::PowerStates;
 use crate::vuart::VirtualUart;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// Where a partition is in its life.
@@ -81,6 +81,10 @@ pub struct Partition {
     pub epoch: AtomicU64,
     /// Guest accesses outside the partition (aborts injected).
     pub faults: AtomicU64,
+    /// A bad guest access to an MSI-X page was logged in this life.
+    pub msix_warned: AtomicBool,
+    /// An MSI held disabled (bad guest address or EventID) was logged in this life.
+    pub msi_warned: AtomicBool,
 }
 
 /// Why a partition could not be built.
@@ -175,6 +179,8 @@ impl Partition {
             phys_events: Mutex::new(alloc::collections::BTreeMap::new()),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
+            msix_warned: AtomicBool::new(false),
+            msi_warned: AtomicBool::new(false),
             config,
         })
     }
@@ -336,6 +342,10 @@ impl Partition {
     /// one of the partition's own vCPUs (stop, reset), whose VMID is loaded,
     /// as the stage-2 TLB maintenance needs.
     fn release_devices(&self) {
+        // No MSI-X vector stays live on the device, whatever comes next.
+        super::msix::mask_all(self);
+        self.msix_warned.store(false, Ordering::Relaxed);
+        self.msi_warned.store(false, Ordering::Relaxed);
         super::msi_route::teardown(self);
         super::vits::gicv4_teardown(self);
         if let Some(bridge) = &self.pci {

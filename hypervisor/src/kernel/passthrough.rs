@@ -2,13 +2,14 @@
 //! virtual host bridge (the pure filter in `pci::vbridge`) behind a trapped
 //! ECAM window, the functions' BARs mapped into the partition's stage 2
 //! (no exit per register access), and the guest's MSI programming carried
-//! to the physical function, pointed at the physical ITS.
+//! to the physical function, pointed at the physical ITS. MSI-X table
+//! pages are trapped and emulated in `msix.rs`.
 
 use super::irq;
 use super::partition::Partition;
 use crate::layout;
 use crate::mm::{Stage2Access, Stage2Attributes};
-use crate::pci::{Bdf, Change, ConfigEvent, MsiMessage, VirtBdf, VirtualHostBridge};
+use crate::pci::{Bdf, Change, ConfigEvent, VirtBdf, VirtualHostBridge};
 use crate::trap::MmioAccess;
 use crate::vits::AccessWidth;
 use alloc::string::String;
@@ -39,9 +40,10 @@ pub fn build_bridge(pci: &[String]) -> Result<Option<VirtualHostBridge>, String>
             let virt = virtual_bdf(index).ok_or("too many PCI functions")?;
             list.push((virt, device));
         }
-        VirtualHostBridge::new(ecam, &layout::guest_pci(), &list)
-            .map(Some)
-            .map_err(|e| alloc::format!("{e:?}"))
+        let bridge = VirtualHostBridge::new(ecam, &layout::guest_pci(), &list)
+            .map_err(|e| alloc::format!("{e:?}"))?;
+        super::msix::map_tables(&bridge)?;
+        Ok(Some(bridge))
     })
     .ok_or_else(|| String::from("the machine has no PCI host bridge"))?
 }
@@ -120,47 +122,94 @@ pub fn config_access(partition: &Partition, access: MmioAccess, value: u64) -> u
 /// Carries a change the guest made to a function's configuration to the hardware.
 fn apply(partition: &Partition, event: ConfigEvent) {
     match event.change {
-        Change::Msi(state) => {
-            let Some(its) = irq::its() else { return };
-            // The device now writes its EventID (the guest's data) to the
-            // physical ITS, which knows it by its requester ID: the guest
-            // never learns a physical address, and its own TRANSLATER
-            // address stays what it reads back from the capability.
-            let message = MsiMessage {
-                address: its.translater().raw(),
-                data: state.data,
-                vectors_log2: state.vectors_log2,
-                mask: state.mask,
-                enable: state.enabled,
-            };
-            let result = irq::with_pci(|ecam, devices| {
+        Change::Msi(state) => program_msi(partition, &event, state),
+        Change::MemoryDecode { enabled: true } => {
+            remap(partition, event.device);
+            // The table is reachable again: the device gets the guest's.
+            super::msix::sync(partition, event.device);
+        }
+        Change::BarMoved { .. } | Change::MemoryDecode { .. } => remap(partition, event.device),
+        Change::MsixControl {
+            enabled,
+            function_mask,
+        } => {
+            // Enable and Function Mask are the guest's to set (PCI LB 3.0,
+            // 6.8.2.3): the entries behind them already point only at the
+            // physical doorbell, or are held masked.
+            let done = irq::with_pci(|ecam, devices| {
                 let cap = devices
                     .iter()
                     .find(|d| d.bdf() == event.physical)
-                    .and_then(|d| d.capabilities.msi);
-                cap.map(|c| c.program(ecam, event.physical, &message))
+                    .and_then(|d| d.capabilities.msix);
+                cap.map(|c| c.set_control(ecam, event.physical, enabled, function_mask))
             });
-            match result {
-                Some(Some(Ok(()))) => log::info!(
-                    "partition {}: PCI {} MSI {}: guest doorbell {:#x} data {:#x} -> physical GITS_TRANSLATER {}",
+            match done {
+                Some(Some(())) => log::info!(
+                    "partition {}: PCI {} MSI-X {}{}",
                     partition.name(),
                     event.device.0,
-                    if state.enabled { "enabled" } else { "disabled" },
-                    state.address,
-                    state.data,
-                    its.translater()
+                    if enabled { "enabled" } else { "disabled" },
+                    if function_mask {
+                        ", function masked"
+                    } else {
+                        ""
+                    }
                 ),
-                other => log::warn!("partition {}: programming MSI of {}: {other:?}", partition.name(), event.physical),
+                _ => log::warn!(
+                    "partition {}: PCI {}: MSI-X control not carried to the device",
+                    partition.name(),
+                    event.device.0
+                ),
             }
         }
-        Change::BarMoved { .. } | Change::MemoryDecode { .. } => remap(partition, event.device),
-        Change::MsixControl { .. } | Change::MsixVector { .. } => {
-            log::warn!(
-                "partition {}: PCI {}: MSI-X passthrough is not wired yet (issue 6)",
-                partition.name(),
-                event.device.0
-            )
+        // Table entries change through the trapped table page (`msix`).
+        Change::MsixVector { .. } => {}
+    }
+}
+
+/// The guest changed its MSI settings: the device gets the physical
+/// doorbell and the guest's EventID, or MSI stays disabled on it if the
+/// guest's address is not its vITS doorbell.
+fn program_msi(partition: &Partition, event: &ConfigEvent, state: crate::pci::GuestMsiState) {
+    let (Some(its), Some(target)) = (irq::its(), super::msix::target()) else {
+        return;
+    };
+    // The device now writes its EventID (the guest's data) to the physical
+    // ITS, which knows it by its requester ID: the guest never learns a
+    // physical address, and its own TRANSLATER address stays what it reads
+    // back from the capability.
+    let (message, held) = state.physical(&target);
+    let result = irq::with_pci(|ecam, devices| {
+        let cap = devices
+            .iter()
+            .find(|d| d.bdf() == event.physical)
+            .and_then(|d| d.capabilities.msi);
+        cap.map(|c| c.program(ecam, event.physical, &message))
+    });
+    match (result, held) {
+        (Some(Some(Ok(()))), None) => log::info!(
+            "partition {}: PCI {} MSI {}: guest doorbell {:#x} data {:#x} -> physical GITS_TRANSLATER {}",
+            partition.name(),
+            event.device.0,
+            if state.enabled { "enabled" } else { "disabled" },
+            state.address,
+            state.data,
+            its.translater()
+        ),
+        (Some(Some(Ok(()))), Some(held)) => {
+            if !partition.msi_warned.swap(true, core::sync::atomic::Ordering::Relaxed) {
+                log::warn!(
+                    "partition {}: PCI {} MSI: {held}: MSI stays disabled on the device (logged once)",
+                    partition.name(),
+                    event.device.0
+                );
+            }
         }
+        (other, _) => log::warn!(
+            "partition {}: programming MSI of {}: {other:?}",
+            partition.name(),
+            event.physical
+        ),
     }
 }
 

@@ -303,6 +303,8 @@ enum Emulated {
     Its(usize),
     /// The virtual PCI host bridge's ECAM window.
     PciConfig,
+    /// A page holding a passthrough function's MSI-X table.
+    MsixTable,
 }
 
 impl Emulated {
@@ -313,6 +315,7 @@ impl Emulated {
             Self::Gic => "virtual GIC",
             Self::Its(_) => "virtual ITS",
             Self::PciConfig => "virtual PCI configuration space",
+            Self::MsixTable => "MSI-X table page of a passthrough function",
         }
     }
 }
@@ -328,6 +331,8 @@ fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<Emulated> {
         Some(Emulated::Its(index))
     } else if super::passthrough::owns(partition, ipa) {
         Some(Emulated::PciConfig)
+    } else if super::msix::owns(partition, ipa) {
+        Some(Emulated::MsixTable)
     } else {
         None
     }
@@ -352,6 +357,7 @@ fn emulate_mmio(
         Emulated::Gic => super::vgic::mmio(partition, vcpu, access, value),
         Emulated::Its(index) => super::vits::mmio(partition, vcpu, index, access, value),
         Emulated::PciConfig => super::passthrough::config_access(partition, access, value),
+        Emulated::MsixTable => super::msix::access(partition, access, value),
     };
     if !access.write {
         set_reg(regs, access.reg, access.load_value(read));

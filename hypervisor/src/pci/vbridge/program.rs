@@ -281,6 +281,19 @@ impl VirtualHostBridge {
         writes
     }
 
+    /// The BARs holding MSI-X tables, as the CPU reaches them: (device,
+    /// base, size), for the kernel to map at EL2.
+    pub fn msix_table_bars(&self) -> Vec<(VirtBdf, PhysAddr, u64)> {
+        self.functions
+            .iter()
+            .filter_map(|f| {
+                let table = f.msix.as_ref()?.capability().table;
+                let bar = f.bars.iter().find(|b| b.index == table.bar)?;
+                Some((f.virt, bar.host?, bar.size))
+            })
+            .collect()
+    }
+
     /// Which part of `device`'s MSI-X page `bar_offset` (in the table's BAR) reaches.
     pub fn msix_page_region(&self, device: VirtBdf, bar_offset: u64) -> Option<MsixPageRegion> {
         Some(self.function(device)?.msix.as_ref()?.region(bar_offset))
