@@ -184,20 +184,15 @@ pub fn mask_all(partition: &Partition) {
     write_table(&writes);
 }
 
-/// Performs a vector's writes, flushes them, and logs what the device got.
+/// Performs a vector's writes, flushes them, and logs what the device got
+/// (or, once per function and life, why a vector is held masked).
 fn perform(
     partition: &Partition,
     device: VirtBdf,
     physical_function: Option<Bdf>,
     program: &VectorProgram,
 ) {
-    if program.writes.is_empty() {
-        return;
-    }
     write_table(&program.writes);
-    let guest = program.guest;
-    let physical = program.physical;
-    let device_id = physical_function.and_then(irq::phys_device_id);
     if let Some(held) = program.held {
         if program.first_hold {
             log::warn!(
@@ -209,6 +204,12 @@ fn perform(
         }
         return;
     }
+    if program.writes.is_empty() {
+        return;
+    }
+    let guest = program.guest;
+    let physical = program.physical;
+    let device_id = physical_function.and_then(irq::phys_device_id);
     log::info!(
         "partition {}: PCI {} MSI-X vector {}: guest doorbell {:#x} EventID {} -> physical GITS_TRANSLATER {} DeviceID {:#x} EventID {}, {}",
         partition.name(),

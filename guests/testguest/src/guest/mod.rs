@@ -5,6 +5,7 @@ mod boot;
 mod console;
 mod gic;
 mod mmio;
+mod msix_tests;
 mod pci_tests;
 mod psci;
 mod scenarios;

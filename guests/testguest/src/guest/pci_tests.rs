@@ -8,7 +8,7 @@ use super::{fdt, psci};
 const EDU: (u16, u16) = (0x1234, 0x11e8);
 
 /// The ECAM window of the guest's `pci-host-ecam-generic` node.
-fn ecam() -> Option<u64> {
+pub(super) fn ecam() -> Option<u64> {
     let tree = fdt();
     let node = tree.find_compatible(&["pci-host-ecam-generic"])?;
     let addr = node.reg()?.next().map(|r| r.starting_address as u64);
@@ -16,7 +16,7 @@ fn ecam() -> Option<u64> {
 }
 
 /// GITS_TRANSLATER of the guest's ITS (its `arm,gic-v3-its` node + 0x10040).
-fn translater() -> Option<u64> {
+pub(super) fn translater() -> Option<u64> {
     let tree = fdt();
     let node = tree.find_compatible(&["arm,gic-v3-its"])?;
     let addr = node
@@ -30,19 +30,19 @@ fn cfg_addr(ecam: u64, dev: u64, offset: u64) -> *mut u32 {
     (ecam + (dev << 15) + offset) as *mut u32
 }
 
-fn mmio_read32(addr: *const u32) -> u32 {
+pub(super) fn mmio_read32(addr: *const u32) -> u32 {
     super::mmio::read32(addr as usize)
 }
 
-fn mmio_write32(addr: *mut u32, value: u32) {
+pub(super) fn mmio_write32(addr: *mut u32, value: u32) {
     super::mmio::write32(addr as usize, value)
 }
 
-fn cfg_read(ecam: u64, dev: u64, offset: u64) -> u32 {
+pub(super) fn cfg_read(ecam: u64, dev: u64, offset: u64) -> u32 {
     mmio_read32(cfg_addr(ecam, dev, offset))
 }
 
-fn cfg_write(ecam: u64, dev: u64, offset: u64, value: u32) {
+pub(super) fn cfg_write(ecam: u64, dev: u64, offset: u64, value: u32) {
     mmio_write32(cfg_addr(ecam, dev, offset), value)
 }
 

@@ -47,6 +47,10 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             super::pci_tests::passthrough_wfi();
             psci::system_off()
         }
+        "passthrough-msix" => {
+            super::msix_tests::passthrough_msix();
+            psci::system_off()
+        }
         "vlpi" => {
             vlpi();
             ticker()

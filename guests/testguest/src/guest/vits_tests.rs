@@ -14,7 +14,8 @@ mod its;
 
 use crate::guest::{delay_ms, mpidr, psci};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use its::{Cmd, Its, LpiTables, Redist, FIRST_LPI, MAX_CPUS};
+pub(super) use its::{Cmd, FIRST_LPI};
+use its::{Its, LpiTables, Redist, MAX_CPUS};
 
 core::arch::global_asm!(
     r#"
@@ -184,12 +185,13 @@ static V1_UP: AtomicBool = AtomicBool::new(false);
 /// The scenario's name, for FAIL lines (index into NAMES).
 static NAME: AtomicUsize = AtomicUsize::new(0);
 /// Scenario names.
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 6] = [
     "vits-basic",
     "vits-pending-moves",
     "vits-config",
     "vits-garbage",
     "vits-second",
+    "passthrough-msix",
 ];
 /// Which ITS of the device tree the scenario drives (vits-second: the second).
 static ITS_INDEX: AtomicUsize = AtomicUsize::new(0);
@@ -203,6 +205,15 @@ const QUIET_MS: u64 = 50;
 struct Stack([u8; 0x4000]);
 /// The stack vCPU 1 runs on.
 static mut V1_STACK: Stack = Stack([0; 0x4000]);
+
+/// Names FAIL/PASS lines after `name` (one of [`NAMES`]), for scenarios
+/// of other files that use this one's ITS driver.
+pub(super) fn set_name(name: &str) {
+    NAME.store(
+        NAMES.iter().position(|n| *n == name).unwrap_or(0),
+        Ordering::Release,
+    );
+}
 
 /// Runs vITS scenario `name` on vCPU 0; prints PASS/FAIL, then SYSTEM_OFF.
 pub fn run(name: &str) -> ! {
@@ -227,14 +238,14 @@ pub fn run(name: &str) -> ! {
 }
 
 /// Prints `FAIL <scenario>: <why>` and powers off.
-fn fail(why: core::fmt::Arguments<'_>) -> ! {
+pub(super) fn fail(why: core::fmt::Arguments<'_>) -> ! {
     let name = NAMES[NAME.load(Ordering::Acquire) % NAMES.len()];
     println!("FAIL {name}: {why}");
     psci::system_off()
 }
 
 /// Prints `PASS <scenario>: <what>`.
-fn pass(what: core::fmt::Arguments<'_>) {
+pub(super) fn pass(what: core::fmt::Arguments<'_>) {
     let name = NAMES[NAME.load(Ordering::Acquire) % NAMES.len()];
     println!("PASS {name}: {what}");
 }
@@ -312,13 +323,13 @@ fn set_pmr(p: u8) {
 }
 
 /// Masks IRQs on this vCPU (PSTATE.I).
-fn mask() {
+pub(super) fn mask() {
     // SAFETY: this vCPU's interrupt mask only.
     unsafe { core::arch::asm!("msr daifset, #2", "isb") };
 }
 
 /// Unmasks IRQs on this vCPU.
-fn unmask() {
+pub(super) fn unmask() {
     // SAFETY: this vCPU's interrupt mask only.
     unsafe { core::arch::asm!("msr daifclr, #2", "isb") };
 }
@@ -370,13 +381,13 @@ fn v1_masked(masked: bool) {
 
 /// A copy of every counter.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Snap {
+pub(super) struct Snap {
     counts: [[u32; TRACKED]; MAX_CPUS],
     other: [u32; MAX_CPUS],
 }
 
 /// Reads every counter.
-fn snap() -> Snap {
+pub(super) fn snap() -> Snap {
     let mut s = Snap {
         counts: [[0; TRACKED]; MAX_CPUS],
         other: [0; MAX_CPUS],
@@ -394,7 +405,7 @@ fn snap() -> Snap {
 /// been taken since `before`, then QUIET_MS more, and fails unless the
 /// counters moved by exactly `want`: nothing missing, nothing twice,
 /// nothing on another vCPU, no other INTID.
-fn expect(before: &Snap, want: &[(usize, u32, u32)], what: &str) {
+pub(super) fn expect(before: &Snap, want: &[(usize, u32, u32)], what: &str) {
     let mut target = *before;
     for &(cpu, intid, n) in want {
         target.counts[cpu][(intid - FIRST_LPI) as usize] += n;
@@ -447,22 +458,22 @@ fn total(cpu: usize) -> u32 {
 }
 
 /// Everything a scenario needs: the ITS and two vCPUs' redistributors.
-struct Env {
+pub(super) struct Env {
     its: Its,
     lpis: LpiTables,
     /// Their RDbase values for MAPC/SYNC/MOVALL.
-    rdb: [u64; 2],
+    pub(super) rdb: [u64; 2],
 }
 
 impl Env {
     /// Sends a batch (ending with SYNC where the caller wants one) or fails.
-    fn send(&mut self, cmds: &[Cmd], what: &str) {
+    pub(super) fn send(&mut self, cmds: &[Cmd], what: &str) {
         if let Err(e) = self.its.send(cmds) {
             fail(format_args!("{what}: {e}"))
         }
     }
     /// SYNC on vCPU `cpu`'s redistributor.
-    fn sync(&self, cpu: usize) -> Cmd {
+    pub(super) fn sync(&self, cpu: usize) -> Cmd {
         Cmd::sync(self.rdb[cpu])
     }
 }
@@ -470,7 +481,7 @@ impl Env {
 /// Brings the GIC up as Linux does and starts vCPU 1: distributor,
 /// redistributors woken, LPI tables and EnableLPIs on both, the ITS
 /// probed and enabled, our vectors and CPU interface on both vCPUs.
-fn setup() -> Env {
+pub(super) fn setup() -> Env {
     let gic = ok(
         its::discover_its(ITS_INDEX.load(Ordering::Acquire)),
         "device tree",
@@ -558,13 +569,13 @@ fn setup() -> Env {
 }
 
 /// Maps device `dev` with an ITT for 32 events (Linux rounds up to a power of two).
-fn mapd(env: &mut Env, dev: u32) -> Cmd {
+pub(super) fn mapd(env: &mut Env, dev: u32) -> Cmd {
     let itt = ok(env.its.alloc_itt(32), "ITT");
     Cmd::mapd(dev, itt, 5, true)
 }
 
 /// Enables LPIs 8192.. 8192 + n at Linux's default priority 0xa0.
-fn enable_lpis(env: &Env, n: u32) {
+pub(super) fn enable_lpis(env: &Env, n: u32) {
     for i in 0..n {
         env.lpis.set(FIRST_LPI + i, 0xa0, true);
     }
