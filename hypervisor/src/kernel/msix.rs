@@ -22,8 +22,7 @@ use crate::arch::exception::{guarded_read, guarded_write};
 use crate::layout;
 use crate::mm::{Ipa, PhysAddr};
 use crate::pci::{
-    Bdf, Change, GuestAccessError, MsiTarget, MsixPageRegion, TableWrite, VectorProgram, VirtBdf,
-    VirtualHostBridge,
+    Bdf, Change, MsiTarget, MsixPageRegion, TableWrite, VectorProgram, VirtBdf, VirtualHostBridge,
 };
 use crate::trap::MmioAccess;
 use crate::vits::AccessWidth;
@@ -77,19 +76,23 @@ pub fn access(partition: &Partition, access: MmioAccess, value: u64) -> u64 {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => bad_access(partition, device, &e),
+                Err(e) => bad_access(partition, device, format_args!("{e}")),
             }
             0
         }
         Some(MsixPageRegion::Table) => bridge
             .msix_table_read(device, bar_offset, width)
             .unwrap_or_else(|e| {
-                bad_access(partition, device, &e);
+                bad_access(partition, device, format_args!("{e}"));
                 0
             }),
         Some(MsixPageRegion::PendingBits) if access.write => {
             // Software never writes pending bits (PCI LB 3.0, 6.8.2.10).
-            bad_access(partition, device, &GuestAccessError::BadWidth);
+            bad_access(
+                partition,
+                device,
+                format_args!("BAR offset {bar_offset:#x} is in the PBA, which is read-only"),
+            );
             0
         }
         Some(MsixPageRegion::PendingBits | MsixPageRegion::Device) | None => {
@@ -114,7 +117,7 @@ fn through(
         bad_access(
             partition,
             device,
-            &GuestAccessError::Misaligned { offset: host.raw() },
+            format_args!("{host} is not aligned to the access width"),
         );
         return 0;
     }
@@ -139,7 +142,7 @@ fn through(
 }
 
 /// Logs the first bad access to an MSI-X page of a partition life.
-fn bad_access(partition: &Partition, device: VirtBdf, error: &GuestAccessError) {
+fn bad_access(partition: &Partition, device: VirtBdf, error: core::fmt::Arguments<'_>) {
     if !partition.msix_warned.swap(true, Ordering::Relaxed) {
         log::warn!(
             "partition {}: PCI {}: MSI-X page access refused ({error}): reads 0, writes ignored (logged once)",

@@ -27,7 +27,7 @@ const IVAR: u64 = 0xe4;
 /// be set below that, and QEMU's timers can run late on a loaded host):
 /// both messages must land in the one pending LPI to be counted as the
 /// single interrupt they are.
-const COALESCE_MS: u64 = 100;
+const COALESCE_MS: u64 = 200;
 /// The causes with an MSI-X vector of their own, in IVAR order (ICR bits 20-24).
 const CAUSES: [(u32, &str); 5] = [
     (1 << 20, "RxQ0"),
