@@ -173,40 +173,49 @@ el2_self_trap:
     // return x1 = 0, or 1 if the access took an external abort, which the
     // fixup turns into a return (x0 = all ones for loads). Each is
     // `mov x1, #0; access; ret`, so the fixup resumes at the `ret`.
+    // Global: the Rust callers may sit in another codegen unit.
     .balign 4
     .global guarded_begin
 guarded_begin:
+    .global guarded_load8
 guarded_load8:
     mov     x1, #0
     ldrb    w0, [x0]
     ret
+    .global guarded_load16
 guarded_load16:
     mov     x1, #0
     ldrh    w0, [x0]
     ret
+    .global guarded_load32
 guarded_load32:
     mov     x1, #0
     ldr     w0, [x0]
     ret
+    .global guarded_load64
 guarded_load64:
     mov     x1, #0
     ldr     x0, [x0]
     ret
+    .global guarded_store8
 guarded_store8:
     mov     x2, x1
     mov     x1, #0
     strb    w2, [x0]
     ret
+    .global guarded_store16
 guarded_store16:
     mov     x2, x1
     mov     x1, #0
     strh    w2, [x0]
     ret
+    .global guarded_store32
 guarded_store32:
     mov     x2, x1
     mov     x1, #0
     str     w2, [x0]
     ret
+    .global guarded_store64
 guarded_store64:
     mov     x2, x1
     mov     x1, #0
