@@ -213,7 +213,15 @@ fn perform(
     let guest = program.guest;
     let physical = program.physical;
     let device_id = physical_function.and_then(irq::phys_device_id);
-    log::info!(
+    // A vector going live is worth a line; the mask-all a driver does over
+    // every entry of a large table (NVMe: 65) is not.
+    let level = if physical.masked {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    };
+    log::log!(
+        level,
         "partition {}: PCI {} MSI-X vector {}: guest doorbell {:#x} EventID {} -> physical GITS_TRANSLATER {} DeviceID {:#x} EventID {}, {}",
         partition.name(),
         device.0,
