@@ -6,6 +6,7 @@ mod build;
 mod linux;
 mod qemu;
 mod scenarios;
+mod scenarios_linux;
 mod scenarios_vgic;
 mod scenarios_vits;
 mod scenarios_wfi;

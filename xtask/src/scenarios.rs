@@ -41,10 +41,12 @@ pub(crate) struct DirectScenario {
 }
 
 fn direct_scenarios() -> Vec<DirectScenario> {
-    vec![DirectScenario {
+    let mut all = vec![DirectScenario {
         name: "linux-on-bare-qemu-oracle-its-msix-nvme-ping-and-moved-vector",
         run: crate::linux::oracle::scenario,
-    }]
+    }];
+    all.extend(crate::scenarios_linux::scenarios());
+    all
 }
 
 fn scenarios() -> Vec<Scenario> {

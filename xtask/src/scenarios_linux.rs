@@ -1,0 +1,183 @@
+//! Linux in partitions (issue 7): the board `qemu-virt-linux`, two Debian
+//! Linux partitions at once, each with its own NVMe disk and virtio-net NIC
+//! passed through, identity-mapped RAM, and the same `/init` checks as on
+//! bare QEMU (`linux/oracle.rs`, whose `check_init` reads each partition's
+//! console).
+//!
+//! On top of what `/init` checks: the hypervisor set up GICv4 direct
+//! injection for both partitions; the NIC vector Linux moved with
+//! `/proc/irq/N/smp_affinity` became a `VMOVI` on the physical ITS; no
+//! passthrough MSI was injected by software on any of the four CPUs while
+//! Linux counted its NVMe and NIC interrupts (they were vLPIs); linux-a's
+//! `poweroff` stopped linux-a only, and linux-b went on pinging after it.
+//! The `-gicv3` variant checks the same guest behaviour through the
+//! software path (every passthrough MSI injected by software).
+//! `cargo xtask test --system-only --filter linux`.
+
+use crate::board::Board;
+use crate::linux::{self, oracle};
+use crate::scenarios::{lines_of, DirectScenario};
+use crate::{build, qemu};
+use std::path::Path;
+use std::time::Duration;
+
+/// The board with the devices the partitions are given.
+const BOARD: &str = "qemu-virt-linux";
+/// Manifest of the two-partition test, relative to the board folder.
+const MANIFEST: &str = "tests/two-linux.toml";
+/// Both boots and linux-b's 20 ping rounds under TCG on a loaded machine.
+const TIMEOUT: Duration = Duration::from_secs(420);
+/// The GICv3 machine of the `-gicv3` variant.
+const GICV3: &str = "virt,gic-version=3,virtualization=on";
+/// The partitions and their NVMe disks (board.toml).
+const PARTITIONS: [(&str, &str); 2] = [("linux-a", "linux-a"), ("linux-b", "linux-b")];
+/// Ping rounds linux-b must print after linux-a stopped (of its 20).
+const ROUNDS_AFTER_STOP: usize = 3;
+
+pub(crate) fn scenarios() -> Vec<DirectScenario> {
+    vec![
+        DirectScenario {
+            name: "linux-two-partitions-nvme-and-nic-msix-as-vlpis-vmovi-and-own-poweroff",
+            run: |root, _, log| run(root, log, None),
+        },
+        DirectScenario {
+            name: "linux-two-partitions-nvme-and-nic-msix-software-path-gicv3",
+            run: |root, _, log| run(root, log, Some(GICV3)),
+        },
+    ]
+}
+
+fn run(root: &Path, log: &Path, machine: Option<&str>) -> Result<(), String> {
+    let guest = linux::ensure(root)?;
+    let board = Board::load(root, BOARD)?;
+    let artifacts = build::build(root, &board)?;
+    let bundle = artifacts.image.with_file_name("bundle-test-linux.bin");
+    build::bundle(&artifacts, &board.dir.join(MANIFEST), &bundle)?;
+    let mut q = board.qemu.clone();
+    if let Some(m) = machine {
+        q.machine = m.into();
+    }
+    let devices = q.device_args(&linux::dir(root))?;
+    let mut cmd = qemu::command(&q, &artifacts.image, &bundle, &devices);
+    // A hypervisor panic must end the run, not hang it until the bound.
+    cmd.arg("-no-reboot");
+    let outcome = qemu::run_captured(cmd, TIMEOUT, &|_| false)?;
+    let _ = std::fs::write(log, &outcome.output);
+    let out = &outcome.output;
+    let on_log = |e: String| format!("{e} (console: {})", log.display());
+    if outcome.timed_out {
+        return Err(on_log(format!(
+            "timed out after {TIMEOUT:?}; last line: {}",
+            out.lines().last().unwrap_or("(none)")
+        )));
+    }
+    check(out, &guest, machine.is_none()).map_err(on_log)?;
+    if outcome.exit_code != Some(0) {
+        return Err(on_log(format!(
+            "QEMU exit status {:?}, expected 0 (both partitions powered off)",
+            outcome.exit_code
+        )));
+    }
+    Ok(())
+}
+
+fn check(out: &str, guest: &linux::LinuxGuest, gicv4: bool) -> Result<(), String> {
+    if let Some(bad) = out
+        .lines()
+        .find(|l| l.contains("PANIC") || l.contains("FATAL") || l.contains("unhandled trap"))
+    {
+        return Err(format!("the hypervisor reported: {bad}"));
+    }
+    for (name, disk) in PARTITIONS {
+        let console = lines_of(out, name).join("\n");
+        let (cpu, before, after) =
+            oracle::check_init(&console, guest, disk).map_err(|e| format!("{name}: {e}"))?;
+        println!("{name}: the moved NIC vector counted on its new CPU {cpu}: {before} -> {after}");
+        if gicv4 {
+            expect(
+                out,
+                &format!("partition {name}: passthrough MSIs by GICv4 direct injection (2 vPEs)"),
+            )?;
+            let vmovi = format!("partition {name}: physical ITS: VMOVI device");
+            if !out.lines().any(|l| l.contains(&vmovi)) {
+                return Err(format!(
+                    "{name}: Linux moved a vector but the hypervisor logged no VMOVI"
+                ));
+            }
+        }
+        let injected = software_msis(out, name)?;
+        println!("{name}: passthrough MSIs injected by software, per vCPU: {injected:?}");
+        match (gicv4, injected.iter().sum::<u64>()) {
+            (true, 0) | (false, 1..) => {}
+            (true, n) => {
+                return Err(format!(
+                    "{name}: {n} passthrough MSIs were injected by software on a GICv4 host"
+                ))
+            }
+            (false, _) => {
+                return Err(format!(
+                    "{name}: no passthrough MSI went the software path on a GICv3 host"
+                ))
+            }
+        }
+    }
+    // linux-a's poweroff stops linux-a only: linux-b pings on afterwards.
+    let stop = "partition linux-a: stopped (PSCI SYSTEM_OFF)";
+    let at = out
+        .find(stop)
+        .ok_or(format!("expected `{stop}` in the output"))?;
+    let later = lines_of(&out[at..], "linux-b")
+        .iter()
+        .filter(|l| l.contains("hvtest: ping round") && l.ends_with(": ok"))
+        .count();
+    if later < ROUNDS_AFTER_STOP {
+        return Err(format!(
+            "linux-b printed {later} good ping rounds after linux-a stopped (at least {ROUNDS_AFTER_STOP} expected)"
+        ));
+    }
+    println!("linux-b: {later} good ping rounds after linux-a powered off");
+    expect(out, "partition linux-b: stopped (PSCI SYSTEM_OFF)")
+}
+
+/// The per-vCPU `passthrough MSIs injected by software N` counters the
+/// hypervisor logs when partition `name` stops.
+fn software_msis(out: &str, name: &str) -> Result<Vec<u64>, String> {
+    let prefix = format!("partition {name}: vCPU ");
+    let counts: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.split_once(&prefix).map(|(_, r)| r))
+        .filter_map(|r| {
+            r.split_once("passthrough MSIs injected by software ")
+                .map(|(_, n)| n)
+        })
+        .filter_map(|n| n.split(',').next()?.trim().parse().ok())
+        .collect();
+    if counts.len() != 2 {
+        return Err(format!(
+            "{name}: expected the counters of 2 vCPUs at its stop, found {}",
+            counts.len()
+        ));
+    }
+    Ok(counts)
+}
+
+fn expect(out: &str, needle: &str) -> Result<(), String> {
+    if out.contains(needle) {
+        Ok(())
+    } else {
+        Err(format!("expected `{needle}` in the output"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn software_msis_are_read_per_vcpu() {
+        let out = "[hv cpu0] INFO  partition linux-a: vCPU 0 (CPU 0): exits 9 (mmio 1, calls 2, irqs 3, wfi waits 0), passthrough MSIs injected by software 4, doorbells 0\n\
+                   [hv cpu0] INFO  partition linux-a: vCPU 1 (CPU 1): exits 9 (mmio 1, calls 2, irqs 3, wfi waits 0), passthrough MSIs injected by software 0, doorbells 0\n";
+        assert_eq!(software_msis(out, "linux-a").unwrap(), vec![4, 0]);
+        assert!(software_msis(out, "linux-b").is_err());
+    }
+}
