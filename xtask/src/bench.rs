@@ -7,7 +7,9 @@
 //! - system: the hypervisor on QEMU: exits and latency per passthrough MSI
 //!   the guest drives through its own vITS, on GICv4 and GICv3 hosts, against
 //!   the same guest without the hypervisor (`system`, `bare`); the GICv4
-//!   self-test.
+//!   self-test;
+//! - linux: the wall-clock boot of the same Debian kernel and initramfs on
+//!   bare QEMU and in a partition, and their ratio (`linux`).
 //!
 //! A table for people goes to stdout; the same figures, with the command
 //! and the machine, to `target/bench.json`. docs/figures.md explains each.
@@ -15,6 +17,7 @@
 mod alloc_count;
 mod bare;
 mod driver;
+mod linux;
 mod report;
 mod system;
 mod vits_host;
@@ -56,6 +59,8 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
     if !opts.host_only {
         eprintln!("xtask bench: system figures (QEMU: passthrough on GICv4 and GICv3, bare metal, GICv4 self-test)");
         system::measure(root, &board, &mut report)?;
+        eprintln!("xtask bench: Linux boot time (bare QEMU and in a partition)");
+        linux::measure(root, &mut report)?;
     }
     report.info(
         "bench_seconds",

@@ -234,12 +234,6 @@ pub fn measure(root: &Path, board: &Board, report: &mut Report) -> Result<(), St
     // The GICv4 self-test: the hypervisor maps edu's MSI itself.
     selftest(&artifacts, board, &dir, report)?;
 
-    report.push(Figure::missing(
-        "linux_boot_seconds",
-        "s",
-        "an unmodified Linux partition from power-on to its shell",
-        "not measurable yet (issue 7): Linux partitions do not boot yet",
-    ));
     let mut table = format!(
         "system (QEMU {}, TCG; {BOOTS} boots each, interleaved: the passthrough scenario on -M {} -smp {} and on -M {GICV3_MACHINE}, {} + {} MSIs; the same guest without the hypervisor on both machines (-smp 2), {} + {} MSIs; the GICv4 self-test)\n",
         board.name,

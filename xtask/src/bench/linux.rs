@@ -1,0 +1,92 @@
+//! Linux boot time: the same Debian kernel and initramfs from QEMU's start
+//! to `/init`'s `hvtest: done` (modules loaded, NVMe read, DHCP, two ping
+//! rounds, a vector moved), on bare QEMU (2 CPUs, 512 MiB, one NVMe, one
+//! virtio-net) and in a partition shaped the same (`tests/one-linux.toml`
+//! of `qemu-virt-linux`: 2 vCPUs, 512 MiB, the board's first NVMe and
+//! NIC). Boots alternate, so a load spike on the shared machine hits both.
+
+use super::report::{median, Figure, Report};
+use crate::board::Board;
+use crate::linux::{self, oracle};
+use crate::{build, qemu};
+use std::cell::Cell;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Boots of each configuration.
+const BOOTS: usize = 2;
+/// The board and manifest of the partition boot.
+const BOARD: &str = "qemu-virt-linux";
+const MANIFEST: &str = "tests/one-linux.toml";
+/// Time bound of one partition boot.
+const TIMEOUT: Duration = Duration::from_secs(300);
+/// The partition's line that ends the timed span.
+const DONE: &str = "[linux-a] hvtest: done";
+
+pub fn measure(root: &Path, report: &mut Report) -> Result<(), String> {
+    let board = Board::load(root, BOARD)?;
+    qemu::check(&board.qemu)?;
+    linux::ensure(root)?;
+    let artifacts = build::build(root, &board)?;
+    let dir = artifacts.image.parent().unwrap_or(root).to_path_buf();
+    let bundle = dir.join("bundle-bench-linux.bin");
+    build::bundle(&artifacts, &board.dir.join(MANIFEST), &bundle)?;
+    let devices = board.qemu.device_args(&linux::dir(root))?;
+    let (mut bare, mut partition) = (Vec::new(), Vec::new());
+    for boot in 0..BOOTS {
+        bare.push(oracle::boot_seconds(root, &board)?);
+        let cmd = qemu::command(&board.qemu, &artifacts.image, &bundle, &devices);
+        let log = dir.join(format!("bench-linux-partition-{boot}.log"));
+        partition.push(partition_boot(cmd, &log)?);
+    }
+    let (b, p) = (median(&mut bare), median(&mut partition));
+    let mut table = format!("linux ({BOOTS} boots each, alternating; QEMU TCG, wall clock)\n");
+    for f in [
+        Figure::number(
+            "linux_boot_seconds_bare".into(),
+            b,
+            "s",
+            "Debian's cloud kernel + the initramfs on bare QEMU (2 CPUs, 512 MiB, NVMe, virtio-net): QEMU start to `hvtest: done` (median)".into(),
+        ),
+        Figure::number(
+            "linux_boot_seconds_partition".into(),
+            p,
+            "s",
+            "the same kernel and initramfs in a partition (2 vCPUs, 512 MiB identity-mapped, the NVMe and NIC passed through, GICv4): QEMU start to the partition's `hvtest: done` (median)".into(),
+        ),
+        Figure::number(
+            "linux_boot_ratio".into(),
+            p / b,
+            "ratio",
+            "linux_boot_seconds_partition / linux_boot_seconds_bare".into(),
+        ),
+    ] {
+        if let super::report::Value::Number(x) = f.value {
+            table += &format!("  {:<40} {x:.2} {}\n", f.name, f.unit);
+        }
+        report.push(f);
+    }
+    report.table(table);
+    Ok(())
+}
+
+/// One partition boot: seconds from QEMU's start to [`DONE`].
+fn partition_boot(cmd: std::process::Command, log: &Path) -> Result<f64, String> {
+    let done_at: Cell<Option<Instant>> = Cell::new(None);
+    let started = Instant::now();
+    let outcome = qemu::run_captured(cmd, TIMEOUT, &|out: &str| {
+        if done_at.get().is_none() && out.contains(DONE) {
+            done_at.set(Some(Instant::now()));
+        }
+        false
+    })?;
+    let _ = std::fs::write(log, &outcome.output);
+    match done_at.get() {
+        Some(at) => Ok(at.duration_since(started).as_secs_f64()),
+        None if outcome.output.contains(DONE) => Ok(started.elapsed().as_secs_f64()),
+        None => Err(format!(
+            "the Linux partition did not reach `{DONE}` (console: {})",
+            log.display()
+        )),
+    }
+}
