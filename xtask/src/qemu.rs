@@ -140,6 +140,31 @@ fn complete_lines(text: &str) -> &str {
     &text[..text.rfind('\n').map_or(0, |i| i + 1)]
 }
 
+/// Runs `cmd` captured like [`run_captured`] (never stopped early), and
+/// measures the wall time from the start to the first complete line that
+/// contains `marker`, if one was printed.
+pub fn run_timed(
+    cmd: Command,
+    timeout: Duration,
+    marker: &str,
+) -> Result<(Outcome, Option<f64>), String> {
+    let seen_at: std::cell::Cell<Option<Instant>> = std::cell::Cell::new(None);
+    let started = Instant::now();
+    let outcome = run_captured(cmd, timeout, &|out: &str| {
+        if seen_at.get().is_none() && out.contains(marker) {
+            seen_at.set(Some(Instant::now()));
+        }
+        false
+    })?;
+    let seconds = match seen_at.get() {
+        Some(at) => Some(at.duration_since(started).as_secs_f64()),
+        // QEMU exited within one poll of printing it: its end is the bound.
+        None if outcome.output.contains(marker) => Some(started.elapsed().as_secs_f64()),
+        None => None,
+    };
+    Ok((outcome, seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::complete_lines;

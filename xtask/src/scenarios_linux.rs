@@ -16,7 +16,7 @@
 
 use crate::board::Board;
 use crate::linux::{self, oracle};
-use crate::scenarios::{lines_of, DirectScenario};
+use crate::scenarios::{expect, lines_of, DirectScenario};
 use crate::{build, qemu};
 use std::path::Path;
 use std::time::Duration;
@@ -159,14 +159,6 @@ fn software_msis(out: &str, name: &str) -> Result<Vec<u64>, String> {
         ));
     }
     Ok(counts)
-}
-
-fn expect(out: &str, needle: &str) -> Result<(), String> {
-    if out.contains(needle) {
-        Ok(())
-    } else {
-        Err(format!("expected `{needle}` in the output"))
-    }
 }
 
 #[cfg(test)]

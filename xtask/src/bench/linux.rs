@@ -9,9 +9,8 @@ use super::report::{median, Figure, Report};
 use crate::board::Board;
 use crate::linux::{self, oracle};
 use crate::{build, qemu};
-use std::cell::Cell;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Boots of each configuration.
 const BOOTS: usize = 2;
@@ -72,21 +71,12 @@ pub fn measure(root: &Path, report: &mut Report) -> Result<(), String> {
 
 /// One partition boot: seconds from QEMU's start to [`DONE`].
 fn partition_boot(cmd: std::process::Command, log: &Path) -> Result<f64, String> {
-    let done_at: Cell<Option<Instant>> = Cell::new(None);
-    let started = Instant::now();
-    let outcome = qemu::run_captured(cmd, TIMEOUT, &|out: &str| {
-        if done_at.get().is_none() && out.contains(DONE) {
-            done_at.set(Some(Instant::now()));
-        }
-        false
-    })?;
+    let (outcome, seconds) = qemu::run_timed(cmd, TIMEOUT, DONE)?;
     let _ = std::fs::write(log, &outcome.output);
-    match done_at.get() {
-        Some(at) => Ok(at.duration_since(started).as_secs_f64()),
-        None if outcome.output.contains(DONE) => Ok(started.elapsed().as_secs_f64()),
-        None => Err(format!(
+    seconds.ok_or_else(|| {
+        format!(
             "the Linux partition did not reach `{DONE}` (console: {})",
             log.display()
-        )),
-    }
+        )
+    })
 }

@@ -9,10 +9,9 @@
 use super::{disk, LinuxGuest};
 use crate::board::Board;
 use crate::qemu::{self, Outcome};
-use std::cell::Cell;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Time bound of one boot: TCG on a loaded 2-core machine is slow.
 pub const TIMEOUT: Duration = Duration::from_secs(180);
@@ -68,21 +67,8 @@ pub fn boot(
     qemu::check(&board.qemu)?;
     let disk_image = disk::nvme_image(linux_dir, DISK)?;
     let cmd = command(board, guest, &disk_image, "hvtest=auto");
-    let done_at: Cell<Option<Instant>> = Cell::new(None);
-    let started = Instant::now();
-    let outcome = qemu::run_captured(cmd, TIMEOUT, &|out: &str| {
-        if done_at.get().is_none() && out.contains(DONE) {
-            done_at.set(Some(Instant::now()));
-        }
-        false
-    })?;
+    let (outcome, seconds_to_done) = qemu::run_timed(cmd, TIMEOUT, DONE)?;
     let _ = std::fs::write(log, &outcome.output);
-    let seconds_to_done = match done_at.get() {
-        Some(at) => Some(at.duration_since(started).as_secs_f64()),
-        // QEMU exited within one poll of printing it: its end is the bound.
-        None if outcome.output.contains(DONE) => Some(started.elapsed().as_secs_f64()),
-        None => None,
-    };
     Ok(BareBoot {
         outcome,
         seconds_to_done,
