@@ -4,7 +4,9 @@
 //! bare QEMU (`linux/oracle.rs`, whose `check_init` reads each partition's
 //! console).
 //!
-//! On top of what `/init` checks: the hypervisor set up GICv4 direct
+//! On top of what `/init` checks: the guest saw a GICv3 and no EL2 (no
+//! `GICv4`, `Virtual CPUs` or `kvm [` line, which bare QEMU shows); the
+//! hypervisor set up GICv4 direct
 //! injection for both partitions; the NIC vector Linux moved with
 //! `/proc/irq/N/smp_affinity` became a `VMOVI` on the physical ITS; no
 //! passthrough MSI was injected by software on any of the four CPUs while
@@ -90,6 +92,15 @@ fn check(out: &str, guest: &linux::LinuxGuest, gicv4: bool) -> Result<(), String
     }
     for (name, disk) in PARTITIONS {
         let console = lines_of(out, name).join("\n");
+        // What Linux on bare QEMU reports of the host (it runs at EL2
+        // there) a partition must not see: its GIC is a GICv3, its CPU has
+        // no EL2.
+        if let Some(leak) = console
+            .lines()
+            .find(|l| l.contains("GICv4") || l.contains("Virtual CPUs") || l.contains("kvm ["))
+        {
+            return Err(format!("{name} sees the host's GICv4 or EL2: {leak}"));
+        }
         let (cpu, before, after) =
             oracle::check_init(&console, guest, disk).map_err(|e| format!("{name}: {e}"))?;
         println!("{name}: the moved NIC vector counted on its new CPU {cpu}: {before} -> {after}");
