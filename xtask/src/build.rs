@@ -11,9 +11,39 @@ use std::process::Command;
 /// The bare-metal target of the kernel and the test guests.
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 
-/// Where `testguest-hi.bin` is linked: 2 MiB into identity-mapped RAM at
-/// 0x5000_0000 (boards/qemu-virt/tests/passthrough*.toml).
-pub const TESTGUEST_HI_IPA: u64 = 0x5020_0000;
+/// The test guest's builds: its name in the boot bundle and the IPA it is
+/// linked at (the guest is not relocatable; a manifest's `kernel.ipa` must
+/// be that address). Identity-mapped partitions need RAM that overlaps
+/// neither each other, the hypervisor image (0x4020_0000 on virt) nor the
+/// boot bundle QEMU puts at RAM base + 128 MiB (0x4800_0000), hence one
+/// build per identity-mapped RAM base in use, 2 MiB into it.
+pub const TEST_GUESTS: [TestGuest; 3] = [
+    // The linker script's default: RAM base + 2 MiB, like an arm64 Image.
+    TestGuest {
+        image: "testguest.bin",
+        link: 0x4020_0000,
+    },
+    // Identity-mapped RAM at 0x5000_0000 (boards/qemu-virt/tests/passthrough*.toml).
+    TestGuest {
+        image: "testguest-hi.bin",
+        link: 0x5020_0000,
+    },
+    // A second identity-mapped partition, RAM at 0x6000_0000
+    // (tests/passthrough-two-partitions.toml).
+    TestGuest {
+        image: "testguest-hi2.bin",
+        link: 0x6020_0000,
+    },
+];
+
+/// One build of the test guest.
+#[derive(Clone, Copy, Debug)]
+pub struct TestGuest {
+    /// Its file name, in the build output and in the bundle.
+    pub image: &'static str,
+    /// The IPA it is linked (and must be loaded) at.
+    pub link: u64,
+}
 
 /// What `build` produced.
 pub struct Artifacts {
@@ -21,10 +51,8 @@ pub struct Artifacts {
     pub image: PathBuf,
     /// The hypervisor ELF (symbols, for debugging).
     pub elf: PathBuf,
-    /// The test guest as a raw binary.
-    pub testguest: PathBuf,
-    /// The test guest linked at [`TESTGUEST_HI_IPA`] (for identity-mapped RAM).
-    pub testguest_hi: PathBuf,
+    /// The test guest's raw binaries, one per [`TEST_GUESTS`] entry.
+    pub testguests: Vec<PathBuf>,
 }
 
 /// Builds the hypervisor for `board` and the test guests.
@@ -45,47 +73,54 @@ pub fn build(root: &Path, board: &Board) -> Result<Artifacts, String> {
         ],
         &[("HV_LOAD_ADDR", &load)],
     )?;
-    cargo(
-        root,
-        &["build", "--release", "-p", "testguest", "--target", TARGET],
-        &[],
-    )?;
     let out = root.join("target").join(TARGET).join("release");
     let elf = out.join("hypervisor");
     let image = out.join("hypervisor.img");
     elf_to_binary(&elf, &image)?;
-    let testguest = out.join("testguest.bin");
-    elf_to_binary(&out.join("testguest"), &testguest)?;
-    // The same guest linked higher, in its own target dir so that the two
-    // builds do not invalidate each other.
-    let hi_dir = root.join("target").join("guest-hi");
-    let hi_dir_arg = hi_dir.to_string_lossy().into_owned();
-    let load = format!("{TESTGUEST_HI_IPA:#x}");
-    cargo(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "testguest",
-            "--target",
-            TARGET,
-            "--target-dir",
-            &hi_dir_arg,
-        ],
-        &[("GUEST_LOAD_ADDR", &load)],
-    )?;
-    let testguest_hi = out.join("testguest-hi.bin");
-    elf_to_binary(
-        &hi_dir.join(TARGET).join("release").join("testguest"),
-        &testguest_hi,
-    )?;
+    // The first build shares the workspace's target dir (the bare-QEMU
+    // oracle runs its ELF); each other one has its own, so that the builds
+    // do not invalidate each other.
+    let testguests = TEST_GUESTS
+        .iter()
+        .enumerate()
+        .map(|(i, g)| build_test_guest(root, &out, g, i > 0))
+        .collect::<Result<_, _>>()?;
     Ok(Artifacts {
         image,
         elf,
-        testguest,
-        testguest_hi,
+        testguests,
     })
+}
+
+/// Builds the test guest linked at `guest.link` and flattens it to
+/// `out/<guest.image>`; with `own_dir`, in a target dir of its own
+/// (`target/guest-hi` for `testguest-hi.bin`).
+fn build_test_guest(
+    root: &Path,
+    out: &Path,
+    guest: &TestGuest,
+    own_dir: bool,
+) -> Result<PathBuf, String> {
+    let target_dir = own_dir.then(|| {
+        let stem = guest.image.trim_end_matches(".bin");
+        let suffix = stem.strip_prefix("testguest-").unwrap_or(stem);
+        root.join("target").join(format!("guest-{suffix}"))
+    });
+    let dir_arg = target_dir
+        .as_ref()
+        .map(|d| d.to_string_lossy().into_owned());
+    let mut args = vec!["build", "--release", "-p", "testguest", "--target", TARGET];
+    if let Some(dir) = &dir_arg {
+        args.extend(["--target-dir", dir.as_str()]);
+    }
+    let link = format!("{:#x}", guest.link);
+    cargo(root, &args, &[("GUEST_LOAD_ADDR", &link)])?;
+    let elf = target_dir
+        .map_or_else(|| out.to_path_buf(), |d| d.join(TARGET).join("release"))
+        .join("testguest");
+    let bin = out.join(guest.image);
+    elf_to_binary(&elf, &bin)?;
+    Ok(bin)
 }
 
 /// Longest bundle entry name (the format's 48-byte field holds a NUL).
@@ -142,7 +177,7 @@ pub fn bundle(artifacts: &Artifacts, manifest: &Path, out: &Path) -> Result<(), 
 /// then the Linux guest's folder (`target/linux/`).
 pub fn image_dirs(artifacts: &Artifacts) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
-    for guest in [&artifacts.testguest, &artifacts.testguest_hi] {
+    for guest in &artifacts.testguests {
         if let Some(dir) = guest.parent().filter(|d| !dirs.iter().any(|x| x == d)) {
             dirs.push(dir.to_path_buf());
         }
@@ -365,6 +400,23 @@ kernel = { image = "testguest.bin", ipa = 0x4020_0000 }
     }
 
     #[test]
+    fn test_guest_builds_have_distinct_names_and_link_addresses_2mib_into_ram() {
+        for (i, g) in TEST_GUESTS.iter().enumerate() {
+            assert_eq!(g.link % (2 << 20), 2 << 20, "{}", g.image);
+            for h in &TEST_GUESTS[i + 1..] {
+                assert_ne!(g.image, h.image);
+                // 64 MiB partitions 2 MiB below each link address stay apart.
+                assert!(
+                    g.link.abs_diff(h.link) >= 64 << 20,
+                    "{} {}",
+                    g.image,
+                    h.image
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_board_manifest_names_images_the_bundle_can_find() {
         // The test guests' names, or the Linux guest's.
         let root = crate::root();
@@ -385,7 +437,7 @@ kernel = { image = "testguest.bin", ipa = 0x4020_0000 }
             let text = std::fs::read_to_string(&f).unwrap();
             for image in named_images(&text) {
                 assert!(
-                    ["testguest.bin", "testguest-hi.bin"].contains(&image.name.as_str())
+                    TEST_GUESTS.iter().any(|g| g.image == image.name)
                         || linux::produces(&image.name),
                     "{}: {image}",
                     f.display()
