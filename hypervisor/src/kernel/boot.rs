@@ -56,6 +56,22 @@ pub fn alloc_frames(size: u64, align: u64) -> Option<PhysAddr> {
     FRAMES.lock().as_mut()?.alloc(size, align).ok()
 }
 
+/// Returns frames `alloc_frames` handed out (`size` as asked then).
+pub fn free_frames(start: PhysAddr, size: u64) -> bool {
+    FRAMES.lock().as_mut().is_some_and(|f| {
+        f.free(Range {
+            start,
+            size: size.next_multiple_of(crate::mm::PAGE_SIZE),
+        })
+        .is_ok()
+    })
+}
+
+/// Bytes the frame allocator has free (for leak checks in the logs).
+pub fn free_frame_bytes() -> u64 {
+    FRAMES.lock().as_ref().map_or(0, |f| f.free_bytes())
+}
+
 /// The boot CPU's path from the device tree to running partitions.
 pub fn primary(dtb: usize) -> ! {
     let Some(early) = early::init(dtb) else {

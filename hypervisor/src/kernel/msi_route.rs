@@ -52,6 +52,11 @@ fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
     boot::alloc_frames(size.next_multiple_of(4096), align.max(4096))
 }
 
+/// Bytes of the ITT the hypervisor gives a function on the software path.
+fn itt_bytes(its: &crate::drivers::its::Its) -> u64 {
+    (u64::from(its.typer().itt_entry_bytes()) << EVENT_BITS).max(256)
+}
+
 fn collection_of(
     partition: &Partition,
     vcpu: VcpuIndex,
@@ -69,8 +74,7 @@ fn ensure_device(partition: &Partition, device: PhysDeviceId) -> Result<(), &'st
     let its = irq::its().ok_or("no ITS")?;
     its.prepare_device(device.0, &mut alloc)
         .map_err(|_| "device table")?;
-    let bytes = (u64::from(its.typer().itt_entry_bytes()) << EVENT_BITS).max(256);
-    let itt = alloc(bytes, 4096).ok_or("no memory for an ITT")?;
+    let itt = alloc(itt_bytes(its), 4096).ok_or("no memory for an ITT")?;
     let rdbase = irq::rdbase(0).ok_or("no redistributor")?;
     its.submit(
         &[ItsCommand::Mapd {
@@ -81,7 +85,10 @@ fn ensure_device(partition: &Partition, device: PhysDeviceId) -> Result<(), &'st
         }],
         ItsCommand::Sync { rdbase },
     )
-    .map_err(|_| "MAPD refused")?;
+    .map_err(|_| {
+        boot::free_frames(itt, itt_bytes(its));
+        "MAPD refused"
+    })?;
     devices.insert(device, itt);
     Ok(())
 }
@@ -106,13 +113,17 @@ pub fn map(
     let result = (|| {
         ensure_device(partition, device)?;
         let (icid, rdbase) = collection_of(partition, vcpu).ok_or("vCPU without pCPU")?;
+        let its = irq::its().ok_or("no ITS")?;
         let lpi = irq::allocate_lpi(0xa0).ok_or("no physical LPI left")?;
-        slot(lpi).ok_or("LPI beyond the table")?.store(
+        let Some(route) = slot(lpi) else {
+            irq::free_lpi(lpi);
+            return Err("LPI beyond the table");
+        };
+        route.store(
             pack(partition.id.0 as usize, vcpu, vintid),
             Ordering::Release,
         );
-        let its = irq::its().ok_or("no ITS")?;
-        its.submit(
+        let mapped = its.submit(
             &[
                 ItsCommand::Mapti {
                     device_id: device.0,
@@ -126,8 +137,13 @@ pub fn map(
                 },
             ],
             ItsCommand::Sync { rdbase },
-        )
-        .map_err(|_| "MAPTI refused")?;
+        );
+        if mapped.is_err() {
+            // Nothing of the event stays: neither the route nor the LPI.
+            route.store(0, Ordering::Release);
+            irq::free_lpi(lpi);
+            return Err("MAPTI refused");
+        }
         partition
             .phys_events
             .lock()
@@ -208,7 +224,8 @@ fn discard(device: PhysDeviceId, event: u32, e: PhysEvent) {
 }
 
 /// Partition reset or stop: every physical mapping it had goes (DISCARD,
-/// MAPD V=0), its LPIs return to the allocator.
+/// MAPD V=0), its LPIs return to the allocator and its functions' ITTs to
+/// the frame allocator (the next life MAPDs them afresh).
 pub fn teardown(partition: &Partition) {
     let events: alloc::vec::Vec<_> = core::mem::take(&mut *partition.phys_events.lock())
         .into_iter()
@@ -216,19 +233,30 @@ pub fn teardown(partition: &Partition) {
     for ((device, event), e) in events {
         discard(device, event, e);
     }
-    let devices: alloc::vec::Vec<_> = core::mem::take(&mut *partition.phys_devices.lock())
-        .into_keys()
-        .collect();
-    if let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(0)) {
-        for d in devices {
-            let _ = its.submit(
-                &[ItsCommand::Mapd {
-                    device_id: d.0,
-                    size: 0,
-                    itt_addr: 0,
-                    valid: false,
-                }],
-                ItsCommand::Sync { rdbase },
+    let devices = core::mem::take(&mut *partition.phys_devices.lock());
+    let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(0)) else {
+        return;
+    };
+    for (d, itt) in devices {
+        let unmapped = its.submit(
+            &[ItsCommand::Mapd {
+                device_id: d.0,
+                size: 0,
+                itt_addr: 0,
+                valid: false,
+            }],
+            ItsCommand::Sync { rdbase },
+        );
+        // The ITS may still use an ITT whose MAPD V=0 did not complete:
+        // such an ITT is kept (and logged), not reused.
+        if unmapped.is_ok() {
+            boot::free_frames(itt, itt_bytes(its));
+        } else {
+            log::error!(
+                "partition {}: MAPD V=0 of {:#x} refused; its ITT at {} stays allocated",
+                partition.name(),
+                d.0,
+                itt
             );
         }
     }

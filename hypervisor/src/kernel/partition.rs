@@ -246,6 +246,10 @@ impl Partition {
     /// point of coherency: the guest starts with its MMU and caches off).
     pub fn load(&self) -> Result<(), BuildError> {
         let boot_count = self.control.lock().boot_count;
+        // Nothing of the last life on the physical ITS before the fresh
+        // models exist: an MSI of the old life still routed now would
+        // otherwise become pending in the new vGIC.
+        self.release_devices();
         // A fresh interrupt controller, as after a reset.
         let fresh = super::vits::new_all(
             self.id,
@@ -260,7 +264,6 @@ impl Partition {
         *self.vgic.lock() =
             super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
         *self.console.lock() = VirtualUart::new();
-        self.release_devices();
         let bundle = super::boot::bundle();
         let kernel = bundle
             .get(&self.config.kernel.image)

@@ -267,6 +267,9 @@ pub fn gicv4_teardown(partition: &Partition) {
     let Some(Some(g)) = partition.gicv4.get() else {
         return;
     };
+    // A vITS trap (another vCPU, during a stop) holds the state out of its
+    // slot under this lock: wait for it instead of skipping the teardown.
+    let _vits = partition.vits.first().map(|v| v.lock());
     let mut slot = g.state.lock();
     let Some(state) = slot.take() else { return };
     let sink = super::gicv4::KernelSink {
