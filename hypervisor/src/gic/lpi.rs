@@ -212,6 +212,12 @@ impl LpiAllocator {
         self.free.iter().map(|span| span.end - span.start).sum()
     }
 
+    /// Number of INTIDs handed out and not freed yet (what a teardown must
+    /// bring back to where it was).
+    pub fn in_use(&self) -> u64 {
+        (self.limit - FIRST_LPI as u64).saturating_sub(self.free_count())
+    }
+
     /// Number of free spans (a measure of fragmentation).
     pub fn span_count(&self) -> usize {
         self.free.len()
@@ -280,6 +286,25 @@ fn check_id_bits(id_bits: u32, supported: u32) -> Result<(), LpiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_use_counts_allocations_and_returns_to_zero_when_all_are_freed() {
+        let mut a = LpiAllocator::new(16, 8).unwrap();
+        assert_eq!(a.in_use(), 0);
+        let first = a.allocate().unwrap();
+        let block = a.allocate_block(4).unwrap();
+        let last = a.allocate().unwrap();
+        assert_eq!(a.in_use(), 6);
+        a.free_block(block).unwrap();
+        assert_eq!(a.in_use(), 2);
+        // A refused free changes nothing.
+        assert!(a.free(PhysIntId(block.first.0)).is_err());
+        assert_eq!(a.in_use(), 2);
+        a.free(first).unwrap();
+        a.free(last).unwrap();
+        assert_eq!(a.in_use(), 0);
+        assert_eq!(a.span_count(), 1);
+    }
 
     #[test]
     fn allocation_starts_at_8192() {

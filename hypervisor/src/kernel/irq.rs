@@ -56,6 +56,11 @@ pub fn free_lpi(intid: PhysIntId) {
     }
 }
 
+/// Physical LPIs handed out and not freed (0 without LPIs).
+pub fn lpis_in_use() -> u64 {
+    LPIS.lock().as_ref().map_or(0, |a| a.in_use())
+}
+
 /// Sets the configuration byte of a physical LPI (follow with an INV).
 pub fn configure_lpi(intid: PhysIntId, priority: u8, enabled: bool) {
     if let Some(p) = PROPERTIES.lock().as_ref() {

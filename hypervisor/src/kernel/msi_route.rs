@@ -37,6 +37,18 @@ pub fn lookup(lpi: u32) -> Option<(usize, VcpuIndex, VirtIntId)> {
     ))
 }
 
+/// How many routing-table entries name partition `partition` (a scan of
+/// the whole table: for footprint logs, not the MSI path).
+pub fn routes_to(partition: usize) -> usize {
+    ROUTE
+        .iter()
+        .filter(|r| {
+            let v = r.load(Ordering::Acquire);
+            v >> 63 == 1 && (v >> 48 & 0xff) as usize == partition & 0xff
+        })
+        .count()
+}
+
 /// A passthrough event as mapped on the physical ITS.
 #[derive(Clone, Copy, Debug)]
 pub struct PhysEvent {

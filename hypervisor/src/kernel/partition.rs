@@ -7,6 +7,7 @@ use crate::arch::mmu::{FrameSource, IdentityTables};
 use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
 use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
+use crate::passthrough::ItsFootprint;
 use crate::psci::PowerStates;
 use crate::vuart::VirtualUart;
 use alloc::string::String;
@@ -322,7 +323,9 @@ impl Partition {
         control
             .power
             .start(self.config.kernel.ipa.raw(), self.dtb_ipa.raw());
+        let boot = control.boot_count;
         drop(control);
+        self.log_its_footprint(format_args!("at start (boot {boot})"));
         crate::arch::sysreg::sev();
         // A CPU whose partition was stopped waits in WFI, which an event
         // does not end: an interrupt does.
@@ -336,6 +339,66 @@ impl Partition {
                 super::cpus::kick(index);
             }
         }
+    }
+
+    /// What the partition holds on the physical ITS, from the bookkeeping
+    /// of both paths: the software path's MAPD'd functions, mapped events
+    /// and their LPIs and routes; the GICv4 backend's VMAPTI'd events and
+    /// the vPEs, doorbells and functions set up at boot.
+    pub fn its_footprint(&self) -> ItsFootprint {
+        let (events, lpis) = {
+            let events = self.phys_events.lock();
+            (events.len(), events.len())
+        };
+        let mut f = ItsFootprint {
+            guest_devices: self.phys_devices.lock().len(),
+            guest_events: events,
+            guest_lpis: lpis,
+            guest_routes: super::msi_route::routes_to(self.id.0 as usize),
+            ..ItsFootprint::default()
+        };
+        if let Some(Some(g)) = self.gicv4.get() {
+            // A vITS trap takes the backend's state out of its slot under
+            // the first vITS's lock: with that lock held, the state is there.
+            let _vits = self.vits.first().map(|v| v.lock());
+            if let Some(state) = g.state.lock().as_ref() {
+                let config = state.config();
+                f.guest_events += state.mapped_count();
+                f.standing_devices = config.devices.len();
+                f.standing_vpes = config.vpes.len();
+                f.standing_doorbells = config
+                    .vpes
+                    .iter()
+                    .filter(|v| v.doorbell.0 != crate::gic::its_cmd::NO_DOORBELL)
+                    .count();
+            }
+        }
+        f
+    }
+
+    /// Logs the partition's physical ITS footprint and the machine's LPI
+    /// and frame usage, for partitions with passthrough functions (the
+    /// reset scenario compares these lines across lives).
+    fn log_its_footprint(&self, when: core::fmt::Arguments<'_>) {
+        if self.pci.is_none() {
+            return;
+        }
+        log::info!(
+            "partition {}: physical ITS footprint {when}: {}; machine: LPIs in use {}, free frames {} KiB",
+            self.name(),
+            self.its_footprint(),
+            super::irq::lpis_in_use(),
+            super::boot::free_frame_bytes() >> 10
+        );
+    }
+
+    /// Releases the passthrough functions at the end of life `boot`,
+    /// logging the footprint before and after (after: nothing the guest
+    /// made may be left).
+    fn end_of_life(&self, boot: u32) {
+        self.log_its_footprint(format_args!("before teardown (boot {boot})"));
+        self.release_devices();
+        self.log_its_footprint(format_args!("after teardown (boot {boot})"));
     }
 
     /// Leaves the passthrough functions as after a reset: nothing of the
@@ -380,7 +443,8 @@ impl Partition {
             self.epoch.fetch_add(1, Ordering::AcqRel);
         }
         self.kick_others();
-        self.release_devices();
+        let boot = self.control.lock().boot_count;
+        self.end_of_life(boot);
         log::info!("partition {}: stopped ({reason})", self.name());
         self.log_counters();
         super::partition_stopped();
@@ -424,6 +488,8 @@ impl Partition {
                 return;
             }
         }
+        let ended = self.control.lock().boot_count;
+        self.end_of_life(ended);
         let boot = {
             let mut control = self.control.lock();
             control.boot_count += 1;

@@ -158,6 +158,16 @@ impl PassthroughState {
             logged: 0,
         })
     }
+
+    /// The configuration (the vPEs, doorbells and devices set up at boot).
+    pub fn config(&self) -> &PassthroughConfig {
+        &self.config
+    }
+
+    /// How many physical events are mapped (VMAPTI'd and not discarded).
+    pub fn mapped_count(&self) -> usize {
+        self.mapped.len()
+    }
 }
 
 impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {

@@ -8,11 +8,14 @@
 //! - `sink`: the narrow interface to the physical ITS and the VM's vLPI
 //!   property table, implemented by the kernel;
 //! - `backend`: [`Gicv4Backend`], the [`crate::vits::VitsBackend`] that
-//!   batches VMAPTI, VMOVI, DISCARD, INT, CLEAR, INV and VINVALL per trap.
+//!   batches VMAPTI, VMOVI, DISCARD, INT, CLEAR, INV and VINVALL per trap;
+//! - `footprint`: [`ItsFootprint`], what a partition holds on the physical
+//!   ITS (both paths), logged and checked around every teardown.
 #![forbid(unsafe_code)]
 
 mod backend;
 mod config;
+mod footprint;
 mod sink;
 
 #[cfg(test)]
@@ -24,4 +27,5 @@ pub use backend::{
     Gicv4Backend, PassthroughState, PassthroughStats, PhysMapping, Refusal, TeardownReport,
 };
 pub use config::{PassthroughConfig, PassthroughConfigError, PassthroughDevice, VpeConfig};
+pub use footprint::ItsFootprint;
 pub use sink::{PhysItsSink, SinkError};

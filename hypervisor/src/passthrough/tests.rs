@@ -594,6 +594,25 @@ fn teardown_discards_everything_and_says_what_the_kernel_undoes() {
 }
 
 #[test]
+fn kept_state_counts_mapped_events_and_none_after_teardown_or_discard() {
+    let mut b = backend();
+    for event in 0..3 {
+        b.map_event(pt(NIC, event), vcpu(0), lpi(event));
+    }
+    b.map_event(pt(FOREIGN, 0), vcpu(0), lpi(9));
+    b.discard_event(pt(NIC, 1), vcpu(0), lpi(1));
+    b.sync();
+    // What the kernel keeps between traps and reads for its footprint.
+    let (state, sink, inner) = b.into_parts();
+    assert_eq!(state.mapped_count(), 2, "the foreign event maps nothing");
+    assert_eq!(state.config().vpes.len(), usize::from(VCPUS));
+    let mut b = Gicv4Backend::from_parts(state, sink, inner);
+    b.teardown();
+    let (state, _, _) = b.into_parts();
+    assert_eq!(state.mapped_count(), 0);
+}
+
+#[test]
 fn teardown_reports_a_failing_sink() {
     let mut b = backend();
     mapped(&mut b, NIC, 1, 0, lpi(1));
