@@ -85,9 +85,11 @@ fn panic(info: &PanicInfo<'_>) -> ! {
 /// Called when a partition stops: when none is left, the machine powers off.
 pub fn partition_stopped() {
     static POWERING_OFF: AtomicBool = AtomicBool::new(false);
-    let all = boot::partitions()
-        .iter()
-        .all(|p| p.control.lock().run == partition::RunState::Stopped);
+    let all = boot::partitions().iter().all(|p| {
+        // Stopped, and done releasing its devices (another CPU may be
+        // tearing a partition down that is already marked stopped).
+        p.control.lock().run == partition::RunState::Stopped && p.released.load(Ordering::SeqCst)
+    });
     // Two partitions may stop at once on two CPUs: one of them powers off.
     if all && !POWERING_OFF.swap(true, Ordering::AcqRel) {
         crate::println!("hypervisor: all partitions stopped; powering off");

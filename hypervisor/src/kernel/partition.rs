@@ -86,6 +86,10 @@ pub struct Partition {
     pub msix_warned: AtomicBool,
     /// An MSI held disabled (bad guest address or EventID) was logged in this life.
     pub msi_warned: AtomicBool,
+    /// Set once a stop has released everything (after `run` became
+    /// `Stopped`, which happens first); cleared by `start`. The machine
+    /// powers off only when every partition is stopped *and* released.
+    pub released: AtomicBool,
 }
 
 /// Why a partition could not be built.
@@ -182,6 +186,7 @@ impl Partition {
             faults: AtomicU64::new(0),
             msix_warned: AtomicBool::new(false),
             msi_warned: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             config,
         })
     }
@@ -318,6 +323,7 @@ impl Partition {
 
     /// Makes vCPU 0 pending at the entry point with x0 = the device tree.
     pub fn start(&self) {
+        self.released.store(false, Ordering::Release);
         let mut control = self.control.lock();
         control.run = RunState::Running;
         control
@@ -447,6 +453,9 @@ impl Partition {
         self.end_of_life(boot);
         log::info!("partition {}: stopped ({reason})", self.name());
         self.log_counters();
+        // SeqCst, with the load in `partition_stopped`: of two partitions
+        // finishing their stops at once, at least one sees the other released.
+        self.released.store(true, Ordering::SeqCst);
         super::partition_stopped();
     }
 
