@@ -84,6 +84,35 @@ fn mmio_write64(addr: u64, value: u64) {
     mmio_write32((addr + 4) as *mut u32, (value >> 32) as u32);
 }
 
+/// The `passthrough-pair` scenario: `msis=` MSIs through our own vITS,
+/// paced over a window of counter time that another partition, with its
+/// own edu and the same virtual IDs, shares.
+pub fn passthrough_pair() {
+    let (bar0, device) = edu_with_msi();
+    let msis = super::bootarg("msis")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    super::vits_tests::passthrough_pair(
+        device,
+        &|| mmio_write32((bar0 + 0x60) as *mut u32, 1),
+        &|| mmio_write32((bar0 + 0x64) as *mut u32, 1),
+        msis,
+    );
+}
+
+/// The `passthrough-reset` scenario: bursts of MSIs; on the first boot one
+/// more left pending, then SYSTEM_RESET; a later boot must see exactly the
+/// same.
+pub fn passthrough_reset(boots: usize) {
+    let (bar0, device) = edu_with_msi();
+    super::vits_tests::passthrough_reset(
+        device,
+        &|| mmio_write32((bar0 + 0x60) as *mut u32, 1),
+        &|| mmio_write32((bar0 + 0x64) as *mut u32, 1),
+        boots,
+    );
+}
+
 /// Finds edu on the guest's bus, checks its BAR is reached without exits,
 /// and programs its MSI with the vITS doorbell and EventID 0. Returns
 /// BAR0 and the function's DeviceID (its requester ID on our bus).

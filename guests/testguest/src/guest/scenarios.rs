@@ -51,6 +51,15 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             super::msix_tests::passthrough_msix();
             psci::system_off()
         }
+        "passthrough-pair" => {
+            super::pci_tests::passthrough_pair();
+            psci::system_off()
+        }
+        "passthrough-reset" => {
+            // Returns only on a boot after the reset.
+            super::pci_tests::passthrough_reset(boots);
+            psci::system_off()
+        }
         "vlpi" => {
             vlpi();
             ticker()

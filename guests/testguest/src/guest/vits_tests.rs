@@ -185,13 +185,15 @@ static V1_UP: AtomicBool = AtomicBool::new(false);
 /// The scenario's name, for FAIL lines (index into NAMES).
 static NAME: AtomicUsize = AtomicUsize::new(0);
 /// Scenario names.
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 8] = [
     "vits-basic",
     "vits-pending-moves",
     "vits-config",
     "vits-garbage",
     "vits-second",
     "passthrough-msix",
+    "passthrough-pair",
+    "passthrough-reset",
 ];
 /// Which ITS of the device tree the scenario drives (vits-second: the second).
 static ITS_INDEX: AtomicUsize = AtomicUsize::new(0);
@@ -1105,4 +1107,187 @@ fn highest_pending() -> u32 {
 /// The hypervisor's count of GICv4 doorbells taken for this vCPU.
 fn doorbell_count() -> u64 {
     psci::call(0xc600_0003, 0, 0, 0) as u64
+}
+
+/// Counter time in milliseconds since the machine started (CNTVOFF_EL2 is
+/// 0 in every partition, so all partitions share this clock).
+fn now_ms() -> u64 {
+    let freq: u64;
+    // SAFETY: reading CNTFRQ_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) freq) };
+    crate::guest::counter() / (freq / 1000).max(1)
+}
+
+/// Maps `device` event 0 -> LPI 8192 on collection 0 (vCPU 0), collection
+/// 1 -> vCPU 1, as `passthrough_msi` does; returns the environment.
+fn passthrough_setup(device: u32) -> Env {
+    let mut env = setup();
+    enable_lpis(&env, 1);
+    let d = mapd(&mut env, device);
+    let cmds = [
+        d,
+        Cmd::mapc(0, env.rdb[0], true),
+        Cmd::mapc(1, env.rdb[1], true),
+        Cmd::mapti(device, 0, FIRST_LPI, 0),
+        env.sync(0),
+    ];
+    env.send(&cmds, "MAPD/MAPC/MAPTI");
+    env
+}
+
+/// One MSI: `trigger`, wait (bounded) until LPI 8192 was taken once more
+/// on vCPU `cpu`, `ack`. Fails unless every counter moved by exactly that
+/// one interrupt. Returns the hypervisor's exits meanwhile (the second
+/// exit-count hypercall itself not counted).
+fn one_msi(cpu: usize, trigger: &dyn Fn(), ack: &dyn Fn(), what: &str) -> u64 {
+    let before = snap();
+    let exits = crate::guest::scenarios::exit_count_pub();
+    trigger();
+    let mut waited = 0;
+    while COUNTS[cpu][0].load(Ordering::Acquire) == before.counts[cpu][0] && waited < TAKE_MS {
+        delay_ms(1);
+        waited += 1;
+    }
+    let exits = crate::guest::scenarios::exit_count_pub()
+        .wrapping_sub(exits)
+        .wrapping_sub(1);
+    ack();
+    let mut target = before;
+    target.counts[cpu][0] += 1;
+    if snap() != target {
+        let now = snap();
+        fail(format_args!(
+            "{what}: LPI 8192 taken {} time(s) on vCPU {cpu} within {waited} ms, expected once; interrupts on all vCPUs {} -> {}",
+            now.counts[cpu][0] - before.counts[cpu][0],
+            (0..MAX_CPUS).map(|c| before.counts[c].iter().sum::<u32>() + before.other[c]).sum::<u32>(),
+            (0..MAX_CPUS).map(|c| now.counts[c].iter().sum::<u32>() + now.other[c]).sum::<u32>(),
+        ));
+    }
+    exits
+}
+
+/// When the shared traffic window starts and how long it lasts (counter
+/// time): both partitions of the pair scenario are set up well before it,
+/// so their MSIs interleave.
+const PAIR_START_MS: u64 = 2000;
+const PAIR_WINDOW_MS: u64 = 400;
+/// Until when the pair scenario watches for interrupts it did not cause
+/// (past the end of the other partition's window).
+const PAIR_QUIET_UNTIL_MS: u64 = 3000;
+
+/// Two partitions, each with its own edu at the same virtual BDF, DeviceID,
+/// EventID and vINTID: `msis` MSIs paced evenly over the shared window,
+/// each taken exactly once on vCPU 0; then, until the other partition's
+/// traffic is surely over, nothing else arrives.
+pub fn passthrough_pair(device: u32, trigger: &dyn Fn(), ack: &dyn Fn(), msis: u32) {
+    set_name("passthrough-pair");
+    if msis == 0 || msis > 100 {
+        fail(format_args!("msis={msis}: expected 1..=100"));
+    }
+    let _env = passthrough_setup(device);
+    let ready = now_ms();
+    if ready >= PAIR_START_MS {
+        fail(format_args!(
+            "set up only at {ready} ms, after the shared window's start at {PAIR_START_MS} ms"
+        ));
+    }
+    let start = snap();
+    let period = PAIR_WINDOW_MS / u64::from(msis);
+    let mut exits = 0;
+    let mut first = 0;
+    for i in 0..u64::from(msis) {
+        while now_ms() < PAIR_START_MS + i * period {
+            core::hint::spin_loop();
+        }
+        if i == 0 {
+            first = now_ms();
+        }
+        exits += one_msi(0, trigger, ack, "pair MSI");
+    }
+    let last = now_ms();
+    println!("passthrough-pair: {msis} MSIs sent from {first} ms to {last} ms (counter time), set up at {ready} ms");
+    pass(format_args!(
+        "{msis} MSIs, each taken once on vCPU 0 as LPI 8192 (hypervisor exits meanwhile: {exits})"
+    ));
+    while now_ms() < PAIR_QUIET_UNTIL_MS {
+        delay_ms(1);
+    }
+    let mut target = start;
+    target.counts[0][0] += msis;
+    let now = snap();
+    if now != target {
+        let extra: u32 = (0..MAX_CPUS)
+            .map(|c| now.counts[c].iter().sum::<u32>() + now.other[c])
+            .sum::<u32>()
+            - (0..MAX_CPUS)
+                .map(|c| target.counts[c].iter().sum::<u32>() + target.other[c])
+                .sum::<u32>();
+        fail(format_args!(
+            "{extra} interrupt(s) taken that this partition did not cause (by {PAIR_QUIET_UNTIL_MS} ms)"
+        ));
+    }
+    pass(format_args!(
+        "until {PAIR_QUIET_UNTIL_MS} ms nothing else: vCPU 0 took {msis}, vCPU 1 took 0, no other INTID"
+    ));
+}
+
+/// MSIs of the reset scenario's bursts: on vCPU 0, then after MOVI on vCPU 1.
+const RESET_BURST_V0: u32 = 16;
+const RESET_BURST_V1: u32 = 8;
+
+/// Bursts of MSIs through our vITS, the same in every boot: 16 on vCPU 0,
+/// MOVI, 8 on vCPU 1, each taken exactly once. On boot 0 one more MSI is
+/// left pending on vCPU 1 (IRQs masked there, edu not acknowledged) and
+/// the partition asks for SYSTEM_RESET; a later boot first checks that
+/// nothing of it arrives once its own mapping is live, then returns.
+pub fn passthrough_reset(device: u32, trigger: &dyn Fn(), ack: &dyn Fn(), boots: usize) {
+    set_name("passthrough-reset");
+    let mut env = passthrough_setup(device);
+    if boots > 0 {
+        let s = snap();
+        delay_ms(200);
+        if snap() != s {
+            fail(format_args!(
+                "boot {boots}: an interrupt arrived before any MSI was sent (vCPU 0: {}, vCPU 1: {})",
+                total(0),
+                total(1)
+            ));
+        }
+        pass(format_args!(
+            "boot {boots}: nothing of the last life's pending MSI arrived within 200 ms of mapping the event again"
+        ));
+    }
+    let start = snap();
+    let mut exits = 0;
+    for _ in 0..RESET_BURST_V0 {
+        exits += one_msi(0, trigger, ack, "burst on vCPU 0");
+    }
+    env.send(&[Cmd::movi(device, 0, 1), env.sync(1)], "MOVI");
+    for _ in 0..RESET_BURST_V1 {
+        exits += one_msi(1, trigger, ack, "burst on vCPU 1");
+    }
+    let mut target = start;
+    target.counts[0][0] += RESET_BURST_V0;
+    target.counts[1][0] += RESET_BURST_V1;
+    if snap() != target {
+        fail(format_args!(
+            "boot {boots}: counters moved by more than the bursts"
+        ));
+    }
+    pass(format_args!(
+        "boot {boots}: {RESET_BURST_V0} MSIs taken once each on vCPU 0, after MOVI {RESET_BURST_V1} on vCPU 1, nothing else (hypervisor exits on vCPU 0 meanwhile: {exits})"
+    ));
+    if boots > 0 {
+        return;
+    }
+    // In the middle of the traffic: one more MSI, pending on vCPU 1 (IRQs
+    // masked there) and not acknowledged at edu, when the reset comes.
+    v1_masked(true);
+    trigger();
+    delay_ms(QUIET_MS);
+    if snap() != target {
+        fail(format_args!("boot 0: the MSI for masked vCPU 1 was taken"));
+    }
+    println!("passthrough-reset: boot 0: one more MSI pending on vCPU 1 (IRQs masked, edu not acknowledged); asking for SYSTEM_RESET");
+    psci::system_reset()
 }
