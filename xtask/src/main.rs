@@ -7,6 +7,7 @@ mod linux;
 mod qemu;
 mod scenarios;
 mod scenarios_linux;
+mod scenarios_passthrough;
 mod scenarios_vgic;
 mod scenarios_vits;
 mod scenarios_wfi;

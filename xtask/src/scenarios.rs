@@ -180,6 +180,7 @@ fn scenarios() -> Vec<Scenario> {
             check: check_msix_gicv3,
         },
     ];
+    all.extend(crate::scenarios_passthrough::scenarios());
     all.extend(crate::scenarios_vgic::scenarios());
     all.extend(crate::scenarios_vits::scenarios());
     all.extend(crate::scenarios_wfi::scenarios());
