@@ -1244,13 +1244,16 @@ pub fn passthrough_reset(device: u32, trigger: &dyn Fn(), ack: &dyn Fn(), boots:
     set_name("passthrough-reset");
     let mut env = passthrough_setup(device);
     if boots > 0 {
-        let s = snap();
+        // The counters start at zero in every life (BSS): a stale pending
+        // interrupt would be taken as soon as vCPU 1 unmasked in the
+        // set-up, or now that event 0 is mapped again.
         delay_ms(200);
-        if snap() != s {
+        if (0..MAX_CPUS).any(|c| total(c) != 0) {
             fail(format_args!(
-                "boot {boots}: an interrupt arrived before any MSI was sent (vCPU 0: {}, vCPU 1: {})",
+                "boot {boots}: an interrupt arrived before any MSI was sent (vCPU 0: {}, vCPU 1: {}, last untracked INTID {})",
                 total(0),
-                total(1)
+                total(1),
+                OTHER_LAST.load(Ordering::Acquire)
             ));
         }
         pass(format_args!(
