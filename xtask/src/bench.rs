@@ -8,6 +8,8 @@
 //!   the guest drives through its own vITS, on GICv4 and GICv3 hosts, against
 //!   the same guest without the hypervisor (`system`, `bare`); the GICv4
 //!   self-test;
+//! - wfi: exits and doorbells per wake-up from WFI by a passthrough MSI
+//!   under each residency policy (`wfi`);
 //! - linux: the wall-clock boot of the same Debian kernel and initramfs on
 //!   bare QEMU and in a partition, and their ratio (`linux`).
 //!
@@ -21,6 +23,7 @@ mod linux;
 mod report;
 mod system;
 mod vits_host;
+mod wfi;
 
 use crate::board::Board;
 use crate::Options;
@@ -59,6 +62,8 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
     if !opts.host_only {
         eprintln!("xtask bench: system figures (QEMU: passthrough on GICv4 and GICv3, bare metal, GICv4 self-test)");
         system::measure(root, &board, &mut report)?;
+        eprintln!("xtask bench: GICv4 residency in WFI (resident, doorbell)");
+        wfi::measure(root, &board, &mut report)?;
         eprintln!("xtask bench: Linux boot time (bare QEMU and in a partition)");
         linux::measure(root, &mut report)?;
     }
