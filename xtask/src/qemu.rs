@@ -68,14 +68,42 @@ pub struct Outcome {
 /// Runs `cmd` with output captured, killing it after `timeout` or as soon as
 /// `stop_when(output)` holds.
 pub fn run_captured(
-    mut cmd: Command,
+    cmd: Command,
     timeout: Duration,
     stop_when: &dyn Fn(&str) -> bool,
 ) -> Result<Outcome, String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    run_typing(cmd, timeout, stop_when, &[])
+}
+
+/// One step of what is typed on QEMU's console: once the previous steps
+/// are done and the output's complete lines contain `after` (anywhere, so
+/// the texts of one script must differ), `keys` are written to QEMU's
+/// standard input (the serial console under `-nographic`).
+pub struct Typed<'a> {
+    /// Text to wait for.
+    pub after: &'a str,
+    /// Bytes to type then.
+    pub keys: &'a [u8],
+}
+
+/// [`run_captured`], typing `script` on the console as its steps' texts
+/// appear.
+pub fn run_typing(
+    mut cmd: Command,
+    timeout: Duration,
+    stop_when: &dyn Fn(&str) -> bool,
+    script: &[Typed<'_>],
+) -> Result<Outcome, String> {
+    cmd.stdin(if script.is_empty() {
+        Stdio::null()
+    } else {
+        Stdio::piped()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| format!("starting QEMU: {e}"))?;
+    let mut stdin = child.stdin.take();
+    let mut step = 0;
     let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
     let mut readers = Vec::new();
     for stream in [
@@ -112,7 +140,18 @@ pub fn run_captured(
         let text = String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
         // Only whole lines: a condition must never fire on the first half of
         // a line whose second half the checks then miss.
-        if stop_when(complete_lines(&text)) {
+        let lines = complete_lines(&text);
+        if let (Some(s), Some(input)) = (script.get(step), stdin.as_mut()) {
+            if lines.contains(s.after) {
+                use std::io::Write;
+                input
+                    .write_all(s.keys)
+                    .and_then(|()| input.flush())
+                    .map_err(|e| format!("typing on QEMU's console: {e}"))?;
+                step += 1;
+            }
+        }
+        if stop_when(lines) {
             stopped_early = true;
         } else if start.elapsed() > timeout {
             timed_out = true;

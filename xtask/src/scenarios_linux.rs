@@ -19,6 +19,7 @@
 
 use crate::board::Board;
 use crate::linux::{self, oracle};
+use crate::qemu::Typed;
 use crate::scenarios::{expect, lines_of, DirectScenario};
 use crate::{build, qemu};
 use std::path::Path;
@@ -39,6 +40,10 @@ const ROUNDS_AFTER_STOP: usize = 3;
 
 pub(crate) fn scenarios() -> Vec<DirectScenario> {
     vec![
+        DirectScenario {
+            name: "linux-console-typing-reaches-the-focused-partition-ctrl-backslash-switches",
+            run: console,
+        },
         DirectScenario {
             name: "linux-two-partitions-nvme-and-nic-msix-as-vlpis-vmovi-and-own-poweroff",
             run: |root, _, log| run(root, log, None),
@@ -82,6 +87,91 @@ fn run(root: &Path, log: &Path, machine: Option<&str>) -> Result<(), String> {
         )));
     }
     Ok(())
+}
+
+/// Typing: both partitions at their shells; what is typed reaches only the
+/// partition with the focus, `Ctrl-\` moves it, and `poweroff -f` typed
+/// into each stops each.
+fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
+    linux::ensure(root)?;
+    let board = Board::load(root, BOARD)?;
+    let artifacts = build::build(root, &board)?;
+    let bundle = artifacts
+        .image
+        .with_file_name("bundle-test-linux-shell.bin");
+    build::bundle(
+        &artifacts,
+        &board.dir.join("tests/two-linux-shell.toml"),
+        &bundle,
+    )?;
+    let mut cmd = qemu::command(&board.qemu, &artifacts.image, &bundle, &[]);
+    cmd.arg("-no-reboot");
+    let prompt_ready = "for a list of built-in commands.";
+    let script = [
+        Typed {
+            after: &format!("[linux-b] Enter 'help' {prompt_ready}"),
+            keys: b"",
+        },
+        Typed {
+            after: &format!("[linux-a] Enter 'help' {prompt_ready}"),
+            keys: b"echo in-a-$((6*7))\r",
+        },
+        Typed {
+            after: "[linux-a] in-a-42",
+            keys: b"\x1c",
+        },
+        Typed {
+            after: "console input now goes to partition linux-b",
+            keys: b"echo in-b-$((7*7))\r",
+        },
+        Typed {
+            after: "[linux-b] in-b-49",
+            keys: b"poweroff -f\r",
+        },
+        Typed {
+            after: "partition linux-b: stopped",
+            keys: b"\x1c",
+        },
+        Typed {
+            after: "console input now goes to partition linux-a",
+            keys: b"poweroff -f\r",
+        },
+    ];
+    let outcome = qemu::run_typing(cmd, TIMEOUT, &|_| false, &script)?;
+    let _ = std::fs::write(log, &outcome.output);
+    let out = &outcome.output;
+    let on_log = |e: String| format!("{e} (console: {})", log.display());
+    if outcome.timed_out {
+        return Err(on_log(format!(
+            "timed out after {TIMEOUT:?}; last line: {}",
+            out.lines().last().unwrap_or("(none)")
+        )));
+    }
+    let has_line = |l: &str| out.lines().any(|x| x.trim_end() == l);
+    for (line, present) in [
+        ("[linux-a] in-a-42", true),
+        ("[linux-b] in-a-42", false),
+        ("[linux-b] in-b-49", true),
+        ("[linux-a] in-b-49", false),
+    ] {
+        if has_line(line) != present {
+            return Err(on_log(format!(
+                "`{line}` {}",
+                if present {
+                    "missing: the typed command did not run there"
+                } else {
+                    "present: typing reached the partition without the focus"
+                }
+            )));
+        }
+    }
+    for name in ["linux-b", "linux-a"] {
+        expect(out, &format!("partition {name}: stopped (PSCI SYSTEM_OFF)")).map_err(on_log)?;
+    }
+    match outcome.exit_code {
+        Some(0) => Ok(()),
+        other => Err(on_log(format!("QEMU exit status {other:?}, expected 0"))),
+    }
 }
 
 fn check(out: &str, guest: &linux::LinuxGuest, gicv4: bool) -> Result<(), String> {
