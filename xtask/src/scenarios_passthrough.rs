@@ -68,14 +68,14 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
 
 /// One `physical ITS footprint` line of partition `name`: when (e.g.
 /// `after teardown (boot 0)`) and what (`guest-made: ...; machine: ...`).
-struct Footprint {
-    when: String,
-    what: String,
+pub(crate) struct Footprint {
+    pub(crate) when: String,
+    pub(crate) what: String,
 }
 
 impl Footprint {
     /// The partition's part (`guest-made: ...; standing: ...`).
-    fn partition_part(&self) -> &str {
+    pub(crate) fn partition_part(&self) -> &str {
         self.what.split("; machine: ").next().unwrap_or("")
     }
 
@@ -92,7 +92,7 @@ impl Footprint {
 }
 
 /// Every footprint line of partition `name`, in order.
-fn footprints(out: &str, name: &str) -> Vec<Footprint> {
+pub(crate) fn footprints(out: &str, name: &str) -> Vec<Footprint> {
     let marker = format!("partition {name}: physical ITS footprint ");
     out.lines()
         .filter_map(|l| {
@@ -107,7 +107,11 @@ fn footprints(out: &str, name: &str) -> Vec<Footprint> {
 }
 
 /// The one footprint line logged `when`.
-fn footprint<'a>(all: &'a [Footprint], name: &str, when: &str) -> Result<&'a Footprint, String> {
+pub(crate) fn footprint<'a>(
+    all: &'a [Footprint],
+    name: &str,
+    when: &str,
+) -> Result<&'a Footprint, String> {
     let mut found = all.iter().filter(|f| f.when == when);
     match (found.next(), found.next()) {
         (Some(f), None) => Ok(f),
