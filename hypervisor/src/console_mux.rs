@@ -7,15 +7,17 @@
 //! unfinished line is ended first and continued under a fresh prefix.
 //!
 //! Input: bytes typed go to the partition that has the input focus, the
-//! first one at boot. `Ctrl-\` moves the focus to the next partition (the
-//! byte itself is not delivered; QEMU's `-nographic` keeps `Ctrl-A` for
-//! itself).
+//! first one at boot. `Ctrl-\` moves the focus to the next partition, and
+//! `Ctrl-]` asks the hypervisor for its counters (neither byte is
+//! delivered; QEMU's `-nographic` keeps `Ctrl-A` for itself).
 #![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 
 /// The key that moves the input focus: Ctrl-\ (FS, 0x1c).
 pub const SWITCH_KEY: u8 = 0x1c;
+/// The key that prints the hypervisor's counters: Ctrl-] (GS, 0x1d).
+pub const COUNTERS_KEY: u8 = 0x1d;
 
 /// What a typed byte does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub enum Input {
     Deliver { index: usize, byte: u8 },
     /// The focus moved to partition `index`.
     Focus { index: usize },
+    /// Print the hypervisor's counters.
+    Counters,
     /// Nothing to do (no partitions).
     Ignore,
 }
@@ -87,6 +91,8 @@ impl ConsoleMux {
         if byte == SWITCH_KEY {
             self.focus = (self.focus + 1) % partitions;
             Input::Focus { index: self.focus }
+        } else if byte == COUNTERS_KEY {
+            Input::Counters
         } else {
             Input::Deliver {
                 index: self.focus,
@@ -184,6 +190,14 @@ mod tests {
         assert_eq!(m.input(SWITCH_KEY, 2), Input::Focus { index: 0 });
         assert_eq!(m.focus(), 0);
         assert_eq!(m.input(b'z', 0), Input::Ignore);
+    }
+
+    #[test]
+    fn the_counters_key_is_not_delivered_and_keeps_the_focus() {
+        let mut m = ConsoleMux::new();
+        m.input(SWITCH_KEY, 2);
+        assert_eq!(m.input(COUNTERS_KEY, 2), Input::Counters);
+        assert_eq!(m.focus(), 1);
     }
 
     #[test]

@@ -166,8 +166,9 @@ fn reboot(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
 }
 
 /// Typing: both partitions at their shells; what is typed reaches only the
-/// partition with the focus, `Ctrl-\` moves it, and `poweroff -f` typed
-/// into each stops each.
+/// partition with the focus, `Ctrl-\` moves it, `Ctrl-]` prints the
+/// hypervisor's state and counters, and `poweroff -f` typed into each
+/// stops each.
 fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
     linux::ensure(root)?;
     let board = Board::load(root, BOARD)?;
@@ -202,6 +203,10 @@ fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
         },
         Typed {
             after: "[linux-b] in-b-49",
+            keys: b"\x1d",
+        },
+        Typed {
+            after: "partition linux-b: vCPU 1 (CPU 3): exits",
             keys: b"poweroff -f\r",
         },
         Typed {
@@ -240,6 +245,10 @@ fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
                 }
             )));
         }
+    }
+    // Ctrl-] printed both partitions' state and counters while they ran.
+    for name in ["linux-a", "linux-b"] {
+        expect(out, &format!("partition {name}: Running, boot 0")).map_err(on_log)?;
     }
     for name in ["linux-b", "linux-a"] {
         expect(out, &format!("partition {name}: stopped (PSCI SYSTEM_OFF)")).map_err(on_log)?;

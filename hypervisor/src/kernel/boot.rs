@@ -215,7 +215,7 @@ fn enable_console_input(platform: &Platform) {
     gicd.enable_spi(intid, !irq.is_level());
     if let Some(first) = partitions().first() {
         crate::println!(
-            "console: typed input goes to partition {} (Ctrl-\\ switches partitions)",
+            "console: typed input goes to partition {} (Ctrl-\\ switches partitions, Ctrl-] prints the hypervisor's counters)",
             first.name()
         );
     }

@@ -103,6 +103,11 @@ pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
         let input = MUX.lock().input(byte, partitions.len());
         match input {
             Input::Ignore => {}
+            Input::Counters => {
+                for p in partitions {
+                    p.log_status();
+                }
+            }
             Input::Focus { index } => {
                 let p = &partitions[index];
                 crate::println!(

@@ -471,6 +471,18 @@ impl Partition {
         }
     }
 
+    /// The counters and, with passthrough functions, what the partition
+    /// holds on the physical ITS now (the console's Ctrl-]).
+    pub fn log_status(&self) {
+        let (run, boot) = {
+            let control = self.control.lock();
+            (control.run, control.boot_count)
+        };
+        log::info!("partition {}: {run:?}, boot {boot}", self.name());
+        self.log_counters();
+        self.log_its_footprint(format_args!("now"));
+    }
+
     /// Resets the partition from one of its vCPUs: parks the others, reloads
     /// the images and device tree, and restarts vCPU 0.
     pub fn reset(&self, reason: &str) {
