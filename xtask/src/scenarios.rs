@@ -779,5 +779,8 @@ fn check_passthrough(o: &Outcome, exits_per_msi: u32) -> Result<(), String> {
         "[alpha] PASS passthrough: after DISCARD the MSI reaches nobody",
     )?;
     expect(out, "[alpha] PASS passthrough: MAPTI again, the MSI is delivered again without reprogramming the function")?;
+    // Pending state survives every move.
+    expect(out, "[alpha] PASS passthrough: an MSI pending at masked vCPU 0 follows MOVI: taken once on vCPU 1, nothing on vCPU 0")?;
+    expect(out, "[alpha] PASS passthrough: an MSI pending at masked vCPU 1 follows MAPC retarget + MOVALL: taken once on vCPU 0, nothing left on vCPU 1")?;
     expect(out, "[beta] PASS hello: 2 vcpus up")
 }

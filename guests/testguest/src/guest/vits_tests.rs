@@ -1040,6 +1040,47 @@ pub fn passthrough_msi(device: u32, trigger: &dyn Fn(), ack: &dyn Fn()) {
     );
     ack();
     crate::println!("PASS passthrough: MAPTI again, the MSI is delivered again without reprogramming the function");
+    // Nothing pending is lost on the way: an MSI left pending (its
+    // target's IRQs masked) follows a MOVI, then a MAPC retarget + MOVALL,
+    // and is taken exactly once where it went.
+    let before = snap();
+    mask();
+    trigger();
+    delay_ms(20);
+    env.send(
+        &[Cmd::movi(device, 0, 1), env.sync(0), env.sync(1)],
+        "passthrough: MOVI of a pending MSI",
+    );
+    unmask();
+    expect(
+        &before,
+        &[(1, FIRST_LPI, 1)],
+        "passthrough MSI pending at masked vCPU 0, then MOVI",
+    );
+    ack();
+    crate::println!("PASS passthrough: an MSI pending at masked vCPU 0 follows MOVI: taken once on vCPU 1, nothing on vCPU 0");
+    let before = snap();
+    v1_masked(true);
+    trigger();
+    delay_ms(20);
+    env.send(
+        &[
+            Cmd::mapc(1, env.rdb[0], true),
+            Cmd::movall(env.rdb[1], env.rdb[0]),
+            env.sync(1),
+            env.sync(0),
+        ],
+        "passthrough: MAPC retarget + MOVALL of a pending MSI",
+    );
+    expect(
+        &before,
+        &[(0, FIRST_LPI, 1)],
+        "passthrough MSI pending at masked vCPU 1, then MAPC retarget + MOVALL",
+    );
+    v1_masked(false);
+    expect(&snap(), &[], "vCPU 1 unmasked after the MOVALL");
+    ack();
+    crate::println!("PASS passthrough: an MSI pending at masked vCPU 1 follows MAPC retarget + MOVALL: taken once on vCPU 0, nothing left on vCPU 1");
 }
 
 /// The `passthrough-wfi` scenario: `start` makes the passthrough function
