@@ -309,6 +309,23 @@ fn check(out: &str, guest: &linux::LinuxGuest, gicv4: bool) -> Result<(), String
             }
         }
     }
+    // The residency policies: linux-a's WFI never traps; linux-b's does,
+    // and on GICv4 vLPIs that arrived while it waited rang doorbells.
+    let waits_a: u64 = counter(out, "linux-a", "wfi waits ")?.iter().sum();
+    let waits_b: u64 = counter(out, "linux-b", "wfi waits ")?.iter().sum();
+    let doorbells_b: u64 = counter(out, "linux-b", "doorbells ")?.iter().sum();
+    println!("linux-a (wfi = resident): {waits_a} WFI waits; linux-b (wfi = doorbell): {waits_b} WFI waits, {doorbells_b} doorbells");
+    if waits_a != 0 || waits_b == 0 {
+        return Err(format!(
+            "WFI waits: linux-a {waits_a} (resident: expected 0), linux-b {waits_b} (doorbell: expected some)"
+        ));
+    }
+    if gicv4 && doorbells_b == 0 {
+        return Err(
+            "linux-b (wfi = doorbell) idled through 20 ping rounds, yet no vLPI rang a doorbell"
+                .into(),
+        );
+    }
     // linux-a's poweroff stops linux-a only: linux-b pings on afterwards.
     let stop = "partition linux-a: stopped (PSCI SYSTEM_OFF)";
     let at = out
@@ -330,19 +347,22 @@ fn check(out: &str, guest: &linux::LinuxGuest, gicv4: bool) -> Result<(), String
 /// The per-vCPU `passthrough MSIs injected by software N` counters the
 /// hypervisor logs when partition `name` stops.
 fn software_msis(out: &str, name: &str) -> Result<Vec<u64>, String> {
+    counter(out, name, "passthrough MSIs injected by software ")
+}
+
+/// Per vCPU, the number after `what` in the counter lines the hypervisor
+/// logs when partition `name` stops (two vCPUs).
+fn counter(out: &str, name: &str, what: &str) -> Result<Vec<u64>, String> {
     let prefix = format!("partition {name}: vCPU ");
     let counts: Vec<u64> = out
         .lines()
         .filter_map(|l| l.split_once(&prefix).map(|(_, r)| r))
-        .filter_map(|r| {
-            r.split_once("passthrough MSIs injected by software ")
-                .map(|(_, n)| n)
-        })
-        .filter_map(|n| n.split(',').next()?.trim().parse().ok())
+        .filter_map(|r| r.split_once(what).map(|(_, n)| n))
+        .filter_map(|n| n.split([',', ')']).next()?.trim().parse().ok())
         .collect();
     if counts.len() != 2 {
         return Err(format!(
-            "{name}: expected the counters of 2 vCPUs at its stop, found {}",
+            "{name}: expected the `{what}` counters of 2 vCPUs at its stop, found {}",
             counts.len()
         ));
     }
