@@ -61,18 +61,7 @@ pub(crate) fn scenarios() -> Vec<DirectScenario> {
 
 fn run(root: &Path, log: &Path, machine: Option<&str>) -> Result<(), String> {
     let guest = linux::ensure(root)?;
-    let board = Board::load(root, BOARD)?;
-    let artifacts = build::build(root, &board)?;
-    let bundle = artifacts.image.with_file_name("bundle-test-linux.bin");
-    build::bundle(&artifacts, &board.dir.join(MANIFEST), &bundle)?;
-    let mut q = board.qemu.clone();
-    if let Some(m) = machine {
-        q.machine = m.into();
-    }
-    let devices = q.device_args(&linux::dir(root))?;
-    let mut cmd = qemu::command(&q, &artifacts.image, &bundle, &devices);
-    // A hypervisor panic must end the run, not hang it until the bound.
-    cmd.arg("-no-reboot");
+    let cmd = command(root, MANIFEST, machine, true)?;
     let outcome = qemu::run_captured(cmd, TIMEOUT, &|_| false)?;
     let _ = std::fs::write(log, &outcome.output);
     let out = &outcome.output;
@@ -101,19 +90,7 @@ fn run(root: &Path, log: &Path, machine: Option<&str>) -> Result<(), String> {
 /// footprint the first did.
 fn reboot(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
     let guest = linux::ensure(root)?;
-    let board = Board::load(root, BOARD)?;
-    let artifacts = build::build(root, &board)?;
-    let bundle = artifacts
-        .image
-        .with_file_name("bundle-test-linux-reboot.bin");
-    build::bundle(
-        &artifacts,
-        &board.dir.join("tests/linux-reboot.toml"),
-        &bundle,
-    )?;
-    let devices = board.qemu.device_args(&linux::dir(root))?;
-    let mut cmd = qemu::command(&board.qemu, &artifacts.image, &bundle, &devices);
-    cmd.arg("-no-reboot");
+    let cmd = command(root, "tests/linux-reboot.toml", None, true)?;
     let outcome = qemu::run_captured(cmd, TIMEOUT, &|_| false)?;
     let _ = std::fs::write(log, &outcome.output);
     let out = &outcome.output;
@@ -171,18 +148,7 @@ fn reboot(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
 /// stops each.
 fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
     linux::ensure(root)?;
-    let board = Board::load(root, BOARD)?;
-    let artifacts = build::build(root, &board)?;
-    let bundle = artifacts
-        .image
-        .with_file_name("bundle-test-linux-shell.bin");
-    build::bundle(
-        &artifacts,
-        &board.dir.join("tests/two-linux-shell.toml"),
-        &bundle,
-    )?;
-    let mut cmd = qemu::command(&board.qemu, &artifacts.image, &bundle, &[]);
-    cmd.arg("-no-reboot");
+    let cmd = command(root, "tests/two-linux-shell.toml", None, false)?;
     let prompt_ready = "for a list of built-in commands.";
     let script = [
         Typed {
@@ -257,6 +223,42 @@ fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
         Some(0) => Ok(()),
         other => Err(on_log(format!("QEMU exit status {other:?}, expected 0"))),
     }
+}
+
+/// The QEMU command that boots the hypervisor on the board with `manifest`
+/// (relative to the board folder), on `machine` if given, with the
+/// board's NVMe disks and NICs if `devices`. The bundle is named after the
+/// manifest.
+fn command(
+    root: &Path,
+    manifest: &str,
+    machine: Option<&str>,
+    devices: bool,
+) -> Result<std::process::Command, String> {
+    let board = Board::load(root, BOARD)?;
+    let artifacts = build::build(root, &board)?;
+    let stem = Path::new(manifest)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("linux");
+    let bundle = artifacts
+        .image
+        .with_file_name(format!("bundle-test-{stem}.bin"));
+    build::bundle(&artifacts, &board.dir.join(manifest), &bundle)?;
+    let mut q = board.qemu.clone();
+    if let Some(m) = machine {
+        q.machine = m.into();
+    }
+    let devices = if devices {
+        q.device_args(&linux::dir(root))?
+    } else {
+        Vec::new()
+    };
+    let mut cmd = qemu::command(&q, &artifacts.image, &bundle, &devices);
+    // A hypervisor panic or reset must end the run, not hang it until the
+    // bound.
+    cmd.arg("-no-reboot");
+    Ok(cmd)
 }
 
 fn check(out: &str, guest: &linux::LinuxGuest, gicv4: bool) -> Result<(), String> {
