@@ -164,6 +164,14 @@ impl PassthroughState {
         &self.config
     }
 
+    /// Records that the vPE of vCPU `index` now lives at `rdbase` (after
+    /// a completed VMOVP sequence, [`Self::move_vpe`]).
+    pub(super) fn set_rdbase(&mut self, index: usize, rdbase: crate::gic::its_cmd::RdBase) {
+        if let Some(vpe) = self.config.vpes.get_mut(index) {
+            vpe.rdbase = rdbase;
+        }
+    }
+
     /// How many physical events are mapped (VMAPTI'd and not discarded).
     pub fn mapped_count(&self) -> usize {
         self.mapped.len()

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use super::config::PassthroughConfig;
 use super::sink::{PhysItsSink, SinkError};
-use crate::gic::its_cmd::ItsCommand;
+use crate::gic::its_cmd::{ItsCommand, RdBase};
 use crate::gic::its_queue::QueueError;
 use crate::ids::{VcpuIndex, VirtIntId};
 use crate::vgic::LpiConfig;
@@ -35,6 +35,8 @@ pub struct RecordingSink {
     pub batches: Vec<(Vec<ItsCommand>, ItsCommand)>,
     /// (DeviceID, EventID) -> vLPI.
     pub events: BTreeMap<(u32, u32), PhysEntry>,
+    /// Each vPE's redistributor, as VMAPP and then VMOVP left it.
+    pub vpe_rd: BTreeMap<u16, RdBase>,
     /// Pending vLPIs, as (vPE, vINTID).
     pub pending: BTreeSet<(u16, u32)>,
     /// The VM's vLPI property table.
@@ -60,6 +62,7 @@ impl RecordingSink {
             devices: config.devices.keys().map(|d| d.0).collect(),
             vpes: config.vpes.iter().map(|v| v.vpe.0).collect(),
             doorbells: config.vpes.iter().map(|v| v.doorbell.0).collect(),
+            vpe_rd: config.vpes.iter().map(|v| (v.vpe.0, v.rdbase)).collect(),
             ..Self::default()
         }
     }
@@ -95,8 +98,10 @@ impl RecordingSink {
                 db_intid,
                 ..
             } => device(device_id) && vpe(vpe_id) && doorbell(db_intid),
-            ItsCommand::Vsync { vpe_id } | ItsCommand::Vinvall { vpe_id } => vpe(vpe_id),
-            // MAPD, MAPC, VMAPP, VMOVP, MOVALL, SYNC, ...: the kernel's, never the backend's.
+            ItsCommand::Vsync { vpe_id }
+            | ItsCommand::Vinvall { vpe_id }
+            | ItsCommand::Vmovp { vpe_id, .. } => vpe(vpe_id),
+            // MAPD, MAPC, VMAPP, MOVALL, SYNC, ...: the kernel's, never the backend's.
             _ => false,
         }
     }
@@ -177,6 +182,15 @@ impl RecordingSink {
                 self.invalidations.push(command);
                 true
             }
+            // IHI 0069, 5.3 (VMOVP): only the vPE table entry changes; the
+            // pending bits stay in the vPE's virtual pending table.
+            ItsCommand::Vmovp { vpe_id, rdbase, .. } => match self.vpe_rd.get_mut(&vpe_id) {
+                Some(rd) => {
+                    *rd = rdbase;
+                    true
+                }
+                None => false,
+            },
             ItsCommand::Vsync { .. } => true,
             _ => false,
         };

@@ -9,6 +9,8 @@
 //!   property table, implemented by the kernel;
 //! - `backend`: [`Gicv4Backend`], the [`crate::vits::VitsBackend`] that
 //!   batches VMAPTI, VMOVI, DISCARD, INT, CLEAR, INV and VINVALL per trap;
+//! - `vmovp`: the GICv4.0 VMOVP sequence that moves a vPE to another
+//!   redistributor, and [`PassthroughState::move_vpe`];
 //! - `footprint`: [`ItsFootprint`], what a partition holds on the physical
 //!   ITS (both paths), logged and checked around every teardown.
 #![forbid(unsafe_code)]
@@ -17,11 +19,14 @@ mod backend;
 mod config;
 mod footprint;
 mod sink;
+mod vmovp;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vmovp_tests;
 
 pub use backend::{
     Gicv4Backend, PassthroughState, PassthroughStats, PhysMapping, Refusal, TeardownReport,
@@ -29,3 +34,4 @@ pub use backend::{
 pub use config::{PassthroughConfig, PassthroughConfigError, PassthroughDevice, VpeConfig};
 pub use footprint::ItsFootprint;
 pub use sink::{PhysItsSink, SinkError};
+pub use vmovp::{plan as plan_vmovp, VmovpError, VmovpForm, VmovpSequencer, VmovpStep, VpeMove};
