@@ -273,6 +273,14 @@ impl Its {
         self.typer
     }
 
+    /// GITS_CTLR.ITS_Number: this ITS's bit in a VMOVP ITSList (used
+    /// when GITS_TYPER.VMOVP == 0).
+    pub fn its_number(&self) -> u8 {
+        // SAFETY: GITS_CTLR of the ITS we own; reading has no side effect.
+        let ctlr = unsafe { core::ptr::read_volatile((self.base + off::CTLR) as *const u32) };
+        GitsCtlr(ctlr).its_number() as u8
+    }
+
     /// Physical address of GITS_TRANSLATER (what devices write MSIs to).
     pub fn translater(&self) -> PhysAddr {
         PhysAddr((self.base + off::TRANSLATER) as u64)

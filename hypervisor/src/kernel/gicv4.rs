@@ -13,7 +13,8 @@ use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
 use crate::ids::{PartitionId, VcpuIndex, VirtIntId, VpeId, FIRST_LPI};
 use crate::mm::PhysAddr;
 use crate::passthrough::{
-    PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsSink, SinkError, VpeConfig,
+    PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsSink, SinkError, VmovpError,
+    VmovpForm, VmovpSequencer, VpeConfig, VpeMove,
 };
 use crate::vgic::{LpiConfig, LpiConfigSource};
 use alloc::collections::BTreeMap;
@@ -28,6 +29,10 @@ const VLPI_ID_BITS: u32 = 16;
 const MAX_BATCH: usize = 64;
 /// vPE IDs handed out so far (0 is left to the hypervisor's self-test).
 static NEXT_VPE: AtomicU16 = AtomicU16::new(1);
+/// VMOVP sequences run one at a time and take their SequenceNumber here:
+/// with ITSList, every ITS must see the sequences in the same order
+/// (IHI 0069, 5.3, VMOVP).
+static VMOVP: Mutex<VmovpSequencer> = Mutex::new(VmovpSequencer::new());
 
 /// One partition's GICv4 resources.
 pub struct Gicv4 {
@@ -168,6 +173,140 @@ pub fn make_non_resident(cpu: usize) -> bool {
         log::error!("CPU {cpu}: GICR_VPENDBASER.Dirty did not clear making a vPE non-resident");
     }
     pending
+}
+
+/// Why a vPE was not moved to another CPU's redistributor.
+#[derive(Debug)]
+pub enum MoveError {
+    /// No ITS with virtual LPIs.
+    NoIts,
+    /// A CPU has no redistributor the kernel knows.
+    NoRedistributor {
+        /// The CPU.
+        cpu: usize,
+    },
+    /// The vPE stayed resident on its old redistributor
+    /// (GICR_VPENDBASER.Dirty never cleared).
+    StillResident {
+        /// The old CPU.
+        cpu: usize,
+    },
+    /// The partition's GICv4 state is taken (a trap is using it).
+    Busy,
+    /// The VMOVP sequence itself.
+    Vmovp(VmovpError),
+}
+
+impl core::fmt::Display for MoveError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoIts => write!(f, "no ITS with virtual LPIs"),
+            Self::NoRedistributor { cpu } => write!(f, "CPU {cpu} has no redistributor"),
+            Self::StillResident { cpu } => write!(
+                f,
+                "the vPE did not become non-resident on CPU {cpu} (GICR_VPENDBASER.Dirty)"
+            ),
+            Self::Busy => write!(f, "the partition's GICv4 state is in use"),
+            Self::Vmovp(e) => write!(f, "VMOVP: {e:?}"),
+        }
+    }
+}
+
+/// Moves `vcpu`'s vPE (of `state`, with virtual pending table `vpt`) from
+/// CPU `from`'s redistributor to CPU `to`'s (GICv4.0 VMOVP). First the vPE
+/// is made non-resident on `from` if it is resident there (Valid cleared,
+/// Dirty waited on: its pending table in memory is then complete), then
+/// the VMOVP sequence and its VSYNC run on the ITS under the VMOVP lock,
+/// waiting until the ITS has consumed them, and the new RDbase is
+/// recorded. The caller must not run `vcpu` on `from` any more and makes
+/// the vPE resident on `to` ([`make_resident`]) when the vCPU runs there;
+/// the pending vLPIs are delivered then, and doorbells already ring on
+/// `to` (a GICv4.0 doorbell comes from the vPE's redistributor).
+pub fn move_vpe(
+    state: &mut PassthroughState,
+    vcpu: VcpuIndex,
+    vpt: PhysAddr,
+    from: usize,
+    to: usize,
+) -> Result<VpeMove, MoveError> {
+    let its = irq::its()
+        .filter(|its| its.typer().virtual_lpis())
+        .ok_or(MoveError::NoIts)?;
+    let old = irq::redistributor(from).ok_or(MoveError::NoRedistributor { cpu: from })?;
+    let target = irq::rdbase(to).ok_or(MoveError::NoRedistributor { cpu: to })?;
+    // IHI 0069, 5.3 (VMOVP): the vPE must not be resident while it moves.
+    if old.resident_vpt() == Some(vpt) {
+        let (clean, _pending) = old.make_vpe_nonresident();
+        if !clean {
+            return Err(MoveError::StillResident { cpu: from });
+        }
+    }
+    let form = if its.typer().vmovp() {
+        VmovpForm::Single
+    } else {
+        VmovpForm::ItsList {
+            its_number: its.its_number(),
+        }
+    };
+    let mut sequencer = VMOVP.lock();
+    let sequence = sequencer.take();
+    let mut itss = [(form, ItsQueue)];
+    let moved = state
+        .move_vpe(vcpu, target, &mut itss, sequence)
+        .map_err(MoveError::Vmovp)?;
+    drop(sequencer);
+    log::info!(
+        "vPE {} moved from CPU {from} (RDbase {:#x}) to CPU {to} (RDbase {:#x}): {:?}, SequenceNumber {sequence}, {} commands",
+        moved.vpe.0,
+        moved.from.0,
+        moved.to.0,
+        form,
+        moved.commands
+    );
+    Ok(moved)
+}
+
+/// Moves the vPE of `vcpu` of a partition from CPU `from` to CPU `to`
+/// ([`move_vpe`] on the partition's GICv4 state). For a reconfiguration
+/// that changes the vCPU's physical CPU; static partitioning has none
+/// yet, so only the `vmovp` self-test moves a vPE today.
+pub fn move_vcpu_vpe(
+    g: &Gicv4,
+    vcpu: VcpuIndex,
+    from: usize,
+    to: usize,
+) -> Result<VpeMove, MoveError> {
+    let vpt = *g
+        .vpts
+        .get(usize::from(vcpu.0))
+        .ok_or(MoveError::Vmovp(VmovpError::VcpuOutOfRange { vcpu }))?;
+    let mut guard = g.state.lock();
+    let state = guard.as_mut().ok_or(MoveError::Busy)?;
+    move_vpe(state, vcpu, vpt, from, to)
+}
+
+/// The physical ITS's command queue alone, for commands that touch no
+/// vLPI table (VMOVP and its VSYNC).
+struct ItsQueue;
+
+impl PhysItsSink for ItsQueue {
+    fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
+        let its = irq::its().ok_or(SinkError::Queue(
+            crate::gic::its_queue::QueueError::BadSize(0),
+        ))?;
+        its.submit(commands, sync).map_err(|e| match e {
+            crate::drivers::its::ItsError::Queue(q) => SinkError::Queue(q),
+            _ => SinkError::Queue(crate::gic::its_queue::QueueError::BadSize(0)),
+        })
+    }
+
+    fn set_vlpi_config(&mut self, vintid: VirtIntId, _config: LpiConfig) -> Result<(), SinkError> {
+        Err(SinkError::PropertyTable { vintid })
+    }
+
+    fn guest_lpi_config(&mut self, _vcpu: VcpuIndex, _vintid: VirtIntId) -> Option<LpiConfig> {
+        None
+    }
 }
 
 /// The backend's way to the physical ITS and the VM's vLPI table.

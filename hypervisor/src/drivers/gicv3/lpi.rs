@@ -19,6 +19,8 @@ const VPEND_VALID: u64 = 1 << 63;
 const VPEND_PENDING_LAST: u64 = 1 << 61;
 /// GICR_VPENDBASER.Dirty.
 const VPEND_DIRTY: u64 = 1 << 60;
+/// GICR_VPENDBASER.Physical_Address, bits [51:16].
+const VPEND_ADDRESS: u64 = ((1 << 52) - 1) & !0xffff;
 /// Normal, inner-shareable, read/write-allocate write-back: the cache
 /// fields of every *BASER we program (InnerCache [9:7], Shareability [11:10]).
 const WB_INNER_SHAREABLE: u64 = (Cacheability::ReadWriteAllocWriteBack as u64) << 7
@@ -174,6 +176,14 @@ impl Redistributor {
                 core::ptr::read_volatile(vpendbaser) & VPEND_PENDING_LAST != 0,
             )
         }
+    }
+
+    /// The virtual pending table of the vPE resident here
+    /// (GICR_VPENDBASER.Valid and its address), or `None`.
+    pub fn resident_vpt(&self) -> Option<PhysAddr> {
+        // SAFETY: VLPI-frame register of a redistributor we own; a read.
+        let value = unsafe { core::ptr::read_volatile(self.reg64(VLPI_FRAME + 0x78)) };
+        (value & VPEND_VALID != 0).then_some(PhysAddr(value & VPEND_ADDRESS))
     }
 
     /// GICR_TYPER.Processor_Number: how an ITS with PTA = 0 names this redistributor.
