@@ -144,6 +144,17 @@ fn scenarios() -> Vec<Scenario> {
             check: check_gicv4,
         },
         Scenario {
+            name: "vmovp-moves-vpe-to-another-redistributor-pending-vlpi-delivered-once-there",
+            manifest: "tests/vmovp.toml",
+            machine: None,
+            qemu_args: &["-device", "edu", "-append", "selftest=vmovp"],
+            timeout: Duration::from_secs(60),
+            stop_when: |out| {
+                out.contains("[alpha] PASS vmovp: after the move") || out.contains("FAIL")
+            },
+            check: check_vmovp,
+        },
+        Scenario {
             name: "passthrough-pci-function-bars-without-exits-msis-through-the-guests-vits",
             manifest: "tests/passthrough.toml",
             machine: None,
@@ -559,6 +570,47 @@ fn check_gicv4(o: &Outcome) -> Result<(), String> {
     expect(out, "doorbell LPI")?;
     expect(out, "taken at EL2")?;
     expect(out, "[alpha] PASS doorbell: doorbell taken while non-resident, vINTID 8192 delivered once resident again")
+}
+
+/// VMOVP with a vLPI pending: the doorbell on the old CPU before the move
+/// and on the new one after it, the pending vLPI and a new one taken once
+/// on the vCPU of the new CPU, then a new MSI there with no exit.
+fn check_vmovp(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    if let Some(line) = out.lines().find(|l| l.contains("FAILED")) {
+        return Err(line.to_string());
+    }
+    expect(
+        out,
+        "selftest vmovp: edu 00:01.0 (DeviceID 0x8) EventID 0 -> vPE 0 vINTID 8192",
+    )?;
+    expect(
+        out,
+        "[alpha] vmovp: before the move vINTID 8192 taken on vCPU 0 (CPU 0), hypervisor exits: 0",
+    )?;
+    expect(out, "selftest vmovp: vPE 0 non-resident on CPU 0 (Dirty cleared: true); edu triggered; doorbell LPI")?;
+    expect(
+        out,
+        "taken on CPU 0 (old redistributor); vINTID 8192 pending in the vPE's VPT: true",
+    )?;
+    expect(out, "selftest vmovp: VMOVP vPE 0 RDbase 0x0 -> 0x1 (CPU 0 -> CPU 1) and VSYNC: 2 commands; vINTID 8192 still pending in the VPT: true")?;
+    expect(out, "selftest vmovp: INT edu EventID 1 (vINTID 8193) after the move: doorbell on CPU 0 (old redistributor): none")?;
+    expect(
+        out,
+        "taken on CPU 1; vPE made resident here (new redistributor)",
+    )?;
+    let doorbells = out
+        .lines()
+        .filter(|l| l.contains("selftest vmovp: doorbell LPI"))
+        .count();
+    if doorbells != 1 {
+        return Err(format!(
+            "{doorbells} doorbells taken by a running vCPU's CPU, want 1 (CPU 1's)"
+        ));
+    }
+    expect(out, "[alpha] PASS vmovp: vINTID 8192 left pending before the move and vINTID 8193 raised after it, each taken once on vCPU 1 (CPU 1), nothing on vCPU 0")?;
+    expect(out, "[alpha] PASS vmovp: after the move edu's MSI taken once on vCPU 1, hypervisor exits: 0; doorbells: CPU 0 1 (before the move), CPU 1 1 (after)")
 }
 
 /// On a GICv4 host: every MSI a vLPI, no exit; the guest's MOVI a VMOVI.

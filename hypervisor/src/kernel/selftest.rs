@@ -13,14 +13,26 @@
 //!   the device and takes the vLPI through ICV_IAR1_EL1; the vendor
 //!   hypercall [`hypercall::SELFTEST_DOORBELL`] makes the vPE non-resident,
 //!   triggers edu from EL2 and waits for the doorbell LPI there.
+//! - `selftest=vmovp`: the gicv4 set-up plus edu's EventID 1 mapped to
+//!   vINTID 8193 (raised only by the ITS INT command). The hypercall
+//!   [`hypercall::SELFTEST_VMOVP`] (from vCPU 0, on CPU 0) makes the vPE
+//!   non-resident, leaves vINTID 8192 pending in its virtual pending table
+//!   (its doorbell taken on CPU 0), moves the vPE to CPU 1's redistributor
+//!   with [`super::gicv4::move_vpe`], and INTs EventID 1: its doorbell must
+//!   ring on CPU 1, not CPU 0. CPU 1 takes it while running vCPU 1 and
+//!   makes the vPE resident there, so vCPU 1 takes both vLPIs; a later
+//!   MSI from edu reaches vCPU 1 with no exit.
 
 use super::{boot, irq, percpu};
 use crate::drivers::gicv3::cpu_interface;
 use crate::gic::its_cmd::ItsCommand;
 use crate::ids::PhysIntId;
+use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VpeId};
 use crate::mm::{Ipa, PhysAddr, Stage2Access, Stage2Attributes};
-use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Once;
+use crate::passthrough::{PassthroughConfig, PassthroughDevice, PassthroughState, VpeConfig};
+use alloc::collections::BTreeMap;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use spin::{Mutex, Once};
 
 /// Where the partition sees edu's BAR0 in the gicv4 self-test.
 pub const EDU_IPA: Ipa = Ipa(0x1000_0000);
@@ -32,6 +44,10 @@ const EDU_RAISE: u64 = 0x60;
 const EDU_ACK: u64 = 0x64;
 /// The vPE ID of the self-test's vPE.
 const VPE_ID: u16 = 0;
+/// vmovp self-test: the vINTID of edu's EventID 1, raised by an ITS INT.
+pub const VINTID_INT: u32 = 8193;
+/// vmovp self-test: the CPU the vPE moves to.
+const VMOVP_TARGET: usize = 1;
 
 /// Vendor-specific hypervisor service calls (SMCCC OEN 6).
 pub mod hypercall {
@@ -42,21 +58,32 @@ pub mod hypercall {
     pub const SELFTEST_DOORBELL: u32 = 0xc600_0002;
     /// Returns the calling vCPU's count of GICv4 doorbells taken.
     pub const DOORBELL_COUNT: u32 = 0xc600_0003;
+    /// vmovp self-test: the move (see the module doc). Returns 0 if every
+    /// step the hypervisor can see went as expected.
+    pub const SELFTEST_VMOVP: u32 = 0xc600_0004;
+    /// vmovp self-test: the self-test doorbells taken on CPUs 0-3, 16 bits each.
+    pub const SELFTEST_DOORBELLS: u32 = 0xc600_0005;
 }
 
 /// The gicv4 self-test's state, once set up.
 struct Gicv4 {
     edu_bar: PhysAddr,
+    device_id: u32,
     doorbell: PhysIntId,
     vprop: PhysAddr,
     vpt: PhysAddr,
     id_bits_field: u8,
-    cpu: usize,
+    /// The CPU whose redistributor the vPE is mapped to (VMOVP changes it).
+    cpu: AtomicUsize,
+    /// The vPE as the passthrough backend records it (vmovp self-test).
+    state: Mutex<Option<PassthroughState>>,
 }
 
 static GICV4: Once<Gicv4> = Once::new();
 /// Doorbells taken at EL2 (for the log and the test).
 static DOORBELLS: AtomicU64 = AtomicU64::new(0);
+/// vmovp self-test: its doorbells taken, per CPU.
+static DOORBELLS_ON: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 
 /// Runs the self-test named on the command line, if any.
 pub fn run(cmdline: &str) {
@@ -68,7 +95,8 @@ pub fn run(cmdline: &str) {
     };
     let result = match name {
         "its" => its_lpi(),
-        "gicv4" => gicv4_setup(),
+        "gicv4" => gicv4_setup(false),
+        "vmovp" => gicv4_setup(true),
         other => Err(alloc::format!("unknown self-test {other:?}")),
     };
     match result {
@@ -218,8 +246,10 @@ fn its_lpi() -> Result<(), alloc::string::String> {
 }
 
 /// `selftest=gicv4`: a vPE for vCPU 0 of the first partition, edu's event
-/// mapped to it with VMAPTI, edu's BAR0 mapped into the partition.
-fn gicv4_setup() -> Result<(), alloc::string::String> {
+/// mapped to it with VMAPTI, edu's BAR0 mapped into the partition. With
+/// `vmovp`, also EventID 1 -> [`VINTID_INT`] and the backend's record of
+/// the vPE.
+fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
     let its = irq::its().ok_or("no ITS")?;
     if !its.typer().virtual_lpis() {
         return Err("the ITS has no virtual LPI support (GICv3): nothing to test".into());
@@ -249,18 +279,21 @@ fn gicv4_setup() -> Result<(), alloc::string::String> {
     unsafe {
         core::ptr::write_bytes(vprop.raw() as *mut u8, 0, layout.property_bytes as usize);
         core::ptr::write_bytes(vpt.raw() as *mut u8, 0, layout.pending_bytes as usize);
-        // vINTID 8192: priority 0xa0, enabled (IHI 0069 5.1.1 byte format).
-        core::ptr::write_volatile(
-            vprop.raw() as *mut u8,
-            crate::gic::lpi::lpi_config_byte(0xa0, true),
-        );
+        // vINTIDs 8192 and 8193: priority 0xa0, enabled (IHI 0069 5.1.1
+        // byte format).
+        for index in 0..2 {
+            core::ptr::write_volatile(
+                (vprop.raw() as *mut u8).add(index),
+                crate::gic::lpi::lpi_config_byte(0xa0, true),
+            );
+        }
     }
     super::early::clean_invalidate(vprop.raw(), layout.property_bytes);
     super::early::clean_invalidate(vpt.raw(), layout.pending_bytes);
     let doorbell = irq::allocate_lpi(0x80).ok_or("no LPI for the doorbell")?;
     let rdbase = irq::rdbase(cpu).ok_or("no redistributor")?;
     let itt = itt(its, 1)?;
-    let cmds = [
+    let mut cmds = alloc::vec![
         ItsCommand::Mapd {
             device_id,
             size: 0,
@@ -282,6 +315,33 @@ fn gicv4_setup() -> Result<(), alloc::string::String> {
             db_intid: doorbell.0,
         },
     ];
+    let mut state = None;
+    if vmovp {
+        cmds.push(ItsCommand::Vmapti {
+            device_id,
+            event_id: 1,
+            vpe_id: VPE_ID,
+            vintid: VINTID_INT,
+            db_intid: doorbell.0,
+        });
+        let mut devices = BTreeMap::new();
+        devices.insert(
+            PhysDeviceId(device_id),
+            PassthroughDevice { event_id_bits: 1 },
+        );
+        let config = PassthroughConfig {
+            partition: PartitionId(partition.id.0),
+            vpes: alloc::vec![VpeConfig {
+                vpe: VpeId(VPE_ID),
+                doorbell,
+                rdbase,
+            }],
+            devices,
+            vlpi_id_bits: 16,
+            max_batch: 8,
+        };
+        state = Some(PassthroughState::new(config).map_err(|e| alloc::format!("{e:?}"))?);
+    }
     its.submit(&cmds, ItsCommand::Vsync { vpe_id: VPE_ID })
         .map_err(|e| alloc::format!("{e}"))?;
     // The partition reaches edu's registers directly: no exit per access.
@@ -295,14 +355,18 @@ fn gicv4_setup() -> Result<(), alloc::string::String> {
     .map_err(|e| alloc::format!("mapping edu into {}: {e:?}", partition.name()))?;
     GICV4.call_once(|| Gicv4 {
         edu_bar: bar,
+        device_id,
         doorbell,
         vprop,
         vpt,
         id_bits_field: layout.id_bits_field(),
-        cpu,
+        cpu: AtomicUsize::new(cpu),
+        state: Mutex::new(state),
     });
     crate::println!(
-        "selftest gicv4: edu {bdf} (DeviceID {device_id:#x}) EventID 0 -> vPE {VPE_ID} vINTID {VINTID} (doorbell LPI {}), vPE on CPU {cpu} for partition {} vCPU 0, edu BAR0 at IPA {}",
+        "selftest {}: edu {bdf} (DeviceID {device_id:#x}) EventID 0 -> vPE {VPE_ID} vINTID {VINTID}{} (doorbell LPI {}), vPE on CPU {cpu} for partition {} vCPU 0, edu BAR0 at IPA {}",
+        if vmovp { "vmovp" } else { "gicv4" },
+        if vmovp { ", EventID 1 -> vINTID 8193" } else { "" },
         doorbell.0,
         partition.name(),
         EDU_IPA
@@ -312,7 +376,7 @@ fn gicv4_setup() -> Result<(), alloc::string::String> {
 
 /// Called as a vCPU is entered on `cpu`: makes the self-test's vPE resident there.
 pub fn on_vcpu_entry(cpu: usize) {
-    if let Some(t) = GICV4.get().filter(|t| t.cpu == cpu) {
+    if let Some(t) = GICV4.get().filter(|t| t.cpu.load(Ordering::Acquire) == cpu) {
         if let Some(rd) = irq::redistributor(cpu) {
             if !rd.make_vpe_resident(t.vprop, t.id_bits_field, t.vpt) {
                 log::error!("selftest gicv4: GICR_VPENDBASER.Dirty did not clear");
@@ -324,7 +388,7 @@ pub fn on_vcpu_entry(cpu: usize) {
 /// The doorbell hypercall: non-resident, trigger, doorbell at EL2, resident.
 pub fn doorbell_call() -> i64 {
     let cpu = percpu::current_index();
-    let Some(t) = GICV4.get().filter(|t| t.cpu == cpu) else {
+    let Some(t) = GICV4.get().filter(|t| t.cpu.load(Ordering::Acquire) == cpu) else {
         return crate::psci::ret::NOT_SUPPORTED;
     };
     let Some(rd) = irq::redistributor(cpu) else {
@@ -349,4 +413,140 @@ pub fn doorbell_call() -> i64 {
     } else {
         -1
     }
+}
+
+/// Whether `vintid` is pending in the self-test vPE's virtual pending
+/// table, as memory holds it (meaningful while the vPE is not resident:
+/// GICR_VPENDBASER.Dirty == 0 then says the table is complete).
+fn vpt_pending(t: &Gicv4, vintid: u32) -> bool {
+    let byte = t.vpt.raw() + u64::from(vintid / 8);
+    super::early::clean_invalidate(byte, 1);
+    // SAFETY: inside the vPE's pending table (16 ID bits: 8 KiB), which
+    // the hypervisor allocated and owns.
+    let value = unsafe { core::ptr::read_volatile(byte as *const u8) };
+    value & (1 << (vintid % 8)) != 0
+}
+
+/// The vmovp hypercall, from vCPU 0 on the vPE's CPU (IRQs masked in the
+/// guest): non-resident, edu's MSI left pending (doorbell here), VMOVP to
+/// [`VMOVP_TARGET`], then an INT whose doorbell must ring there, not here.
+/// Returns 0, or a negative step number for the first check that failed.
+pub fn vmovp_call() -> i64 {
+    let from = percpu::current_index();
+    let Some(t) = GICV4
+        .get()
+        .filter(|t| t.cpu.load(Ordering::Acquire) == from)
+    else {
+        return crate::psci::ret::NOT_SUPPORTED;
+    };
+    let Some(rd) = irq::redistributor(from) else {
+        return crate::psci::ret::NOT_SUPPORTED;
+    };
+    // 1. Not resident here; edu's MSI becomes a pending bit of the VPT
+    //    and rings the doorbell on this (the old) redistributor.
+    let (clean, _) = rd.make_vpe_nonresident();
+    write_edu(t.edu_bar, EDU_RAISE, 1);
+    let rang_here = poll_for(t.doorbell);
+    if rang_here {
+        DOORBELLS_ON[from].fetch_add(1, Ordering::Relaxed);
+    }
+    let pending_before = vpt_pending(t, VINTID);
+    crate::println!(
+        "selftest vmovp: vPE {VPE_ID} non-resident on CPU {from} (Dirty cleared: {clean}); edu triggered; doorbell LPI {} {} on CPU {from} (old redistributor); vINTID {VINTID} pending in the vPE's VPT: {pending_before}",
+        t.doorbell.0,
+        if rang_here { "taken" } else { "NOT taken" },
+    );
+    if !(clean && rang_here && pending_before) {
+        return -1;
+    }
+    // 2. The move. The vPE's record says CPU 1 from here on, so CPU 1
+    //    makes it resident when its doorbell arrives there.
+    let moved = {
+        let mut guard = t.state.lock();
+        let Some(state) = guard.as_mut() else {
+            return -2;
+        };
+        super::gicv4::move_vpe(state, VcpuIndex(0), t.vpt, from, VMOVP_TARGET)
+    };
+    let moved = match moved {
+        Ok(moved) => moved,
+        Err(e) => {
+            crate::println!("selftest vmovp: FAILED: moving vPE {VPE_ID}: {e}");
+            return -2;
+        }
+    };
+    let pending_after = vpt_pending(t, VINTID);
+    crate::println!(
+        "selftest vmovp: VMOVP vPE {} RDbase {:#x} -> {:#x} (CPU {from} -> CPU {VMOVP_TARGET}) and VSYNC: {} commands; vINTID {VINTID} still pending in the VPT: {pending_after}",
+        moved.vpe.0,
+        moved.from.0,
+        moved.to.0,
+        moved.commands
+    );
+    t.cpu.store(VMOVP_TARGET, Ordering::Release);
+    if !pending_after || moved.commands == 0 {
+        return -3;
+    }
+    // 3. A second vLPI, from the ITS itself: the vPE is not resident
+    //    anywhere, so its doorbell rings where the vPE table now points.
+    let its = match irq::its() {
+        Some(its) => its,
+        None => return -4,
+    };
+    let int = [ItsCommand::Int {
+        device_id: t.device_id,
+        event_id: 1,
+    }];
+    if its
+        .submit(&int, ItsCommand::Vsync { vpe_id: VPE_ID })
+        .is_err()
+    {
+        return -4;
+    }
+    let rang_old = poll_for(t.doorbell);
+    crate::println!(
+        "selftest vmovp: INT edu EventID 1 (vINTID {VINTID_INT}) after the move: doorbell on CPU {from} (old redistributor): {}",
+        if rang_old { "TAKEN" } else { "none" }
+    );
+    if rang_old {
+        DOORBELLS_ON[from].fetch_add(1, Ordering::Relaxed);
+        return -5;
+    }
+    0
+}
+
+/// The vmovp self-test's doorbells per CPU (0-3), 16 bits each.
+pub fn doorbells_call() -> i64 {
+    let mut packed = 0u64;
+    for (cpu, count) in DOORBELLS_ON.iter().enumerate() {
+        packed |= (count.load(Ordering::Relaxed) & 0xffff) << (16 * cpu);
+    }
+    packed as i64
+}
+
+/// A physical LPI taken at EL2 while a vCPU runs: if it is the vmovp
+/// self-test's doorbell, counts it for this CPU and, if the vPE now lives
+/// here, makes it resident (as a vCPU's wake-up would). Returns whether it
+/// was that doorbell.
+pub fn on_doorbell(intid: u32) -> bool {
+    let Some(t) = GICV4.get().filter(|t| t.doorbell.0 == intid) else {
+        return false;
+    };
+    let cpu = percpu::current_index();
+    if let Some(count) = DOORBELLS_ON.get(cpu) {
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+    let here = t.cpu.load(Ordering::Acquire) == cpu;
+    let resident = here
+        && irq::redistributor(cpu)
+            .is_some_and(|rd| rd.make_vpe_resident(t.vprop, t.id_bits_field, t.vpt));
+    crate::println!(
+        "selftest vmovp: doorbell LPI {intid} taken on CPU {cpu}{}",
+        if resident {
+            "; vPE made resident here (new redistributor)"
+        } else {
+            ""
+        }
+    );
+    true
 }

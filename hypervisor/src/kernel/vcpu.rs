@@ -513,6 +513,12 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
         PsciCall::Unknown(super::selftest::hypercall::SELFTEST_DOORBELL) => {
             super::selftest::doorbell_call()
         }
+        PsciCall::Unknown(super::selftest::hypercall::SELFTEST_VMOVP) => {
+            super::selftest::vmovp_call()
+        }
+        PsciCall::Unknown(super::selftest::hypercall::SELFTEST_DOORBELLS) => {
+            super::selftest::doorbells_call()
+        }
         PsciCall::SmcccVersion | PsciCall::Unknown(_) => psci::ret::NOT_SUPPORTED,
         PsciCall::MigrateInfoType => 2, // no Trusted OS to migrate
         PsciCall::CpuSuspend => 0,      // a standby that wakes at once

@@ -11,6 +11,7 @@ mod psci;
 mod scenarios;
 mod vgic_tests;
 mod vits_tests;
+mod vmovp_tests;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

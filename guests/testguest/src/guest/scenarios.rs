@@ -64,6 +64,7 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             vlpi();
             ticker()
         }
+        "vmovp" => super::vmovp_tests::vmovp(),
         "vgic-regs" => super::vgic_tests::regs(),
         "vgic-timer" => super::vgic_tests::timer(),
         "vgic-sgi" => super::vgic_tests::sgi(),

@@ -64,7 +64,7 @@ fn freq() -> u64 {
 }
 
 /// Polls `cond` for at most `ms` milliseconds; true as soon as it holds.
-fn wait_until(ms: u64, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(ms: u64, mut cond: impl FnMut() -> bool) -> bool {
     let end = counter() + freq() / 1000 * ms;
     loop {
         if cond() {
@@ -78,7 +78,7 @@ fn wait_until(ms: u64, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// Busy-waits `ms` milliseconds (interrupts may be taken meanwhile).
-fn settle(ms: u64) {
+pub(crate) fn settle(ms: u64) {
     wait_until(ms, || false);
 }
 
@@ -107,7 +107,7 @@ pub fn secondary_poll(index: u64) {
 
 /// Posts `f` for vCPU 1 and wakes it (SEV, repeated until it took the
 /// work, as it may not have reached WFE yet); false if not taken in 2 s.
-fn post(f: fn(u64)) -> bool {
+pub(crate) fn post(f: fn(u64)) -> bool {
     TASK.store(f as usize, Ordering::Release);
     wait_until(2000, || {
         // SAFETY: SEV only wakes vCPUs waiting in WFE.
@@ -118,7 +118,7 @@ fn post(f: fn(u64)) -> bool {
 
 /// Starts vCPU 1 with PSCI CPU_ON (context 1, our secondary entry);
 /// a vCPU already on is fine. Returns its MPIDR.
-fn start_vcpu1(what: &str) -> u64 {
+pub(crate) fn start_vcpu1(what: &str) -> u64 {
     let (cpus, n) = cpu_mpidrs();
     if n < 2 {
         fail!("{what}: needs 2 vCPUs, the device tree has {n}");
