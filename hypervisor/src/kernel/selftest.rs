@@ -77,6 +77,8 @@ struct Gicv4 {
     cpu: AtomicUsize,
     /// The vPE as the passthrough backend records it (vmovp self-test).
     state: Mutex<Option<PassthroughState>>,
+    /// Whether this is the vmovp self-test.
+    vmovp: bool,
 }
 
 static GICV4: Once<Gicv4> = Once::new();
@@ -362,6 +364,7 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
         id_bits_field: layout.id_bits_field(),
         cpu: AtomicUsize::new(cpu),
         state: Mutex::new(state),
+        vmovp,
     });
     crate::println!(
         "selftest {}: edu {bdf} (DeviceID {device_id:#x}) EventID 0 -> vPE {VPE_ID} vINTID {VINTID}{} (doorbell LPI {}), vPE on CPU {cpu} for partition {} vCPU 0, edu BAR0 at IPA {}",
@@ -435,7 +438,7 @@ pub fn vmovp_call() -> i64 {
     let from = percpu::current_index();
     let Some(t) = GICV4
         .get()
-        .filter(|t| t.cpu.load(Ordering::Acquire) == from)
+        .filter(|t| t.vmovp && t.cpu.load(Ordering::Acquire) == from)
     else {
         return crate::psci::ret::NOT_SUPPORTED;
     };
@@ -448,7 +451,7 @@ pub fn vmovp_call() -> i64 {
     write_edu(t.edu_bar, EDU_RAISE, 1);
     let rang_here = poll_for(t.doorbell);
     if rang_here {
-        DOORBELLS_ON[from].fetch_add(1, Ordering::Relaxed);
+        count_doorbell(from);
     }
     let pending_before = vpt_pending(t, VINTID);
     crate::println!(
@@ -509,10 +512,17 @@ pub fn vmovp_call() -> i64 {
         if rang_old { "TAKEN" } else { "none" }
     );
     if rang_old {
-        DOORBELLS_ON[from].fetch_add(1, Ordering::Relaxed);
+        count_doorbell(from);
         return -5;
     }
     0
+}
+
+/// Counts a vmovp self-test doorbell taken on `cpu` (CPUs 0-3 counted).
+fn count_doorbell(cpu: usize) {
+    if let Some(count) = DOORBELLS_ON.get(cpu) {
+        count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The vmovp self-test's doorbells per CPU (0-3), 16 bits each.
@@ -529,13 +539,11 @@ pub fn doorbells_call() -> i64 {
 /// here, makes it resident (as a vCPU's wake-up would). Returns whether it
 /// was that doorbell.
 pub fn on_doorbell(intid: u32) -> bool {
-    let Some(t) = GICV4.get().filter(|t| t.doorbell.0 == intid) else {
+    let Some(t) = GICV4.get().filter(|t| t.vmovp && t.doorbell.0 == intid) else {
         return false;
     };
     let cpu = percpu::current_index();
-    if let Some(count) = DOORBELLS_ON.get(cpu) {
-        count.fetch_add(1, Ordering::Relaxed);
-    }
+    count_doorbell(cpu);
     let here = t.cpu.load(Ordering::Acquire) == cpu;
     let resident = here
         && irq::redistributor(cpu)
