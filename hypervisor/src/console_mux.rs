@@ -1,7 +1,12 @@
 //! One physical console shared by the hypervisor and every partition.
 //!
 //! Output: each partition's text is shown line by line with its name in
-//! front, so lines of different partitions never mix. A partition someone
+//! front, so lines of different partitions never mix. A guest's bytes
+//! never reach the operator's terminal raw unless the operator is typing
+//! into that guest: control bytes, escape sequences included (which could
+//! move the cursor over another partition's lines, or worse), are shown as
+//! `?`; only the partition with the focus that was typed into keeps tab,
+//! backspace, bell and ESC, which its shell's line editing needs. A partition someone
 //! is typing into shows its unfinished line at once (a shell's prompt and
 //! the echo of each key); if another source prints meanwhile, the
 //! unfinished line is ended first and continued under a fresh prefix.
@@ -58,20 +63,36 @@ impl ConsoleMux {
 
     /// A finished line `text` of partition `index` called `name`: appends
     /// what the physical console must print to `out`.
-    pub fn line(&mut self, index: usize, name: &str, text: &[u8], out: &mut Vec<u8>) {
+    /// `terminal`: the operator is typing into this partition (see
+    /// [`sanitize`]).
+    pub fn line(
+        &mut self,
+        index: usize,
+        name: &str,
+        text: &[u8],
+        terminal: bool,
+        out: &mut Vec<u8>,
+    ) {
         self.begin(index, name, out);
-        out.extend_from_slice(text);
+        sanitize(text, terminal, out);
         out.extend_from_slice(b"\r\n");
         self.mid_line = None;
     }
 
     /// Unfinished output `text` of partition `index`, shown now.
-    pub fn partial(&mut self, index: usize, name: &str, text: &[u8], out: &mut Vec<u8>) {
+    pub fn partial(
+        &mut self,
+        index: usize,
+        name: &str,
+        text: &[u8],
+        terminal: bool,
+        out: &mut Vec<u8>,
+    ) {
         if text.is_empty() {
             return;
         }
         self.begin(index, name, out);
-        out.extend_from_slice(text);
+        sanitize(text, terminal, out);
         self.mid_line = Some(index);
     }
 
@@ -115,11 +136,28 @@ impl ConsoleMux {
     }
 }
 
+/// Appends a guest's `text` to `out` as the physical terminal may see it:
+/// printable ASCII and tab as they are, every other byte as `?`; with
+/// `terminal` (the operator is typing into this guest) also backspace,
+/// bell and ESC, so its shell's line editing works.
+pub fn sanitize(text: &[u8], terminal: bool, out: &mut Vec<u8>) {
+    out.extend(text.iter().map(|&b| {
+        let passes = (0x20..0x7f).contains(&b)
+            || b == b'\t'
+            || (terminal && matches!(b, 0x07 | 0x08 | 0x1b));
+        if passes {
+            b
+        } else {
+            b'?'
+        }
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn text(f: impl FnOnce(&mut ConsoleMux, &mut Vec<u8>), m: &mut ConsoleMux) -> String {
+    fn text_of(f: impl FnOnce(&mut ConsoleMux, &mut Vec<u8>), m: &mut ConsoleMux) -> String {
         let mut out = Vec::new();
         f(m, &mut out);
         String::from_utf8(out).unwrap()
@@ -129,11 +167,11 @@ mod tests {
     fn whole_lines_get_their_partitions_name() {
         let mut m = ConsoleMux::new();
         assert_eq!(
-            text(|m, o| m.line(0, "alpha", b"hello", o), &mut m),
+            text_of(|m, o| m.line(0, "alpha", b"hello", true, o), &mut m),
             "[alpha] hello\r\n"
         );
         assert_eq!(
-            text(|m, o| m.line(1, "beta", b"tick", o), &mut m),
+            text_of(|m, o| m.line(1, "beta", b"tick", true, o), &mut m),
             "[beta] tick\r\n"
         );
     }
@@ -142,13 +180,19 @@ mod tests {
     fn an_unfinished_line_is_continued_then_finished() {
         let mut m = ConsoleMux::new();
         assert_eq!(
-            text(|m, o| m.partial(0, "a", b"~ # ", o), &mut m),
+            text_of(|m, o| m.partial(0, "a", b"~ # ", true, o), &mut m),
             "[a] ~ # "
         );
-        assert_eq!(text(|m, o| m.partial(0, "a", b"l", o), &mut m), "l");
-        assert_eq!(text(|m, o| m.line(0, "a", b"s", o), &mut m), "s\r\n");
         assert_eq!(
-            text(|m, o| m.line(0, "a", b"bin", o), &mut m),
+            text_of(|m, o| m.partial(0, "a", b"l", true, o), &mut m),
+            "l"
+        );
+        assert_eq!(
+            text_of(|m, o| m.line(0, "a", b"s", true, o), &mut m),
+            "s\r\n"
+        );
+        assert_eq!(
+            text_of(|m, o| m.line(0, "a", b"bin", true, o), &mut m),
             "[a] bin\r\n"
         );
     }
@@ -156,17 +200,32 @@ mod tests {
     #[test]
     fn another_source_ends_an_unfinished_line_first() {
         let mut m = ConsoleMux::new();
-        text(|m, o| m.partial(0, "a", b"~ # ", o), &mut m);
+        text_of(|m, o| m.partial(0, "a", b"~ # ", true, o), &mut m);
         assert_eq!(
-            text(|m, o| m.line(1, "b", b"ping", o), &mut m),
+            text_of(|m, o| m.line(1, "b", b"ping", true, o), &mut m),
             "\r\n[b] ping\r\n"
         );
         // The interrupted line goes on under a fresh prefix.
-        assert_eq!(text(|m, o| m.line(0, "a", b"ls", o), &mut m), "[a] ls\r\n");
-        text(|m, o| m.partial(0, "a", b"x", o), &mut m);
-        assert_eq!(text(|m, o| m.hypervisor(o), &mut m), "\r\n");
-        assert_eq!(text(|m, o| m.hypervisor(o), &mut m), "");
-        assert_eq!(text(|m, o| m.partial(0, "a", b"", o), &mut m), "");
+        assert_eq!(
+            text_of(|m, o| m.line(0, "a", b"ls", true, o), &mut m),
+            "[a] ls\r\n"
+        );
+        text_of(|m, o| m.partial(0, "a", b"x", true, o), &mut m);
+        assert_eq!(text_of(|m, o| m.hypervisor(o), &mut m), "\r\n");
+        assert_eq!(text_of(|m, o| m.hypervisor(o), &mut m), "");
+        assert_eq!(text_of(|m, o| m.partial(0, "a", b"", true, o), &mut m), "");
+    }
+
+    #[test]
+    fn escape_sequences_reach_the_terminal_only_from_the_guest_being_typed_into() {
+        let mut m = ConsoleMux::new();
+        let text = b"\x1b[2J\x08\x07\t\x01\xff";
+        let mut out = Vec::new();
+        m.line(0, "a", text, false, &mut out);
+        assert_eq!(out, b"[a] ?[2J??\t??\r\n".to_vec());
+        out.clear();
+        m.line(0, "a", text, true, &mut out);
+        assert_eq!(out, b"[a] \x1b[2J\x08\x07\t??\r\n".to_vec());
     }
 
     #[test]

@@ -201,11 +201,9 @@ impl VirtualUart {
             b'\n' => Some(core::mem::take(&mut self.line)),
             b'\r' => None,
             b => {
-                // Keep the console readable: control bytes become '?',
-                // except what a shell's line editing needs on a terminal
-                // (tab, backspace, bell, and ESC for its sequences).
-                let passes = matches!(b, b'\t' | 0x07 | 0x08 | 0x1b) || (0x20..0x7f).contains(&b);
-                self.line.push(if passes { b } else { b'?' });
+                // Raw: what reaches the physical terminal is the console
+                // multiplexer's decision (`console_mux::sanitize`).
+                self.line.push(b);
                 (self.line.len() >= MAX_LINE).then(|| core::mem::take(&mut self.line))
             }
         }
@@ -230,14 +228,14 @@ mod tests {
     }
 
     #[test]
-    fn long_lines_are_split_and_control_bytes_masked() {
+    fn long_lines_are_split_and_bytes_kept_raw() {
         let mut u = VirtualUart::new();
         let lines = send(&mut u, &"x".repeat(MAX_LINE + 5));
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].len(), MAX_LINE);
         assert_eq!(
             send(&mut u, "\x1b[0m\x01\x7f\n")[0],
-            b"xxxxx\x1b[0m??".to_vec()
+            b"xxxxx\x1b[0m\x01\x7f".to_vec()
         );
     }
 

@@ -61,9 +61,11 @@ pub fn partition_output(
     let index = partition.id.0 as usize;
     let mut out = Vec::new();
     let mut mux = MUX.lock();
+    // Raw terminal bytes only from the guest the operator is typing into.
+    let terminal = is_interactive(index) && mux.focus() == index;
     match line {
-        Some(line) => mux.line(index, partition.name(), &line, &mut out),
-        None if is_interactive(index) => mux.partial(index, partition.name(), &partial(), &mut out),
+        Some(line) => mux.line(index, partition.name(), &line, terminal, &mut out),
+        None if terminal => mux.partial(index, partition.name(), &partial(), true, &mut out),
         None => return,
     }
     if let Some(uart) = UART.lock().as_mut() {
