@@ -38,7 +38,9 @@ secondary_start:
     // Entered at EL2 (bare QEMU with virtualization=on, used as a GICv4
     // oracle without the hypervisor): run the guest at EL1 anyway, with
     // nothing trapped or routed to EL2, and relay its HVCs (PSCI) to SMC,
-    // the PSCI conduit QEMU uses then. Returns at EL1; no stack used.
+    // the PSCI conduit QEMU uses then. Returns at EL1; no stack used;
+    // clobbers x0 only. Global: other entry points (vits_tests.rs) use it.
+    .global drop_to_el1
 drop_to_el1:
     mrs     x0, CurrentEL
     cmp     x0, #(2 << 2)
@@ -83,6 +85,8 @@ el2_psci_relay:
     b       .
     .endr
 
+    // VBAR_EL1 and CPACR_EL1 of the calling vCPU; clobbers x1.
+    .global install_vectors
 install_vectors:
     ldr     x1, =guest_vectors
     msr     vbar_el1, x1
@@ -91,6 +95,38 @@ install_vectors:
     msr     cpacr_el1, x1
     isb
     ret
+
+    // The registers a C call may clobber (plus x29, x30), on a 256-byte
+    // frame whose bytes 176..192 callers may use for ELR/SPSR.
+    .macro SAVE_CALLER
+    sub     sp, sp, #(32 * 8)
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x29, [sp, #144]
+    str     x30, [sp, #160]
+    .endm
+
+    .macro RESTORE_CALLER
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x29, [sp, #144]
+    ldr     x30, [sp, #160]
+    add     sp, sp, #(32 * 8)
+    .endm
 
     .macro VEC target
     .balign 0x80
@@ -112,50 +148,17 @@ guest_vectors:
     .endr
 
 sync_exception:
-    sub     sp, sp, #(32 * 8)
-    stp     x0, x1, [sp, #0]
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x29, [sp, #144]
-    str     x30, [sp, #160]
+    SAVE_CALLER
     mrs     x0, esr_el1
     mrs     x1, far_el1
     mrs     x2, elr_el1
     bl      guest_sync_exception
     msr     elr_el1, x0
-    ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x29, [sp, #144]
-    ldr     x30, [sp, #160]
-    add     sp, sp, #(32 * 8)
+    RESTORE_CALLER
     eret
 
 irq_exception:
-    sub     sp, sp, #(32 * 8)
-    stp     x0, x1, [sp, #0]
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x29, [sp, #144]
-    str     x30, [sp, #160]
+    SAVE_CALLER
     mrs     x0, elr_el1
     mrs     x1, spsr_el1
     stp     x0, x1, [sp, #176]
@@ -163,18 +166,7 @@ irq_exception:
     ldp     x0, x1, [sp, #176]
     msr     elr_el1, x0
     msr     spsr_el1, x1
-    ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x29, [sp, #144]
-    ldr     x30, [sp, #160]
-    add     sp, sp, #(32 * 8)
+    RESTORE_CALLER
     eret
 
 unexpected_exception:

@@ -5,8 +5,7 @@
 //! vCPU 0 runs the scenario and issues every command; vCPU 1 is started
 //! here with PSCI CPU_ON at our own entry (the common secondary loop keeps
 //! IRQs masked) and only takes interrupts, masked or unmasked on request.
-//! Both use our own EL1 vectors, whose IRQ handler counts each LPI per
-//! vCPU: every check compares all counters before and after, so "taken
+//! On both, an IRQ hook (`gic::set_hook`) counts each LPI per vCPU: every check compares all counters before and after, so "taken
 //! once on vCPU 1" also means "not on vCPU 0, and nothing else arrived".
 
 #[path = "its.rs"]
@@ -22,135 +21,16 @@ core::arch::global_asm!(
     .section .text.vits, "ax"
     // Secondary entry for PSCI CPU_ON: x0 = the stack top (context id).
     // Entered at EL1 (hypervisor, bare QEMU without EL2) or EL2 (bare QEMU
-    // with virtualization=on: drop to EL1 as boot.rs does for vCPU 0).
+    // with virtualization=on): boot.rs's drop to EL1 and vectors; IRQs
+    // reach `count_irq` through the GIC module's hook.
     .global vits_secondary_entry
     .balign 4
 vits_secondary_entry:
     mov     x19, x0
-    mrs     x1, CurrentEL
-    cmp     x1, #(2 << 2)
-    b.ne    1f
-    mov     x1, #(1 << 31)              // HCR_EL2.RW only
-    msr     hcr_el2, x1
-    mov     x1, #3                      // CNTHCTL_EL2: EL1PCTEN | EL1PCEN
-    msr     cnthctl_el2, x1
-    msr     cntvoff_el2, xzr
-    mov     x1, #0x33ff                 // CPTR_EL2: RES1 bits, no traps
-    msr     cptr_el2, x1
-    msr     hstr_el2, xzr
-    mov     x1, #0x9                    // ICC_SRE_EL2: SRE | Enable
-    msr     S3_4_C12_C9_5, x1
-    isb
-    msr     S3_4_C12_C11_0, xzr         // ICH_HCR_EL2: virtual interface off
-    mrs     x1, midr_el1
-    msr     vpidr_el2, x1
-    mrs     x1, mpidr_el1
-    msr     vmpidr_el2, x1
-    ldr     x1, =vits_el2_relay
-    msr     vbar_el2, x1
-    mov     x1, #0x3c5                  // EL1h, DAIF masked
-    msr     spsr_el2, x1
-    adr     x1, 1f
-    msr     elr_el2, x1
-    isb
-    eret
-1:  mov     sp, x19
-    ldr     x1, =vits_vectors
-    msr     vbar_el1, x1
-    mov     x1, #(3 << 20)              // CPACR_EL1.FPEN
-    msr     cpacr_el1, x1
-    isb
+    bl      drop_to_el1
+    mov     sp, x19
+    bl      install_vectors
     bl      vits_secondary_main
-    b       .
-
-    // EL2 vectors of the bare-EL2 case: an HVC from EL1 becomes an SMC.
-    .balign 2048
-vits_el2_relay:
-    .rept 8
-    .balign 0x80
-    b       .
-    .endr
-    .balign 0x80
-    smc     #0
-    eret
-    .rept 7
-    .balign 0x80
-    b       .
-    .endr
-
-    .macro VITS_SAVE
-    sub     sp, sp, #(24 * 8)
-    stp     x0, x1, [sp, #0]
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x29, [sp, #144]
-    str     x30, [sp, #160]
-    mrs     x0, elr_el1
-    mrs     x1, spsr_el1
-    stp     x0, x1, [sp, #176]
-    .endm
-
-    .macro VITS_RESTORE
-    ldp     x0, x1, [sp, #176]
-    msr     elr_el1, x0
-    msr     spsr_el1, x1
-    ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x29, [sp, #144]
-    ldr     x30, [sp, #160]
-    add     sp, sp, #(24 * 8)
-    eret
-    .endm
-
-    // EL1 vectors of both vCPUs during a vITS scenario: synchronous
-    // exceptions go to the guest's common handler, IRQs to vits_irq.
-    .balign 2048
-vits_vectors:
-    .rept 4
-    .balign 0x80
-    b       vits_unexpected
-    .endr
-    .balign 0x80
-    b       vits_sync
-    .balign 0x80
-    b       vits_irq_entry
-    .rept 10
-    .balign 0x80
-    b       vits_unexpected
-    .endr
-
-vits_sync:
-    VITS_SAVE
-    mrs     x0, esr_el1
-    mrs     x1, far_el1
-    mrs     x2, elr_el1
-    bl      guest_sync_exception
-    str     x0, [sp, #176]
-    VITS_RESTORE
-
-vits_irq_entry:
-    VITS_SAVE
-    bl      vits_irq
-    VITS_RESTORE
-
-vits_unexpected:
-    mrs     x0, esr_el1
-    mrs     x1, far_el1
-    mrs     x2, elr_el1
-    bl      guest_unexpected_exception
     b       .
     .ltorg
 "#
@@ -159,8 +39,6 @@ vits_unexpected:
 extern "C" {
     /// Our secondary entry point (for PSCI CPU_ON; context = stack top).
     fn vits_secondary_entry();
-    /// Our EL1 vector table.
-    static vits_vectors: u8;
 }
 
 /// LPIs we count one by one: 8192 .. 8192 + TRACKED.
@@ -265,18 +143,11 @@ fn cpu_index() -> usize {
     (mpidr() & 0xff) as usize
 }
 
-/// The IRQ handler of both vCPUs: acknowledge through ICC_IAR1_EL1, count,
-/// end with ICC_EOIR1_EL1 (EOImode 0). No printing: the interrupted code
-/// may hold the console lock.
-#[no_mangle]
-extern "C" fn vits_irq() {
-    let v: u64;
-    // SAFETY: acknowledges this vCPU's highest-priority pending interrupt.
-    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) v) };
-    let intid = (v & 0xff_ffff) as u32;
-    if (1020..=1023).contains(&intid) {
-        return;
-    }
+/// The IRQ hook of both vCPUs (`gic::set_hook`: called with the INTID
+/// acknowledged through ICC_IAR1_EL1): count, end with ICC_EOIR1_EL1
+/// (EOImode 0). No printing: the interrupted code may hold the console
+/// lock.
+fn count_irq(intid: u32) {
     let cpu = cpu_index().min(MAX_CPUS - 1);
     match intid.checked_sub(FIRST_LPI).map(|i| i as usize) {
         Some(i) if i < TRACKED => {
@@ -291,8 +162,7 @@ extern "C" fn vits_irq() {
     if let Some(slot) = ORDER.get(n) {
         slot.store(((cpu as u32) << 24) | intid, Ordering::Release);
     }
-    // SAFETY: ends the interrupt just acknowledged.
-    unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) u64::from(intid)) };
+    super::gic::eoir1(intid);
 }
 
 /// Sets up this vCPU's CPU interface as Linux's gic_cpu_sys_reg_init:
@@ -334,14 +204,6 @@ pub(super) fn mask() {
 pub(super) fn unmask() {
     // SAFETY: this vCPU's interrupt mask only.
     unsafe { core::arch::asm!("msr daifclr, #2", "isb") };
-}
-
-/// Points this vCPU's VBAR_EL1 at our vectors.
-fn install_vectors() {
-    // SAFETY: our vector table is 2 KiB aligned and handles every entry.
-    unsafe {
-        core::arch::asm!("msr vbar_el1, {}", "isb", in(reg) core::ptr::addr_of!(vits_vectors) as u64)
-    };
 }
 
 /// vCPU 1: CPU interface up, then apply mask requests until powered off.
@@ -540,7 +402,7 @@ pub(super) fn setup() -> Env {
         rdb[0],
         rdb[1]
     );
-    install_vectors();
+    super::gic::set_hook(Some(count_irq));
     cpu_interface_init();
     unmask();
     // Only the address of vCPU 1's stack is taken; vCPU 1 alone uses it.
