@@ -4,29 +4,24 @@
 
 use super::redistributor::Redistributor;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
+use crate::gic::regs::gicr::{
+    GicrCtlr, GicrPendbaser, GicrPropbaser, GicrTyper, GicrVpendbaser, GicrVpropbaser,
+};
 use crate::gic::regs::{Cacheability, Shareability};
 use crate::ids::PhysIntId;
 use crate::kernel::early::clean_invalidate;
 use crate::mm::PhysAddr;
 
-/// GICR_CTLR.EnableLPIs.
-const CTLR_ENABLE_LPIS: u32 = 1 << 0;
 /// Offset of the VLPI frame from the RD frame (GICv4: third 64 KiB frame).
 const VLPI_FRAME: usize = 0x2_0000;
-/// GICR_VPENDBASER.Valid.
-const VPEND_VALID: u64 = 1 << 63;
-/// GICR_VPENDBASER.PendingLast.
-const VPEND_PENDING_LAST: u64 = 1 << 61;
-/// GICR_VPENDBASER.Dirty.
-const VPEND_DIRTY: u64 = 1 << 60;
-/// GICR_VPENDBASER.Physical_Address, bits [51:16].
-const VPEND_ADDRESS: u64 = ((1 << 52) - 1) & !0xffff;
-/// Normal, inner-shareable, read/write-allocate write-back: the cache
-/// fields of every *BASER we program (InnerCache [9:7], Shareability [11:10]).
-const WB_INNER_SHAREABLE: u64 = (Cacheability::ReadWriteAllocWriteBack as u64) << 7
-    | (Shareability::InnerShareable as u64) << 10;
-/// Shareability field of a redistributor *BASER.
-const SHAREABILITY_MASK: u64 = 0b11 << 10;
+/// GICR_PROPBASER and GICR_VPROPBASER (RD and VLPI frame).
+const PROPBASER: usize = 0x70;
+/// GICR_PENDBASER and GICR_VPENDBASER (RD and VLPI frame).
+const PENDBASER: usize = 0x78;
+/// The cache attributes of every *BASER we program: normal, inner
+/// shareable, read/write-allocate write-back.
+const INNER_WB: u64 = Cacheability::ReadWriteAllocWriteBack as u64;
+const INNER_SHAREABLE: u64 = Shareability::InnerShareable as u64;
 
 /// The LPI configuration (property) table all redistributors share.
 pub struct PropertyTable {
@@ -82,8 +77,12 @@ impl PropertyTable {
         crate::arch::sysreg::dsb_ish();
     }
 
-    fn propbaser(&self) -> u64 {
-        self.base.raw() | WB_INNER_SHAREABLE | u64::from(self.layout.id_bits_field())
+    fn propbaser(&self) -> GicrPropbaser {
+        GicrPropbaser(0)
+            .with_physical_address(self.base)
+            .with_id_bits(u64::from(self.layout.id_bits_field()))
+            .with_inner_cache(INNER_WB)
+            .with_shareability(INNER_SHAREABLE)
     }
 }
 
@@ -102,19 +101,21 @@ impl Redistributor {
         alloc: &mut dyn FnMut(u64, u64) -> Option<PhysAddr>,
     ) -> bool {
         let ctlr = self.base() as *mut u32;
+        let propbaser = self.reg64(PROPBASER);
         // SAFETY: GICR_CTLR/PROPBASER/PENDBASER of a redistributor we own.
         unsafe {
-            if core::ptr::read_volatile(ctlr) & CTLR_ENABLE_LPIS != 0 {
+            if GicrCtlr(core::ptr::read_volatile(ctlr)).enable_lpis() {
                 return false;
             }
-            core::ptr::write_volatile(self.reg64(0x70), props.propbaser());
-            if core::ptr::read_volatile(self.reg64(0x70)) & SHAREABILITY_MASK == 0 {
+            core::ptr::write_volatile(propbaser, props.propbaser().0);
+            if GicrPropbaser(core::ptr::read_volatile(propbaser)).shareability() == 0 {
                 // The redistributor does not snoop: non-cacheable, and we clean.
                 props.coherent = false;
-                core::ptr::write_volatile(
-                    self.reg64(0x70),
-                    (props.propbaser() & !(0b111 << 7 | SHAREABILITY_MASK)) | 1 << 7,
-                );
+                let value = props
+                    .propbaser()
+                    .with_shareability(0)
+                    .with_inner_cache(Cacheability::NonCacheable as u64);
+                core::ptr::write_volatile(propbaser, value.0);
                 clean_invalidate(props.base.raw(), props.layout.property_bytes);
             }
         }
@@ -122,20 +123,45 @@ impl Redistributor {
         let Some(pending) = alloc(size, props.layout.pending_align()) else {
             return false;
         };
+        let pendbaser = GicrPendbaser(0)
+            .with_physical_address(pending)
+            .with_inner_cache(INNER_WB)
+            .with_shareability(INNER_SHAREABLE)
+            // The table is known to be zero.
+            .with_ptz(true);
         // SAFETY: fresh RAM, identity-mapped, ours; then the registers as above.
         unsafe {
             core::ptr::write_bytes(pending.raw() as *mut u8, 0, size as usize);
             clean_invalidate(pending.raw(), size);
-            // PTZ (bit 62): the table is known to be zero.
-            core::ptr::write_volatile(
-                self.reg64(0x78),
-                pending.raw() | WB_INNER_SHAREABLE | 1 << 62,
-            );
+            core::ptr::write_volatile(self.reg64(PENDBASER), pendbaser.0);
             crate::arch::sysreg::dsb_sy();
-            core::ptr::write_volatile(ctlr, core::ptr::read_volatile(ctlr) | CTLR_ENABLE_LPIS);
+            let enabled = GicrCtlr(core::ptr::read_volatile(ctlr)).with_enable_lpis(true);
+            core::ptr::write_volatile(ctlr, enabled.0);
         }
         crate::arch::sysreg::dsb_sy();
         true
+    }
+
+    /// GICR_VPENDBASER of this redistributor (VLPI frame).
+    fn vpendbaser(&self) -> *mut u64 {
+        self.reg64(VLPI_FRAME + PENDBASER)
+    }
+
+    /// Reads GICR_VPENDBASER.
+    fn read_vpendbaser(&self) -> GicrVpendbaser {
+        // SAFETY: VLPI-frame register of a redistributor we own; a read.
+        GicrVpendbaser(unsafe { core::ptr::read_volatile(self.vpendbaser()) })
+    }
+
+    /// Clears GICR_VPENDBASER.Valid if set and waits (bounded) for Dirty to
+    /// read 0; returns whether it did.
+    fn clear_vpe_valid(&self) -> bool {
+        let old = self.read_vpendbaser();
+        if old.valid() {
+            // SAFETY: VLPI-frame register of a redistributor we own.
+            unsafe { core::ptr::write_volatile(self.vpendbaser(), old.with_valid(false).0) };
+        }
+        super::wait_for(|| !self.read_vpendbaser().dirty())
     }
 
     /// Makes a vPE resident here (GICv4.0): its VM's property table and its
@@ -143,51 +169,42 @@ impl Redistributor {
     /// Valid = 1 as one 64-bit write, and the vPE is in use only once Dirty
     /// reads 0. Returns false if Dirty never cleared.
     pub fn make_vpe_resident(&self, vprop: PhysAddr, id_bits_field: u8, vpt: PhysAddr) -> bool {
-        let vpropbaser = self.reg64(VLPI_FRAME + 0x70);
-        let vpendbaser = self.reg64(VLPI_FRAME + 0x78);
+        // Never switch vPEs without going through non-resident.
+        self.clear_vpe_valid();
+        let vpropbaser = GicrVpropbaser(0)
+            .with_physical_address(vprop)
+            .with_id_bits(u64::from(id_bits_field))
+            .with_inner_cache(INNER_WB)
+            .with_shareability(INNER_SHAREABLE);
+        let vpendbaser = GicrVpendbaser(0)
+            .with_physical_address(vpt)
+            .with_inner_cache(INNER_WB)
+            .with_shareability(INNER_SHAREABLE)
+            .with_valid(true);
         // SAFETY: VLPI-frame registers of a redistributor we own.
         unsafe {
-            // Never switch vPEs without going through non-resident.
-            let old = core::ptr::read_volatile(vpendbaser);
-            if old & VPEND_VALID != 0 {
-                core::ptr::write_volatile(vpendbaser, old & !VPEND_VALID);
-                super::wait_for(|| core::ptr::read_volatile(vpendbaser) & VPEND_DIRTY == 0);
-            }
-            core::ptr::write_volatile(
-                vpropbaser,
-                vprop.raw() | WB_INNER_SHAREABLE | u64::from(id_bits_field),
-            );
-            core::ptr::write_volatile(vpendbaser, vpt.raw() | WB_INNER_SHAREABLE | VPEND_VALID);
-            super::wait_for(|| core::ptr::read_volatile(vpendbaser) & VPEND_DIRTY == 0)
+            core::ptr::write_volatile(self.reg64(VLPI_FRAME + PROPBASER), vpropbaser.0);
+            core::ptr::write_volatile(self.vpendbaser(), vpendbaser.0);
         }
+        super::wait_for(|| !self.read_vpendbaser().dirty())
     }
 
     /// Makes the resident vPE non-resident; returns (Dirty cleared,
     /// PendingLast: whether it had pending vLPIs).
     pub fn make_vpe_nonresident(&self) -> (bool, bool) {
-        let vpendbaser = self.reg64(VLPI_FRAME + 0x78);
-        // SAFETY: VLPI-frame register of a redistributor we own.
-        unsafe {
-            let old = core::ptr::read_volatile(vpendbaser);
-            core::ptr::write_volatile(vpendbaser, old & !VPEND_VALID);
-            let clean = super::wait_for(|| core::ptr::read_volatile(vpendbaser) & VPEND_DIRTY == 0);
-            (
-                clean,
-                core::ptr::read_volatile(vpendbaser) & VPEND_PENDING_LAST != 0,
-            )
-        }
+        let clean = self.clear_vpe_valid();
+        (clean, self.read_vpendbaser().pending_last())
     }
 
     /// The virtual pending table of the vPE resident here
     /// (GICR_VPENDBASER.Valid and its address), or `None`.
     pub fn resident_vpt(&self) -> Option<PhysAddr> {
-        // SAFETY: VLPI-frame register of a redistributor we own; a read.
-        let value = unsafe { core::ptr::read_volatile(self.reg64(VLPI_FRAME + 0x78)) };
-        (value & VPEND_VALID != 0).then_some(PhysAddr(value & VPEND_ADDRESS))
+        let value = self.read_vpendbaser();
+        value.valid().then_some(value.physical_address())
     }
 
     /// GICR_TYPER.Processor_Number: how an ITS with PTA = 0 names this redistributor.
     pub fn processor_number(&self) -> u16 {
-        ((self.typer() >> 8) & 0xffff) as u16
+        GicrTyper(self.typer()).processor_number() as u16
     }
 }
