@@ -210,23 +210,7 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
                     ipa.raw(),
                     regs.elr
                 );
-                let inj = trap::inject_external_abort(
-                    false,
-                    write,
-                    regs.elr,
-                    regs.spsr,
-                    far,
-                    read_sysreg!("vbar_el1"),
-                );
-                write_injection(
-                    regs,
-                    inj.esr_el1,
-                    inj.elr_el1,
-                    inj.spsr_el1,
-                    inj.far_el1,
-                    inj.elr_el2,
-                    inj.spsr_el2,
-                );
+                inject_abort(regs, false, write, far);
             } else {
                 outside_partition(partition, vcpu, regs, ipa.raw(), far, write, false, esr);
             }
@@ -409,61 +393,48 @@ fn outside_partition(
             regs.elr
         );
     }
-    let inj = trap::inject_external_abort(
+    inject_abort(regs, instruction, write, far);
+}
+
+fn inject_undefined(regs: &mut GuestRegs) {
+    let mut inj = external_abort(regs, false, false, read_sysreg!("far_el1"));
+    // EC 0 (unknown reason), IL = 1: what an undefined instruction reports;
+    // the same entry to the guest's synchronous vector as an abort.
+    inj.esr_el1 = 1 << 25;
+    write_injection(regs, &inj);
+}
+
+/// Injects a synchronous external abort at the guest's faulting
+/// instruction (a data abort, or an instruction abort if `instruction`).
+fn inject_abort(regs: &mut GuestRegs, instruction: bool, write: bool, far: u64) {
+    let inj = external_abort(regs, instruction, write, far);
+    write_injection(regs, &inj);
+}
+
+fn external_abort(
+    regs: &GuestRegs,
+    instruction: bool,
+    write: bool,
+    far: u64,
+) -> trap::AbortInjection {
+    trap::inject_external_abort(
         instruction,
         write,
         regs.elr,
         regs.spsr,
         far,
         read_sysreg!("vbar_el1"),
-    );
-    write_injection(
-        regs,
-        inj.esr_el1,
-        inj.elr_el1,
-        inj.spsr_el1,
-        inj.far_el1,
-        inj.elr_el2,
-        inj.spsr_el2,
-    );
+    )
 }
 
-fn inject_undefined(regs: &mut GuestRegs) {
-    let inj = trap::inject_external_abort(
-        false,
-        false,
-        regs.elr,
-        regs.spsr,
-        0,
-        read_sysreg!("vbar_el1"),
-    );
-    // EC 0 (unknown reason), IL = 1: what an undefined instruction reports.
-    write_injection(
-        regs,
-        1 << 25,
-        inj.elr_el1,
-        inj.spsr_el1,
-        read_sysreg!("far_el1"),
-        inj.elr_el2,
-        inj.spsr_el2,
-    );
-}
-
-fn write_injection(
-    regs: &mut GuestRegs,
-    esr: u64,
-    elr1: u64,
-    spsr1: u64,
-    far: u64,
-    elr2: u64,
-    spsr2: u64,
-) {
-    write_sysreg!("esr_el1", esr);
-    write_sysreg!("far_el1", far);
-    write_sysreg!("elr_el1", elr1);
-    write_sysreg!("spsr_el1", spsr1);
-    regs.elr = elr2;
-    regs.spsr = spsr2;
+/// Writes the guest's EL1 exception state and where it resumes.
+fn write_injection(regs: &mut GuestRegs, inj: &trap::AbortInjection) {
+    write_sysreg!("esr_el1", inj.esr_el1);
+    write_sysreg!("far_el1", inj.far_el1);
+    write_sysreg!("elr_el1", inj.elr_el1);
+    write_sysreg!("spsr_el1", inj.spsr_el1);
+    regs.elr = inj.elr_el2;
+    regs.spsr = inj.spsr_el2;
 }
 
 /// Resumes the guest after the (4-byte) instruction that trapped. The PC is
