@@ -155,6 +155,15 @@ fn scenarios() -> Vec<Scenario> {
             check: check_vmovp,
         },
         Scenario {
+            name: "guest-sees-only-handled-cpu-features-and-sve-is-undefined",
+            manifest: "tests/cpu-features.toml",
+            machine: None,
+            qemu_args: &[],
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: check_cpu_features,
+        },
+        Scenario {
             name: "passthrough-pci-function-bars-without-exits-msis-through-the-guests-vits",
             manifest: "tests/passthrough.toml",
             machine: None,
@@ -396,6 +405,27 @@ fn check_two_partitions(o: &Outcome) -> Result<(), String> {
             "QEMU exit status {other:?}, expected 0 (PSCI SYSTEM_OFF)"
         )),
     }
+}
+
+/// The ID registers' hidden features read as absent, and the SVE
+/// instruction trapped at EL2 (EC 0x19) came back to the guest as an
+/// undefined instruction (EC 0).
+fn check_cpu_features(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    expect(
+        out,
+        "[alpha] PASS cpu-features: SVE, RAS, EL2, MTE, SME, pointer authentication read as absent",
+    )?;
+    expect(
+        out,
+        "[alpha] PASS cpu-features: an SVE instruction is undefined (ESR_EL1 0x2000000)",
+    )?;
+    expect(
+        out,
+        "partition alpha: vCPU 0: unhandled trap ESR_EL2 0x66000000",
+    )?;
+    expect(out, "[beta] PASS hello: 2 vcpus up")
 }
 
 fn check_cpu_on(o: &Outcome) -> Result<(), String> {

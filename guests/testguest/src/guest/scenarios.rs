@@ -7,6 +7,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 static SECONDARIES_UP: AtomicU64 = AtomicU64::new(0);
 /// Whether the next synchronous exception is an expected data abort.
 static EXPECT_ABORT: AtomicBool = AtomicBool::new(false);
+/// Whether the next synchronous exception is an expected undefined
+/// instruction (ESR_EL1.EC 0).
+static EXPECT_UNDEF: AtomicBool = AtomicBool::new(false);
 /// ESR_EL1 of the last expected abort (0: none seen).
 static ABORT_ESR: AtomicU64 = AtomicU64::new(0);
 /// FAR_EL1 of the last expected abort.
@@ -60,6 +63,10 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             super::pci_tests::passthrough_reset(boots);
             psci::system_off()
         }
+        "cpu-features" => {
+            cpu_features();
+            psci::system_off()
+        }
         "vlpi" => {
             vlpi();
             ticker()
@@ -101,10 +108,82 @@ pub fn on_sync_exception(esr: u64, far: u64, elr: u64) -> u64 {
         ABORT_FAR.store(far, Ordering::Release);
         return elr + 4;
     }
+    if EXPECT_UNDEF.swap(false, Ordering::AcqRel) && class == 0 {
+        ABORT_ESR.store(esr, Ordering::Release);
+        return elr + 4;
+    }
     println!(
         "FAIL unexpected synchronous exception: ESR_EL1={esr:#x} FAR_EL1={far:#x} ELR_EL1={elr:#x}"
     );
     psci::system_off()
+}
+
+/// The CPU the hypervisor shows: the ID register fields of the features
+/// it does not handle read as absent, and an SVE instruction (which the
+/// CPU has under `-cpu max`, but the hypervisor traps) is undefined.
+fn cpu_features() {
+    macro_rules! id_reg {
+        ($name:literal) => {{
+            let v: u64;
+            // SAFETY: reading an ID register has no side effect.
+            unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v) };
+            v
+        }};
+    }
+    let field = |v: u64, shift: u32| (v >> shift) & 0xf;
+    let pfr0 = id_reg!("id_aa64pfr0_el1");
+    let pfr1 = id_reg!("id_aa64pfr1_el1");
+    let isar1 = id_reg!("id_aa64isar1_el1");
+    let mmfr0 = id_reg!("id_aa64mmfr0_el1");
+    let zfr0 = id_reg!("S3_0_C0_C4_4");
+    let checks = [
+        ("SVE", field(pfr0, 32), 0),
+        ("RAS", field(pfr0, 28), 0),
+        ("EL2", field(pfr0, 8), 0),
+        ("GIC", field(pfr0, 24), 1),
+        ("MTE", field(pfr1, 8), 0),
+        ("SME", field(pfr1, 24), 0),
+        ("APA", field(isar1, 4), 0),
+        ("API", field(isar1, 8), 0),
+        ("GPA", field(isar1, 24), 0),
+        ("GPI", field(isar1, 28), 0),
+        ("ZFR0", zfr0, 0),
+        ("PARange", field(mmfr0, 0), 2),
+    ];
+    for (name, got, want) in checks {
+        if got != want {
+            println!("FAIL cpu-features: {name} reads {got:#x}, expected {want:#x}");
+            psci::system_off();
+        }
+    }
+    println!("PASS cpu-features: SVE, RAS, EL2, MTE, SME, pointer authentication read as absent, GIC as system registers, PARange 40 bits");
+    println!("cpu-features: PFR0 {pfr0:#x} PFR1 {pfr1:#x} ISAR1 {isar1:#x} MMFR0 {mmfr0:#x}");
+    ABORT_ESR.store(0, Ordering::Release);
+    EXPECT_UNDEF.store(true, Ordering::Release);
+    // A guest that enables SVE at EL1 anyway (CPACR_EL1.ZEN), so that only
+    // the hypervisor's trap (CPTR_EL2.TZ) stands between it and the unit.
+    // SAFETY: RDVL x0, #1 (SVE) only writes x0, or is undefined; CPACR_EL1
+    // is put back (FP/SIMD enabled, SVE trapped at EL1) after it.
+    unsafe {
+        core::arch::asm!(
+            "mrs {saved}, cpacr_el1",
+            "orr {tmp}, {saved}, #(3 << 16)",
+            "msr cpacr_el1, {tmp}",
+            "isb",
+            ".inst 0x04bf5020",
+            "msr cpacr_el1, {saved}",
+            "isb",
+            saved = out(reg) _,
+            tmp = out(reg) _,
+            out("x0") _,
+        )
+    };
+    let esr = ABORT_ESR.load(Ordering::Acquire);
+    if EXPECT_UNDEF.swap(false, Ordering::AcqRel) || esr >> 26 != 0 {
+        println!("FAIL cpu-features: an SVE instruction ran (or faulted with ESR_EL1 {esr:#x}) instead of being undefined");
+        psci::system_off();
+    }
+    println!("PASS cpu-features: an SVE instruction is undefined (ESR_EL1 {esr:#x})");
 }
 
 /// PSCI version, then every other vCPU started with CPU_ON.
