@@ -122,14 +122,18 @@ pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
                 if let Some(flag) = INTERACTIVE.get(index) {
                     flag.store(true, Ordering::Relaxed);
                 }
-                let level = {
-                    let mut console = p.console.lock();
-                    if !console.receive(byte) && console.overruns() == 1 {
-                        log::warn!("partition {}: console input overrun: the guest is not reading its UART", p.name());
-                    }
-                    console.irq_line()
-                };
-                super::vgic::set_console_line_from(p, running, level);
+                let mut console = p.console.lock();
+                let before = console.irq_line();
+                if !console.receive(byte) && console.overruns() == 1 {
+                    log::warn!(
+                        "partition {}: console input overrun: the guest is not reading its UART",
+                        p.name()
+                    );
+                }
+                // Under the console lock, as the guest's own accesses do.
+                if console.irq_line() != before {
+                    super::vgic::set_console_line_from(p, running, true);
+                }
             }
         }
     }

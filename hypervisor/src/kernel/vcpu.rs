@@ -356,6 +356,7 @@ fn emulate_mmio(
 fn console_access(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u64) -> u64 {
     let offset = access.ipa.raw() - partition.config.console_ipa.raw();
     let mut console = partition.console.lock();
+    let before = console.irq_line();
     let (read, line) = if access.write {
         (0, console.write(offset, value as u32))
     } else {
@@ -365,8 +366,14 @@ fn console_access(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, va
     if access.write {
         super::console::partition_output(partition, line, || console.take_partial());
     }
+    // Only a change reaches the vGIC (most accesses are data bytes that
+    // change nothing), and under the console lock, so that the vGIC's line
+    // follows the UART's level in the order it changed (typed input
+    // changes it from another CPU).
+    if level != before {
+        super::vgic::set_console_line(partition, vcpu, level);
+    }
     drop(console);
-    super::vgic::set_console_line(partition, vcpu, level);
     read
 }
 
