@@ -8,6 +8,11 @@
 //! is at or below any trigger level), the way Linux's driver expects to
 //! be told to send more. Received bytes wait in a 32-byte FIFO; the
 //! receive and receive-timeout interrupts are raised while it holds data.
+//! Typed input beyond what the FIFO holds waits in a backlog kept by the
+//! hypervisor (up to [`INPUT_BACKLOG`] bytes) and moves into the FIFO as
+//! the guest reads: a paste reaches the guest whole and in order, at the
+//! pace its driver drains the FIFO, as if the terminal honoured flow
+//! control. Only a guest that stops reading loses input (an overrun).
 //! [`VirtualUart::irq_line`] is the level of the UART's interrupt output,
 //! which the kernel drives into the partition's virtual GIC.
 //!
@@ -24,6 +29,9 @@ pub const SIZE: u64 = 0x1000;
 const MAX_LINE: usize = 200;
 /// Depth of the receive FIFO (a PL011's is 32 entries).
 pub const RX_FIFO: usize = 32;
+/// Typed bytes held for a partition beyond its FIFO (flow control the
+/// physical console does not have): enough for any paste a person makes.
+pub const INPUT_BACKLOG: usize = 4096;
 
 /// PL011 register offsets (ARM DDI 0183).
 mod reg {
@@ -75,7 +83,10 @@ const ID_REGS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 #[derive(Default)]
 pub struct VirtualUart {
     line: Vec<u8>,
+    /// The receive FIFO the guest sees (at most [`RX_FIFO`] bytes).
     rx: VecDeque<u8>,
+    /// Typed bytes waiting for room in the FIFO, oldest first.
+    backlog: VecDeque<u8>,
     ibrd: u32,
     fbrd: u32,
     lcr_h: u32,
@@ -86,7 +97,7 @@ pub struct VirtualUart {
     error_ris: u32,
     /// Receive status (overrun), cleared by a write to RSR/ECR.
     rsr: u32,
-    /// Bytes dropped because the receive FIFO was full.
+    /// Bytes dropped because the FIFO and the backlog were full.
     overruns: u64,
 }
 
@@ -121,7 +132,13 @@ impl VirtualUart {
     pub fn read(&mut self, offset: u64) -> u32 {
         match offset {
             reg::DR => match self.rx.pop_front() {
-                Some(b) => u32::from(b),
+                Some(b) => {
+                    // The FIFO has room again: the oldest held byte moves in.
+                    if let Some(next) = self.backlog.pop_front() {
+                        self.rx.push_back(next);
+                    }
+                    u32::from(b)
+                }
                 None => 0,
             },
             reg::RSR => self.rsr,
@@ -172,20 +189,30 @@ impl VirtualUart {
         None
     }
 
-    /// A byte typed for this partition. Returns false (and latches an
-    /// overrun, as the hardware would) if the receive FIFO was full.
+    /// A byte typed for this partition: into the FIFO if it has room and
+    /// nothing older waits, else into the backlog. Returns false (and
+    /// latches an overrun, as the hardware would) if both were full.
     pub fn receive(&mut self, byte: u8) -> bool {
-        if self.rx.len() >= RX_FIFO {
-            self.overruns += 1;
-            self.rsr |= RSR_OE;
-            self.error_ris |= int::OE;
-            return false;
+        if self.rx.len() < RX_FIFO && self.backlog.is_empty() {
+            self.rx.push_back(byte);
+            return true;
         }
-        self.rx.push_back(byte);
-        true
+        if self.backlog.len() < INPUT_BACKLOG {
+            self.backlog.push_back(byte);
+            return true;
+        }
+        self.overruns += 1;
+        self.rsr |= RSR_OE;
+        self.error_ris |= int::OE;
+        false
     }
 
-    /// Bytes dropped because the receive FIFO was full.
+    /// Bytes typed for the guest that it has not read yet (FIFO and backlog).
+    pub fn unread(&self) -> usize {
+        self.rx.len() + self.backlog.len()
+    }
+
+    /// Bytes dropped because the FIFO and the backlog were full.
     pub fn overruns(&self) -> u64 {
         self.overruns
     }
@@ -291,9 +318,43 @@ mod tests {
     }
 
     #[test]
-    fn a_full_fifo_drops_bytes_and_latches_an_overrun() {
+    fn a_paste_longer_than_the_fifo_arrives_whole_and_in_order() {
         let mut u = VirtualUart::new();
-        for i in 0..RX_FIFO {
+        let paste: Vec<u8> = (0..200u32).map(|i| b'a' + (i % 26) as u8).collect();
+        for &b in &paste {
+            assert!(u.receive(b));
+        }
+        assert_eq!(u.unread(), 200);
+        assert_eq!(u.overruns(), 0);
+        // The guest sees a full 32-entry FIFO, never more.
+        assert_eq!(u.read(reg::FR) & fr::RXFF, fr::RXFF);
+        let mut got = Vec::new();
+        // A driver reads until the FIFO says empty, as Linux's does on each
+        // receive interrupt; the backlog refills it as it goes.
+        while u.read(reg::FR) & fr::RXFE == 0 {
+            got.push(u.read(reg::DR) as u8);
+        }
+        assert_eq!(got, paste);
+        assert_eq!(u.unread(), 0);
+    }
+
+    #[test]
+    fn bytes_typed_while_the_backlog_drains_keep_their_order() {
+        let mut u = VirtualUart::new();
+        for b in 0..40u8 {
+            u.receive(b);
+        }
+        assert_eq!(u.read(reg::DR), 0);
+        // Room in the FIFO now, but older bytes still wait in the backlog.
+        u.receive(40);
+        let rest: Vec<u32> = (0..40).map(|_| u.read(reg::DR)).collect();
+        assert_eq!(rest, (1..=40).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn a_guest_that_never_reads_overruns_once_the_backlog_is_full() {
+        let mut u = VirtualUart::new();
+        for i in 0..RX_FIFO + INPUT_BACKLOG {
             assert!(u.receive(i as u8));
         }
         assert_eq!(u.read(reg::FR) & fr::RXFF, fr::RXFF);
@@ -308,9 +369,10 @@ mod tests {
         assert!(!u.irq_line());
         assert_eq!(u.read(reg::RSR), 0);
         // The bytes before the overrun are all still there, in order.
-        for i in 0..RX_FIFO {
-            assert_eq!(u.read(reg::DR), i as u32);
+        for i in 0..RX_FIFO + INPUT_BACKLOG {
+            assert_eq!(u.read(reg::DR), (i as u8) as u32);
         }
+        assert_eq!(u.read(reg::FR) & fr::RXFE, fr::RXFE);
     }
 
     #[test]

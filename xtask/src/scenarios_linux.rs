@@ -45,7 +45,7 @@ pub(crate) fn scenarios() -> Vec<DirectScenario> {
             run: reboot,
         },
         DirectScenario {
-            name: "linux-console-typing-reaches-the-focused-partition-ctrl-backslash-switches",
+            name: "linux-console-typing-reaches-the-focused-partition-ctrl-backslash-switches-a-200-byte-paste-arrives-whole",
             run: console,
         },
         DirectScenario {
@@ -150,6 +150,14 @@ fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
     linux::ensure(root)?;
     let cmd = command(root, "tests/two-linux-shell.toml", None, false)?;
     let prompt_ready = "for a list of built-in commands.";
+    // 200 bytes typed at once (a paste): far more than a PL011's 32-byte
+    // FIFO, so the hypervisor must hold the rest and feed it as the guest
+    // reads. Every byte must arrive, in order, for the line to come back.
+    let pasted = paste_payload();
+    let mut paste = b"echo ".to_vec();
+    paste.extend_from_slice(pasted.as_bytes());
+    paste.push(b'\r');
+    assert_eq!(paste.len(), PASTE_BYTES);
     let script = [
         Typed {
             after: &format!("[linux-b] Enter 'help' {prompt_ready}"),
@@ -169,6 +177,10 @@ fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
         },
         Typed {
             after: "[linux-b] in-b-49",
+            keys: &paste,
+        },
+        Typed {
+            after: &format!("[linux-b] {pasted}"),
             keys: b"\x1d",
         },
         Typed {
@@ -212,6 +224,11 @@ fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
             )));
         }
     }
+    if !has_line(&format!("[linux-b] {pasted}")) {
+        return Err(on_log(format!(
+            "the {PASTE_BYTES}-byte paste did not come back whole from linux-b's shell"
+        )));
+    }
     // Ctrl-] printed both partitions' state and counters while they ran.
     for name in ["linux-a", "linux-b"] {
         expect(out, &format!("partition {name}: Running, boot 0")).map_err(on_log)?;
@@ -223,6 +240,19 @@ fn console(root: &Path, _: &Board, log: &Path) -> Result<(), String> {
         Some(0) => Ok(()),
         other => Err(on_log(format!("QEMU exit status {other:?}, expected 0"))),
     }
+}
+
+/// Bytes typed at once in the console scenario (`echo `, the payload, Enter).
+const PASTE_BYTES: usize = 200;
+
+/// What the pasted `echo` prints: letters and digits in a pattern whose
+/// every position differs from its neighbours, so a lost or reordered
+/// byte changes the line.
+fn paste_payload() -> String {
+    const SYMBOLS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..PASTE_BYTES - "echo \r".len())
+        .map(|i| char::from(SYMBOLS[i % SYMBOLS.len()]))
+        .collect()
 }
 
 /// The QEMU command that boots the hypervisor on the board with `manifest`
