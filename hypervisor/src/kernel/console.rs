@@ -112,13 +112,24 @@ pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
             }
             Input::Focus { index } => {
                 let p = &partitions[index];
-                crate::println!(
-                    "hypervisor: console input now goes to partition {} (Ctrl-\\ switches)",
-                    p.name()
-                );
+                if p.is_stopped() {
+                    crate::println!(
+                        "hypervisor: console input now goes to partition {}, which is stopped: what is typed is discarded (Ctrl-\\ switches)",
+                        p.name()
+                    );
+                } else {
+                    crate::println!(
+                        "hypervisor: console input now goes to partition {} (Ctrl-\\ switches)",
+                        p.name()
+                    );
+                }
             }
             Input::Deliver { index, byte } => {
                 let p = &partitions[index];
+                if p.is_stopped() {
+                    // Said once when the focus moved here; nothing reads it.
+                    continue;
+                }
                 if let Some(flag) = INTERACTIVE.get(index) {
                     flag.store(true, Ordering::Relaxed);
                 }

@@ -287,6 +287,7 @@ impl Partition {
         let ram = self.config.ram.ipa.raw()..self.config.ram.ipa.raw() + self.config.ram.size;
         let placement = crate::guest_image::place(
             kernel.data,
+            self.config.kernel.format,
             self.config.kernel.ipa.raw(),
             initrd.map(|(ipa, data)| (ipa.raw(), data.len() as u64)),
             ram.clone(),
@@ -435,6 +436,11 @@ impl Partition {
                 }
             }
         }
+    }
+
+    /// Whether the partition is stopped for good (powered off or faulted).
+    pub fn is_stopped(&self) -> bool {
+        self.control.lock().run == RunState::Stopped
     }
 
     /// Stops the partition: every vCPU leaves the guest and parks.
