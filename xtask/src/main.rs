@@ -128,12 +128,20 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
                 "xtask: booting {} ({}); Ctrl-A X quits",
                 board.name, board.description
             );
-            let status = qemu::command(&board.qemu, &artifacts.image, &bundle, &devices)
-                .status()
-                .map_err(|e| e.to_string())?;
+            let (status, end) = qemu::run_watched(qemu::command(
+                &board.qemu,
+                &artifacts.image,
+                &bundle,
+                &devices,
+            ))?;
+            if let Some(end) = end {
+                eprintln!("xtask: {end}");
+                return Ok(ExitCode::FAILURE);
+            }
             Ok(if status.success() {
                 ExitCode::SUCCESS
             } else {
+                eprintln!("xtask: QEMU exited with {status}");
                 ExitCode::FAILURE
             })
         }

@@ -204,9 +204,173 @@ pub fn run_timed(
     Ok((outcome, seconds))
 }
 
+/// How the hypervisor ended a run, read from its console: what makes
+/// `cargo xtask run` (and a scenario that expects a clean run) fail even
+/// though QEMU itself exits 0 on the power-off that follows a refusal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HypervisorEnd {
+    /// It refused to start (a bad manifest, bundle or device tree): the
+    /// `hypervisor: error:` line says why.
+    Refused(String),
+    /// It panicked and halted every CPU (QEMU keeps running, idle).
+    Panicked(String),
+}
+
+impl HypervisorEnd {
+    /// Whether QEMU will never do anything again (the CPUs are halted).
+    pub fn halted(&self) -> bool {
+        matches!(self, Self::Panicked(_))
+    }
+}
+
+impl std::fmt::Display for HypervisorEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) => write!(f, "the hypervisor refused to start: {why}"),
+            Self::Panicked(what) => write!(f, "the hypervisor panicked: {what}"),
+        }
+    }
+}
+
+/// Finds the end of the hypervisor in its console `output` (complete lines),
+/// if it refused to start or panicked.
+pub fn hypervisor_end(output: &str) -> Option<HypervisorEnd> {
+    let mut scan = EndScanner::default();
+    output.lines().find_map(|l| scan.line(l))
+}
+
+/// Reads the console line by line for the hypervisor's end.
+#[derive(Default)]
+pub struct EndScanner {
+    /// The last `hypervisor: error:` reason, for the refusal that follows.
+    error: Option<String>,
+}
+
+impl EndScanner {
+    /// Takes one complete line; returns the end once it is seen.
+    pub fn line(&mut self, line: &str) -> Option<HypervisorEnd> {
+        // Only the hypervisor's own lines: a guest's console is prefixed
+        // with its partition's name and cannot start a line with these.
+        if let Some(why) = line.strip_prefix("hypervisor: error: ") {
+            self.error = Some(why.trim_end().to_string());
+        } else if line.starts_with("hypervisor: no partition started") {
+            return Some(HypervisorEnd::Refused(
+                self.error
+                    .take()
+                    .unwrap_or_else(|| line.trim_end().to_string()),
+            ));
+        } else if line.starts_with("[hv cpu") && line.contains("] PANIC: ") {
+            return Some(HypervisorEnd::Panicked(line.trim_end().to_string()));
+        }
+        None
+    }
+}
+
+/// Runs `cmd` on the user's terminal (`cargo xtask run`): QEMU's console
+/// output is passed through as it comes while its lines are watched for
+/// the hypervisor's end; typing goes straight to QEMU. A hypervisor that
+/// panicked halts every CPU, so QEMU is stopped then instead of idling.
+/// Returns QEMU's exit status and the end seen, if any.
+pub fn run_watched(
+    mut cmd: Command,
+) -> Result<(std::process::ExitStatus, Option<HypervisorEnd>), String> {
+    use std::io::Write;
+    cmd.stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|e| format!("starting QEMU: {e}"))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or("QEMU's output was not captured")?;
+    let end = Arc::new(Mutex::new(None::<HypervisorEnd>));
+    let seen = Arc::clone(&end);
+    let reader = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        let mut line = Vec::new();
+        let mut scan = EndScanner::default();
+        let out = std::io::stdout();
+        while let Ok(n) = stdout.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            let mut lock = out.lock();
+            let _ = lock.write_all(&chunk[..n]).and_then(|()| lock.flush());
+            for &b in &chunk[..n] {
+                if b != b'\n' {
+                    // One line at a time is all the scanner needs.
+                    if line.len() < 4096 {
+                        line.push(b);
+                    }
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&line).replace('\r', "");
+                line.clear();
+                let mut seen = seen.lock().unwrap();
+                if seen.is_none() {
+                    *seen = scan.line(&text);
+                }
+            }
+        }
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if end
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(HypervisorEnd::halted)
+        {
+            // Let the panic's last lines reach the terminal first.
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = child.kill();
+            break child.wait().map_err(|e| e.to_string())?;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = reader.join();
+    let end = end.lock().unwrap().clone();
+    Ok((status, end))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::complete_lines;
+    use super::{complete_lines, hypervisor_end, HypervisorEnd};
+
+    #[test]
+    fn a_refused_manifest_is_an_end_with_its_reason() {
+        let out = "PSCI     ...\nhypervisor: error: manifest: partition \"beta\": field cpus: CPU 1 is taken\nhypervisor: no partition started; powering off\n";
+        assert_eq!(
+            hypervisor_end(out),
+            Some(HypervisorEnd::Refused(
+                "manifest: partition \"beta\": field cpus: CPU 1 is taken".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_panic_is_an_end_that_halts() {
+        let out = "[alpha] tick 1\n\n[hv cpu2] PANIC: panicked at src/x.rs:1:1: boom\n[hv cpu2] halting all CPUs\n";
+        let end = hypervisor_end(out).expect("a panic");
+        assert!(end.halted());
+        assert!(end.to_string().contains("boom"));
+    }
+
+    #[test]
+    fn a_clean_run_and_a_guest_imitating_the_hypervisor_are_not_ends() {
+        assert_eq!(
+            hypervisor_end("[alpha] PASS all\nhypervisor: all partitions stopped; powering off\n"),
+            None
+        );
+        assert_eq!(
+            hypervisor_end(
+                "[alpha] hypervisor: no partition started\n[alpha] [hv cpu0] PANIC: x\n"
+            ),
+            None
+        );
+    }
 
     #[test]
     fn a_partial_last_line_is_not_seen() {

@@ -45,8 +45,45 @@ fn direct_scenarios() -> Vec<DirectScenario> {
         name: "linux-on-bare-qemu-oracle-its-msix-nvme-ping-and-moved-vector",
         run: crate::linux::oracle::scenario,
     }];
+    all.push(DirectScenario {
+        name: "cargo-xtask-run-exits-non-zero-when-the-manifest-is-refused",
+        run: run_refused_manifest,
+    });
     all.extend(crate::scenarios_linux::scenarios());
     all
+}
+
+/// `cargo xtask run` with the invalid manifest, as a user would start it:
+/// QEMU powers off cleanly (status 0) after the refusal, and xtask must
+/// still exit non-zero and say why.
+fn run_refused_manifest(root: &Path, board: &Board, log: &Path) -> Result<(), String> {
+    let xtask = std::env::current_exe().map_err(|e| e.to_string())?;
+    let manifest = board.dir.join("invalid-manifest.toml");
+    let out = Command::new(xtask)
+        .current_dir(root)
+        .args(["run", "--board", &board.name, "--manifest"])
+        .arg(&manifest)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("starting cargo xtask run: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::write(log, &text);
+    if out.status.success() {
+        return Err(format!(
+            "cargo xtask run exited {} on a refused manifest (console: {})",
+            out.status,
+            log.display()
+        ));
+    }
+    expect(
+        &text,
+        "xtask: the hypervisor refused to start: manifest: partition \"beta\": field cpus",
+    )
+    .map_err(|e| format!("{e} (console: {})", log.display()))
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -548,9 +585,19 @@ fn check_invalid_manifest(o: &Outcome) -> Result<(), String> {
         return Err("a partition ran despite the invalid manifest".into());
     }
     match o.exit_code {
-        Some(0) => Ok(()),
+        Some(0) => {}
+        other => {
+            return Err(format!(
+                "QEMU exit status {other:?}, expected a clean power-off"
+            ))
+        }
+    }
+    // QEMU's status is 0 after the power-off: `cargo xtask run` must still
+    // fail, with the reason, from what the console says.
+    match qemu::hypervisor_end(out) {
+        Some(qemu::HypervisorEnd::Refused(why)) if why.contains("field cpus") => Ok(()),
         other => Err(format!(
-            "QEMU exit status {other:?}, expected a clean power-off"
+            "`cargo xtask run` would not report the refusal: {other:?}"
         )),
     }
 }
