@@ -65,6 +65,19 @@ pub fn inspect(image: &[u8]) -> ImageKind {
     }
 }
 
+/// What the manifest says a kernel image is (`kernel.format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// An arm64 Linux Image, checked by its header (the default: a file
+    /// without the header is refused rather than run as code).
+    #[default]
+    Image,
+    /// A raw binary entered at its first byte (bare-metal guests, test
+    /// suites): copied as it is, whatever it holds.
+    Raw,
+}
+
 /// Why a partition's images cannot be placed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LayoutError {
@@ -82,6 +95,8 @@ pub enum LayoutError {
     Misaligned { at: u64, text_offset: u64 },
     /// A big-endian Linux Image (the guest's EL1 is little-endian at entry).
     BigEndian,
+    /// The manifest expects an arm64 Image but the file has no Image header.
+    NotAnImage { len: u64 },
 }
 
 impl core::fmt::Display for LayoutError {
@@ -103,6 +118,10 @@ impl core::fmt::Display for LayoutError {
                 "kernel: a Linux Image must be loaded at a 2 MiB boundary plus its text_offset {text_offset:#x}; {at:#x} is not"
             ),
             Self::BigEndian => write!(f, "kernel: a big-endian Linux Image is not supported"),
+            Self::NotAnImage { len } => write!(
+                f,
+                "kernel: the file ({len} bytes) is not an arm64 Image (no \"ARM\\x64\" magic at offset 0x38); a raw binary needs format = \"raw\" in the manifest"
+            ),
         }
     }
 }
@@ -118,17 +137,27 @@ pub struct Placement {
     pub initrd: Option<Range<u64>>,
 }
 
-/// Checks that the kernel (`kernel` bytes at `kernel_ipa`) and the
-/// initrd (`initrd` = IPA and length) fit in `ram` without touching the
-/// device tree area `dtb` or each other.
+/// Checks that the kernel (`kernel` bytes at `kernel_ipa`) is what the
+/// manifest's `format` says and that it and the initrd (`initrd` = IPA
+/// and length) fit in `ram` without touching the device tree area `dtb`
+/// or each other.
 pub fn place(
     kernel: &[u8],
+    format: ImageFormat,
     kernel_ipa: u64,
     initrd: Option<(u64, u64)>,
     ram: Range<u64>,
     dtb: Range<u64>,
 ) -> Result<Placement, LayoutError> {
-    let kind = inspect(kernel);
+    let kind = match (format, inspect(kernel)) {
+        (ImageFormat::Raw, _) => ImageKind::Raw,
+        (ImageFormat::Image, ImageKind::Raw) => {
+            return Err(LayoutError::NotAnImage {
+                len: kernel.len() as u64,
+            })
+        }
+        (ImageFormat::Image, image) => image,
+    };
     let footprint = match kind {
         ImageKind::Raw => kernel.len() as u64,
         ImageKind::Arm64 {
@@ -206,15 +235,36 @@ mod tests {
 
     #[test]
     fn a_raw_binary_occupies_its_file() {
-        let p = place(&[0u8; 100], 0x4020_0000, None, RAM, DTB).unwrap();
+        let p = place(&[0u8; 100], ImageFormat::Raw, 0x4020_0000, None, RAM, DTB).unwrap();
         assert_eq!(p.kind, ImageKind::Raw);
         assert_eq!(p.kernel, 0x4020_0000..0x4020_0064);
     }
 
     #[test]
+    fn a_file_without_an_image_header_is_refused_unless_it_is_said_to_be_raw() {
+        let text = b"this is a text file, not a kernel\n".repeat(8);
+        assert_eq!(
+            place(&text, ImageFormat::Image, 0x4020_0000, None, RAM, DTB).unwrap_err(),
+            LayoutError::NotAnImage {
+                len: text.len() as u64
+            }
+        );
+        let p = place(&text, ImageFormat::Raw, 0x4020_0000, None, RAM, DTB).unwrap();
+        assert_eq!(p.kind, ImageKind::Raw);
+    }
+
+    #[test]
+    fn a_raw_format_takes_an_image_as_plain_bytes() {
+        let img = linux(4096, 0, 0x1ab_0000, 0xa);
+        let p = place(&img, ImageFormat::Raw, 0x4010_0000, None, RAM, DTB).unwrap();
+        assert_eq!(p.kind, ImageKind::Raw);
+        assert_eq!(p.kernel, 0x4010_0000..0x4010_1000);
+    }
+
+    #[test]
     fn a_linux_image_reserves_its_image_size() {
         let img = linux(4096, 0, 0x1ab_0000, 0xa);
-        let p = place(&img, 0x4020_0000, None, RAM, DTB).unwrap();
+        let p = place(&img, ImageFormat::Image, 0x4020_0000, None, RAM, DTB).unwrap();
         assert_eq!(
             p.kind,
             ImageKind::Arm64 {
@@ -230,20 +280,36 @@ mod tests {
     fn an_initrd_inside_the_kernels_bss_is_refused() {
         let img = linux(4096, 0, 0x1ab_0000, 0xa);
         // Past the file but inside image_size.
-        let err = place(&img, 0x4020_0000, Some((0x4100_0000, 4096)), RAM, DTB).unwrap_err();
+        let err = place(
+            &img,
+            ImageFormat::Image,
+            0x4020_0000,
+            Some((0x4100_0000, 4096)),
+            RAM,
+            DTB,
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             LayoutError::InitrdOverlapsKernel {
                 kernel_end: 0x4020_0000 + 0x1ab_0000
             }
         );
-        assert!(place(&img, 0x4020_0000, Some((0x4400_0000, 4096)), RAM, DTB).is_ok());
+        assert!(place(
+            &img,
+            ImageFormat::Image,
+            0x4020_0000,
+            Some((0x4400_0000, 4096)),
+            RAM,
+            DTB
+        )
+        .is_ok());
     }
 
     #[test]
     fn the_load_address_must_honour_text_offset() {
         let img = linux(4096, 0, 0x10_0000, 0xa);
-        let err = place(&img, 0x4010_0000, None, RAM, DTB).unwrap_err();
+        let err = place(&img, ImageFormat::Image, 0x4010_0000, None, RAM, DTB).unwrap_err();
         assert_eq!(
             err,
             LayoutError::Misaligned {
@@ -252,7 +318,7 @@ mod tests {
             }
         );
         let old_style = linux(4096, 0x8_0000, 0x10_0000, 0x2);
-        assert!(place(&old_style, 0x4008_0000, None, RAM, DTB).is_ok());
+        assert!(place(&old_style, ImageFormat::Image, 0x4008_0000, None, RAM, DTB).is_ok());
         assert!(err.to_string().contains("text_offset 0x0"));
     }
 
@@ -274,16 +340,24 @@ mod tests {
         let img = linux(4096, 0, 8 * MIB, 0xa);
         let at = 0x4000_0000 + 248 * MIB;
         assert_eq!(
-            place(&img, at, None, RAM, DTB).unwrap_err(),
+            place(&img, ImageFormat::Image, at, None, RAM, DTB).unwrap_err(),
             LayoutError::OverlapsDtb { what: "kernel" }
         );
-        let err = place(&[0; 16], RAM.end - 8, None, RAM, DTB).unwrap_err();
+        let err = place(&[0; 16], ImageFormat::Raw, RAM.end - 8, None, RAM, DTB).unwrap_err();
         assert!(matches!(
             err,
             LayoutError::OutsideRam { what: "kernel", .. }
         ));
         // An address-space wrap is outside RAM, not an overflow.
-        let err = place(&[0; 16], 0x4000_0000, Some((u64::MAX - 4, 16)), RAM, DTB).unwrap_err();
+        let err = place(
+            &[0; 16],
+            ImageFormat::Raw,
+            0x4000_0000,
+            Some((u64::MAX - 4, 16)),
+            RAM,
+            DTB,
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             LayoutError::OutsideRam { what: "initrd", .. }
@@ -294,7 +368,7 @@ mod tests {
     fn big_endian_images_are_refused() {
         let img = linux(4096, 0, 0x10_0000, 0xb);
         assert_eq!(
-            place(&img, 0x4020_0000, None, RAM, DTB).unwrap_err(),
+            place(&img, ImageFormat::Image, 0x4020_0000, None, RAM, DTB).unwrap_err(),
             LayoutError::BigEndian
         );
     }

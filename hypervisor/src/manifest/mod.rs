@@ -143,6 +143,9 @@ pub struct ImageConfig {
     pub image: String,
     /// IPA the image is copied to.
     pub ipa: Ipa,
+    /// What the file is (kernels: an arm64 Image unless it says `raw`;
+    /// an initrd is always plain bytes).
+    pub format: crate::guest_image::ImageFormat,
 }
 
 impl Manifest {

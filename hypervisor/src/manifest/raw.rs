@@ -31,7 +31,7 @@ pub(super) struct RawPartition {
     ram: RawRam,
     #[serde(default)]
     identity_mapped: bool,
-    kernel: RawImage,
+    kernel: RawKernel,
     initrd: Option<RawImage>,
     #[serde(default)]
     bootargs: String,
@@ -65,12 +65,23 @@ struct RawRam {
     size: ByteSize,
 }
 
-/// `kernel = { image, ipa }` and `initrd = { image, ipa }`.
+/// `initrd = { image, ipa }`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawImage {
     image: String,
     ipa: u64,
+}
+
+/// `kernel = { image, ipa, format }`: `format = "raw"` for a binary
+/// without the arm64 Image header.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKernel {
+    image: String,
+    ipa: u64,
+    #[serde(default)]
+    format: crate::guest_image::ImageFormat,
 }
 
 impl RawPartition {
@@ -114,6 +125,17 @@ impl RawImage {
         ImageConfig {
             image: self.image,
             ipa: Ipa(self.ipa),
+            format: crate::guest_image::ImageFormat::Raw,
+        }
+    }
+}
+
+impl RawKernel {
+    fn into_config(self) -> ImageConfig {
+        ImageConfig {
+            image: self.image,
+            ipa: Ipa(self.ipa),
+            format: self.format,
         }
     }
 }

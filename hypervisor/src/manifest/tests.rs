@@ -48,6 +48,7 @@ fn board_manifest_parses_to_two_partitions() {
         kernel: ImageConfig {
             image: "testguest.bin".to_string(),
             ipa: Ipa(0x4020_0000),
+            format: crate::guest_image::ImageFormat::Raw,
         },
         initrd: None,
         bootargs: "scenario=ticker".to_string(),
@@ -305,4 +306,28 @@ proptest! {
             prop_assert_eq!(error.to_string().lines().count(), 1);
         }
     }
+}
+
+#[test]
+fn kernel_format_defaults_to_image_and_takes_raw() {
+    use crate::guest_image::ImageFormat;
+    let m = Manifest::parse(&one_partition("")).unwrap();
+    assert_eq!(m.partitions[0].kernel.format, ImageFormat::Image);
+    let raw = one_partition("").replace(
+        "ipa = 0x4020_0000 }",
+        "ipa = 0x4020_0000, format = \"raw\" }",
+    );
+    assert_ne!(raw, one_partition(""), "the fixture's kernel line changed");
+    let m = Manifest::parse(&raw).unwrap();
+    assert_eq!(m.partitions[0].kernel.format, ImageFormat::Raw);
+}
+
+#[test]
+fn an_unknown_kernel_format_names_the_field() {
+    let bad = one_partition("").replace(
+        "ipa = 0x4020_0000 }",
+        "ipa = 0x4020_0000, format = \"elf\" }",
+    );
+    let error = parse_err(&bad);
+    assert_eq!(error.field, "kernel.format");
 }

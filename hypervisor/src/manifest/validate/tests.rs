@@ -448,6 +448,7 @@ fn initrd_missing_from_the_bundle_is_rejected() {
         p.initrd = Some(ImageConfig {
             image: "rootfs.cpio".to_string(),
             ipa: Ipa(0x4200_0000),
+            format: crate::guest_image::ImageFormat::Raw,
         });
     });
     assert_eq!(
@@ -490,6 +491,7 @@ fn initrd_larger_than_ram_is_rejected() {
         p.initrd = Some(ImageConfig {
             image: "huge.img".to_string(),
             ipa: Ipa(0x4000_0000),
+            format: crate::guest_image::ImageFormat::Raw,
         });
     });
     assert_eq!(
@@ -507,6 +509,7 @@ fn initrd_overlapping_the_kernel_is_rejected() {
         p.initrd = Some(ImageConfig {
             image: "initrd.img".to_string(),
             ipa: Ipa(0x4020_8000),
+            format: crate::guest_image::ImageFormat::Raw,
         });
     });
     assert_eq!(kind, ErrorKind::ImagesOverlap);
@@ -514,6 +517,7 @@ fn initrd_overlapping_the_kernel_is_rejected() {
     let initrd = ImageConfig {
         image: "initrd.img".to_string(),
         ipa: Ipa(0x4021_0000),
+        format: crate::guest_image::ImageFormat::Raw,
     };
     manifest.partitions[0].initrd = Some(initrd);
     manifest
