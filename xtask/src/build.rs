@@ -59,6 +59,11 @@ pub struct Artifacts {
 pub fn build(root: &Path, board: &Board) -> Result<Artifacts, String> {
     ensure_target()?;
     let load = format!("{:#x}", board.load_address);
+    eprintln!(
+        "xtask: building the hypervisor for {} (load address {load}) and {} test guests",
+        board.name,
+        TEST_GUESTS.len()
+    );
     cargo(
         root,
         &[
