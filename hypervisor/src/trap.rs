@@ -190,9 +190,113 @@ pub fn inject_external_abort(
     }
 }
 
+/// Identical injections in a row, each within [`FaultLoop::record`]'s
+/// window of the first, that mark a guest as stuck: a guest looping on its
+/// own fault handler gets there in well under a second on hardware (a few
+/// seconds under QEMU's emulation); one that handles a fault and moves on
+/// takes some other exception in between, or repeats far more slowly.
+pub const STUCK_REPEATS: u32 = 10_000;
+
+/// Watches the exceptions a vCPU is given for a guest that re-takes the
+/// same one forever (its handler returns to the faulting instruction, or
+/// its vectors fault themselves): such a vCPU makes no progress and only
+/// burns its CPU in EL2, so it is stopped with a clear reason instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultLoop {
+    /// PC (ELR_EL2 at the trap) of the last injection.
+    pc: u64,
+    /// Syndrome given to the guest with it.
+    esr: u64,
+    /// Identical injections in a row so far.
+    repeats: u32,
+    /// Counter time of the first of them.
+    since: u64,
+}
+
+impl FaultLoop {
+    /// No injection seen.
+    pub const fn new() -> Self {
+        Self {
+            pc: 0,
+            esr: 0,
+            repeats: 0,
+            since: 0,
+        }
+    }
+
+    /// Records an injection of syndrome `esr` for the instruction at `pc`
+    /// at counter time `now`. Returns the number of identical injections in
+    /// a row once it reaches [`STUCK_REPEATS`] within `window` counter ticks
+    /// of the first: the guest is stuck.
+    pub fn record(&mut self, pc: u64, esr: u64, now: u64, window: u64) -> Option<u32> {
+        if pc == self.pc && esr == self.esr && self.repeats > 0 {
+            if now.wrapping_sub(self.since) > window {
+                // Slow repeats are a guest that retries, not a loop.
+                self.repeats = 1;
+                self.since = now;
+            } else {
+                self.repeats = self.repeats.saturating_add(1);
+            }
+        } else {
+            *self = Self {
+                pc,
+                esr,
+                repeats: 1,
+                since: now,
+            };
+        }
+        (self.repeats >= STUCK_REPEATS).then_some(self.repeats)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_injection_repeated_fast_marks_the_guest_stuck() {
+        let mut f = FaultLoop::new();
+        for i in 1..STUCK_REPEATS {
+            assert_eq!(
+                f.record(0x4020_1000, 0x9600_0010, u64::from(i), 1_000_000),
+                None
+            );
+        }
+        assert_eq!(
+            f.record(
+                0x4020_1000,
+                0x9600_0010,
+                u64::from(STUCK_REPEATS),
+                1_000_000
+            ),
+            Some(STUCK_REPEATS)
+        );
+    }
+
+    #[test]
+    fn a_different_injection_or_a_slow_retry_starts_the_count_again() {
+        let mut f = FaultLoop::new();
+        for i in 1..STUCK_REPEATS {
+            f.record(0x1000, 0x9600_0010, u64::from(i), 1_000_000);
+        }
+        // Another PC in between: the run is broken.
+        assert_eq!(f.record(0x2000, 0x9600_0010, 0, 1_000_000), None);
+        assert_eq!(f.record(0x1000, 0x9600_0010, 1, 1_000_000), None);
+        // The same fault, but spread over more than the window: a guest
+        // that retries now and then, never stuck.
+        let mut f = FaultLoop::new();
+        for i in 0..u64::from(STUCK_REPEATS) * 2 {
+            assert_eq!(f.record(0x1000, 0x9600_0010, i * 1000, 1_000_000), None);
+        }
+    }
+
+    #[test]
+    fn counter_wrap_and_extreme_values_do_not_panic() {
+        let mut f = FaultLoop::new();
+        for now in [u64::MAX - 1, u64::MAX, 0, 1] {
+            assert_eq!(f.record(u64::MAX, u64::MAX, now, u64::MAX), None);
+        }
+    }
 
     /// ESR for a data abort from a lower EL with ISV set.
     fn dabt(sas: u64, srt: u64, write: bool, sse: bool, sf: bool) -> u64 {

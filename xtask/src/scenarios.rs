@@ -136,6 +136,16 @@ fn scenarios() -> Vec<Scenario> {
             check: check_contained,
         },
         Scenario {
+            name: "guest-stuck-re-taking-its-abort-is-stopped-with-a-reason-neighbour-unaffected",
+            manifest: "tests/stuck.toml",
+            machine: None,
+            qemu_args: &[],
+            // 10,000 faults under TCG: seconds unloaded, a minute loaded.
+            timeout: Duration::from_secs(180),
+            stop_when: |out| ticks_after(out, "beta", "partition alpha: stopped") >= 10,
+            check: check_stuck,
+        },
+        Scenario {
             name: "system-reset-restarts-one-partition-only",
             manifest: "tests/reset.toml",
             machine: None,
@@ -525,6 +535,37 @@ fn check_contained(o: &Outcome) -> Result<(), String> {
         return Err("alpha did not keep running after its aborts".into());
     }
     Ok(())
+}
+
+fn check_stuck(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    expect(out, "[alpha] stuck: faulting at 0x44000000")?;
+    let stuck = out
+        .lines()
+        .find(|l| l.contains("partition alpha: vCPU 0 is stuck: it took the same exception"))
+        .ok_or("no line says alpha's vCPU 0 is stuck")?;
+    if !stuck.contains("at PC 0x402") {
+        return Err(format!("the stuck line does not name alpha's PC: {stuck}"));
+    }
+    expect(
+        out,
+        "partition alpha: stopped (stuck re-taking the same exception)",
+    )?;
+    // The loop cost a handful of log lines, not one per fault.
+    let warnings = out
+        .lines()
+        .filter(|l| l.contains("partition alpha: vCPU 0 read from IPA 0x44000000"))
+        .count();
+    if !(8..=24).contains(&warnings) {
+        return Err(format!(
+            "{warnings} lines for alpha's repeated fault (expected the first 8 and then one per power of two)"
+        ));
+    }
+    let after = ticks_after(out, "beta", "partition alpha: stopped");
+    if after < 10 {
+        return Err(format!("beta printed {after} ticks after alpha stopped"));
+    }
+    no_failures(out)
 }
 
 fn check_reset(o: &Outcome) -> Result<(), String> {

@@ -80,7 +80,8 @@ pub struct Partition {
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
-    /// Guest accesses outside the partition (aborts injected).
+    /// Guest faults answered with an injected abort or undefined
+    /// instruction (accesses outside the partition, unhandled traps).
     pub faults: AtomicU64,
     /// A bad guest access to an MSI-X page was logged in this life.
     pub msix_warned: AtomicBool,

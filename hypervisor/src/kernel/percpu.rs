@@ -60,6 +60,12 @@ pub struct PerCpu {
     pub epoch: AtomicU64,
     /// The CPU came up and is in its run loop.
     pub online: AtomicBool,
+    /// The exceptions injected into the running vCPU, watched for a guest
+    /// that re-takes the same one forever. Only this CPU touches it.
+    pub fault_loop: spin::Mutex<crate::trap::FaultLoop>,
+    /// Set (to the repeat count) when `fault_loop` finds the vCPU stuck;
+    /// the trap handler then stops the partition.
+    pub stuck_repeats: core::sync::atomic::AtomicU32,
 }
 
 // SAFETY: `regs` is only touched by the CPU that owns the block (through
@@ -87,6 +93,8 @@ const PERCPU_INIT: PerCpu = PerCpu {
     in_guest: AtomicBool::new(false),
     epoch: AtomicU64::new(0),
     online: AtomicBool::new(false),
+    fault_loop: spin::Mutex::new(crate::trap::FaultLoop::new()),
+    stuck_repeats: core::sync::atomic::AtomicU32::new(0),
 };
 
 static PERCPU: [PerCpu; MAX_CPUS] = [PERCPU_INIT; MAX_CPUS];

@@ -169,6 +169,27 @@ pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
 }
 
 fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
+    handle_sync_cause(cpu, partition, vcpu, regs);
+    let repeats = cpu.stuck_repeats.swap(0, Ordering::Relaxed);
+    if repeats != 0 {
+        log::error!(
+            "partition {}: vCPU {} is stuck: it took the same exception (ESR_EL1 {:#x}) at PC {:#x} {repeats} times in a row; its handler makes no progress",
+            partition.name(),
+            vcpu.0,
+            read_sysreg!("esr_el1"),
+            read_sysreg!("elr_el1"),
+        );
+        *cpu.fault_loop.lock() = trap::FaultLoop::new();
+        partition.stop("stuck re-taking the same exception");
+    }
+}
+
+fn handle_sync_cause(
+    cpu: &percpu::PerCpu,
+    partition: &Partition,
+    vcpu: VcpuIndex,
+    regs: &mut GuestRegs,
+) {
     let esr = read_sysreg!("esr_el2");
     let far = read_sysreg!("far_el2");
     let hpfar = read_sysreg!("hpfar_el2");
@@ -242,7 +263,10 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
             skip_instruction(regs);
         }
         TrapCause::SysReg { .. } | TrapCause::Other { .. } => {
-            log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction", partition.name(), vcpu.0, regs.elr);
+            let n = partition.faults.fetch_add(1, Ordering::Relaxed);
+            if worth_logging(n) {
+                log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction (fault {})", partition.name(), vcpu.0, regs.elr, n + 1);
+            }
             inject_undefined(regs);
         }
     }
@@ -391,7 +415,7 @@ fn outside_partition(
     esr: u64,
 ) {
     let n = partition.faults.fetch_add(1, Ordering::Relaxed);
-    if n < 8 || n.is_multiple_of(1000) {
+    if worth_logging(n) {
         log::warn!(
             "partition {}: vCPU {} {} IPA {ipa:#x} outside the partition (ESR_EL2 {esr:#x}, PC {:#x}): abort injected",
             partition.name(),
@@ -401,6 +425,13 @@ fn outside_partition(
         );
     }
     inject_abort(regs, instruction, write, far);
+}
+
+/// Whether the `n`th (from 0) guest-caused fault of a partition is logged:
+/// the first eight, then the 16th, 32nd, 64th, ...: a guest that faults in
+/// a loop costs a handful of lines, not a flood on the shared console.
+fn worth_logging(n: u64) -> bool {
+    n < 8 || (n + 1).is_power_of_two()
 }
 
 fn inject_undefined(regs: &mut GuestRegs) {
@@ -434,8 +465,21 @@ fn external_abort(
     )
 }
 
-/// Writes the guest's EL1 exception state and where it resumes.
+/// Writes the guest's EL1 exception state and where it resumes, and
+/// watches for a guest that keeps re-taking the same exception.
 fn write_injection(regs: &mut GuestRegs, inj: &trap::AbortInjection) {
+    if let Some(cpu) = percpu::current() {
+        let now = crate::arch::sysreg::counter();
+        // Ten seconds of counter time.
+        let window = crate::arch::sysreg::counter_frequency().saturating_mul(10);
+        if let Some(n) = cpu
+            .fault_loop
+            .lock()
+            .record(inj.elr_el1, inj.esr_el1, now, window)
+        {
+            cpu.stuck_repeats.store(n, Ordering::Relaxed);
+        }
+    }
     write_sysreg!("esr_el1", inj.esr_el1);
     write_sysreg!("far_el1", inj.far_el1);
     write_sysreg!("elr_el1", inj.elr_el1);

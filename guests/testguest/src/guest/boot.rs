@@ -85,6 +85,16 @@ el2_psci_relay:
     b       .
     .endr
 
+    // A vector table whose every entry returns to where the exception
+    // was taken (the `stuck` scenario's broken guest).
+    .balign 2048
+    .global eret_vectors
+eret_vectors:
+    .rept 16
+    .balign 0x80
+    eret
+    .endr
+
     // VBAR_EL1 and CPACR_EL1 of the calling vCPU; clobbers x1.
     .global install_vectors
 install_vectors:
@@ -190,4 +200,14 @@ extern "C" fn guest_unexpected_exception(esr: u64, far: u64, elr: u64) -> ! {
         "FAIL unexpected exception: ESR_EL1={esr:#x} FAR_EL1={far:#x} ELR_EL1={elr:#x}"
     );
     super::psci::system_off()
+}
+
+extern "C" {
+    /// The `eret`-only vector table (see the assembly above).
+    static eret_vectors: u8;
+}
+
+/// Address of the `eret`-only vector table.
+pub fn eret_vectors_addr() -> u64 {
+    core::ptr::addr_of!(eret_vectors) as u64
 }

@@ -31,6 +31,10 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             escape();
             ticker()
         }
+        "stuck" => {
+            hello();
+            stuck()
+        }
         "reset" => {
             // vCPU 1 runs (waiting in WFE, which does not trap) while vCPU 0
             // resets the partition: the hypervisor must pull it out.
@@ -294,6 +298,36 @@ fn escape_at(target: u64) {
         }
         println!("PASS escape: {what} at {target:#x} aborted (ESR_EL1={esr:#x} FAR_EL1={far:#x})");
     }
+}
+
+/// A broken guest: its exception handler returns to the instruction that
+/// faulted, which faults again, forever (what a kernel that lost its
+/// vectors, or a file that is not a kernel, does). The hypervisor must stop
+/// this partition with a reason, and nothing else may notice.
+fn stuck() -> ! {
+    let ram_end = fdt()
+        .memory()
+        .regions()
+        .filter_map(|r| Some(r.starting_address as u64 + r.size? as u64))
+        .max()
+        .unwrap_or(0);
+    println!("stuck: faulting at {ram_end:#x} with a handler that returns to the fault");
+    // SAFETY: installs vectors whose every entry is `eret`, then reads past
+    // the partition's RAM: the injected abort returns to the same load.
+    unsafe {
+        core::arch::asm!(
+            "msr vbar_el1, {v}",
+            "isb",
+            "2: ldr {tmp}, [{addr}]",
+            "b 2b",
+            v = in(reg) super::boot::eret_vectors_addr(),
+            addr = in(reg) ram_end,
+            tmp = out(reg) _,
+        );
+    }
+    // Not reached: the load never completes.
+    println!("FAIL stuck: the load outside the partition completed");
+    psci::system_off()
 }
 
 /// Prints a numbered tick every 100 ms, forever.
