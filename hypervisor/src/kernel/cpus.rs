@@ -134,5 +134,11 @@ pub fn run(index: usize) -> ! {
 /// Leaves the guest for good on this CPU (vCPU off, partition stopped or
 /// reset) and goes back to the run loop.
 pub fn park() -> ! {
-    run(percpu::current_index())
+    let index = percpu::current_index();
+    // The vCPU's timers die with it: an asserted line of a timer left
+    // running must not keep interrupting EL2 while the CPU waits here.
+    crate::write_sysreg!("cntv_ctl_el0", 0);
+    crate::write_sysreg!("cntp_ctl_el0", 0);
+    super::vgic::quiesce_forwarded_ppis(index);
+    run(index)
 }

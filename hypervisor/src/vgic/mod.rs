@@ -25,6 +25,7 @@ mod access;
 mod action;
 mod config;
 mod dist;
+mod hwstate;
 mod irq;
 mod lpi;
 mod lr;
@@ -41,6 +42,7 @@ pub use config::{
     ConfigError, VgicConfig, DIST_SIZE, MAX_LRS, MAX_SPIS, MAX_VCPUS, REDIST_STRIDE, SGI_FRAME,
 };
 pub use dist::offset as gicd_offset;
+pub use hwstate::{NoPhysicalState, PhysicalIrqState};
 pub use lpi::{GuestLpiTable, LpiConfig, LpiConfigSource};
 pub use lr::{hcr, vmcr, ListRegister, LrState};
 pub use redist::offset as gicr_offset;

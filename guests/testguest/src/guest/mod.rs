@@ -9,6 +9,7 @@ mod msix_tests;
 mod pci_tests;
 mod psci;
 mod scenarios;
+mod timer_tests;
 mod vgic_tests;
 mod vits_tests;
 mod vmovp_tests;

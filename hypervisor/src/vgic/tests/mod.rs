@@ -2,6 +2,7 @@
 //! fake virtual CPU interface that plays the guest's part on list
 //! registers (acknowledge the highest-priority pending one, EOI it).
 
+mod hwstate;
 mod lpis;
 mod props;
 mod registers;
