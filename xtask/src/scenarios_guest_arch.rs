@@ -66,8 +66,21 @@ const TIMER_PENDING: Behaviour = Behaviour {
     beta_too: false,
 };
 
+const PENDING_TABLE: Behaviour = Behaviour {
+    stem: "lpi-pending-table-bits-before-enable-lpis-delivered-once-and-written-back",
+    guest: "pending-table",
+    manifest: "tests/guest-arch-pending-table.toml",
+    lines: &[
+        "PASS pending-table: 4 LPIs whose bits were written into the pending table before EnableLPIs taken exactly once each",
+        "PASS pending-table: EnableLPIs cleared (CES ",
+        "PASS pending-table: nothing taken while EnableLPIs was 0; set again, LPI 8692 from the table taken exactly once",
+        "PASS pending-table: done",
+    ],
+    beta_too: false,
+};
+
 /// Every behaviour of this file.
-const BEHAVIOURS: [&Behaviour; 2] = [&TIMER_BOTH, &TIMER_PENDING];
+const BEHAVIOURS: [&Behaviour; 3] = [&TIMER_BOTH, &TIMER_PENDING, &PENDING_TABLE];
 
 /// The partitioned scenarios: each behaviour on GICv4 and GICv3.
 pub(crate) fn scenarios() -> Vec<Scenario> {
@@ -97,7 +110,8 @@ fn leak(s: String) -> &'static str {
 fn check_for(b: &Behaviour) -> fn(&Outcome) -> Result<(), String> {
     match b.guest {
         "timer-both" => |o| check_partitioned(o, &TIMER_BOTH),
-        _ => |o| check_partitioned(o, &TIMER_PENDING),
+        "timer-pending" => |o| check_partitioned(o, &TIMER_PENDING),
+        _ => |o| check_partitioned(o, &PENDING_TABLE),
     }
 }
 

@@ -340,10 +340,62 @@ fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, crate::vg
                     rd.deactivate_private(intid.0);
                 }
             }
-            Action::RoutePhys { .. }
-            | Action::LpisEnabled { .. }
-            | Action::LpiConfigChanged { .. } => {}
+            Action::LpisEnabled { vcpu, enabled } => pending_table(partition, me, vcpu, enabled),
+            Action::RoutePhys { .. } | Action::LpiConfigChanged { .. } => {}
         }
+    }
+}
+
+/// GICR_CTLR.EnableLPIs of `vcpu` changed: its pending table in guest
+/// memory becomes the model's pending state (0 -> 1), or receives it back
+/// (1 -> 0). See `crate::vgic::pending_table`. Software-path LPIs only: on
+/// GICv4 a passthrough vLPI's pending state stays in the vPE's VPT (the
+/// hypervisor's memory, which the guest never sees), see
+/// docs/vgic-conformance.md.
+fn pending_table(partition: &Partition, me: VcpuIndex, vcpu: VcpuIndex, enabled: bool) {
+    let mut mem = super::vits::PartitionMemory(partition);
+    let (result, faults) = {
+        let mut vgic = partition.vgic.lock();
+        let result = if enabled {
+            let propbaser = vgic.propbaser(vcpu).unwrap_or(0);
+            let table = crate::vgic::GuestLpiTable::new(&mem, propbaser, vgic.config().lpi_id_bits);
+            vgic.load_pending_table(vcpu, &mem, &table)
+        } else {
+            vgic.store_pending_table(vcpu, &mut mem)
+        };
+        (result, vgic.counters().pending_table_faults)
+    };
+    match result {
+        Ok((actions, done)) => {
+            if done.unreadable && faults == 1 {
+                // UNPREDICTABLE in the architecture: ignored; said once.
+                log::warn!(
+                    "partition {}: vCPU {}: GICR_PENDBASER names memory outside the partition's RAM: pending table ignored (logged once, further ones only counted)",
+                    partition.name(),
+                    vcpu.0
+                );
+            }
+            log::debug!(
+                "partition {}: vCPU {}: EnableLPIs {}: pending table {} ({} LPIs, {} bytes{})",
+                partition.name(),
+                vcpu.0,
+                u8::from(enabled),
+                if enabled { "loaded" } else { "stored" },
+                done.lpis,
+                done.bytes,
+                if done.skipped_ptz {
+                    ", PTZ: not read"
+                } else {
+                    ""
+                }
+            );
+            apply(partition, me, Ok(actions));
+        }
+        Err(e) => log::warn!(
+            "partition {}: vCPU {}: vGIC: {e:?}",
+            partition.name(),
+            vcpu.0
+        ),
     }
 }
 

@@ -7,6 +7,7 @@ mod gic;
 mod mmio;
 mod msix_tests;
 mod pci_tests;
+mod pending_table_tests;
 mod psci;
 mod scenarios;
 mod timer_tests;

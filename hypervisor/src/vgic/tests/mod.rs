@@ -4,6 +4,7 @@
 
 mod hwstate;
 mod lpis;
+mod pending_table;
 mod props;
 mod registers;
 mod scheduler;
