@@ -109,3 +109,18 @@ fn a_linked_spi_reads_its_line_on_its_target() {
     assert_eq!(read_with(&mut g, 1, GICD + 0x284, &phys), 1 << 8);
     assert_eq!(read_with(&mut g, 1, GICD + 0x304, &phys), 0);
 }
+
+#[test]
+fn a_linked_ppi_keeps_its_level_trigger_others_are_programmable() {
+    let mut g = linked_timers();
+    // GICR_ICFGR1 (PPIs 16-31): all edge.
+    write(&mut g, 0, sgi_frame(0) + 0xc04, 4, 0xaaaa_aaaa);
+    let cfg = read(&mut g, 0, sgi_frame(0) + 0xc04, 4);
+    let field = |intid: u32| (cfg >> (2 * (intid - 16))) & 0b11;
+    assert_eq!(
+        (field(27), field(30)),
+        (0b00, 0b00),
+        "the timers stay level"
+    );
+    assert_eq!((field(16), field(26), field(31)), (0b10, 0b10, 0b10));
+}
