@@ -357,6 +357,15 @@ fn pending_table(partition: &Partition, me: VcpuIndex, vcpu: VcpuIndex, enabled:
     let (result, faults) = {
         let mut vgic = partition.vgic.lock();
         let result = if enabled {
+            // The guest may have written its table with non-cacheable
+            // attributes (GICR_PENDBASER.InnerCache, or its MMU off): drop
+            // any line the hypervisor's cacheable view holds of it first.
+            // (The store path cleans what it writes: `write_ram`.)
+            if let Ok(Some((first, bytes))) = vgic.pending_table_span(vcpu) {
+                if let Some(ptr) = partition.ram_slice(first, bytes) {
+                    super::early::clean_invalidate(ptr as u64, bytes);
+                }
+            }
             let propbaser = vgic.propbaser(vcpu).unwrap_or(0);
             let table = crate::vgic::GuestLpiTable::new(&mem, propbaser, vgic.config().lpi_id_bits);
             vgic.load_pending_table(vcpu, &mem, &table)

@@ -53,8 +53,10 @@ pub struct TableTransfer {
 
 impl Vgic {
     /// The LPI part of `vcpu`'s pending table: (IPA of the byte holding
-    /// INTID 8192, its length in bytes); `None` if it covers no LPI.
-    fn pending_table_span(&self, vcpu: VcpuIndex) -> Result<Option<(u64, u64)>, VgicError> {
+    /// INTID 8192, its length in bytes); `None` if it covers no LPI. What
+    /// [`Vgic::load_pending_table`] reads and [`Vgic::store_pending_table`]
+    /// writes (the kernel's cache maintenance covers it).
+    pub fn pending_table_span(&self, vcpu: VcpuIndex) -> Result<Option<(u64, u64)>, VgicError> {
         let regs = self.vcpu(vcpu)?.redist;
         let prop_bits = ((regs.propbaser & 0x1f) as u8).saturating_add(1);
         let bits = prop_bits.min(self.config.lpi_id_bits);
