@@ -139,18 +139,46 @@ impl ConsoleMux {
 /// Appends a guest's `text` to `out` as the physical terminal may see it:
 /// printable ASCII and tab as they are, every other byte as `?`; with
 /// `terminal` (the operator is typing into this guest) also backspace,
-/// bell and ESC, so its shell's line editing works.
+/// bell and ESC, so its shell's line editing works (and a terminal query
+/// such as busybox's cursor-position request `ESC [ 6 n` gets its answer,
+/// typed back into that guest). Without `terminal` an escape sequence is
+/// dropped whole (ECMA-48: `ESC [` parameters, intermediates and a final
+/// byte, or `ESC` and one byte) rather than shown as `?[6n`; a sequence
+/// split across two calls loses only its ESC.
 pub fn sanitize(text: &[u8], terminal: bool, out: &mut Vec<u8>) {
-    out.extend(text.iter().map(|&b| {
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        if b == 0x1b && !terminal {
+            i += escape_len(&text[i..]);
+            continue;
+        }
         let passes = (0x20..0x7f).contains(&b)
             || b == b'\t'
             || (terminal && matches!(b, 0x07 | 0x08 | 0x1b));
-        if passes {
-            b
-        } else {
-            b'?'
+        out.push(if passes { b } else { b'?' });
+        i += 1;
+    }
+}
+
+/// Length of the escape sequence at the start of `text` (which starts with
+/// ESC): a CSI (`ESC [`, parameter bytes 0x30-0x3f, intermediate bytes
+/// 0x20-0x2f, one final byte 0x40-0x7e), or ESC and the next byte; a
+/// sequence cut short by the end of `text` runs to that end.
+fn escape_len(text: &[u8]) -> usize {
+    match text.get(1) {
+        None => 1,
+        Some(b'[') => {
+            let body = text[2..]
+                .iter()
+                .position(|b| !(0x20..0x40).contains(b))
+                .map_or(text.len(), |p| p + 2);
+            match text.get(body) {
+                Some(0x40..=0x7e) => body + 1,
+                _ => body,
+            }
         }
-    }));
+        Some(_) => 2,
+    }
 }
 
 #[cfg(test)]
@@ -222,10 +250,36 @@ mod tests {
         let text = b"\x1b[2J\x08\x07\t\x01\xff";
         let mut out = Vec::new();
         m.line(0, "a", text, false, &mut out);
-        assert_eq!(out, b"[a] ?[2J??\t??\r\n".to_vec());
+        assert_eq!(out, b"[a] ??\t??\r\n".to_vec());
         out.clear();
         m.line(0, "a", text, true, &mut out);
         assert_eq!(out, b"[a] \x1b[2J\x08\x07\t??\r\n".to_vec());
+    }
+
+    #[test]
+    fn a_terminal_query_is_dropped_whole_unless_the_guest_is_typed_into() {
+        // busybox ash's prompt asks for the cursor position.
+        let prompt = b"~ # \x1b[6n";
+        let mut out = Vec::new();
+        sanitize(prompt, false, &mut out);
+        assert_eq!(out, b"~ # ".to_vec());
+        out.clear();
+        sanitize(prompt, true, &mut out);
+        assert_eq!(out, prompt.to_vec());
+        // Other forms: parameters and intermediates, a two-byte escape, a
+        // sequence cut short, a lone ESC at the end.
+        for (text, shown) in [
+            (&b"a\x1b[1;31mred\x1b[0m"[..], &b"ared"[..]),
+            (b"a\x1b[?25lb", b"ab"),
+            (b"a\x1bcb", b"ab"),
+            (b"a\x1b[12", b"a"),
+            (b"a\x1b", b"a"),
+            (b"a\x1b[\x01b", b"a?b"),
+        ] {
+            out.clear();
+            sanitize(text, false, &mut out);
+            assert_eq!(out, shown.to_vec(), "{text:?}");
+        }
     }
 
     #[test]

@@ -139,8 +139,13 @@ pub fn bundle(artifacts: &Artifacts, manifest: &Path, out: &Path) -> Result<(), 
     let text =
         std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
     let images = named_images(&text);
-    if images.iter().any(|i| linux::produces(&i.name)) {
-        linux::ensure(&crate::root())
+    let mut series: Vec<Option<String>> = images
+        .iter()
+        .filter_map(|i| linux::series_of(&i.name))
+        .collect();
+    series.dedup();
+    for s in series {
+        linux::ensure_series(&crate::root(), s.as_deref())
             .map_err(|e| format!("{} names the Linux guest: {e}", manifest.display()))?;
     }
     let dirs = image_dirs(artifacts);

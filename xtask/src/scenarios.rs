@@ -251,6 +251,7 @@ fn scenarios() -> Vec<Scenario> {
     all.extend(crate::scenarios_vgic::scenarios());
     all.extend(crate::scenarios_vits::scenarios());
     all.extend(crate::scenarios_wfi::scenarios());
+    all.extend(crate::scenarios_guest_arch::scenarios());
     all
 }
 
@@ -290,10 +291,15 @@ pub fn test_all(root: &Path, opts: &Options) -> Result<ExitCode, String> {
         .into_iter()
         .filter(|s| selected(s.name))
         .collect();
+    let bare_scenarios: Vec<_> = crate::scenarios_guest_arch::bare_scenarios()
+        .into_iter()
+        .filter(|s| selected(s.name))
+        .collect();
     let board = Board::load(root, "qemu-virt")?;
     qemu::check(&board.qemu)?;
-    // Only the hypervisor's scenarios need it built.
-    let artifacts = if hypervisor_scenarios.is_empty() {
+    // Only the hypervisor's scenarios and the test guest on bare QEMU need
+    // it built.
+    let artifacts = if hypervisor_scenarios.is_empty() && bare_scenarios.is_empty() {
         None
     } else {
         Some(build::build(root, &board)?)
@@ -319,6 +325,16 @@ pub fn test_all(root: &Path, opts: &Options) -> Result<ExitCode, String> {
             let started = Instant::now();
             report(s.name, started, run_scenario(&board, artifacts, s));
         }
+    }
+    for s in &bare_scenarios {
+        let started = Instant::now();
+        let log = out_dir.join(format!("scenario-{}.log", s.name));
+        let elf = out_dir.join("testguest");
+        report(
+            s.name,
+            started,
+            crate::scenarios_guest_arch::run_bare(&board, &elf, s, &log),
+        );
     }
     for s in &direct_scenarios {
         let started = Instant::now();

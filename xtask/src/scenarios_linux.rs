@@ -56,12 +56,40 @@ pub(crate) fn scenarios() -> Vec<DirectScenario> {
             name: "linux-two-partitions-nvme-and-nic-msix-software-path-gicv3",
             run: |root, _, log| run(root, log, Some(GICV3)),
         },
+        // The same with the other kernel series (guests/linux/linux.toml's
+        // `backports`), from the same manifest with its images renamed.
+        DirectScenario {
+            name: "linux-6.12-on-bare-qemu-oracle-its-msix-nvme-ping-and-moved-vector",
+            run: |root, board, log| oracle::scenario_series(root, board, log, Some(SERIES_612)),
+        },
+        DirectScenario {
+            name: "linux-6.12-two-partitions-nvme-and-nic-msix-as-vlpis-vmovi-and-own-poweroff",
+            run: |root, _, log| run_series(root, log, None, Some(SERIES_612)),
+        },
+        DirectScenario {
+            name: "linux-6.12-two-partitions-nvme-and-nic-msix-software-path-gicv3",
+            run: |root, _, log| run_series(root, log, Some(GICV3), Some(SERIES_612)),
+        },
     ]
 }
 
+/// The second kernel series the scenarios run (Debian bookworm-backports').
+const SERIES_612: &str = "6.12";
+
 fn run(root: &Path, log: &Path, machine: Option<&str>) -> Result<(), String> {
-    let guest = linux::ensure(root)?;
-    let cmd = command(root, MANIFEST, machine, true)?;
+    run_series(root, log, machine, None)
+}
+
+/// The two-partition scenario with kernel series `series` (`None`: the
+/// default one).
+fn run_series(
+    root: &Path,
+    log: &Path,
+    machine: Option<&str>,
+    series: Option<&str>,
+) -> Result<(), String> {
+    let guest = linux::ensure_series(root, series)?;
+    let cmd = command_series(root, MANIFEST, machine, true, series)?;
     let outcome = qemu::run_captured(cmd, TIMEOUT, &|_| false)?;
     let _ = std::fs::write(log, &outcome.output);
     let out = &outcome.output;
@@ -265,16 +293,50 @@ fn command(
     machine: Option<&str>,
     devices: bool,
 ) -> Result<std::process::Command, String> {
+    command_series(root, manifest, machine, devices, None)
+}
+
+/// [`command`] with the Linux images of kernel series `series`: the
+/// board's manifest with `linux.Image` and its initramfs renamed to that
+/// series' (`linux-6.12.Image`, ...), written next to the bundle.
+fn command_series(
+    root: &Path,
+    manifest: &str,
+    machine: Option<&str>,
+    devices: bool,
+    series: Option<&str>,
+) -> Result<std::process::Command, String> {
     let board = Board::load(root, BOARD)?;
     let artifacts = build::build(root, &board)?;
     let stem = Path::new(manifest)
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("linux");
+    let stem = match series {
+        None => stem.to_string(),
+        Some(s) => format!("{stem}-{s}"),
+    };
     let bundle = artifacts
         .image
         .with_file_name(format!("bundle-test-{stem}.bin"));
-    build::bundle(&artifacts, &board.dir.join(manifest), &bundle)?;
+    let mut manifest_path = board.dir.join(manifest);
+    if series.is_some() {
+        let text = std::fs::read_to_string(&manifest_path)
+            .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        let text = text
+            .replace(
+                &format!("\"{}\"", linux::IMAGE_NAME),
+                &format!("\"{}\"", linux::image_name(series)),
+            )
+            .replace(
+                &format!("\"{}\"", linux::INITRAMFS_NAME),
+                &format!("\"{}\"", linux::initramfs_name(series)),
+            );
+        manifest_path = artifacts.image.with_file_name(format!("{stem}.toml"));
+        std::fs::write(&manifest_path, text)
+            .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    }
+    build::bundle(&artifacts, &manifest_path, &bundle)?;
     let mut q = board.qemu.clone();
     if let Some(m) = machine {
         q.machine = m.into();

@@ -121,10 +121,11 @@ pub fn primary(dtb: usize) -> ! {
         match super::gicv4::setup(p) {
             Ok(g) => {
                 if g.is_some() {
+                    let vpes = p.config.cpus.len();
                     crate::println!(
-                        "partition {}: passthrough MSIs by GICv4 direct injection ({} vPEs)",
+                        "partition {}: passthrough MSIs by GICv4 direct injection ({vpes} vPE{})",
                         p.name(),
-                        p.config.cpus.len()
+                        if vpes == 1 { "" } else { "s" }
                     );
                 }
                 p.gicv4.call_once(|| g);

@@ -80,6 +80,12 @@ pub fn wait_parked(index: usize) -> bool {
 /// The run loop of CPU `index`: waits until its vCPU is powered on, then
 /// enters the guest. Also where a vCPU goes when it stops (`park`).
 pub fn run(index: usize) -> ! {
+    // No vCPU runs here now: the EL1 timers (of a vCPU that stopped, or
+    // left by firmware at boot) are stopped, so that no asserted line
+    // interrupts EL2 while the CPU waits, or reads pending to a guest.
+    crate::write_sysreg!("cntv_ctl_el0", 0);
+    crate::write_sysreg!("cntp_ctl_el0", 0);
+    super::vgic::quiesce_forwarded_ppis(index);
     let block = percpu::get(index);
     block.in_guest.store(false, Ordering::Release);
     block.online.store(true, Ordering::Release);

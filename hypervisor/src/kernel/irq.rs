@@ -179,8 +179,25 @@ pub fn init_pci() {
                     f.class.prog_if
                 );
                 for b in &d.bars {
-                    if let Some(cpu) = b.cpu_address {
-                        crate::print!(", BAR{} {} ({} KiB)", b.bar.index, cpu, b.bar.size >> 10);
+                    let size = b.bar.size;
+                    let (unit, amount) = if size < 1024 {
+                        ("bytes", size)
+                    } else {
+                        ("KiB", size >> 10)
+                    };
+                    let io = if b.bar.kind == crate::pci::BarKind::Io {
+                        "I/O "
+                    } else {
+                        ""
+                    };
+                    match b.cpu_address {
+                        Some(cpu) => {
+                            crate::print!(", BAR{} {io}{cpu} ({amount} {unit})", b.bar.index)
+                        }
+                        None => crate::print!(
+                            ", BAR{} {io}unplaced ({amount} {unit}: no host window for it)",
+                            b.bar.index
+                        ),
                     }
                 }
                 crate::println!(

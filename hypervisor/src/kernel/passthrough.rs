@@ -67,6 +67,16 @@ pub fn map_bars(partition: &Partition) {
             ),
         }
     }
+    for io in bridge.lock().io_bars_not_given() {
+        log::info!(
+            "partition {}: PCI {} (host {}) BAR{} is an I/O BAR ({} bytes): not given to the guest, whose bridge has no I/O window (the guest will report it unassigned)",
+            partition.name(),
+            io.device.0,
+            io.physical,
+            io.bar,
+            io.size
+        );
+    }
     for m in mapped.iter() {
         log::info!(
             "partition {}: PCI {} (host {}) BAR{} at IPA {} -> {} ({} KiB)",

@@ -66,10 +66,7 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     // A fresh virtual CPU interface: no list register left from a previous
     // life, and no physical timer interrupt left active by one.
     super::vgic::clear_lrs();
-    if let Some(rd) = super::irq::redistributor(cpu) {
-        rd.disable_private(super::vgic::VTIMER_INTID);
-        rd.deactivate_private(super::vgic::VTIMER_INTID);
-    }
+    super::vgic::quiesce_forwarded_ppis(cpu);
     super::selftest::on_vcpu_entry(cpu);
     if let Some(Some(g)) = partition.gicv4.get() {
         super::gicv4::make_resident(g, cpu, vcpu);
@@ -123,6 +120,8 @@ fn for_each_zeroed() {
     write_sysreg!("cntkctl_el1", 0);
     write_sysreg!("cntv_ctl_el0", 0);
     write_sysreg!("cntp_ctl_el0", 0);
+    write_sysreg!("cntv_cval_el0", 0);
+    write_sysreg!("cntp_cval_el0", 0);
     write_sysreg!("csselr_el1", 0);
     write_sysreg!("mdscr_el1", 0);
 }

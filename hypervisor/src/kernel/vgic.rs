@@ -1,7 +1,8 @@
 //! The hardware half of each partition's virtual GICv3: list registers
 //! and ICH_* registers around every guest entry and exit, the trapped
-//! distributor/redistributor frames and SGI/DIR registers, the virtual
-//! timer forwarded with the HW bit, and the physical side of the vGIC's
+//! distributor/redistributor frames and SGI/DIR registers, the EL1
+//! virtual and physical timers forwarded with the HW bit (their pending
+//! state read back from the physical redistributor), and the physical side of the vGIC's
 //! actions. The model itself is `crate::vgic` (pure, host-tested).
 //!
 //! Order on every trap (IHI 0069, 11.2 "list registers"): `fold` the LRs
@@ -15,12 +16,18 @@ use crate::ids::{PhysIntId, VcpuIndex, VirtIntId};
 use crate::layout;
 use crate::mm::Ipa;
 use crate::trap::MmioAccess;
-use crate::vgic::{Action, Actions, Vgic, VgicConfig, MAX_LRS};
+use crate::vgic::{Action, Actions, PhysicalIrqState, Vgic, VgicConfig, MAX_LRS};
 use crate::{read_sysreg, write_sysreg};
 
 /// The virtual timer's PPI (EL1 virtual timer, INTID 27), forwarded to the
 /// guest with the HW bit so that its deactivation reaches the hardware.
 pub const VTIMER_INTID: u32 = 27;
+/// The EL1 physical timer's PPI (INTID 30): the guest owns CNTP_*
+/// (CNTHCTL_EL2.EL1PCEN) and its device tree names this PPI; forwarded
+/// like the virtual timer. The hypervisor itself uses neither timer.
+pub const PTIMER_INTID: u32 = 30;
+/// The PPIs forwarded to the vCPU running on a CPU, HW-linked 1:1.
+pub const FORWARDED_PPIS: [u32; 2] = [VTIMER_INTID, PTIMER_INTID];
 /// SPIs each partition's distributor offers.
 const NUM_SPIS: u16 = 64;
 /// Bound on LPIs pending on one vCPU (software path).
@@ -68,12 +75,41 @@ pub fn config(vcpus: usize) -> VgicConfig {
     }
 }
 
-/// A new vGIC for `vcpus` vCPUs, with the virtual timer linked to its PPI.
+/// A new vGIC for `vcpus` vCPUs, with both EL1 timers linked to their PPIs.
 pub fn new_vgic(vcpus: usize) -> Result<Vgic, alloc::string::String> {
     let mut vgic = Vgic::new(config(vcpus)).map_err(|e| alloc::format!("{e:?}"))?;
-    vgic.link_hw(VirtIntId(VTIMER_INTID), PhysIntId(VTIMER_INTID))
-        .map_err(|e| alloc::format!("{e:?}"))?;
+    for ppi in FORWARDED_PPIS {
+        vgic.link_hw(VirtIntId(ppi), PhysIntId(ppi))
+            .map_err(|e| alloc::format!("{e:?}"))?;
+    }
     Ok(vgic)
+}
+
+/// The physical side of a partition's hardware-linked interrupts: each
+/// vCPU's PPIs on the redistributor of the CPU that runs it.
+struct PhysicalRedistributors<'a>(&'a Partition);
+
+impl PhysicalIrqState for PhysicalRedistributors<'_> {
+    fn pending(&self, vcpu: VcpuIndex, intid: PhysIntId) -> bool {
+        intid.0 < 32
+            && self
+                .0
+                .cpu_of(vcpu)
+                .and_then(|c| irq::redistributor(c.0 as usize))
+                .is_some_and(|rd| rd.is_pending_private(intid.0))
+    }
+}
+
+/// Disables and deactivates the forwarded PPIs on this CPU's
+/// redistributor (vCPU start, and a CPU leaving its guest: a timer line
+/// left asserted must not interrupt EL2 while no vCPU runs here).
+pub fn quiesce_forwarded_ppis(cpu: usize) {
+    if let Some(rd) = irq::redistributor(cpu) {
+        for ppi in FORWARDED_PPIS {
+            rd.disable_private(ppi);
+            rd.deactivate_private(ppi);
+        }
+    }
 }
 
 fn read_lr(n: usize) -> u64 {
@@ -179,8 +215,9 @@ pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u
                 vgic.mmio_write(vcpu, Ipa(access.ipa.raw()), access.size, value),
             )
         } else {
+            let phys = PhysicalRedistributors(partition);
             (
-                vgic.mmio_read(vcpu, Ipa(access.ipa.raw()), access.size),
+                vgic.mmio_read_with(vcpu, Ipa(access.ipa.raw()), access.size, &phys),
                 Actions::new(),
             )
         };
@@ -244,7 +281,7 @@ pub fn set_console_line_from(
     apply(partition, me, result);
 }
 
-/// A hardware-linked interrupt (the virtual timer) taken at EL2 while
+/// A hardware-linked interrupt (an EL1 timer) taken at EL2 while
 /// `vcpu` ran: pending in the model; the guest's deactivation ends it.
 pub fn inject_forwarded(partition: &Partition, vcpu: VcpuIndex, intid: u32) {
     let result = partition.vgic.lock().inject(vcpu, VirtIntId(intid));
@@ -303,10 +340,71 @@ fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, crate::vg
                     rd.deactivate_private(intid.0);
                 }
             }
-            Action::RoutePhys { .. }
-            | Action::LpisEnabled { .. }
-            | Action::LpiConfigChanged { .. } => {}
+            Action::LpisEnabled { vcpu, enabled } => pending_table(partition, me, vcpu, enabled),
+            Action::RoutePhys { .. } | Action::LpiConfigChanged { .. } => {}
         }
+    }
+}
+
+/// GICR_CTLR.EnableLPIs of `vcpu` changed: its pending table in guest
+/// memory becomes the model's pending state (0 -> 1), or receives it back
+/// (1 -> 0). See `crate::vgic::pending_table`. Software-path LPIs only: on
+/// GICv4 a passthrough vLPI's pending state stays in the vPE's VPT (the
+/// hypervisor's memory, which the guest never sees), see
+/// docs/vgic-conformance.md.
+fn pending_table(partition: &Partition, me: VcpuIndex, vcpu: VcpuIndex, enabled: bool) {
+    let mut mem = super::vits::PartitionMemory(partition);
+    let (result, faults) = {
+        let mut vgic = partition.vgic.lock();
+        let result = if enabled {
+            // The guest may have written its table with non-cacheable
+            // attributes (GICR_PENDBASER.InnerCache, or its MMU off): drop
+            // any line the hypervisor's cacheable view holds of it first.
+            // (The store path cleans what it writes: `write_ram`.)
+            if let Ok(Some((first, bytes))) = vgic.pending_table_span(vcpu) {
+                if let Some(ptr) = partition.ram_slice(first, bytes) {
+                    super::early::clean_invalidate(ptr as u64, bytes);
+                }
+            }
+            let propbaser = vgic.propbaser(vcpu).unwrap_or(0);
+            let table = crate::vgic::GuestLpiTable::new(&mem, propbaser, vgic.config().lpi_id_bits);
+            vgic.load_pending_table(vcpu, &mem, &table)
+        } else {
+            vgic.store_pending_table(vcpu, &mut mem)
+        };
+        (result, vgic.counters().pending_table_faults)
+    };
+    match result {
+        Ok((actions, done)) => {
+            if done.unreadable && faults == 1 {
+                // UNPREDICTABLE in the architecture: ignored; said once.
+                log::warn!(
+                    "partition {}: vCPU {}: GICR_PENDBASER names memory outside the partition's RAM: pending table ignored (logged once, further ones only counted)",
+                    partition.name(),
+                    vcpu.0
+                );
+            }
+            log::debug!(
+                "partition {}: vCPU {}: EnableLPIs {}: pending table {} ({} LPIs, {} bytes{})",
+                partition.name(),
+                vcpu.0,
+                u8::from(enabled),
+                if enabled { "loaded" } else { "stored" },
+                done.lpis,
+                done.bytes,
+                if done.skipped_ptz {
+                    ", PTZ: not read"
+                } else {
+                    ""
+                }
+            );
+            apply(partition, me, Ok(actions));
+        }
+        Err(e) => log::warn!(
+            "partition {}: vCPU {}: vGIC: {e:?}",
+            partition.name(),
+            vcpu.0
+        ),
     }
 }
 
@@ -350,8 +448,8 @@ fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
     true
 }
 
-/// Physical interrupts pending at EL2 on this CPU: the virtual timer goes
-/// to the running vCPU; everything else (kicks, maintenance, doorbells) is
+/// Physical interrupts pending at EL2 on this CPU: the EL1 timers go to
+/// the running vCPU; everything else (kicks, maintenance, doorbells) is
 /// ended here, its work being the state checks every trap makes.
 pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
     for _ in 0..64 {
@@ -362,7 +460,7 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
         // EL2 runs with EOImode 1: EOIR only drops the priority.
         cpu_interface::end_of_interrupt(intid);
         match running {
-            Some((partition, vcpu)) if intid == VTIMER_INTID => {
+            Some((partition, vcpu)) if FORWARDED_PPIS.contains(&intid) => {
                 // Stays active until the guest deactivates its HW-linked twin.
                 inject_forwarded(partition, vcpu, intid);
             }

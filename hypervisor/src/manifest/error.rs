@@ -308,7 +308,7 @@ impl fmt::Display for ErrorKind {
             Self::ItsLimitOutOfRange { value, max } => write!(f, "{value} is out of range (1..={max})"),
             Self::PciDeviceListedTwice { bdf } => write!(f, "PCI function {bdf} is listed twice"),
             Self::PciDeviceTaken { bdf, other } => {
-                write!(f, "PCI function {bdf} is already given to partition {other}")
+                write!(f, "PCI function {bdf} is already given to {other}")
             }
             Self::DmaNeedsIdentityMappedRam { bdf } => write!(
                 f,

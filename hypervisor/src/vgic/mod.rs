@@ -25,10 +25,12 @@ mod access;
 mod action;
 mod config;
 mod dist;
+mod hwstate;
 mod irq;
 mod lpi;
 mod lr;
 mod ops;
+mod pending_table;
 mod redist;
 mod sched;
 mod sgi;
@@ -41,8 +43,10 @@ pub use config::{
     ConfigError, VgicConfig, DIST_SIZE, MAX_LRS, MAX_SPIS, MAX_VCPUS, REDIST_STRIDE, SGI_FRAME,
 };
 pub use dist::offset as gicd_offset;
+pub use hwstate::{NoPhysicalState, PhysicalIrqState};
 pub use lpi::{GuestLpiTable, LpiConfig, LpiConfigSource};
 pub use lr::{hcr, vmcr, ListRegister, LrState};
+pub use pending_table::{TableTransfer, MAX_TABLE_BYTES};
 pub use redist::offset as gicr_offset;
 pub use sched::LrImage;
 pub use sgi::{decode_sgi1r, SgiRequest};
@@ -122,6 +126,9 @@ pub struct VgicCounters {
     pub lpi_overflows: u64,
     /// LPI property-table entries the vGIC could not read.
     pub lpi_unreadable: u64,
+    /// Pending tables (GICR_PENDBASER) the vGIC could not read or write
+    /// when EnableLPIs changed (outside the partition's RAM).
+    pub pending_table_faults: u64,
 }
 
 /// The first invalid guest access, kept for one log line.

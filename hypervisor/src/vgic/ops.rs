@@ -257,7 +257,10 @@ impl Vgic {
 
     /// Writes the ICFGR word for the 16 interrupts from `first`; only
     /// Int_config[1] (edge) is writable, bit 0 is RES0 (IHI 0069, 12.9.9).
-    /// SGIs stay edge-triggered.
+    /// SGIs stay edge-triggered, and a hardware-linked PPI keeps the
+    /// trigger of the hardware behind it (the timers' level outputs): for
+    /// PPIs it is IMPLEMENTATION DEFINED whether the field is programmable
+    /// (IHI 0069, GICR_ICFGR1), and these are not.
     pub(super) fn write_config(&mut self, vcpu: VcpuIndex, first: u32, value: u64) {
         for i in 0..16u32 {
             let intid = first + i;
@@ -265,6 +268,9 @@ impl Vgic {
                 continue;
             }
             if let Some(irq) = self.irq_mut(vcpu, intid) {
+                if intid < 32 && irq.hw.is_some() {
+                    continue;
+                }
                 irq.edge = value & (0b10 << (2 * i)) != 0;
             }
         }

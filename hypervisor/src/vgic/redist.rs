@@ -2,7 +2,7 @@
 //! identity, power handshake, LPI tables) and the SGI_base frame (12.11:
 //! the banked SGI and PPI registers). No VLPI frames: the guest sees GICv3.
 
-use super::access::{Access, Fault};
+use super::access::{Access, Fault, Part};
 use super::dist::{id_register, Bank, IIDR};
 use super::{Action, Actions, Vgic, VgicError};
 use crate::gic::regs::gicr::{GicrCtlr, GicrTyper, GicrWaker};
@@ -38,6 +38,8 @@ const PROPBASER_MASK: u64 =
 /// Physical_Address[51:16], OuterCache; PTZ (bit 62) is write-only
 /// (IHI 0069, 12.10.20).
 const PENDBASER_MASK: u64 = (0b111 << 7) | (0b11 << 10) | (0xf_ffff_ffff << 16) | (0b111 << 56);
+/// GICR_PENDBASER.PTZ (IHI 0069, 12.10.20).
+const PENDBASER_PTZ: u64 = 1 << 62;
 
 /// The RD_base registers of one vCPU's redistributor that hold state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +52,9 @@ pub(super) struct RedistRegs {
     pub propbaser: u64,
     /// GICR_PENDBASER as written (masked).
     pub pendbaser: u64,
+    /// GICR_PENDBASER.PTZ as last written (write-only: the pending table
+    /// is zero, so enabling LPIs need not read it).
+    pub ptz: bool,
 }
 
 impl RedistRegs {
@@ -60,6 +65,7 @@ impl RedistRegs {
             sleep: true,
             propbaser: 0,
             pendbaser: 0,
+            ptz: false,
         }
     }
 }
@@ -153,6 +159,10 @@ impl Vgic {
                 let part = access.part64(offset::PENDBASER)?;
                 if lpis && !regs.enable_lpis {
                     regs.pendbaser = part.merge(regs.pendbaser, value) & PENDBASER_MASK;
+                    // PTZ is bit 62: in a 64-bit write or the upper word.
+                    if part != Part::Low {
+                        regs.ptz = part.merge(0, value) & PENDBASER_PTZ != 0;
+                    }
                 }
                 Ok(())
             }

@@ -33,7 +33,7 @@ pub fn measure(root: &Path, report: &mut Report) -> Result<(), String> {
     let devices = board.qemu.device_args(&linux::dir(root))?;
     let (mut bare, mut partition) = (Vec::new(), Vec::new());
     for boot in 0..BOOTS {
-        bare.push(oracle::boot_seconds(root, &board)?);
+        bare.push(oracle::boot_seconds(root, &board, None)?);
         let cmd = qemu::command(&board.qemu, &artifacts.image, &bundle, &devices);
         let log = dir.join(format!("bench-linux-partition-{boot}.log"));
         partition.push(partition_boot(cmd, &log)?);

@@ -28,7 +28,7 @@ pub struct PrivateApt {
 impl PrivateApt {
     /// Writes the configuration and sources for `suite` under `dir` and
     /// creates the directories apt writes to.
-    pub fn prepare(dir: &Path, suite: &str) -> Result<Self, String> {
+    pub fn prepare(dir: &Path, suite: &str, backports: bool) -> Result<Self, String> {
         if !Path::new(KEYRING).exists() {
             return Err(format!(
                 "{KEYRING} is missing: it checks Debian's signatures (Debian: apt-get install debian-archive-keyring)"
@@ -50,7 +50,14 @@ impl PrivateApt {
             std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
         };
         write("apt.conf", apt_conf(dir))?;
-        write("etc/sources.list", sources_list(suite, Path::new(KEYRING)))?;
+        let mut sources = sources_list(suite, Path::new(KEYRING));
+        let mut preferences = String::new();
+        if backports {
+            sources.push_str(&backports_line(suite, Path::new(KEYRING)));
+            preferences = backports_pin(suite);
+        }
+        write("etc/sources.list", sources)?;
+        write("etc/preferences", preferences)?;
         // dpkg's status file: empty, nothing is installed in this apt's view.
         write("state/status", String::new())?;
         Ok(Self {
@@ -154,6 +161,25 @@ pub fn sources_list(suite: &str, keyring: &Path) -> String {
         text.push_str(&line(SECURITY_MIRROR, &format!("{suite}-security")));
     }
     text
+}
+
+/// The `-backports` line of `sources.list` for `suite`.
+pub fn backports_line(suite: &str, keyring: &Path) -> String {
+    format!(
+        "deb [arch=arm64 signed-by={}] {MIRROR} {suite}-backports main\n",
+        keyring.display()
+    )
+}
+
+/// apt preferences that make the kernel packages come from `suite`'s
+/// backports (which apt never prefers by itself) and nothing else.
+pub fn backports_pin(suite: &str) -> String {
+    format!(
+        "# Written by `cargo xtask linux --series ...`: the kernel from backports.\n\
+         Package: linux-image-*\n\
+         Pin: release n={suite}-backports\n\
+         Pin-Priority: 990\n"
+    )
 }
 
 /// The private `apt.conf`: every directory apt reads or writes under `dir`,
@@ -262,6 +288,20 @@ mod tests {
             host_suite("ID=debian\nVERSION_CODENAME=\n", "bookworm"),
             "bookworm"
         );
+    }
+
+    #[test]
+    fn backports_add_one_source_and_pin_only_the_kernel_packages() {
+        let line = backports_line("bookworm", Path::new("/k.gpg"));
+        assert_eq!(
+            line,
+            "deb [arch=arm64 signed-by=/k.gpg] http://deb.debian.org/debian bookworm-backports main\n"
+        );
+        let pin = backports_pin("bookworm");
+        assert!(pin.contains("Package: linux-image-*\n"));
+        assert!(pin.contains("Pin: release n=bookworm-backports\n"));
+        // Above 500 (the suite's own) and below 1000 (no downgrades).
+        assert!(pin.contains("Pin-Priority: 990\n"));
     }
 
     #[test]

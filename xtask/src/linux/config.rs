@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The kernel's package.
@@ -18,17 +18,24 @@ pub struct Config {
 }
 
 /// `[kernel]`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelConfig {
     /// Debian's metapackage of the flavour (`linux-image-cloud-arm64`).
     pub package: String,
-    /// The upstream series expected (`6.1`).
+    /// The upstream series expected (`6.1`): the default one.
     pub series: String,
+    /// Other series, taken from the suite's `-backports` (`["6.12"]`):
+    /// `cargo xtask linux --series 6.12`.
+    #[serde(default)]
+    pub backports: Vec<String>,
+    /// Set for a run that fetches a backports series (not in the file).
+    #[serde(skip)]
+    pub from_backports: bool,
 }
 
 /// A table naming one package.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageConfig {
     /// The Debian package.
@@ -36,7 +43,7 @@ pub struct PackageConfig {
 }
 
 /// `[debian]`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebianConfig {
     /// The suite when the host is not Debian.
@@ -44,7 +51,7 @@ pub struct DebianConfig {
 }
 
 /// `[initramfs]`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InitramfsConfig {
     /// Modules /init loads; their dependencies come along.
@@ -58,6 +65,25 @@ impl Config {
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// This configuration for kernel series `series` (`None`: the default
+    /// one); another series must be listed in `kernel.backports`.
+    pub fn for_series(&self, series: Option<&str>) -> Result<Self, String> {
+        let mut config = self.clone();
+        match series {
+            None => Ok(config),
+            Some(s) if s == self.kernel.series => Ok(config),
+            Some(s) if self.kernel.backports.iter().any(|b| b == s) => {
+                config.kernel.series = s.to_string();
+                config.kernel.from_backports = true;
+                Ok(config)
+            }
+            Some(s) => Err(format!(
+                "kernel series {s} is neither `series` ({}) nor in `backports` ({:?}) of guests/linux/linux.toml",
+                self.kernel.series, self.kernel.backports
+            )),
+        }
     }
 
     /// Whether Debian version `version` belongs to the configured series
@@ -79,6 +105,22 @@ mod tests {
         let c = Config::load(root).unwrap();
         assert_eq!(c.kernel.package, "linux-image-cloud-arm64");
         assert!(c.initramfs.modules.iter().any(|m| m == "virtio_net"));
+        assert!(c.kernel.backports.iter().any(|s| s == "6.12"));
+    }
+
+    #[test]
+    fn a_backports_series_is_selected_by_name_and_others_refused() {
+        let c: Config = toml::from_str(
+            "[kernel]\npackage = \"k\"\nseries = \"6.1\"\nbackports = [\"6.12\"]\n\
+             [busybox]\npackage = \"b\"\n[debian]\ndefault_suite = \"bookworm\"\n\
+             [initramfs]\nmodules = []\n",
+        )
+        .unwrap();
+        let b = c.for_series(Some("6.12")).unwrap();
+        assert!(b.kernel.from_backports && b.in_series("6.12.57-1~bpo12+1"));
+        assert!(!c.for_series(None).unwrap().kernel.from_backports);
+        assert!(!c.for_series(Some("6.1")).unwrap().kernel.from_backports);
+        assert!(c.for_series(Some("5.10")).unwrap_err().contains("5.10"));
     }
 
     #[test]

@@ -92,8 +92,12 @@ enum Source {
 pub fn fetch(dir: &Path, config: &Config, network: Network) -> Result<(Fetched, Fetched), String> {
     let record = dir.join("resolved.txt");
     let online = match network {
-        Network::Online => PrivateApt::prepare(&dir.join("apt"), &suite(config))
-            .and_then(|apt| Ok((resolve_online(&apt, config)?, apt))),
+        Network::Online => PrivateApt::prepare(
+            &dir.join("apt"),
+            &suite(config),
+            config.kernel.from_backports,
+        )
+        .and_then(|apt| Ok((resolve_online(&apt, config)?, apt))),
         Network::Offline => Err(OFFLINE_OPTION.to_string()),
     };
     let ((kernel, busybox), source) = match online {

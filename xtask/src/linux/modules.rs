@@ -99,12 +99,16 @@ impl ModuleTree {
     }
 
     /// The module file's bytes, uncompressed (`.ko.xz` through the host's `xz`).
+    /// `module.path` is where the initramfs stores it (uncompressed); the
+    /// tree's own file is found by the module's name.
     pub fn read(&self, module: &Module) -> Result<Vec<u8>, String> {
-        let file = self.dir.join(&module.path);
-        if module.path.ends_with(".ko") {
+        let stored = self.paths.get(&module.name).unwrap_or(&module.path);
+        let file = self.dir.join(stored);
+        let path = stored.as_str();
+        if path.ends_with(".ko") {
             return std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()));
         }
-        if module.path.ends_with(".ko.xz") {
+        if path.ends_with(".ko.xz") {
             let out = Command::new("xz")
                 .arg("-dc")
                 .arg(&file)
@@ -471,6 +475,26 @@ mod tests {
         elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
         elf[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
         elf
+    }
+
+    #[test]
+    fn an_xz_module_is_stored_uncompressed_and_read_from_its_compressed_file() {
+        if Command::new("xz").arg("--version").output().is_err() {
+            eprintln!("no xz on this host: skipped");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("xtask-modules-{}", std::process::id()));
+        let core = dir.join("kernel/net/core");
+        std::fs::create_dir_all(&core).unwrap();
+        let elf = elf_with_modinfo(b"license=GPL\0depends=\0");
+        let plain = core.join("failover.ko");
+        std::fs::write(&plain, &elf).unwrap();
+        assert!(Command::new("xz").arg(&plain).status().unwrap().success());
+        let tree = ModuleTree::open(&dir).unwrap();
+        let plan = tree.load_plan(&["failover".to_string()]).unwrap();
+        assert_eq!(plan.modules[0].path, "kernel/net/core/failover.ko");
+        assert_eq!(tree.read(&plan.modules[0]).unwrap(), elf);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

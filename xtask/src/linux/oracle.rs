@@ -92,16 +92,30 @@ pub fn measure(
 /// Seconds from starting QEMU to `hvtest: done` of a checked bare boot,
 /// the baseline for Linux in a partition (`cargo xtask linux --bare`, the
 /// bench); the console goes to `target/linux/bare-qemu.log`.
-pub fn boot_seconds(root: &Path, board: &Board) -> Result<f64, String> {
-    let guest = super::ensure(root)?;
+pub fn boot_seconds(root: &Path, board: &Board, series: Option<&str>) -> Result<f64, String> {
+    let guest = super::ensure_series(root, series)?;
     let dir = super::dir(root);
-    measure(board, &guest, &dir, &dir.join(BARE_LOG))
+    let log = match series {
+        None => dir.join(BARE_LOG),
+        Some(s) => dir.join(format!("bare-qemu-{s}.log")),
+    };
+    measure(board, &guest, &dir, &log)
 }
 
 /// The system scenario: fetch (printing the resolved versions), boot,
 /// check; the boot time is printed, never asserted.
 pub fn scenario(root: &Path, board: &Board, log: &Path) -> Result<(), String> {
-    let guest = super::ensure(root)?;
+    scenario_series(root, board, log, None)
+}
+
+/// [`scenario`] with kernel series `series` (`None`: the default).
+pub fn scenario_series(
+    root: &Path,
+    board: &Board,
+    log: &Path,
+    series: Option<&str>,
+) -> Result<(), String> {
+    let guest = super::ensure_series(root, series)?;
     let seconds = measure(board, &guest, &super::dir(root), log)?;
     println!("bare boot to hvtest done: {seconds:.1} s");
     Ok(())

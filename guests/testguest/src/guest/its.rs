@@ -458,6 +458,26 @@ impl LpiTables {
         dsb();
     }
 
+    /// The pending table of vCPU `cpu` (0: none).
+    pub fn pending_table(&self, cpu: usize) -> usize {
+        self.pend.get(cpu).copied().unwrap_or(0)
+    }
+
+    /// Clears GICR_CTLR.EnableLPIs of `rd` and waits for RWP (IHI 0069,
+    /// 12.10.2: RWP covers clearing EnableLPIs); returns GICR_CTLR before.
+    pub fn disable_on(&self, rd: &Redist) -> Result<u32, &'static str> {
+        let ctlr = read32(rd.base + gicr::CTLR);
+        write32(rd.base + gicr::CTLR, ctlr & !gicr::CTLR_ENABLE_LPIS);
+        let base = rd.base;
+        if !wait_for(|| read32(base + gicr::CTLR) & gicr::CTLR_RWP == 0) {
+            return Err("GICR_CTLR.RWP stuck at 1 after clearing EnableLPIs");
+        }
+        if read32(rd.base + gicr::CTLR) & gicr::CTLR_ENABLE_LPIS != 0 {
+            return Err("GICR_CTLR.EnableLPIs cannot be cleared");
+        }
+        Ok(ctlr)
+    }
+
     /// Points redistributor `rd` (vCPU `cpu`) at the tables and sets
     /// GICR_CTLR.EnableLPIs, as Linux's its_cpu_init_lpis: PROPBASER with
     /// IDbits, PENDBASER (64 KiB aligned, zeroed, PTZ = 0), then enable.

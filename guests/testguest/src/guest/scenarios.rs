@@ -81,6 +81,9 @@ pub fn run(scenario: &str, boots: usize) -> ! {
         "vgic-sgi" => super::vgic_tests::sgi(),
         "vgic-priority" => super::vgic_tests::priority(),
         "vgic-eoimode" => super::vgic_tests::eoimode(),
+        "timer-both" => super::timer_tests::both(),
+        "timer-pending" => super::timer_tests::pending(),
+        "pending-table" => super::pending_table_tests::run(),
         s @ ("vits-basic" | "vits-pending-moves" | "vits-config" | "vits-garbage"
         | "vits-second") => {
             // The vITS scenarios and their ITS driver (vits_tests.rs, its.rs).

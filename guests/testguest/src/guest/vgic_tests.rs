@@ -56,7 +56,7 @@ fn cpu() -> usize {
 }
 
 /// CNTFRQ_EL0.
-fn freq() -> u64 {
+pub(crate) fn freq() -> u64 {
     let f: u64;
     // SAFETY: reading CNTFRQ_EL0 has no side effects.
     unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f) };
@@ -204,7 +204,7 @@ fn setup_this_cpu(what: &str) -> usize {
 
 /// vCPU 0's part of the common setup: the GIC from the device tree, the
 /// distributor enabled, then its own CPU.
-fn setup_boot_cpu(what: &str) -> usize {
+pub(crate) fn setup_boot_cpu(what: &str) -> usize {
     check!(what, gic::discover());
     check!(what, gic::dist_enable());
     setup_this_cpu(what)

@@ -9,7 +9,7 @@
 //! once on vCPU 1" also means "not on vCPU 0, and nothing else arrived".
 
 #[path = "its.rs"]
-mod its;
+pub(crate) mod its;
 
 use crate::guest::{delay_ms, mpidr, psci};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};

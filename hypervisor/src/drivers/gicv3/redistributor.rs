@@ -29,6 +29,8 @@ register_structs! {
         (0x0104 => _reserved2),
         (0x0180 => icenabler0: ReadWrite<u32>),
         (0x0184 => _reserved3a),
+        (0x0200 => ispendr0: ReadWrite<u32>),
+        (0x0204 => _reserved3b),
         (0x0380 => icactiver0: ReadWrite<u32>),
         (0x0384 => _reserved3),
         (0x0400 => ipriorityr: [ReadWrite<u32>; 8]),
@@ -168,6 +170,13 @@ impl Redistributor {
     /// CPU's private interrupt is deactivated (GICR_ICACTIVER0).
     pub fn deactivate_private(&self, intid: u32) {
         self.sgi().icactiver0.set(1 << (intid & 31));
+    }
+
+    /// Whether SGI or PPI `intid` (0..32) is pending on this redistributor
+    /// (GICR_ISPENDR0): for a level-sensitive PPI such as a timer's, its
+    /// line, whether the interrupt is enabled or not (IHI 0069, 4.1.2).
+    pub fn is_pending_private(&self, intid: u32) -> bool {
+        self.sgi().ispendr0.get() & (1 << (intid & 31)) != 0
     }
 
     /// Disables SGI or PPI `intid` (0..32) on this redistributor.

@@ -599,6 +599,10 @@ fn pci_function_given_to_two_partitions_names_the_first() {
             other: alpha()
         }
     );
+    // The other partition is named once, not `partition partition "alpha"`.
+    assert!(error
+        .to_string()
+        .ends_with("field pci: PCI function 00:01.0 is already given to partition \"alpha\""));
 }
 
 #[test]

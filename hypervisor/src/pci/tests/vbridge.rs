@@ -329,6 +329,17 @@ fn command_passes_memory_bus_master_intx_and_refuses_io_without_an_io_bar() {
 }
 
 #[test]
+fn io_bars_are_listed_as_not_given_with_their_size() {
+    let (_, _, bridge) = setup();
+    let io = bridge.io_bars_not_given();
+    assert_eq!(io.len(), 1, "only the e1000e has an I/O BAR: {io:?}");
+    assert_eq!(
+        (io[0].device, io[0].physical, io[0].bar, io[0].size),
+        (virt("00:01.0"), bdf("00:03.0"), 2, 32)
+    );
+}
+
+#[test]
 fn a_byte_write_to_command_leaves_the_other_byte_alone() {
     let (mut bus, _, mut bridge) = setup();
     write(

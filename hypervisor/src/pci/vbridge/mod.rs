@@ -34,7 +34,7 @@ use alloc::vec::Vec;
 
 use self::function::VirtualFunction;
 use super::regs::{self, command, msi as msi_regs};
-use super::{Bdf, ConfigAccess, MsixCapability};
+use super::{BarKind, Bdf, ConfigAccess, MsixCapability};
 use crate::mm::addr::Ipa;
 use crate::vits::AccessWidth;
 
@@ -82,7 +82,41 @@ pub struct VirtualHostBridge {
     functions: Vec<VirtualFunction>,
 }
 
+/// An I/O BAR of an assigned function, which the guest cannot use: its
+/// bridge has no I/O window (only memory windows are in its device tree),
+/// so the BAR stays at 0 and I/O decode stays off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoBarNotGiven {
+    /// The function as the guest sees it.
+    pub device: VirtBdf,
+    /// The physical function.
+    pub physical: Bdf,
+    /// BAR number.
+    pub bar: u8,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 impl VirtualHostBridge {
+    /// The I/O BARs of the assigned functions, none of which the guest can
+    /// use (for the log line that says why a guest reports them unassigned).
+    pub fn io_bars_not_given(&self) -> Vec<IoBarNotGiven> {
+        self.functions
+            .iter()
+            .flat_map(|f| {
+                f.bars
+                    .iter()
+                    .filter(|b| b.kind == BarKind::Io)
+                    .map(|b| IoBarNotGiven {
+                        device: f.virt,
+                        physical: f.phys,
+                        bar: b.index,
+                        size: b.size,
+                    })
+            })
+            .collect()
+    }
+
     /// The assigned devices as (virtual, physical) pairs.
     pub fn devices(&self) -> impl Iterator<Item = (VirtBdf, Bdf)> + '_ {
         self.functions.iter().map(|f| (f.virt, f.phys))

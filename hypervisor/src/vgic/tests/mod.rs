@@ -2,7 +2,9 @@
 //! fake virtual CPU interface that plays the guest's part on list
 //! registers (acknowledge the highest-priority pending one, EOI it).
 
+mod hwstate;
 mod lpis;
+mod pending_table;
 mod props;
 mod registers;
 mod scheduler;
