@@ -87,9 +87,26 @@ fn ecam_offset(input: &mut Input) -> u64 {
     (function << 12) + register
 }
 
-/// One fuzz input: a sequence of guest accesses and resets.
-pub fn run(data: &[u8]) {
-    let mut input = Input(data);
+/// The bus after discovery and the bridge built over it, as every input
+/// starts from them (discovery probes all 256 buses: done once).
+struct Setup {
+    functions: std::collections::BTreeMap<Bdf, fake::FakeFunction>,
+    bridge: VirtualHostBridge,
+    physical: Vec<Bdf>,
+    virtual_: Vec<VirtBdf>,
+    programmed: Vec<u32>,
+}
+
+/// The physical BARs of `physical` as `bus` has them.
+fn bars(bus: &FakeConfigSpace, physical: &[Bdf]) -> Vec<u32> {
+    physical
+        .iter()
+        .flat_map(|&bdf| (0..6u16).map(move |i| (bdf, 0x10 + 4 * i)))
+        .map(|(bdf, offset)| bus.read32(bdf, offset))
+        .collect()
+}
+
+fn setup() -> Setup {
     let mut bus = qemu_virt_bus();
     let devices = discover(&mut bus, &qemu_virt_bridge()).expect("the fake bus comes up");
     let assigned: Vec<(VirtBdf, &PciDevice)> = ASSIGNED
@@ -102,20 +119,30 @@ pub fn run(data: &[u8]) {
             )
         })
         .collect();
-    let mut bridge =
-        VirtualHostBridge::new(&mut bus, &guest_pci(), &assigned).expect("bridge builds");
+    let bridge = VirtualHostBridge::new(&mut bus, &guest_pci(), &assigned).expect("bridge builds");
     let physical: Vec<Bdf> = assigned.iter().map(|(_, d)| d.bdf()).collect();
-    let virtual_: Vec<VirtBdf> = assigned.iter().map(|(v, _)| *v).collect();
     // The physical BARs as discovery programmed them: the guest never moves them.
-    let bars = |bus: &FakeConfigSpace| -> Vec<u32> {
-        physical
-            .iter()
-            .flat_map(|&bdf| (0..6u16).map(move |i| (bdf, 0x10 + 4 * i)))
-            .map(|(bdf, offset)| bus.read32(bdf, offset))
-            .collect()
+    let programmed = bars(&bus, &physical);
+    Setup {
+        functions: bus.functions.clone(),
+        bridge,
+        virtual_: assigned.iter().map(|(v, _)| *v).collect(),
+        physical,
+        programmed,
+    }
+}
+
+/// One fuzz input: a sequence of guest accesses and resets.
+pub fn run(data: &[u8]) {
+    static SETUP: std::sync::OnceLock<Setup> = std::sync::OnceLock::new();
+    let setup = SETUP.get_or_init(setup);
+    let mut input = Input(data);
+    let mut bus = FakeConfigSpace {
+        functions: setup.functions.clone(),
+        ..FakeConfigSpace::default()
     };
-    let programmed = bars(&bus);
-    bus.log.borrow_mut().clear();
+    let mut bridge = setup.bridge.clone();
+    let (physical, virtual_) = (&setup.physical, &setup.virtual_);
     while !input.is_empty() {
         match input.u8() % 6 {
             0 | 1 => {
@@ -170,21 +197,25 @@ pub fn run(data: &[u8]) {
             let _ = offset;
         }
         bus.log.borrow_mut().clear();
-        assert_eq!(bars(&bus), programmed, "a physical BAR moved");
-        bus.log.borrow_mut().clear();
-        for mapping in bridge.mappings() {
-            let start = mapping.guest.start.raw();
-            let end = start + mapping.guest.size;
-            let inside = [MEM32, MEM64]
-                .iter()
-                .any(|&(ipa, size, _)| start >= ipa && end <= ipa + size);
-            assert!(inside, "BAR mapped outside the windows: {mapping:?}");
-        }
-        for &device in &virtual_ {
+        for &device in virtual_ {
             if let Some(capability) = bridge.msix_capability(device) {
                 let size = capability.table_size;
                 assert!(bridge.msix_entry(device, size).is_none());
             }
         }
+    }
+    // Once per input (they read every BAR and build every mapping).
+    assert_eq!(
+        bars(&bus, physical),
+        setup.programmed,
+        "a physical BAR moved"
+    );
+    for mapping in bridge.mappings() {
+        let start = mapping.guest.start.raw();
+        let end = start + mapping.guest.size;
+        let inside = [MEM32, MEM64]
+            .iter()
+            .any(|&(ipa, size, _)| start >= ipa && end <= ipa + size);
+        assert!(inside, "BAR mapped outside the windows: {mapping:?}");
     }
 }
