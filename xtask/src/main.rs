@@ -3,6 +3,7 @@
 mod bench;
 mod board;
 mod build;
+mod fuzz;
 mod linux;
 mod qemu;
 mod scenarios;
@@ -25,6 +26,9 @@ commands:
   linux    fetch the Debian kernel and busybox, build the Linux guest's
            initramfs (`--bare`: boot it on QEMU without the hypervisor
            and check it; `--shell`: boot it interactively)
+  fuzz     run every fuzz target of hypervisor/fuzz for a while, on stable
+           Rust (`--seconds N` each, default 60; or one TARGET); installs
+           cargo-fuzz if missing; a crash's input becomes a regression test
   bench    measured figures (vITS per command, traps, memory; exits and
            latency per MSI on QEMU): a table, and target/bench.json
            (`--host-only` / `--system-only`)
@@ -105,6 +109,9 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
     let root = root();
     if cmd == "linux" {
         return linux::run(&root, &args[1..]);
+    }
+    if cmd == "fuzz" {
+        return fuzz::run(&root, &args[1..]);
     }
     let opts = parse_options(&args[1..])?;
     match cmd.as_str() {
