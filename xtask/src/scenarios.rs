@@ -307,7 +307,11 @@ pub fn test_all(root: &Path, opts: &Options) -> Result<ExitCode, String> {
     })
 }
 
-fn run_scenario(board: &Board, artifacts: &build::Artifacts, s: &Scenario) -> Result<(), String> {
+pub(crate) fn run_scenario(
+    board: &Board,
+    artifacts: &build::Artifacts,
+    s: &Scenario,
+) -> Result<(), String> {
     let bundle = artifacts
         .image
         .with_file_name(format!("bundle-test-{}.bin", s.name));
