@@ -2,8 +2,10 @@
 //! operator's `manifest.toml`, checked against a QEMU-virt-like machine.
 //!
 //! Asserts: every error names what it is about: the partition and the
-//! field for everything but a TOML syntax error or a document with no
-//! partition, and a line, when given, inside the text; an accepted manifest
+//! field for every validation error and every shape error inside a
+//! partition (a TOML syntax error, a document with no partition and a
+//! shape error outside any partition name neither), and a line, when
+//! given, inside the text; an accepted manifest
 //! keeps every rule the boot path relies on (unique printable names, CPUs
 //! that exist and belong to one partition each, aligned non-empty RAM
 //! inside the IPA space, the kernel inside its RAM, known PCI functions
@@ -114,8 +116,7 @@ fn check_error(text: &str, error: &ManifestError, validating: bool) {
         ErrorKind::NoPartitions => {}
         ErrorKind::Shape(message) => {
             assert!(!message.is_empty(), "{shown}");
-            // Inside a partition the field is named; a document-level
-            // shape error (an unknown top-level key) names its key.
+            // Inside a partition the field is named.
             assert!(
                 !error.field.is_empty() || error.partition.is_none(),
                 "{shown}"
