@@ -3,6 +3,7 @@
 mod bench;
 mod board;
 mod build;
+mod fuzz;
 mod linux;
 mod qemu;
 mod scenarios;
@@ -12,6 +13,7 @@ mod scenarios_passthrough;
 mod scenarios_vgic;
 mod scenarios_vits;
 mod scenarios_wfi;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +28,11 @@ commands:
   linux    fetch the Debian kernel and busybox, build the Linux guest's
            initramfs (`--bare`: boot it on QEMU without the hypervisor
            and check it; `--shell`: boot it interactively)
+  fuzz     run every fuzz target of hypervisor/fuzz for a while, on stable
+           Rust (`--seconds N` each, default 60; or one TARGET); installs
+           cargo-fuzz if missing; a crash's input becomes a regression test
+  soak     200 partition resets under MSI load on GICv4 and GICv3 hosts;
+           fails if the ITS footprint, LPIs, free frames or heap drift
   bench    measured figures (vITS per command, traps, memory; exits and
            latency per MSI on QEMU): a table, and target/bench.json
            (`--host-only` / `--system-only`)
@@ -106,6 +113,12 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
     let root = root();
     if cmd == "linux" {
         return linux::run(&root, &args[1..]);
+    }
+    if cmd == "fuzz" {
+        return fuzz::run(&root, &args[1..]);
+    }
+    if cmd == "soak" {
+        return soak::run(&root);
     }
     let opts = parse_options(&args[1..])?;
     match cmd.as_str() {

@@ -270,6 +270,24 @@ pub fn test_all(root: &Path, opts: &Options) -> Result<ExitCode, String> {
         if !host_ok {
             println!("host unit tests FAILED");
         }
+        // The fuzz targets' checks over their seeds and regression inputs:
+        // plain `cargo test`, no cargo-fuzz or libFuzzer (`cargo xtask fuzz`
+        // does the fuzzing).
+        println!("== fuzz seeds and regression inputs (hypervisor/fuzz, replayed)");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["test", "--manifest-path", "hypervisor/fuzz/Cargo.toml"])
+            .args([
+                "--no-default-features",
+                "--target-dir",
+                "target/fuzz-replay",
+            ])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            println!("fuzz replay FAILED");
+            host_ok = false;
+        }
     }
     if opts.host_only {
         return Ok(if host_ok {
@@ -352,7 +370,11 @@ pub fn test_all(root: &Path, opts: &Options) -> Result<ExitCode, String> {
     })
 }
 
-fn run_scenario(board: &Board, artifacts: &build::Artifacts, s: &Scenario) -> Result<(), String> {
+pub(crate) fn run_scenario(
+    board: &Board,
+    artifacts: &build::Artifacts,
+    s: &Scenario,
+) -> Result<(), String> {
     let bundle = artifacts
         .image
         .with_file_name(format!("bundle-test-{}.bin", s.name));

@@ -5,7 +5,7 @@
 //! backend call names only this partition's devices (with the backing the
 //! partition config gives them) and vCPUs.
 //!
-//! Run from `hypervisor/`: `cargo +nightly fuzz run vits_guest`.
+//! Run with `cargo xtask fuzz vits_guest` (stable Rust; see docs/testing.md).
 #![no_main]
 
 use std::collections::BTreeMap;

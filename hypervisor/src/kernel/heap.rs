@@ -13,3 +13,9 @@ pub unsafe fn init(start: usize, size: usize) {
     // SAFETY: forwarded from the caller.
     unsafe { HEAP.lock().init(start, size) };
 }
+
+/// Bytes the heap has handed out and not had back (the soak checks this
+/// returns to its baseline after every partition reset).
+pub fn live_bytes() -> usize {
+    HEAP.lock().stats_alloc_actual()
+}

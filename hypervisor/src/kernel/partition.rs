@@ -392,11 +392,12 @@ impl Partition {
             return;
         }
         log::info!(
-            "partition {}: physical ITS footprint {when}: {}; machine: LPIs in use {}, free frames {} KiB",
+            "partition {}: physical ITS footprint {when}: {}; machine: LPIs in use {}, free frames {} KiB, heap live {} bytes",
             self.name(),
             self.its_footprint(),
             super::irq::lpis_in_use(),
-            super::boot::free_frame_bytes() >> 10
+            super::boot::free_frame_bytes() >> 10,
+            super::heap::live_bytes()
         );
     }
 

@@ -1,0 +1,174 @@
+//! The virtual PL011 (`vuart.rs`) and the console multiplexer
+//! (`console_mux.rs`): any sequence of guest register accesses, typed
+//! bytes and guest output shown on the shared console.
+//!
+//! Asserts, against a model of the receive FIFO: reads return the bytes
+//! typed, in order, and nothing else; the FIFO never holds more than
+//! `RX_FIFO` bytes and every byte refused is counted as an overrun; the
+//! flag, raw and masked interrupt registers and the interrupt line agree;
+//! output lines never carry a newline and stay bounded. On the console:
+//! the focus always names a partition, the switch and counter keys are
+//! never delivered, and a guest's bytes reach the terminal only as
+//! printable ASCII (plus tab, and backspace/bell/ESC for the partition
+//! being typed into), every line ending in CR LF.
+
+use std::collections::VecDeque;
+
+use hypervisor::console_mux::{ConsoleMux, Input as Typed, COUNTERS_KEY, SWITCH_KEY};
+use hypervisor::vuart::{int, VirtualUart, RX_FIFO, SIZE};
+
+use crate::input::Input;
+
+const DR: u64 = 0x000;
+const FR: u64 = 0x018;
+const IMSC: u64 = 0x038;
+const RIS: u64 = 0x03c;
+const MIS: u64 = 0x040;
+const FR_RXFE: u32 = 1 << 4;
+const FR_RXFF: u32 = 1 << 6;
+/// The longest line the virtual UART hands out (it splits longer ones).
+const MAX_LINE: usize = 200;
+/// Offsets worth hitting often: every implemented register and an ID.
+const OFFSETS: [u64; 16] = [
+    0x000, 0x004, 0x018, 0x024, 0x028, 0x02c, 0x030, 0x034, 0x038, 0x03c, 0x040, 0x044, 0x048,
+    0xfe0, 0xffc, 0x100,
+];
+const NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
+
+/// One fuzz input: a sequence of operations on one UART and the console.
+pub fn run(data: &[u8]) {
+    let mut input = Input(data);
+    let mut uart = VirtualUart::new();
+    let mut fifo: VecDeque<u8> = VecDeque::new();
+    let mut refused = 0u64;
+    let mut mux = ConsoleMux::new();
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        match input.u8() % 8 {
+            0 => {
+                let offset = offset(&mut input);
+                let value = uart.read(offset);
+                if offset == DR {
+                    assert_eq!(value, fifo.pop_front().map_or(0, u32::from));
+                }
+            }
+            1 => {
+                let offset = offset(&mut input);
+                let value = input.u32();
+                if let Some(line) = uart.write(offset, value) {
+                    assert_eq!(offset, DR);
+                    assert!(line.len() <= MAX_LINE, "line of {}", line.len());
+                    assert!(!line.contains(&b'\n'));
+                    show(&mut mux, &mut input, &line, true, &mut out);
+                }
+            }
+            2 => {
+                // A burst of typed bytes.
+                for _ in 0..=input.u8() % 40 {
+                    let byte = input.u8();
+                    let accepted = uart.receive(byte);
+                    assert_eq!(accepted, fifo.len() < RX_FIFO);
+                    if accepted {
+                        fifo.push_back(byte);
+                    } else {
+                        refused += 1;
+                    }
+                }
+            }
+            3 => {
+                let partial = uart.take_partial();
+                assert!(partial.len() < MAX_LINE && !partial.contains(&b'\n'));
+                show(&mut mux, &mut input, &partial, false, &mut out);
+            }
+            4 => {
+                let text = input.bytes(64).to_vec();
+                let whole = input.bool();
+                show(&mut mux, &mut input, &text, whole, &mut out);
+            }
+            5 => {
+                let partitions = usize::from(input.u8() % 4);
+                let byte = input.u8();
+                match mux.input(byte, partitions) {
+                    Typed::Deliver { index, byte: b } => {
+                        assert!(index < partitions);
+                        assert_eq!(b, byte);
+                        assert!(byte != SWITCH_KEY && byte != COUNTERS_KEY);
+                    }
+                    Typed::Focus { index } => {
+                        assert!(index < partitions);
+                        assert_eq!(byte, SWITCH_KEY);
+                    }
+                    Typed::Counters => assert_eq!(byte, COUNTERS_KEY),
+                    Typed::Ignore => assert_eq!(partitions, 0),
+                }
+                if partitions > 0 {
+                    assert!(mux.focus() < partitions);
+                }
+            }
+            6 => {
+                out.clear();
+                mux.hypervisor(&mut out);
+                assert!(out.is_empty() || out == b"\r\n");
+            }
+            _ => {
+                let value = input.u32();
+                uart.write(IMSC, value);
+            }
+        }
+        check_uart(&mut uart, &fifo, refused);
+    }
+}
+
+fn offset(input: &mut Input) -> u64 {
+    let code = input.u8();
+    if code & 0x80 != 0 {
+        u64::from(input.u16()) % (SIZE + 0x10)
+    } else {
+        OFFSETS[usize::from(code & 0xf)]
+    }
+}
+
+/// Shows `text` as partition output and checks what reaches the terminal.
+fn show(mux: &mut ConsoleMux, input: &mut Input, text: &[u8], whole: bool, out: &mut Vec<u8>) {
+    let index = usize::from(input.u8()) % NAMES.len();
+    let terminal = input.bool();
+    out.clear();
+    if whole {
+        mux.line(index, NAMES[index], text, terminal, out);
+        assert!(out.ends_with(b"\r\n"));
+    } else {
+        mux.partial(index, NAMES[index], text, terminal, out);
+    }
+    // Only the multiplexer's own CR LF are control bytes; the guest's are
+    // '?' unless the operator is typing into it.
+    let mut crlf_allowed = out.clone();
+    if whole {
+        crlf_allowed.truncate(crlf_allowed.len() - 2);
+    }
+    let leading = crlf_allowed.starts_with(b"\r\n");
+    let body = if leading {
+        &crlf_allowed[2..]
+    } else {
+        &crlf_allowed[..]
+    };
+    for &b in body {
+        let printable = (0x20..0x7f).contains(&b) || b == b'\t';
+        let editing = terminal && matches!(b, 0x07 | 0x08 | 0x1b);
+        assert!(printable || editing, "byte {b:#x} reached the terminal");
+    }
+    assert!(out.len() <= text.len() + NAMES[index].len() + 8);
+}
+
+fn check_uart(uart: &mut VirtualUart, fifo: &VecDeque<u8>, refused: u64) {
+    assert!(fifo.len() <= RX_FIFO);
+    assert_eq!(uart.overruns(), refused);
+    let fr = uart.read(FR);
+    assert_eq!(fr & FR_RXFE != 0, fifo.is_empty());
+    assert_eq!(fr & FR_RXFF != 0, fifo.len() >= RX_FIFO);
+    let ris = uart.read(RIS);
+    let imsc = uart.read(IMSC);
+    assert_eq!(ris & int::RX != 0, !fifo.is_empty());
+    assert_eq!(uart.read(MIS), ris & imsc);
+    assert_eq!(uart.irq_line(), ris & imsc != 0);
+    assert_eq!(ris & !int::ALL, 0);
+}
