@@ -19,6 +19,7 @@
 mod alloc_count;
 mod bare;
 mod driver;
+mod icount;
 mod linux;
 mod report;
 mod system;
@@ -59,13 +60,23 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
         eprintln!("xtask bench: host figures (vITS)");
         vits_host::measure(&mut report)?;
     }
+    // `--filter WORD` runs the system sections whose name contains WORD:
+    // msi (wall clock and self-test), icount, wfi, linux.
+    let want = |section: &str| opts.filter.as_deref().is_none_or(|f| section.contains(f));
     if !opts.host_only {
-        eprintln!("xtask bench: system figures (QEMU: passthrough on GICv4 and GICv3, bare metal, GICv4 self-test)");
-        system::measure(root, &board, &mut report)?;
-        eprintln!("xtask bench: GICv4 residency in WFI (resident, doorbell)");
-        wfi::measure(root, &board, &mut report)?;
-        eprintln!("xtask bench: Linux boot time (bare QEMU and in a partition)");
-        linux::measure(root, &mut report)?;
+        let (wall, icount) = (want("msi"), want("icount"));
+        if wall || icount {
+            eprintln!("xtask bench: system figures (QEMU: passthrough on GICv4 and GICv3, bare metal, GICv4 self-test; instruction counts)");
+            system::measure(root, &board, &mut report, wall, icount)?;
+        }
+        if want("wfi") {
+            eprintln!("xtask bench: GICv4 residency in WFI (resident, doorbell)");
+            wfi::measure(root, &board, &mut report)?;
+        }
+        if want("linux") {
+            eprintln!("xtask bench: Linux boot time (bare QEMU and in a partition)");
+            linux::measure(root, &mut report)?;
+        }
     }
     report.info(
         "bench_seconds",
