@@ -21,9 +21,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// Figures `measure` adds: three per configuration, two ratios, the
+/// Figures `measure` adds: four per configuration, two ratios, the
 /// hypervisor's share of the software path.
-pub const FIGURES: usize = 4 * 3 + 3;
+pub const FIGURES: usize = 4 * 4 + 3;
 /// Boots of each configuration: the figures must agree between them.
 pub const BOOTS: usize = 2;
 /// QEMU's instruction counting: 2^0 ns of virtual time per instruction.
@@ -31,7 +31,7 @@ pub const ICOUNT: [&str; 2] = ["-icount", "shift=0"];
 /// Time bound of one boot (instruction counting runs one TCG thread).
 const TIMEOUT: Duration = Duration::from_secs(120);
 /// The guest's last passthrough line.
-const DONE: &str = "PASS passthrough: MSI round 15";
+const DONE: &str = "PASS passthrough: MAPTI again";
 
 /// The instruction counts of one configuration over its boots.
 #[derive(Debug, Default, PartialEq)]
@@ -40,6 +40,8 @@ pub struct Counts {
     pub all: Vec<u64>,
     /// The median of each boot.
     pub boot_medians: Vec<f64>,
+    /// Instructions of each null hypercall round trip, all boots.
+    pub hypercalls: Vec<u64>,
 }
 
 impl Counts {
@@ -134,10 +136,11 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
     for boot in 0..BOOTS {
         for (config, into) in configs.iter().zip(&mut counts) {
             let log = logs.join(format!("bench-icount-{}-{boot}.log", config.tag));
-            let found = boot_once((config.command)(), &log)?;
+            let (found, hypercalls) = boot_once((config.command)(), &log)?;
             let mut per_boot: Vec<f64> = found.iter().map(|&n| n as f64).collect();
             into.boot_medians.push(median(&mut per_boot));
             into.all.extend(found);
+            into.hypercalls.extend(hypercalls);
         }
     }
     let first = report.figures.len();
@@ -155,6 +158,22 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
             "instructions",
             "the most of those deliveries".into(),
         ));
+        let mut hypercalls: Vec<f64> = c.hypercalls.iter().map(|&n| n as f64).collect();
+        report.push(if hypercalls.is_empty() {
+            Figure::missing(
+                &format!("{}_hypercall_instructions", config.tag),
+                "instructions",
+                "a null hypercall's round trip",
+                "not measured: the guest printed no hypercall line",
+            )
+        } else {
+            Figure::number(
+                format!("{}_hypercall_instructions", config.tag),
+                median(&mut hypercalls),
+                "instructions",
+                format!("instructions of one exit-count hypercall's round trip from the guest (HVC, the exit's entry and dispatch, the return), {}; median of {} over {BOOTS} boots", config.what, hypercalls.len()),
+            )
+        });
         report.push(Figure::number(
             format!("{}_instructions_boot_spread", config.tag),
             c.spread() * 100.0,
@@ -211,8 +230,9 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
     Ok(table)
 }
 
-/// One boot: the instructions of each delivery whose handler had run.
-fn boot_once(cmd: Command, log: &Path) -> Result<Vec<u64>, String> {
+/// One boot: the instructions of each delivery whose handler had run, and
+/// of each null hypercall.
+fn boot_once(cmd: Command, log: &Path) -> Result<(Vec<u64>, Vec<u64>), String> {
     let outcome = qemu::run_captured(cmd, TIMEOUT, &|out: &str| {
         out.contains(DONE) || out.contains("FAIL")
     })?;
@@ -233,7 +253,32 @@ fn boot_once(cmd: Command, log: &Path) -> Result<Vec<u64>, String> {
             log.display()
         ));
     }
-    Ok(found)
+    Ok((found, parse_hypercalls(&outcome.output)))
+}
+
+/// Instructions of each null hypercall round trip in a console log.
+fn parse_hypercalls(out: &str) -> Vec<u64> {
+    const MARKER: &str = "passthrough: hypercall round trip: ";
+    out.lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(MARKER)? + MARKER.len()..];
+            let mut words = rest.split_whitespace();
+            let ticks = words.next()?.parse::<u64>().ok()?;
+            let (Some("ticks"), Some("at"), Some(hz)) = (words.next(), words.next(), words.next())
+            else {
+                return None;
+            };
+            instructions(ticks, hz.parse().ok()?)
+        })
+        .collect()
+}
+
+/// Instructions in `ticks` of a counter at `hz`, at 1 instruction per ns.
+fn instructions(ticks: u64, hz: u64) -> Option<u64> {
+    if hz == 0 {
+        return None;
+    }
+    u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(hz)).ok()
 }
 
 /// Instructions of each measured delivery in a console log: ticks at the
@@ -254,11 +299,8 @@ fn parse(out: &str) -> Vec<u64> {
             (Some("at"), Some(hz)) => hz.parse::<u64>().ok(),
             _ => None,
         };
-        if let (Some(ticks), Some(hz)) = (ticks, hz) {
-            if hz > 0 {
-                let ns = u128::from(ticks) * 1_000_000_000 / u128::from(hz);
-                found.push(u64::try_from(ns).unwrap_or(u64::MAX));
-            }
+        if let Some(n) = ticks.zip(hz).and_then(|(t, hz)| instructions(t, hz)) {
+            found.push(n);
         }
     }
     found
@@ -280,10 +322,21 @@ passthrough: MSI round 6: hypervisor exits meanwhile: 0, ticks from trigger writ
     }
 
     #[test]
+    fn hypercall_lines_become_instructions() {
+        let out = "\
+[alpha] passthrough: hypercall round trip: 1200 ticks at 1000000000 Hz
+passthrough: hypercall round trip: 3 ticks at 62500000 Hz
+passthrough: hypercall round trip: 3 ticks
+";
+        assert_eq!(parse_hypercalls(out), vec![1200, 48]);
+    }
+
+    #[test]
     fn spread_is_the_relative_difference_of_boot_medians() {
         let c = Counts {
             all: vec![100, 101],
             boot_medians: vec![100.0, 101.0],
+            hypercalls: vec![],
         };
         assert!((c.spread() - 0.01).abs() < 1e-9);
     }

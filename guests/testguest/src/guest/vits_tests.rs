@@ -873,6 +873,18 @@ pub fn passthrough_msi(device: u32, trigger: &dyn Fn(), ack: &dyn Fn()) {
         }
         crate::println!("passthrough: MSI round {round}: hypervisor exits meanwhile: {exits}, ticks from trigger write to handler return: {ticks} at {} Hz (handler ran: {handled})", counter_frequency());
     }
+    // For `cargo xtask bench`: the round trip of an exit that does nothing
+    // (the exit-count hypercall), to tell what any exit costs from what an
+    // interrupt's handling adds.
+    for _ in 0..4 {
+        let start = crate::guest::counter();
+        let _ = crate::guest::scenarios::exit_count_pub();
+        let ticks = crate::guest::counter().wrapping_sub(start);
+        crate::println!(
+            "passthrough: hypercall round trip: {ticks} ticks at {} Hz",
+            counter_frequency()
+        );
+    }
     env.send(&[Cmd::movi(device, 0, 1), env.sync(1)], "passthrough: MOVI");
     let before = snap();
     trigger();
