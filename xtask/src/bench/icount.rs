@@ -21,9 +21,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// Figures `measure` adds: four per configuration, two ratios, the
+/// Figures `measure` adds: six per configuration, two ratios, the
 /// hypervisor's share of the software path.
-pub const FIGURES: usize = 4 * 4 + 3;
+pub const FIGURES: usize = 4 * 6 + 3;
 /// Boots of each configuration: the figures must agree between them.
 pub const BOOTS: usize = 2;
 /// QEMU's instruction counting: 2^0 ns of virtual time per instruction.
@@ -42,7 +42,12 @@ pub struct Counts {
     pub boot_medians: Vec<f64>,
     /// Instructions of each null hypercall round trip, all boots.
     pub hypercalls: Vec<u64>,
+    /// Instructions of each command batch of `BATCHES[i]` SYNCs, all boots.
+    pub batches: [Vec<u64>; 2],
 }
+
+/// Sizes of the timed command batches (the guest's SYNC batches).
+pub const BATCHES: [usize; 2] = [1, 16];
 
 impl Counts {
     fn median(&self) -> f64 {
@@ -136,7 +141,11 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
     for boot in 0..BOOTS {
         for (config, into) in configs.iter().zip(&mut counts) {
             let log = logs.join(format!("bench-icount-{}-{boot}.log", config.tag));
-            let (found, hypercalls) = boot_once((config.command)(), &log)?;
+            let (found, hypercalls, output) = boot_once((config.command)(), &log)?;
+            for (i, n) in BATCHES.iter().enumerate() {
+                let marker = format!("passthrough: command batch of {n}: ");
+                into.batches[i].extend(parse_marked(&output, &marker));
+            }
             let mut per_boot: Vec<f64> = found.iter().map(|&n| n as f64).collect();
             into.boot_medians.push(median(&mut per_boot));
             into.all.extend(found);
@@ -174,6 +183,20 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
                 format!("instructions of one exit-count hypercall's round trip from the guest (HVC, the exit's entry and dispatch, the return), {}; median of {} over {BOOTS} boots", config.what, hypercalls.len()),
             )
         });
+        for (i, n) in BATCHES.iter().enumerate() {
+            let mut batch: Vec<f64> = c.batches[i].iter().map(|&n| n as f64).collect();
+            let name = format!("{}_instructions_per_batch_of_{n}", config.tag);
+            report.push(if batch.is_empty() {
+                Figure::missing(&name, "instructions", "a command batch", "not measured: the guest printed no batch line")
+            } else {
+                Figure::number(
+                    name,
+                    median(&mut batch),
+                    "instructions",
+                    format!("instructions from the guest's first queue write of {n} SYNC commands to its CREADR read that sees them done (CWRITER write and CREADR polling, trapped under the hypervisor), {}; median of {} boots", config.what, batch.len()),
+                )
+            });
+        }
         report.push(Figure::number(
             format!("{}_instructions_boot_spread", config.tag),
             c.spread() * 100.0,
@@ -232,7 +255,7 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
 
 /// One boot: the instructions of each delivery whose handler had run, and
 /// of each null hypercall.
-fn boot_once(cmd: Command, log: &Path) -> Result<(Vec<u64>, Vec<u64>), String> {
+fn boot_once(cmd: Command, log: &Path) -> Result<(Vec<u64>, Vec<u64>, String), String> {
     let outcome = qemu::run_captured(cmd, TIMEOUT, &|out: &str| {
         out.contains(DONE) || out.contains("FAIL")
     })?;
@@ -253,15 +276,20 @@ fn boot_once(cmd: Command, log: &Path) -> Result<(Vec<u64>, Vec<u64>), String> {
             log.display()
         ));
     }
-    Ok((found, parse_hypercalls(&outcome.output)))
+    let hypercalls = parse_hypercalls(&outcome.output);
+    Ok((found, hypercalls, outcome.output))
 }
 
 /// Instructions of each null hypercall round trip in a console log.
 fn parse_hypercalls(out: &str) -> Vec<u64> {
-    const MARKER: &str = "passthrough: hypercall round trip: ";
+    parse_marked(out, "passthrough: hypercall round trip: ")
+}
+
+/// Instructions of each `<marker><ticks> ticks at <hz> Hz` line.
+fn parse_marked(out: &str, marker: &str) -> Vec<u64> {
     out.lines()
         .filter_map(|line| {
-            let rest = &line[line.find(MARKER)? + MARKER.len()..];
+            let rest = &line[line.find(marker)? + marker.len()..];
             let mut words = rest.split_whitespace();
             let ticks = words.next()?.parse::<u64>().ok()?;
             let (Some("ticks"), Some("at"), Some(hz)) = (words.next(), words.next(), words.next())
@@ -337,6 +365,7 @@ passthrough: hypercall round trip: 3 ticks
             all: vec![100, 101],
             boot_medians: vec![100.0, 101.0],
             hypercalls: vec![],
+            batches: [vec![], vec![]],
         };
         assert!((c.spread() - 0.01).abs() < 1e-9);
     }

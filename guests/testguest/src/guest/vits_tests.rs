@@ -885,6 +885,19 @@ pub fn passthrough_msi(device: u32, trigger: &dyn Fn(), ack: &dyn Fn()) {
             counter_frequency()
         );
     }
+    // For `cargo xtask bench`: a batch of N commands from the first queue
+    // write to CREADR reaching CWRITER, as a driver waits for it (under the
+    // hypervisor: the trapped CWRITER write, then the trapped CREADR reads).
+    for n in [1usize, 16] {
+        let batch = [env.sync(0); 16];
+        let start = crate::guest::counter();
+        env.send(&batch[..n], "passthrough: timed SYNC batch");
+        let ticks = crate::guest::counter().wrapping_sub(start);
+        crate::println!(
+            "passthrough: command batch of {n}: {ticks} ticks at {} Hz",
+            counter_frequency()
+        );
+    }
     env.send(&[Cmd::movi(device, 0, 1), env.sync(1)], "passthrough: MOVI");
     let before = snap();
     trigger();
