@@ -7,11 +7,15 @@
 //! - system: the hypervisor on QEMU: exits and latency per passthrough MSI
 //!   the guest drives through its own vITS, on GICv4 and GICv3 hosts, against
 //!   the same guest without the hypervisor (`system`, `bare`); the GICv4
-//!   self-test;
+//!   self-test; the hypervisor's image and static size;
+//! - icount: the same passthrough guest, hypervisor and bare, under QEMU's
+//!   instruction counting: instructions per MSI, per null hypercall, per
+//!   command batch, deterministic run to run (`icount`);
 //! - wfi: exits and doorbells per wake-up from WFI by a passthrough MSI
 //!   under each residency policy (`wfi`);
 //! - linux: the wall-clock boot of the same Debian kernel and initramfs on
-//!   bare QEMU and in a partition, and their ratio (`linux`).
+//!   bare QEMU (also with `kvm-arm.mode=none`) and in a partition, and
+//!   their ratios (`linux`).
 //!
 //! A table for people goes to stdout; the same figures, with the command
 //! and the machine, to `target/bench.json`. docs/figures.md explains each.
