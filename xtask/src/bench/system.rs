@@ -287,9 +287,9 @@ pub fn measure(
         board.name,
         board.qemu.machine,
         board.qemu.smp,
-        board.qemu.smp,
         v4.exits.len(),
         v3.exits.len(),
+        board.qemu.smp,
         bare3.exits.len(),
         bare4.exits.len(),
     );
