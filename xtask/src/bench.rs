@@ -7,11 +7,15 @@
 //! - system: the hypervisor on QEMU: exits and latency per passthrough MSI
 //!   the guest drives through its own vITS, on GICv4 and GICv3 hosts, against
 //!   the same guest without the hypervisor (`system`, `bare`); the GICv4
-//!   self-test;
+//!   self-test; the hypervisor's image and static size;
+//! - icount: the same passthrough guest, hypervisor and bare, under QEMU's
+//!   instruction counting: instructions per MSI, per null hypercall, per
+//!   command batch, deterministic run to run (`icount`);
 //! - wfi: exits and doorbells per wake-up from WFI by a passthrough MSI
 //!   under each residency policy (`wfi`);
 //! - linux: the wall-clock boot of the same Debian kernel and initramfs on
-//!   bare QEMU and in a partition, and their ratio (`linux`).
+//!   bare QEMU (also with `kvm-arm.mode=none`) and in a partition, and
+//!   their ratios (`linux`).
 //!
 //! A table for people goes to stdout; the same figures, with the command
 //! and the machine, to `target/bench.json`. docs/figures.md explains each.
@@ -19,6 +23,7 @@
 mod alloc_count;
 mod bare;
 mod driver;
+mod icount;
 mod linux;
 mod report;
 mod system;
@@ -59,13 +64,23 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
         eprintln!("xtask bench: host figures (vITS)");
         vits_host::measure(&mut report)?;
     }
+    // `--filter WORD` runs the system sections whose name contains WORD:
+    // msi (wall clock and self-test), icount, wfi, linux.
+    let want = |section: &str| opts.filter.as_deref().is_none_or(|f| section.contains(f));
     if !opts.host_only {
-        eprintln!("xtask bench: system figures (QEMU: passthrough on GICv4 and GICv3, bare metal, GICv4 self-test)");
-        system::measure(root, &board, &mut report)?;
-        eprintln!("xtask bench: GICv4 residency in WFI (resident, doorbell)");
-        wfi::measure(root, &board, &mut report)?;
-        eprintln!("xtask bench: Linux boot time (bare QEMU and in a partition)");
-        linux::measure(root, &mut report)?;
+        let (wall, icount) = (want("msi"), want("icount"));
+        if wall || icount {
+            eprintln!("xtask bench: system figures (QEMU: passthrough on GICv4 and GICv3, bare metal, GICv4 self-test; instruction counts)");
+            system::measure(root, &board, &mut report, wall, icount)?;
+        }
+        if want("wfi") {
+            eprintln!("xtask bench: GICv4 residency in WFI (resident, doorbell)");
+            wfi::measure(root, &board, &mut report)?;
+        }
+        if want("linux") {
+            eprintln!("xtask bench: Linux boot time (bare QEMU and in a partition)");
+            linux::measure(root, &mut report)?;
+        }
     }
     report.info(
         "bench_seconds",

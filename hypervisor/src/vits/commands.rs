@@ -221,7 +221,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         if !self.regs.collection_in_table(icid.0, self.config) {
             return Err(CommandError::CollectionOutOfRange { icid });
         }
-        if self.state.event(device, event).is_some() {
+        if entry.event(event).is_some() {
             return Err(CommandError::EventAlreadyMapped { device, event });
         }
         if self.state.event_count() >= self.config.max_events {
@@ -353,8 +353,8 @@ pub(super) fn live_event(
         return Err(CommandError::EventOutOfRange { device, event });
     }
     let backing = entry.backing;
-    let mapping = state
-        .event(device, event)
+    let mapping = entry
+        .event(event)
         .ok_or(CommandError::EventNotMapped { device, event })?;
     let vcpu = target(state, mapping.icid)?;
     let event = EventRef {
@@ -365,22 +365,21 @@ pub(super) fn live_event(
     Ok((event, mapping, vcpu))
 }
 
-/// The events of collection `icid`, with their mappings.
+/// The events of collection `icid`, with their mappings (a scan of the
+/// events: MAPC is rare, and skips it for a collection no event names).
 fn live_events(
     state: &TranslationState,
     icid: VirtCollectionId,
 ) -> impl Iterator<Item = (EventRef, EventEntry)> + '_ {
     state
-        .events_in_collection(icid)
-        .filter_map(|(device, event)| {
-            let backing = state.device(device)?.backing;
-            let mapping = state.event(device, event)?;
+        .collection_events(icid)
+        .map(|(device, entry, event, mapping)| {
             let event = EventRef {
                 device,
-                backing,
+                backing: entry.backing,
                 event,
             };
-            Some((event, mapping))
+            (event, mapping)
         })
 }
 

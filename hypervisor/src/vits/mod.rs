@@ -62,10 +62,11 @@ impl Vits {
     /// A vITS in its reset state, or why `config` is unusable.
     pub fn new(config: VitsConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let state = TranslationState::with_max_events(config.max_events);
         Ok(Self {
             config,
             regs: Registers::new(),
-            state: TranslationState::default(),
+            state,
             errors: ErrorCounters::default(),
         })
     }
@@ -154,12 +155,19 @@ impl Vits {
                 }
             }
             Table::Collection => {
-                for (icid, vcpu) in self.state.take_collections() {
-                    for (device, event) in self.state.events_in_collection(icid) {
-                        let Some(entry) = self.state.device(device) else {
+                // One pass over the events (in DeviceID, EventID order)
+                // instead of one per collection: the table may hold many.
+                let taken = self.state.take_collections();
+                if taken.is_empty() {
+                    return;
+                }
+                for (device, entry) in self.state.devices() {
+                    for (event, mapping) in entry.events() {
+                        let Ok(at) = taken.binary_search_by_key(&mapping.icid, |&(icid, _)| icid)
+                        else {
                             continue;
                         };
-                        let Some(mapping) = self.state.event(device, event) else {
+                        let Some(&(_, vcpu)) = taken.get(at) else {
                             continue;
                         };
                         let event = EventRef {

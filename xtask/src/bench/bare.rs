@@ -21,7 +21,7 @@
 //! at EL1 drives edu, the distributor, its redistributors and the ITS
 //! itself; the shim is never entered on the MSI path.
 
-use crate::board::Board;
+use crate::board::{Board, Qemu};
 use std::path::Path;
 use std::process::Command;
 
@@ -128,16 +128,23 @@ pub fn elf_entry(elf: &Path) -> Result<u64, String> {
     Ok(u64::from_le_bytes(bytes[24..32].try_into().unwrap()))
 }
 
-/// The QEMU command of one bare-metal boot on machine `machine`.
+/// The QEMU command of one bare-metal boot on machine `machine`, with the
+/// board's `-smp` (the hypervisor runs' CPUs; the guest starts none of the
+/// secondaries, which stay powered off).
 pub fn command(board: &Board, machine: &str, guest_elf: &Path, shim: &Path) -> Command {
-    let mut cmd = Command::new(&board.qemu.binary);
+    command_for(&board.qemu, machine, guest_elf, shim)
+}
+
+/// [`command`] from the board's QEMU settings alone.
+pub fn command_for(qemu: &Qemu, machine: &str, guest_elf: &Path, shim: &Path) -> Command {
+    let mut cmd = Command::new(&qemu.binary);
     cmd.args([
         "-M",
         machine,
         "-cpu",
-        &board.qemu.cpu,
+        &qemu.cpu,
         "-smp",
-        "2",
+        &qemu.smp.to_string(),
         "-m",
         "1G",
     ]);

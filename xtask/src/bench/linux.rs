@@ -19,6 +19,8 @@ const BOARD: &str = "qemu-virt-linux";
 const MANIFEST: &str = "tests/one-linux.toml";
 /// Time bound of one partition boot.
 const TIMEOUT: Duration = Duration::from_secs(300);
+/// Added to the bare kernel's command line for the like-with-like baseline.
+const KVM_OFF: &str = "kvm-arm.mode=none";
 /// The partition's line that ends the timed span.
 const DONE: &str = "[linux-a] hvtest: done";
 
@@ -31,15 +33,22 @@ pub fn measure(root: &Path, report: &mut Report) -> Result<(), String> {
     let bundle = dir.join("bundle-bench-linux.bin");
     build::bundle(&artifacts, &board.dir.join(MANIFEST), &bundle)?;
     let devices = board.qemu.device_args(&linux::dir(root))?;
-    let (mut bare, mut partition) = (Vec::new(), Vec::new());
+    let (mut bare, mut partition, mut bare_el1) = (Vec::new(), Vec::new(), Vec::new());
     for boot in 0..BOOTS {
         bare.push(oracle::boot_seconds(root, &board, None)?);
+        bare_el1.push(oracle::boot_seconds_with(root, &board, KVM_OFF)?);
         let cmd = qemu::command(&board.qemu, &artifacts.image, &bundle, &devices);
         let log = dir.join(format!("bench-linux-partition-{boot}.log"));
         partition.push(partition_boot(cmd, &log)?);
     }
-    let (b, p) = (median(&mut bare), median(&mut partition));
-    let mut table = format!("linux ({BOOTS} boots each, alternating; QEMU TCG, wall clock)\n");
+    let (b, p, e) = (
+        median(&mut bare),
+        median(&mut partition),
+        median(&mut bare_el1),
+    );
+    let mut table = format!(
+        "linux ({BOOTS} boots each, alternating: bare, bare with {KVM_OFF}, partition; QEMU TCG, wall clock)\n"
+    );
     for f in [
         Figure::number(
             "linux_boot_seconds_bare".into(),
@@ -58,6 +67,18 @@ pub fn measure(root: &Path, report: &mut Report) -> Result<(), String> {
             p / b,
             "ratio",
             "linux_boot_seconds_partition / linux_boot_seconds_bare".into(),
+        ),
+        Figure::number(
+            "linux_boot_seconds_bare_kvm_off".into(),
+            e,
+            "s",
+            format!("the bare boot with `{KVM_OFF}`: the kernel at EL2 leaves KVM (and its GICv4 support) down, as a partition's kernel at EL1 has none (median)"),
+        ),
+        Figure::number(
+            "linux_boot_ratio_kvm_off".into(),
+            p / e,
+            "ratio",
+            "linux_boot_seconds_partition / linux_boot_seconds_bare_kvm_off: like with like".into(),
         ),
     ] {
         if let super::report::Value::Number(x) = f.value {

@@ -13,6 +13,7 @@
 //!   hypervisor maps edu's MSI itself (`_selftest` figures).
 
 use super::bare;
+use super::icount;
 use super::report::{median, Figure, Report, Value};
 use crate::board::Board;
 use crate::{build, qemu};
@@ -61,10 +62,19 @@ impl Deliveries {
     }
 }
 
-/// Builds, boots every configuration `BOOTS` times and adds the figures.
-pub fn measure(root: &Path, board: &Board, report: &mut Report) -> Result<(), String> {
+/// Builds, boots every configuration `BOOTS` times and adds the figures:
+/// the wall-clock ones and the self-test if `wall`, the instruction counts
+/// (`icount`) if `icount`.
+pub fn measure(
+    root: &Path,
+    board: &Board,
+    report: &mut Report,
+    wall: bool,
+    icount: bool,
+) -> Result<(), String> {
     qemu::check(&board.qemu)?;
     let artifacts = build::build(root, board)?;
+    sizes(&artifacts, report)?;
     let first = report.figures.len();
     let dir = artifacts.image.parent().unwrap_or(root).to_path_buf();
 
@@ -95,6 +105,22 @@ pub fn measure(root: &Path, board: &Board, report: &mut Report) -> Result<(), St
     let mut bare3 = Deliveries::default();
     let mut bare4 = Deliveries::default();
     let mut bare_error: Option<String> = shim.as_ref().err().cloned();
+    if !wall {
+        if icount {
+            let shim = shim.as_ref().map_err(|e| format!("bare-metal shim: {e}"))?;
+            let configs = icount::configs(
+                board,
+                GICV3_MACHINE,
+                &artifacts.image,
+                &bundle,
+                &guest_elf,
+                shim,
+            );
+            let table = icount::measure(&configs, &dir, report)?;
+            report.table(table);
+        }
+        return Ok(());
+    }
     // Boots interleave the configurations so that a load spike on this
     // shared machine hits all of them, not one.
     for boot in 0..BOOTS {
@@ -234,17 +260,40 @@ pub fn measure(root: &Path, board: &Board, report: &mut Report) -> Result<(), St
     // The GICv4 self-test: the hypervisor maps edu's MSI itself.
     selftest(&artifacts, board, &dir, report)?;
 
+    // Instructions per MSI, the deterministic figures (QEMU -icount).
+    let icount_table = match &shim {
+        Ok(shim) if icount => {
+            let configs = icount::configs(
+                board,
+                GICV3_MACHINE,
+                &artifacts.image,
+                &bundle,
+                &guest_elf,
+                shim,
+            );
+            Some(icount::measure(&configs, &dir, report)?)
+        }
+        _ => None,
+    };
+    let icount_first = report.figures.len()
+        - if icount_table.is_some() {
+            icount::FIGURES
+        } else {
+            0
+        };
+
     let mut table = format!(
-        "system (QEMU {}, TCG; {BOOTS} boots each, interleaved: the passthrough scenario on -M {} -smp {} and on -M {GICV3_MACHINE}, {} + {} MSIs; the same guest without the hypervisor on both machines (-smp 2), {} + {} MSIs; the GICv4 self-test)\n",
+        "system (QEMU {}, TCG; {BOOTS} boots each, interleaved: the passthrough scenario on -M {} -smp {} and on -M {GICV3_MACHINE}, {} + {} MSIs; the same guest without the hypervisor on both machines (-smp {}), {} + {} MSIs; the GICv4 self-test; wall clock, secondary to the instruction counts)\n",
         board.name,
         board.qemu.machine,
         board.qemu.smp,
         v4.exits.len(),
         v3.exits.len(),
+        board.qemu.smp,
         bare3.exits.len(),
         bare4.exits.len(),
     );
-    for figure in &report.figures[first..] {
+    for figure in &report.figures[first..icount_first] {
         let value = match &figure.value {
             Value::Int(n) => format!("{n} {}", figure.unit),
             Value::Number(x) => format!("{x:.2} {}", figure.unit),
@@ -253,7 +302,63 @@ pub fn measure(root: &Path, board: &Board, report: &mut Report) -> Result<(), St
         table += &format!("  {:<40} {value}\n", figure.name);
     }
     report.table(table);
+    if let Some(table) = icount_table {
+        report.table(table);
+    }
     Ok(())
+}
+
+/// The hypervisor's size: the Image a boot loader loads, and what its ELF's
+/// loadable segments occupy in memory once loaded (text, data, and the
+/// zeroed statics: stacks, per-CPU blocks and heap arena included).
+fn sizes(artifacts: &build::Artifacts, report: &mut Report) -> Result<(), String> {
+    let image = std::fs::metadata(&artifacts.image)
+        .map_err(|e| format!("{}: {e}", artifacts.image.display()))?
+        .len();
+    let elf =
+        std::fs::read(&artifacts.elf).map_err(|e| format!("{}: {e}", artifacts.elf.display()))?;
+    let (file, memory) = load_sizes(&elf)
+        .ok_or_else(|| format!("{}: not an ELF64 file", artifacts.elf.display()))?;
+    report.push(Figure::int(
+        "hypervisor_image_bytes".into(),
+        image,
+        "bytes",
+        format!(
+            "size of the raw arm64 Image of the hypervisor ({})",
+            artifacts.image.display()
+        ),
+    ));
+    report.push(Figure::int(
+        "hypervisor_static_bytes".into(),
+        memory,
+        "bytes",
+        "memory of the hypervisor ELF's PT_LOAD segments (p_memsz): code, data and zeroed statics (stacks, per-CPU blocks, heap arena)".into(),
+    ));
+    report.table(format!(
+        "size\n  hypervisor_image_bytes                   {image} bytes\n  hypervisor_static_bytes                  {memory} bytes (of which {file} loaded from the file)\n"
+    ));
+    Ok(())
+}
+
+/// Sums of p_filesz and p_memsz over an ELF64 file's PT_LOAD segments.
+fn load_sizes(elf: &[u8]) -> Option<(u64, u64)> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?));
+    if elf.get(..4)? != b"\x7fELF" || *elf.get(4)? != 2 {
+        return None;
+    }
+    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
+    let (size, count) = (usize::from(u16_at(0x36)?), usize::from(u16_at(0x38)?));
+    let (mut file, mut memory) = (0u64, 0u64);
+    for i in 0..count {
+        let at = phoff + i * size;
+        if u32_at(at)? == 1 {
+            file += u64_at(at + 0x20)?;
+            memory += u64_at(at + 0x28)?;
+        }
+    }
+    Some((file, memory))
 }
 
 /// One boot of a passthrough configuration, to the guest's last PASS line.

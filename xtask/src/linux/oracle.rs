@@ -102,6 +102,22 @@ pub fn boot_seconds(root: &Path, board: &Board, series: Option<&str>) -> Result<
     measure(board, &guest, &dir, &log)
 }
 
+/// [`boot_seconds`] with `extra` added to the kernel command line (the
+/// bench's like-with-like baseline adds `kvm-arm.mode=none`, so that the
+/// bare kernel at EL2 does not bring up KVM, which a partition's kernel at
+/// EL1 never does); the console goes to `target/linux/bare-qemu-extra.log`.
+pub fn boot_seconds_with(root: &Path, board: &Board, extra: &str) -> Result<f64, String> {
+    let guest = super::ensure(root)?;
+    let dir = super::dir(root);
+    let log = dir.join("bare-qemu-extra.log");
+    let disk_image = disk::nvme_image(&dir, DISK)?;
+    let cmd = command(board, &guest, &disk_image, &format!("hvtest=auto {extra}"));
+    let (outcome, seconds) = qemu::run_timed(cmd, TIMEOUT, DONE)?;
+    let _ = std::fs::write(&log, &outcome.output);
+    check(&outcome, &guest).map_err(|e| format!("{e} (console: {})", log.display()))?;
+    seconds.ok_or_else(|| format!("no `{DONE}` (console: {})", log.display()))
+}
+
 /// The system scenario: fetch (printing the resolved versions), boot,
 /// check; the boot time is printed, never asserted.
 pub fn scenario(root: &Path, board: &Board, log: &Path) -> Result<(), String> {

@@ -811,6 +811,15 @@ fn garbage() {
     ));
 }
 
+/// CNTFRQ_EL0: what a tick of the virtual counter is worth (the bench turns
+/// ticks into instructions under QEMU's instruction counting).
+fn counter_frequency() -> u64 {
+    let freq: u64;
+    // SAFETY: reading CNTFRQ_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) freq) };
+    freq
+}
+
 /// Passthrough MSIs through the guest's own ITS: `device` (the function's
 /// requester ID on the guest's bus, its DeviceID) event 0 -> LPI 8192 on
 /// collection 0 (vCPU 0); `trigger` makes the function send its MSI and
@@ -840,7 +849,7 @@ pub fn passthrough_msi(device: u32, trigger: &dyn Fn(), ack: &dyn Fn()) {
             .wrapping_sub(1);
         ack();
         crate::println!("PASS passthrough: MSI round {round}: vINTID 8192 taken once on vCPU 0 (hypervisor exits meanwhile: {exits})");
-        crate::println!("passthrough: MSI round {round}: hypervisor exits meanwhile: {exits}, ticks from trigger write to handler return: {ticks} (handler ran: {handled})");
+        crate::println!("passthrough: MSI round {round}: hypervisor exits meanwhile: {exits}, ticks from trigger write to handler return: {ticks} at {} Hz (handler ran: {handled})", counter_frequency());
     }
     // More rounds for the bench's medians: the same delivery, only waited
     // for (no quiet period), measured as above.
@@ -862,7 +871,32 @@ pub fn passthrough_msi(device: u32, trigger: &dyn Fn(), ack: &dyn Fn()) {
                 "passthrough MSI round {round}: LPI 8192 not taken on vCPU 0 within {TAKE_MS} ms"
             ));
         }
-        crate::println!("passthrough: MSI round {round}: hypervisor exits meanwhile: {exits}, ticks from trigger write to handler return: {ticks} (handler ran: {handled})");
+        crate::println!("passthrough: MSI round {round}: hypervisor exits meanwhile: {exits}, ticks from trigger write to handler return: {ticks} at {} Hz (handler ran: {handled})", counter_frequency());
+    }
+    // For `cargo xtask bench`: the round trip of an exit that does nothing
+    // (the exit-count hypercall), to tell what any exit costs from what an
+    // interrupt's handling adds.
+    for _ in 0..4 {
+        let start = crate::guest::counter();
+        let _ = crate::guest::scenarios::exit_count_pub();
+        let ticks = crate::guest::counter().wrapping_sub(start);
+        crate::println!(
+            "passthrough: hypercall round trip: {ticks} ticks at {} Hz",
+            counter_frequency()
+        );
+    }
+    // For `cargo xtask bench`: a batch of N commands from the first queue
+    // write to CREADR reaching CWRITER, as a driver waits for it (under the
+    // hypervisor: the trapped CWRITER write, then the trapped CREADR reads).
+    for n in [1usize, 16] {
+        let batch = [env.sync(0); 16];
+        let start = crate::guest::counter();
+        env.send(&batch[..n], "passthrough: timed SYNC batch");
+        let ticks = crate::guest::counter().wrapping_sub(start);
+        crate::println!(
+            "passthrough: command batch of {n}: {ticks} ticks at {} Hz",
+            counter_frequency()
+        );
     }
     env.send(&[Cmd::movi(device, 0, 1), env.sync(1)], "passthrough: MOVI");
     let before = snap();

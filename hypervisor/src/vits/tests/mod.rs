@@ -6,7 +6,9 @@ mod commands;
 mod pending;
 mod props;
 mod queue;
+mod reference_state;
 mod registers;
+mod state_props;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

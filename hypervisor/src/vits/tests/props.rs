@@ -478,6 +478,11 @@ proptest! {
             prop_assert!(state.event_count() <= config.max_events);
             let counted: usize = state.devices().map(|(_, d)| d.events().count()).sum();
             prop_assert_eq!(counted, state.event_count());
+            // Event tables stay within twice max_events, whatever ITT sizes
+            // and EventIDs the guest chose.
+            let slots: usize = state.devices().map(|(_, d)| d.table_slots()).sum();
+            prop_assert_eq!(slots, state.event_table_slots());
+            prop_assert!(slots <= 2 * config.max_events);
             for (id, device) in state.devices() {
                 prop_assert!(id.0 < 1 << config.device_id_bits);
                 prop_assert!(device.event_bits <= config.event_id_bits);

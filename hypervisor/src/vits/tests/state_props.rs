@@ -1,0 +1,308 @@
+//! The table-based translation state against the B-tree one it replaced
+//! (`reference_state`, issue 15): every sequence of state operations gives
+//! the same answers from both, whatever the EventIDs, ITT sizes and order,
+//! including past the event-table allowance where events go to the sparse
+//! maps. Plus the memory bound a guest cannot push.
+
+use alloc::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::reference_state as reference;
+use super::*;
+use crate::ids::{EventId, VirtIntId};
+use crate::vits::state::EventEntry;
+
+/// One operation of the state's (crate-internal) interface.
+#[derive(Clone, Copy, Debug)]
+enum StateOp {
+    /// MAPD: drop the old device, map the new one if `valid`.
+    Mapd(u32, u8, bool),
+    InsertEvent(u32, u32, u32, u16),
+    RemoveEvent(u32, u32),
+    SetCollection(u32, u32, u16),
+    MapCollection(u16, u16),
+    UnmapCollection(u16),
+    TakeDevices,
+    TakeCollections,
+}
+
+/// DeviceIDs 0..DEVICES, and a few far apart (the device index's probing).
+const DEVICES: u32 = 40;
+const COLLECTIONS: u16 = 4;
+/// The allowance of the state under test: 2 * this many table slots, few
+/// enough that long runs exhaust it.
+const MAX_EVENTS: usize = 40;
+
+fn event_id() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        // Dense MSI-X-like EventIDs, ascending or not.
+        6 => 0..80u32,
+        // The top of an ITT, and anything at all.
+        1 => prop::sample::select(vec![255u32, 65_535, 0xFFFF_FFFF, 0x7FFF_FFFF]),
+        1 => any::<u32>(),
+    ]
+}
+
+fn state_op() -> impl Strategy<Value = StateOp> {
+    let dev = prop_oneof![
+        6 => 0..4u32,
+        3 => 0..DEVICES,
+        1 => prop::sample::select(vec![0x8000u32, 0x9E37_79B9, u32::MAX, 1 << 31]),
+    ];
+    let icid = 0..COLLECTIONS;
+    let bits = prop_oneof![3 => 1..9u8, 1 => Just(16u8), 1 => Just(32u8)];
+    prop_oneof![
+        2 => (dev.clone(), bits, prop::bool::weighted(0.8))
+            .prop_map(|(d, b, v)| StateOp::Mapd(d, b, v)),
+        8 => (dev.clone(), event_id(), 8192..8300u32, icid.clone())
+            .prop_map(|(d, e, i, c)| StateOp::InsertEvent(d, e, i, c)),
+        3 => (dev.clone(), event_id()).prop_map(|(d, e)| StateOp::RemoveEvent(d, e)),
+        2 => (dev, event_id(), icid.clone())
+            .prop_map(|(d, e, c)| StateOp::SetCollection(d, e, c)),
+        2 => (icid.clone(), 0..4u16).prop_map(|(c, v)| StateOp::MapCollection(c, v)),
+        1 => icid.prop_map(StateOp::UnmapCollection),
+        1 => Just(StateOp::TakeDevices),
+        1 => Just(StateOp::TakeCollections),
+    ]
+}
+
+/// A device's guest-visible contents.
+type Contents = (DeviceBacking, u8, Ipa, Vec<(EventId, EventEntry)>);
+
+fn contents(entry: &state::DeviceEntry) -> Contents {
+    let events = entry.events().collect();
+    (entry.backing, entry.event_bits, entry.itt_addr, events)
+}
+
+fn reference_contents(entry: &reference::DeviceEntry) -> Contents {
+    let events = entry.events().collect();
+    (entry.backing, entry.event_bits, entry.itt_addr, events)
+}
+
+/// Applies `op` to both; asserts they answer alike.
+fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::TranslationState) {
+    let d = VirtDeviceId;
+    match op {
+        StateOp::Mapd(device, bits, valid) => {
+            let got = new.remove_device(d(device)).map(|e| contents(&e));
+            let want = old.remove_device(d(device)).map(|e| reference_contents(&e));
+            assert_eq!(got, want, "{op:?}: removed device");
+            if valid {
+                let itt = Ipa(ITT + u64::from(device) * 0x1000);
+                let backing = config().backing(d(device));
+                new.insert_device(d(device), backing, bits, itt);
+                old.insert_device(d(device), backing, bits, itt);
+            }
+        }
+        StateOp::InsertEvent(device, event, intid, collection) => {
+            let mapping = EventEntry {
+                intid: VirtIntId(intid),
+                icid: icid(collection),
+            };
+            let got = new.insert_event(d(device), EventId(event), mapping);
+            let want = old.insert_event(d(device), EventId(event), mapping);
+            assert_eq!(got, want, "{op:?}");
+        }
+        StateOp::RemoveEvent(device, event) => {
+            let got = new.remove_event(d(device), EventId(event));
+            let want = old.remove_event(d(device), EventId(event));
+            assert_eq!(got, want, "{op:?}");
+        }
+        StateOp::SetCollection(device, event, collection) => {
+            new.set_event_collection(d(device), EventId(event), icid(collection));
+            old.set_event_collection(d(device), EventId(event), icid(collection));
+        }
+        StateOp::MapCollection(collection, target) => {
+            let got = new.map_collection(icid(collection), vcpu(target));
+            let want = old.map_collection(icid(collection), vcpu(target));
+            assert_eq!(got, want, "{op:?}");
+        }
+        StateOp::UnmapCollection(collection) => {
+            let got = new.unmap_collection(icid(collection));
+            let want = old.unmap_collection(icid(collection));
+            assert_eq!(got, want, "{op:?}");
+        }
+        StateOp::TakeDevices => {
+            let got: Vec<_> = new
+                .take_devices()
+                .iter()
+                .map(|(id, e)| (*id, contents(e)))
+                .collect();
+            let want: Vec<_> = old
+                .take_devices()
+                .iter()
+                .map(|(id, e)| (*id, reference_contents(e)))
+                .collect();
+            assert_eq!(got, want, "{op:?}");
+        }
+        StateOp::TakeCollections => {
+            assert_eq!(new.take_collections(), old.take_collections(), "{op:?}");
+        }
+    }
+}
+
+/// Every query of the state gives the same answer from both.
+fn assert_same(new: &TranslationState, old: &reference::TranslationState, probes: &[(u32, u32)]) {
+    assert_eq!(new.device_count(), old.device_count(), "device count");
+    assert_eq!(new.event_count(), old.event_count(), "event count");
+    let got: Vec<_> = new.devices().map(|(id, e)| (id, contents(e))).collect();
+    let want: Vec<_> = old
+        .devices()
+        .map(|(id, e)| (id, reference_contents(e)))
+        .collect();
+    assert_eq!(got, want, "devices and their events");
+    assert!(new.collections().eq(old.collections()), "collections");
+    for c in 0..COLLECTIONS {
+        assert!(
+            new.events_in_collection(icid(c))
+                .eq(old.events_in_collection(icid(c))),
+            "events of collection {c}"
+        );
+        assert_eq!(new.collection(icid(c)), old.collection(icid(c)));
+    }
+    for &(device, event) in probes {
+        let (device, event) = (VirtDeviceId(device), EventId(event));
+        assert_eq!(new.event(device, event), old.event(device, event));
+        assert_eq!(
+            new.device(device).map(contents),
+            old.device(device).map(reference_contents)
+        );
+    }
+    // The allowance is what the tables hold, and holds.
+    let slots: usize = new.devices().map(|(_, e)| e.table_slots()).sum();
+    assert_eq!(slots, new.event_table_slots());
+    assert!(slots <= 2 * MAX_EVENTS, "{slots} table slots");
+    for (_, entry) in new.devices() {
+        let itt = 1u64 << entry.event_bits;
+        assert!(
+            entry.table_slots() as u64 <= itt,
+            "table beyond the ITT size"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn table_state_answers_like_the_btree_state_it_replaced(
+        ops in prop::collection::vec(state_op(), 1..200)
+    ) {
+        let mut new = TranslationState::with_max_events(MAX_EVENTS);
+        let mut old = reference::TranslationState::default();
+        let mut probes = Vec::new();
+        for op in ops {
+            if let StateOp::InsertEvent(d, e, ..)
+            | StateOp::RemoveEvent(d, e)
+            | StateOp::SetCollection(d, e, _) = op
+            {
+                probes.push((d, e));
+            }
+            apply(op, &mut new, &mut old);
+            assert_same(&new, &old, &probes);
+        }
+    }
+}
+
+#[test]
+fn a_huge_itt_and_scattered_event_ids_allocate_nothing_in_proportion() {
+    let mut state = TranslationState::with_max_events(16);
+    state.insert_device(VirtDeviceId(1), DeviceBacking::Nothing, 32, Ipa(ITT));
+    assert_eq!(state.event_table_slots(), 0, "MAPD allocates no table");
+    let mapping = EventEntry {
+        intid: VirtIntId(8192),
+        icid: icid(0),
+    };
+    for event in [u32::MAX, 1 << 31, 1 << 20, 70_000] {
+        assert!(state.insert_event(VirtDeviceId(1), EventId(event), mapping));
+    }
+    assert_eq!(
+        state.event_table_slots(),
+        0,
+        "scattered EventIDs stay sparse"
+    );
+    assert_eq!(
+        state.event(VirtDeviceId(1), EventId(u32::MAX)),
+        Some(mapping)
+    );
+    // Ascending EventIDs from 0 fill a table, which takes the sparse events
+    // it comes to cover.
+    for event in 0..16 {
+        assert!(state.insert_event(VirtDeviceId(1), EventId(event), mapping));
+    }
+    let table = state.event_table_slots();
+    assert!(
+        (16..=32).contains(&table),
+        "{table} slots for 16 dense events"
+    );
+    assert_eq!(state.event_count(), 20);
+    let events: Vec<u32> = state
+        .device(VirtDeviceId(1))
+        .unwrap()
+        .events()
+        .map(|(e, _)| e.0)
+        .collect();
+    let mut want: Vec<u32> = (0..16).collect();
+    want.extend([70_000, 1 << 20, 1 << 31, u32::MAX]);
+    assert_eq!(events, want, "EventID order across table and sparse map");
+}
+
+#[test]
+fn unmapping_a_device_returns_its_table_slots_to_the_allowance() {
+    let mut state = TranslationState::with_max_events(64);
+    let mapping = EventEntry {
+        intid: VirtIntId(8192),
+        icid: icid(0),
+    };
+    for round in 0..10u32 {
+        let device = VirtDeviceId(round);
+        state.insert_device(device, DeviceBacking::Nothing, 16, Ipa(ITT));
+        for event in 0..64 {
+            assert!(state.insert_event(device, EventId(event), mapping));
+        }
+        assert_eq!(state.device(device).unwrap().table_slots(), 64);
+        state.remove_device(device);
+        assert_eq!(state.event_table_slots(), 0);
+    }
+}
+
+#[test]
+fn many_devices_are_found_after_growth_and_removals() {
+    let mut new = TranslationState::with_max_events(0);
+    let mut old = reference::TranslationState::default();
+    // Consecutive and colliding-looking DeviceIDs, mapped, half unmapped,
+    // mapped again at reused places.
+    let ids: Vec<u32> = (0..600u32)
+        .map(|i| i.wrapping_mul(0x1_0001) ^ (i << 20))
+        .collect();
+    for &id in &ids {
+        new.insert_device(VirtDeviceId(id), DeviceBacking::Nothing, 4, Ipa(ITT));
+        old.insert_device(VirtDeviceId(id), DeviceBacking::Nothing, 4, Ipa(ITT));
+    }
+    for &id in ids.iter().step_by(2) {
+        assert!(new.remove_device(VirtDeviceId(id)).is_some());
+        old.remove_device(VirtDeviceId(id));
+    }
+    for &id in ids.iter().step_by(4) {
+        new.insert_device(VirtDeviceId(id), DeviceBacking::Emulated, 5, Ipa(ITT));
+        old.insert_device(VirtDeviceId(id), DeviceBacking::Emulated, 5, Ipa(ITT));
+    }
+    let probes: Vec<(u32, u32)> = ids
+        .iter()
+        .map(|&id| (id, 0))
+        .chain([(7, 0), (u32::MAX, 0)])
+        .collect();
+    for &(id, _) in &probes {
+        assert_eq!(
+            new.device(VirtDeviceId(id)).map(contents),
+            old.device(VirtDeviceId(id)).map(reference_contents),
+            "device {id:#x}"
+        );
+    }
+    assert_eq!(new.device_count(), old.device_count());
+    assert!(new
+        .devices()
+        .map(|(id, e)| (id, contents(e)))
+        .eq(old.devices().map(|(id, e)| (id, reference_contents(e)))));
+}
