@@ -350,6 +350,7 @@ fn load_manifest(
         ipa_bits: super::partition::IPA_BITS,
         device_windows: &crate::layout::device_windows(),
         pci_devices: &pci_devices,
+        dma_confined: super::smmu::confines_dma(),
     };
     match Manifest::load(text, &ctx) {
         Ok(m) => m,
@@ -394,8 +395,15 @@ fn build_partitions(manifest: Manifest) {
         match Partition::new(PartitionId(i as u16), config, ram_pa, vmid, BootFrames) {
             Ok(p) => {
                 let cpus: Vec<u16> = p.config.cpus.iter().map(|c| c.0).collect();
+                let dma = if p.config.pci.is_empty() {
+                    ""
+                } else if super::smmu::confines_dma() {
+                    ", DMA confined by the SMMU"
+                } else {
+                    ", DMA UNCONFINED: its PCI functions can reach all memory"
+                };
                 crate::println!(
-                    "partition {name}: CPUs {cpus:?}, RAM IPA {} -> PA {} ({} MiB), VMID {vmid}, guest {}",
+                    "partition {name}: CPUs {cpus:?}, RAM IPA {} -> PA {} ({} MiB), VMID {vmid}, guest {}{dma}",
                     p.config.ram.ipa,
                     ram_pa,
                     p.config.ram.size >> 20,
