@@ -13,6 +13,7 @@ extern crate alloc;
 pub mod bundle;
 pub mod console_mux;
 pub mod cpu_features;
+pub mod dma_faults;
 pub mod gic;
 pub mod guest_fdt;
 pub mod guest_image;

@@ -1,0 +1,224 @@
+//! DMA faults the SMMU reported for one partition's PCI functions:
+//! counted per StreamID, with the last fault kept for the counters, and a
+//! rate limit that decides which faults are worth a log line (the first of
+//! each stream, then at most one summary per stream per interval), so a
+//! guest that points its device at forbidden memory in a loop cannot flood
+//! the console.
+#![forbid(unsafe_code)]
+
+use alloc::collections::BTreeMap;
+use core::fmt;
+
+/// One DMA access the SMMU stopped, as its event record described it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaFault {
+    /// The StreamID of the function that made the access.
+    pub stream_id: u32,
+    /// The input address (IOVA, i.e. an IPA of the partition) it used.
+    pub address: u64,
+    /// Whether it was a write (data to memory) or a read.
+    pub write: bool,
+    /// The event's name (IHI 0070, 7.3: `F_TRANSLATION`, `C_BAD_STE`...).
+    pub kind: &'static str,
+}
+
+impl fmt::Display for DmaFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {:#x} by StreamID {:#x} ({})",
+            if self.write { "write" } else { "read" },
+            self.address,
+            self.stream_id,
+            self.kind
+        )
+    }
+}
+
+/// What to log for a fault just recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogDecision {
+    /// The stream's first fault: log it in full.
+    First,
+    /// Log it, with how many faults of the stream went unlogged since the
+    /// last line.
+    Again {
+        /// Faults of this stream recorded but not logged since then.
+        suppressed: u64,
+    },
+    /// Count it only.
+    Quiet,
+}
+
+/// One stream's faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamFaults {
+    /// Faults recorded.
+    pub count: u64,
+    /// The latest fault.
+    pub last: DmaFault,
+    /// When (counter ticks) the stream last got a log line.
+    logged_at: u64,
+    /// Faults since that line.
+    unlogged: u64,
+}
+
+/// The DMA faults of one partition, by StreamID.
+#[derive(Clone, Debug, Default)]
+pub struct DmaFaultLog {
+    streams: BTreeMap<u32, StreamFaults>,
+    total: u64,
+}
+
+impl DmaFaultLog {
+    /// An empty log.
+    pub const fn new() -> Self {
+        Self {
+            streams: BTreeMap::new(),
+            total: 0,
+        }
+    }
+
+    /// Records `fault` at time `now` (counter ticks) and says whether to log
+    /// it: the first fault of a stream always, later ones at most once per
+    /// `interval` ticks per stream.
+    pub fn record(&mut self, fault: DmaFault, now: u64, interval: u64) -> LogDecision {
+        self.total = self.total.saturating_add(1);
+        match self.streams.get_mut(&fault.stream_id) {
+            None => {
+                self.streams.insert(
+                    fault.stream_id,
+                    StreamFaults {
+                        count: 1,
+                        last: fault,
+                        logged_at: now,
+                        unlogged: 0,
+                    },
+                );
+                LogDecision::First
+            }
+            Some(stream) => {
+                stream.count = stream.count.saturating_add(1);
+                stream.last = fault;
+                if now.wrapping_sub(stream.logged_at) >= interval {
+                    let suppressed = stream.unlogged;
+                    stream.logged_at = now;
+                    stream.unlogged = 0;
+                    LogDecision::Again { suppressed }
+                } else {
+                    stream.unlogged = stream.unlogged.saturating_add(1);
+                    LogDecision::Quiet
+                }
+            }
+        }
+    }
+
+    /// Faults recorded over all streams.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The faults of each stream that had any, by StreamID.
+    pub fn streams(&self) -> impl Iterator<Item = (u32, &StreamFaults)> {
+        self.streams.iter().map(|(&sid, s)| (sid, s))
+    }
+}
+
+/// The counters line: `DMA faults N` and, per stream, its count and last fault.
+impl fmt::Display for DmaFaultLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DMA faults {}", self.total)?;
+        for (_, stream) in self.streams() {
+            write!(
+                f,
+                "; StreamID {:#x}: {}, last {}",
+                stream.last.stream_id, stream.count, stream.last
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    fn fault(stream_id: u32, address: u64, write: bool) -> DmaFault {
+        DmaFault {
+            stream_id,
+            address,
+            write,
+            kind: "F_TRANSLATION",
+        }
+    }
+
+    #[test]
+    fn first_fault_of_each_stream_is_logged_and_counted() {
+        let mut log = DmaFaultLog::new();
+        assert_eq!(
+            log.record(fault(8, 0x4000_0000, true), 0, 100),
+            LogDecision::First
+        );
+        assert_eq!(
+            log.record(fault(16, 0x800_0000, false), 1, 100),
+            LogDecision::First
+        );
+        assert_eq!(log.total(), 2);
+        let streams: alloc::vec::Vec<_> = log.streams().map(|(sid, s)| (sid, s.count)).collect();
+        assert_eq!(streams, [(8, 1), (16, 1)]);
+    }
+
+    #[test]
+    fn repeated_faults_are_quiet_until_the_interval_passes_then_summarised() {
+        let mut log = DmaFaultLog::new();
+        assert_eq!(
+            log.record(fault(8, 0x1000, true), 1000, 100),
+            LogDecision::First
+        );
+        for t in 1001..1050 {
+            assert_eq!(
+                log.record(fault(8, 0x2000, true), t, 100),
+                LogDecision::Quiet
+            );
+        }
+        assert_eq!(
+            log.record(fault(8, 0x3000, false), 1100, 100),
+            LogDecision::Again { suppressed: 49 }
+        );
+        assert_eq!(
+            log.record(fault(8, 0x3000, false), 1101, 100),
+            LogDecision::Quiet
+        );
+        assert_eq!(log.total(), 52);
+        let (_, stream) = log.streams().next().unwrap();
+        assert_eq!(stream.count, 52);
+        assert_eq!(stream.last, fault(8, 0x3000, false));
+    }
+
+    #[test]
+    fn a_quiet_stream_does_not_silence_another() {
+        let mut log = DmaFaultLog::new();
+        log.record(fault(8, 0x1000, true), 0, 1000);
+        assert_eq!(
+            log.record(fault(8, 0x1000, true), 1, 1000),
+            LogDecision::Quiet
+        );
+        assert_eq!(
+            log.record(fault(9, 0x1000, true), 2, 1000),
+            LogDecision::First
+        );
+    }
+
+    #[test]
+    fn counters_line_names_stream_address_direction_and_kind() {
+        let mut log = DmaFaultLog::new();
+        assert_eq!(log.to_string(), "DMA faults 0");
+        log.record(fault(8, 0x4000_0000, true), 0, 1);
+        log.record(fault(8, 0x800_0000, false), 5, 1);
+        assert_eq!(
+            log.to_string(),
+            "DMA faults 2; StreamID 0x8: 2, last read of 0x8000000 by StreamID 0x8 (F_TRANSLATION)"
+        );
+    }
+}
