@@ -6,6 +6,7 @@ mod build;
 mod linux;
 mod qemu;
 mod scenarios;
+mod scenarios_dma;
 mod scenarios_linux;
 mod scenarios_passthrough;
 mod scenarios_vgic;

@@ -112,11 +112,15 @@ pub fn primary(dtb: usize) -> ! {
     super::irq::init_lpis();
     init_gic_cpu();
     super::irq::init_pci();
+    super::smmu::init();
     let manifest = load_manifest(platform, bundle, dtb as u64, dtb_size as u64);
     build_partitions(manifest);
     enable_console_input(platform);
     cpus::start_secondaries();
     super::irq::init_its();
+    // After the ITS: the DMA stage 2 maps its doorbell page.
+    super::smmu::build_domains(partitions());
+    enable_smmu_interrupts();
     for p in partitions() {
         match super::gicv4::setup(p) {
             Ok(g) => {
@@ -219,6 +223,17 @@ fn enable_console_input(platform: &Platform) {
             first.name()
         );
     }
+}
+
+/// The SMMU's event queue and global error SPIs, routed to this (the
+/// boot) CPU, whose interrupt path drains them (`smmu::on_interrupt`).
+fn enable_smmu_interrupts() {
+    let Some(gicd) = GICD.get() else { return };
+    for intid in super::smmu::interrupts() {
+        // Wired SMMU interrupts are edge-triggered (IHI 0070, 3.18).
+        gicd.enable_spi(intid, true);
+    }
+    super::smmu::enable_event_interrupt();
 }
 
 /// The redistributor and CPU interface of the calling CPU.

@@ -79,7 +79,7 @@ pub fn passthrough_wfi() {
     });
 }
 
-fn mmio_write64(addr: u64, value: u64) {
+pub(super) fn mmio_write64(addr: u64, value: u64) {
     mmio_write32(addr as *mut u32, value as u32);
     mmio_write32((addr + 4) as *mut u32, (value >> 32) as u32);
 }
@@ -116,7 +116,7 @@ pub fn passthrough_reset(boots: usize) {
 /// Finds edu on the guest's bus, checks its BAR is reached without exits,
 /// and programs its MSI with the vITS doorbell and EventID 0. Returns
 /// BAR0 and the function's DeviceID (its requester ID on our bus).
-fn edu_with_msi() -> (u64, u32) {
+pub(super) fn edu_with_msi() -> (u64, u32) {
     let Some(ecam) = ecam() else {
         fail("no pci-host-ecam-generic node")
     };
