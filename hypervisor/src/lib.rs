@@ -26,6 +26,7 @@ pub mod passthrough;
 pub mod pci;
 pub mod platform;
 pub mod psci;
+pub mod smmu;
 pub mod trap;
 pub mod vgic;
 pub mod vits;
