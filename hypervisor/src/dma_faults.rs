@@ -35,6 +35,20 @@ impl fmt::Display for DmaFault {
     }
 }
 
+impl DmaFault {
+    /// The fault an SMMU event record describes: its StreamID, the input
+    /// address of the transaction (an IOVA: the partition's IPA, since its
+    /// STE translates stage 2 only), and whether it was a write (RnW = 0).
+    pub fn from_event(event: &crate::smmu::Event) -> Self {
+        Self {
+            stream_id: event.stream_id,
+            address: event.address().unwrap_or(0),
+            write: event.read == Some(false),
+            kind: event.kind.name(),
+        }
+    }
+}
+
 /// What to log for a fault just recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogDecision {
@@ -151,6 +165,36 @@ mod tests {
             write,
             kind: "F_TRANSLATION",
         }
+    }
+
+    #[test]
+    fn an_smmu_translation_fault_record_becomes_a_write_fault_at_its_input_address() {
+        // IHI 0070, 7.3.12 F_TRANSLATION: type 0x10, StreamID in dword 0
+        // [63:32]; RnW (dword 1 bit 35) 0 = write, S2 (bit 39), CLASS IN
+        // (bits 41:40 = 0b10); input address in dword 2, IPA in dword 3.
+        let raw = [
+            0x0000_0008_0000_0010,
+            (1 << 39) | (0b10 << 40),
+            0x6080_0000,
+            0x6080_0000,
+        ];
+        let fault = DmaFault::from_event(&crate::smmu::Event::decode(raw));
+        assert_eq!(
+            fault,
+            DmaFault {
+                stream_id: 8,
+                address: 0x6080_0000,
+                write: true,
+                kind: "F_TRANSLATION",
+            }
+        );
+        let read = DmaFault::from_event(&crate::smmu::Event::decode([
+            raw[0],
+            raw[1] | (1 << 35),
+            raw[2],
+            raw[3],
+        ]));
+        assert!(!read.write);
     }
 
     #[test]

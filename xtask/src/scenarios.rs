@@ -119,7 +119,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "its-msi-becomes-lpi-at-el2-then-discard-stops-it",
             manifest: "tests/hello.toml",
-            machine: None,
+            machine: Some("virt,gic-version=4,virtualization=on"),
             qemu_args: &["-device", "edu", "-append", "selftest=its"],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
@@ -137,7 +137,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "gicv4-vlpi-reaches-guest-without-exit-and-doorbell-when-not-resident",
             manifest: "tests/gicv4.toml",
-            machine: None,
+            machine: Some("virt,gic-version=4,virtualization=on"),
             qemu_args: &["-device", "edu", "-append", "selftest=gicv4"],
             timeout: Duration::from_secs(60),
             stop_when: |out| out.contains("[alpha] PASS doorbell") || out.contains("FAIL"),
@@ -146,7 +146,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "vmovp-moves-vpe-to-another-redistributor-pending-vlpi-delivered-once-there",
             manifest: "tests/vmovp.toml",
-            machine: None,
+            machine: Some("virt,gic-version=4,virtualization=on"),
             qemu_args: &["-device", "edu", "-append", "selftest=vmovp"],
             timeout: Duration::from_secs(60),
             stop_when: |out| {
@@ -175,7 +175,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "passthrough-pci-function-bars-without-exits-msis-through-the-guests-vits-gicv3",
             manifest: "tests/passthrough.toml",
-            machine: Some("virt,gic-version=3,virtualization=on"),
+            machine: Some("virt,gic-version=3,virtualization=on,iommu=smmuv3"),
             qemu_args: &["-device", "edu"],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
@@ -193,7 +193,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "passthrough-msix-e1000e-vectors-without-exits-gicv3",
             manifest: "tests/passthrough-msix.toml",
-            machine: Some("virt,gic-version=3,virtualization=on"),
+            machine: Some("virt,gic-version=3,virtualization=on,iommu=smmuv3"),
             qemu_args: &["-device", "e1000e"],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,

@@ -32,7 +32,7 @@ const MANIFEST: &str = "tests/two-linux.toml";
 /// Both boots and linux-b's 20 ping rounds under TCG on a loaded machine.
 const TIMEOUT: Duration = Duration::from_secs(420);
 /// The GICv3 machine of the `-gicv3` variant.
-const GICV3: &str = "virt,gic-version=3,virtualization=on";
+const GICV3: &str = "virt,gic-version=3,virtualization=on,iommu=smmuv3";
 /// The partitions and their NVMe disks (board.toml).
 const PARTITIONS: [(&str, &str); 2] = [("linux-a", "linux-a"), ("linux-b", "linux-b")];
 /// Ping rounds linux-b must print after linux-a stopped (of its 20).

@@ -17,7 +17,7 @@ use crate::scenarios::{expect, no_failures, Scenario};
 use std::time::Duration;
 
 /// The GICv3 machine of the `-gicv3` variant.
-const GICV3: &str = "virt,gic-version=3,virtualization=on";
+const GICV3: &str = "virt,gic-version=3,virtualization=on,iommu=smmuv3";
 /// Rounds the guest runs.
 const ROUNDS: u32 = 3;
 

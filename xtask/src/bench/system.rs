@@ -30,7 +30,7 @@ pub const SELFTEST_ARGS: [&str; 4] = ["-device", "edu", "-append", "selftest=gic
 /// The passthrough scenario's manifest.
 const PASSTHROUGH_MANIFEST: &str = "tests/passthrough.toml";
 /// The `-gicv3` scenarios' machine.
-const GICV3_MACHINE: &str = "virt,gic-version=3,virtualization=on";
+const GICV3_MACHINE: &str = "virt,gic-version=3,virtualization=on,iommu=smmuv3";
 /// The guest's last passthrough line: the measured rounds are all printed.
 const PASSTHROUGH_DONE: &str = "PASS passthrough: MAPTI again";
 
