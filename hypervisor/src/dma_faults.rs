@@ -1,9 +1,11 @@
 //! DMA faults the SMMU reported for one partition's PCI functions:
 //! counted per StreamID, with the last fault kept for the counters, and a
-//! rate limit that decides which faults are worth a log line (the first of
-//! each stream, then at most one summary per stream per interval), so a
-//! guest that points its device at forbidden memory in a loop cannot flood
-//! the console.
+//! rate limit that decides which faults are worth a log line: the first of
+//! each stream; then a fault at another page than the stream's previous one
+//! (one transfer faults word by word on the same page), at most
+//! [`LINES_PER_INTERVAL`] per stream per interval; and once per interval a
+//! summary of what went unlogged. A guest that points its device at
+//! forbidden memory in a loop cannot flood the console.
 #![forbid(unsafe_code)]
 
 use alloc::collections::BTreeMap;
@@ -49,6 +51,9 @@ impl DmaFault {
     }
 }
 
+/// Most lines per stream per interval after its first fault.
+pub const LINES_PER_INTERVAL: u32 = 8;
+
 /// What to log for a fault just recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogDecision {
@@ -71,9 +76,11 @@ pub struct StreamFaults {
     pub count: u64,
     /// The latest fault.
     pub last: DmaFault,
-    /// When (counter ticks) the stream last got a log line.
-    logged_at: u64,
-    /// Faults since that line.
+    /// When (counter ticks) the stream's current interval began.
+    window_start: u64,
+    /// Lines still allowed in this interval.
+    lines_left: u32,
+    /// Faults recorded but not logged since the last line.
     unlogged: u64,
 }
 
@@ -94,8 +101,9 @@ impl DmaFaultLog {
     }
 
     /// Records `fault` at time `now` (counter ticks) and says whether to log
-    /// it: the first fault of a stream always, later ones at most once per
-    /// `interval` ticks per stream.
+    /// it: the first fault of a stream always; later ones at a new page, or
+    /// the first after an `interval` with faults left unlogged, within
+    /// [`LINES_PER_INTERVAL`] lines per stream per interval.
     pub fn record(&mut self, fault: DmaFault, now: u64, interval: u64) -> LogDecision {
         self.total = self.total.saturating_add(1);
         match self.streams.get_mut(&fault.stream_id) {
@@ -105,18 +113,26 @@ impl DmaFaultLog {
                     StreamFaults {
                         count: 1,
                         last: fault,
-                        logged_at: now,
+                        window_start: now,
+                        lines_left: LINES_PER_INTERVAL,
                         unlogged: 0,
                     },
                 );
                 LogDecision::First
             }
             Some(stream) => {
+                let new_page = fault.address >> 12 != stream.last.address >> 12;
                 stream.count = stream.count.saturating_add(1);
                 stream.last = fault;
-                if now.wrapping_sub(stream.logged_at) >= interval {
+                let mut summary_due = false;
+                if now.wrapping_sub(stream.window_start) >= interval {
+                    stream.window_start = now;
+                    stream.lines_left = LINES_PER_INTERVAL;
+                    summary_due = stream.unlogged != 0;
+                }
+                if (new_page || summary_due) && stream.lines_left != 0 {
+                    stream.lines_left -= 1;
                     let suppressed = stream.unlogged;
-                    stream.logged_at = now;
                     stream.unlogged = 0;
                     LogDecision::Again { suppressed }
                 } else {
@@ -214,30 +230,59 @@ mod tests {
     }
 
     #[test]
-    fn repeated_faults_are_quiet_until_the_interval_passes_then_summarised() {
+    fn faults_on_the_same_page_are_quiet_until_the_interval_passes_then_summarised() {
         let mut log = DmaFaultLog::new();
         assert_eq!(
             log.record(fault(8, 0x1000, true), 1000, 100),
             LogDecision::First
         );
         for t in 1001..1050 {
-            assert_eq!(
-                log.record(fault(8, 0x2000, true), t, 100),
-                LogDecision::Quiet
-            );
+            let word = 0x1000 + (t - 1000) * 4;
+            assert_eq!(log.record(fault(8, word, true), t, 100), LogDecision::Quiet);
         }
         assert_eq!(
-            log.record(fault(8, 0x3000, false), 1100, 100),
+            log.record(fault(8, 0x1ffc, false), 1100, 100),
             LogDecision::Again { suppressed: 49 }
         );
         assert_eq!(
-            log.record(fault(8, 0x3000, false), 1101, 100),
+            log.record(fault(8, 0x1ff8, false), 1101, 100),
             LogDecision::Quiet
         );
         assert_eq!(log.total(), 52);
         let (_, stream) = log.streams().next().unwrap();
         assert_eq!(stream.count, 52);
-        assert_eq!(stream.last, fault(8, 0x3000, false));
+        assert_eq!(stream.last, fault(8, 0x1ff8, false));
+    }
+
+    #[test]
+    fn a_new_page_is_logged_within_the_lines_per_interval() {
+        let mut log = DmaFaultLog::new();
+        assert_eq!(
+            log.record(fault(8, 0x6080_0000, true), 0, 1000),
+            LogDecision::First
+        );
+        assert_eq!(
+            log.record(fault(8, 0x6080_0004, true), 1, 1000),
+            LogDecision::Quiet
+        );
+        assert_eq!(
+            log.record(fault(8, 0x0800_0000, true), 2, 1000),
+            LogDecision::Again { suppressed: 1 }
+        );
+        // A sweep over pages: LINES_PER_INTERVAL lines in all, then quiet.
+        let mut lines = 1;
+        for page in 0..100u64 {
+            if log.record(fault(8, 0x4000_0000 + (page << 12), true), 3, 1000) != LogDecision::Quiet
+            {
+                lines += 1;
+            }
+        }
+        assert_eq!(lines, LINES_PER_INTERVAL);
+        // The next interval reports what was left out.
+        assert!(matches!(
+            log.record(fault(8, 0x4000_0000 + (99 << 12), true), 1003, 1000),
+            LogDecision::Again { suppressed } if suppressed > 90
+        ));
     }
 
     #[test]

@@ -20,7 +20,10 @@ use super::boot::platform;
 use super::partition::{BootFrames, Partition, IPA_BITS};
 use crate::arch::mmu::IdentityTables;
 use crate::dma_faults::{DmaFault, DmaFaultLog, LogDecision};
+use crate::drivers::smmuv3::SmmuV3;
 use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
+use crate::smmu::S2Config;
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -33,6 +36,8 @@ pub trait DmaTranslator: Send + Sync {
     fn describe(&self) -> String;
     /// Whether the SMMU can translate stage 2 (else it cannot confine DMA).
     fn has_stage2(&self) -> bool;
+    /// Makes sure `sid` has an STE (a level-2 stream table on first use).
+    fn prepare_stream(&self, sid: u32) -> Result<(), String>;
     /// STE of `sid`: stage 2 with VMID `vmid`, root `root`, in the format
     /// VTCR_EL2 value `vtcr` describes; CFGI_STE and CMD_SYNC.
     fn attach_stage2(&self, sid: u32, vmid: u16, root: PhysAddr, vtcr: u64) -> Result<(), String>;
@@ -148,8 +153,7 @@ pub fn build_domains(partitions: &[Partition]) {
     DOMAINS.call_once(|| domains);
 }
 
-fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, alloc::string::String> {
-    use alloc::format;
+fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, String> {
     if p.config.pci.is_empty() {
         return Ok(None);
     }
@@ -164,6 +168,10 @@ fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, alloc::string::Strin
         let sid = bridge
             .stream_id(bdf.requester_id(), phandle)
             .ok_or_else(|| format!("PCI function {bdf} has no StreamID on the SMMU (iommu-map)"))?;
+        SMMU.get()
+            .ok_or("no SMMU")?
+            .prepare_stream(sid)
+            .map_err(|e| format!("StreamID {sid:#x}: {e}"))?;
         stream_ids.push(sid);
     }
     let regime = Stage2::new(IPA_BITS).map_err(|e| format!("{e:?}"))?;
@@ -301,7 +309,7 @@ fn record(fault: DmaFault) {
         .map_or("?", |p| p.name());
     match decision {
         LogDecision::First => log::warn!(
-            "partition {name}: DMA fault: {fault}: stopped by the SMMU (further faults of this StreamID are rate-limited)"
+            "partition {name}: DMA fault: {fault}: stopped by the SMMU (this StreamID's further faults are rate-limited)"
         ),
         LogDecision::Again { suppressed } => log::warn!(
             "partition {name}: DMA fault: {fault}: stopped by the SMMU ({suppressed} more since the last line)"
@@ -317,8 +325,77 @@ pub fn log_faults(p: &Partition) {
     }
 }
 
-/// Probes the SMMUv3 at `base` (mapped) with the driver of this build.
-fn probe(_base: u64) -> Result<&'static dyn DmaTranslator, String> {
-    // The SMMUv3 driver (`drivers::smmuv3`, branch smmu-core) plugs in here.
-    Err(String::from("no SMMUv3 driver in this build"))
+/// Probes the SMMUv3 at `base` (mapped): all STEs abort, GBPA abort, SMMUEN.
+fn probe(base: u64) -> Result<&'static dyn DmaTranslator, String> {
+    let mut alloc = |size: u64, align: u64| super::boot::alloc_frames(size, align);
+    // SAFETY: the device tree names an SMMUv3 at `base`, which `init` mapped
+    // as device memory (both 64 KiB pages); nothing else drives it; the
+    // frame allocator's memory is identity-mapped at EL2 and given to the
+    // SMMU's tables and queues only.
+    let smmu = unsafe { SmmuV3::probe(base as usize, &mut alloc) }.map_err(|e| format!("{e}"))?;
+    Ok(alloc::boxed::Box::leak(alloc::boxed::Box::new(smmu)))
+}
+
+/// VTCR_EL2.PS, the stage-2 output size (bits [18:16]).
+const VTCR_PS_SHIFT: u32 = 16;
+const VTCR_PS_MASK: u64 = 0b111;
+
+/// The SMMUv3 driver behind the kernel's narrow interface.
+impl DmaTranslator for SmmuV3 {
+    fn describe(&self) -> String {
+        let f = self.features();
+        format!(
+            "v3 probed: stage 2 {}, {}-bit StreamIDs ({} stream table), {}-bit VMIDs, OAS {} bits{}",
+            if f.stage2 { "yes" } else { "NO" },
+            f.sid_bits,
+            if f.two_level_stream_table { "2-level" } else { "linear" },
+            f.vmid_bits,
+            f.oas_bits,
+            if f.coherent { ", coherent" } else { "" }
+        )
+    }
+
+    fn has_stage2(&self) -> bool {
+        self.features().stage2
+    }
+
+    fn prepare_stream(&self, sid: u32) -> Result<(), String> {
+        let mut alloc = |size: u64, align: u64| super::boot::alloc_frames(size, align);
+        SmmuV3::prepare_stream(self, sid, &mut alloc).map_err(|e| format!("{e}"))
+    }
+
+    fn attach_stage2(&self, sid: u32, vmid: u16, root: PhysAddr, vtcr: u64) -> Result<(), String> {
+        // The CPUs' VTCR_EL2.PS follows the CPU's PARange, which may exceed
+        // the SMMU's OAS (QEMU: 48 against 44 bits); the DMA table maps only
+        // RAM and the ITS, which lie below both, so the SMMU gets its own OAS.
+        let ps = (vtcr >> VTCR_PS_SHIFT) & VTCR_PS_MASK;
+        let oas = u64::from(self.features().oas_field);
+        let vtcr = if ps > oas {
+            (vtcr & !(VTCR_PS_MASK << VTCR_PS_SHIFT)) | (oas << VTCR_PS_SHIFT)
+        } else {
+            vtcr
+        };
+        let config = S2Config::from_vtcr(vmid, root.raw(), vtcr).map_err(|e| format!("{e}"))?;
+        SmmuV3::attach_stage2(self, sid, &config).map_err(|e| format!("{e}"))
+    }
+
+    fn detach(&self, sid: u32) -> Result<(), String> {
+        SmmuV3::detach(self, sid).map_err(|e| format!("{e}"))
+    }
+
+    fn invalidate_vmid(&self, vmid: u16) -> Result<(), String> {
+        SmmuV3::invalidate_vmid(self, vmid).map_err(|e| format!("{e}"))
+    }
+
+    fn drain_faults(&self, f: &mut dyn FnMut(DmaFault)) -> usize {
+        self.drain_events(&mut |event| f(DmaFault::from_event(&event)))
+    }
+
+    fn take_gerror(&self) -> Option<u32> {
+        SmmuV3::take_gerror(self)
+    }
+
+    fn event_irq_enable(&self) {
+        SmmuV3::event_irq_enable(self)
+    }
 }

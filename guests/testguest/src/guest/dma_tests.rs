@@ -42,7 +42,7 @@ fn hex_arg(key: &str) -> Option<u64> {
 }
 
 /// The guest's RAM base (first memory region of its device tree).
-fn ram_base() -> u64 {
+pub(super) fn ram_base() -> u64 {
     fdt()
         .memory()
         .regions()

@@ -66,10 +66,12 @@ pub fn passthrough() {
 pub fn passthrough_wfi() {
     let (bar0, device) = edu_with_msi();
     let start = || {
-        // A DMA of 8 bytes from RAM into edu's buffer (0x40000), with its
-        // completion interrupt (0x100). The source is whatever edu's
-        // 28-bit DMA mask makes of 0x10_0000; the data does not matter.
-        mmio_write64(bar0 + 0x80, 0x10_0000);
+        // A DMA of 8 bytes from our RAM (1 MiB in) into edu's buffer
+        // (0x40000), with its completion interrupt (0x100); the data does
+        // not matter. The SMMU translates it; edu needs a DMA mask wider
+        // than its default 28 bits for our addresses (the scenarios pass
+        // dma_mask).
+        mmio_write64(bar0 + 0x80, super::dma_tests::ram_base() + 0x10_0000);
         mmio_write64(bar0 + 0x88, 0x4_0000);
         mmio_write64(bar0 + 0x90, 8);
         mmio_write64(bar0 + 0x98, 0b101);
