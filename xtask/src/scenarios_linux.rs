@@ -1,6 +1,7 @@
 //! Linux in partitions (issue 7): the board `qemu-virt-linux`, two Debian
 //! Linux partitions at once, each with its own NVMe disk and virtio-net NIC
-//! passed through, identity-mapped RAM, and the same `/init` checks as on
+//! passed through, RAM that is not identity-mapped (the board's SMMU
+//! translates their DMA), and the same `/init` checks as on
 //! bare QEMU (`linux/oracle.rs`, whose `check_init` reads each partition's
 //! console).
 //!
