@@ -451,18 +451,15 @@ impl SmmuV3 {
         self.submit(&[Command::CfgiSte { sid, leaf: false }])
     }
 
-    /// Translates `sid`'s DMA through stage 2 `cfg`. The STE is written
+    /// Translates `sid`'s DMA through stage 2 `cfg` (checked and adapted
+    /// by `S2Config::for_smmu`: S2PS capped to the OAS, non-cacheable walks
+    /// on a non-coherent SMMU, whose stage-2 tables the caller must then
+    /// clean to the point of coherency after every change). The STE is written
     /// while it aborts (dwords 1..7 first, then dword 0 with V and Config
     /// in one 64-bit store) and then invalidated (CMD_CFGI_STE, CMD_SYNC),
     /// so the SMMU never sees half an STE.
     pub fn attach_stage2(&self, sid: u32, cfg: &S2Config) -> Result<(), SmmuError> {
-        cfg.check(&self.features)?;
-        let cfg = if self.coherent {
-            *cfg
-        } else {
-            cfg.with_noncacheable_walks()
-        };
-        let ste = Ste::stage2(&cfg);
+        let ste = Ste::stage2(&cfg.for_smmu(&self.features)?);
         let streams = self.streams.lock();
         let at = streams
             .ste_address(sid)?
