@@ -31,6 +31,7 @@ use crate::smmu::regs::{
     off, Cacheability, CmdqBase, CmdqCons, CmdqProd, Cr0, Cr1, Cr2, EventqBase, EventqCons,
     EventqProd, Gbpa, Gerror, IrqCtrl, Shareability, StrtabBase,
 };
+use crate::smmu::ste_update::{self, StreamTableMemory};
 use crate::smmu::stream_table::{l1_descriptor, SteLocation, StreamTableFormat, L2_TABLE_BYTES};
 use crate::smmu::{Command, Event, Ring, S2Config, SmmuError, SmmuFeatures, Ste, StreamTablePlan};
 
@@ -130,6 +131,28 @@ fn read_dwords<const N: usize>(pa: u64) -> [u64; N] {
         *word = unsafe { core::ptr::read_volatile((pa as *const u64).add(i)) };
     }
     out
+}
+
+/// The stream table's memory: identity-mapped RAM this driver allocated.
+struct TableMemory {
+    coherent: bool,
+}
+
+impl StreamTableMemory for TableMemory {
+    fn read(&mut self, pa: u64) -> u64 {
+        read_dwords::<1>(pa)[0]
+    }
+
+    fn write(&mut self, pa: u64, words: &[u64]) {
+        write_dwords(pa, words);
+        if !self.coherent {
+            clean_invalidate(pa, 8 * words.len() as u64);
+        }
+    }
+
+    fn barrier(&mut self) {
+        crate::arch::sysreg::dsb_sy();
+    }
 }
 
 /// The command queue's memory and registers.
@@ -435,52 +458,33 @@ impl SmmuV3 {
         let l2 = alloc(L2_TABLE_BYTES, L2_TABLE_BYTES)
             .ok_or(SmmuError::OutOfMemory("level-2 stream table"))?
             .raw();
-        fill_abort(l2, L2_TABLE_BYTES);
-        if !self.coherent {
-            clean_invalidate(l2, L2_TABLE_BYTES);
-        }
-        // The STEs are in memory before the descriptor pointing at them.
-        crate::arch::sysreg::dsb_sy();
         let slot = streams.base + 8 * u64::from(l1_index);
-        write_dwords(slot, &[l1_descriptor(l2)]);
-        if !self.coherent {
-            clean_invalidate(slot, 8);
-        }
         streams.l2[l1_index as usize] = l2;
-        // Leaf = 0: the cached level-1 descriptor goes too.
-        self.submit(&[Command::CfgiSte { sid, leaf: false }])
+        ste_update::install_level2(
+            &mut self.memory(),
+            l2,
+            L2_TABLE_BYTES,
+            slot,
+            l1_descriptor(l2),
+            sid,
+            &mut |c| self.submit(c),
+        )
     }
 
-    /// Translates `sid`'s DMA through stage 2 `cfg`. The STE is written
+    /// Translates `sid`'s DMA through stage 2 `cfg` (checked and adapted
+    /// by `S2Config::for_smmu`: S2PS capped to the OAS, non-cacheable walks
+    /// on a non-coherent SMMU, whose stage-2 tables the caller must then
+    /// clean to the point of coherency after every change). The STE is written
     /// while it aborts (dwords 1..7 first, then dword 0 with V and Config
     /// in one 64-bit store) and then invalidated (CMD_CFGI_STE, CMD_SYNC),
     /// so the SMMU never sees half an STE.
     pub fn attach_stage2(&self, sid: u32, cfg: &S2Config) -> Result<(), SmmuError> {
-        cfg.check(&self.features)?;
-        let cfg = if self.coherent {
-            *cfg
-        } else {
-            cfg.with_noncacheable_walks()
-        };
-        let ste = Ste::stage2(&cfg);
+        let ste = Ste::stage2(&cfg.for_smmu(&self.features)?);
         let streams = self.streams.lock();
         let at = streams
             .ste_address(sid)?
             .ok_or(SmmuError::StreamNotPrepared { sid })?;
-        let current: [u64; 1] = read_dwords(at);
-        if current[0] != Ste::abort().0[0] {
-            // Live (or invalid) STE: make it abort and forget it first.
-            self.write_ste_dword0(at, Ste::abort().0[0]);
-            self.submit(&[Command::CfgiSte { sid, leaf: true }])?;
-        }
-        write_dwords(at + 8, &ste.0[1..]);
-        if !self.coherent {
-            clean_invalidate(at + 8, Ste::BYTES - 8);
-        }
-        // Dwords 1..7 are visible before the SMMU can see V/Config change.
-        crate::arch::sysreg::dsb_sy();
-        self.write_ste_dword0(at, ste.0[0]);
-        self.submit(&[Command::CfgiSte { sid, leaf: true }])
+        ste_update::install_ste(&mut self.memory(), at, sid, &ste, &mut |c| self.submit(c))
     }
 
     /// Makes `sid`'s STE abort again and invalidates it: once this returns,
@@ -492,15 +496,7 @@ impl SmmuV3 {
             // No level-2 table: the StreamID already aborts.
             return Ok(());
         };
-        self.write_ste_dword0(at, Ste::abort().0[0]);
-        self.submit(&[Command::CfgiSte { sid, leaf: true }])?;
-        // Config = abort ignores the rest; clear it so no stale VMID or
-        // table address lingers in memory.
-        write_dwords(at + 8, &Ste::abort().0[1..]);
-        if !self.coherent {
-            clean_invalidate(at + 8, Ste::BYTES - 8);
-        }
-        Ok(())
+        ste_update::abort_ste(&mut self.memory(), at, sid, &mut |c| self.submit(c))
     }
 
     /// Drops every TLB entry of `vmid` (CMD_TLBI_S12_VMALL, CMD_SYNC).
@@ -594,14 +590,11 @@ impl SmmuV3 {
         Ok(self.cmdq.lock().submit(commands, POLL_BUDGET)?)
     }
 
-    /// Writes dword 0 of the STE at `at` (one 64-bit store) and makes it
-    /// visible to the SMMU.
-    fn write_ste_dword0(&self, at: u64, dword0: u64) {
-        write_dwords(at, &[dword0]);
-        if !self.coherent {
-            clean_invalidate(at, 8);
+    /// The stream table's memory.
+    fn memory(&self) -> TableMemory {
+        TableMemory {
+            coherent: self.coherent,
         }
-        crate::arch::sysreg::dsb_sy();
     }
 }
 

@@ -29,7 +29,7 @@ pub enum SmmuError {
     },
     /// The stage-2 output or input size exceeds the SMMU's OAS.
     SizeExceedsOas {
-        /// What exceeds it ("PS" or "IPA").
+        /// What exceeds it ("IPA" or "root table address").
         what: &'static str,
         /// Its size in bits.
         bits: u8,

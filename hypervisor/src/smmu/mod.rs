@@ -10,6 +10,7 @@ pub mod features;
 pub mod queue;
 pub mod regs;
 pub mod ste;
+pub mod ste_update;
 pub mod stream_table;
 
 mod error;

@@ -125,7 +125,9 @@ impl S2Config {
     }
 
     /// Checks the configuration against what the SMMU implements: VMID
-    /// width, PS and IPA size within the OAS, root address within the OAS.
+    /// width, IPA size and root address within the OAS, a valid PS. A PS
+    /// beyond the OAS is not an error (the CPU's PARange is often wider than
+    /// the SMMU's OAS, as on QEMU: 48 against 44 bits): `for_smmu` caps it.
     pub fn check(&self, features: &SmmuFeatures) -> Result<(), SmmuError> {
         if features.vmid_bits < 16 && u32::from(self.vmid) >> features.vmid_bits != 0 {
             return Err(SmmuError::VmidTooLarge {
@@ -133,18 +135,26 @@ impl S2Config {
                 bits: features.vmid_bits,
             });
         }
-        let ps_bits = oas_bits(self.ps).ok_or(SmmuError::BadVtcr {
-            field: "PS",
-            value: u64::from(self.ps),
-        })?;
-        for (what, bits) in [("PS", ps_bits), ("IPA", self.ipa_bits())] {
-            if bits > features.oas_bits {
-                return Err(SmmuError::SizeExceedsOas {
-                    what,
-                    bits,
-                    oas_bits: features.oas_bits,
-                });
-            }
+        let Some(ps_bits) = oas_bits(self.ps) else {
+            return Err(SmmuError::BadVtcr {
+                field: "PS",
+                value: u64::from(self.ps),
+            });
+        };
+        if self.ipa_bits() > ps_bits {
+            // An IPA wider than the output: refused for the CPU as well
+            // (`Stage2::vtcr_el2`), and an ILLEGAL STE for some SMMUs.
+            return Err(SmmuError::BadVtcr {
+                field: "T0SZ",
+                value: u64::from(self.t0sz),
+            });
+        }
+        if self.ipa_bits() > features.oas_bits {
+            return Err(SmmuError::SizeExceedsOas {
+                what: "IPA",
+                bits: self.ipa_bits(),
+                oas_bits: features.oas_bits,
+            });
         }
         if self.ttb >> features.oas_bits != 0 {
             return Err(SmmuError::SizeExceedsOas {
@@ -160,6 +170,27 @@ impl S2Config {
             });
         }
         Ok(())
+    }
+
+    /// The configuration the STE gets on an SMMU with `features`: checked,
+    /// S2PS capped to the OAS (a stage-2 descriptor whose output address
+    /// lies beyond it then faults with F_ADDR_SIZE rather than being
+    /// truncated), and non-cacheable walks if the SMMU is not coherent.
+    pub fn for_smmu(&self, features: &SmmuFeatures) -> Result<Self, SmmuError> {
+        self.check(features)?;
+        let cfg = Self {
+            ps: if self.ps > features.oas_field {
+                features.oas_field
+            } else {
+                self.ps
+            },
+            ..*self
+        };
+        Ok(if features.coherent {
+            cfg
+        } else {
+            cfg.with_noncacheable_walks()
+        })
     }
 
     /// The same configuration with non-cacheable table walks, for an SMMU

@@ -185,19 +185,30 @@ fn check_refuses_vmid_ps_and_ipa_beyond_the_smmu() {
     );
     let mut features = qemu_features();
     features.oas_bits = 36;
+    features.oas_field = 1;
+    // A 40-bit IPA beyond a 36-bit OAS.
     assert_eq!(
         cfg.check(&features),
         Err(SmmuError::SizeExceedsOas {
-            what: "PS",
+            what: "IPA",
             bits: 40,
             oas_bits: 36
         })
     );
-    // PS within the OAS but the IPA beyond it.
-    let cfg = S2Config { ps: 1, ..cfg };
+    // An IPA (40 bits) wider than PS (36 bits).
+    let narrow_ps = S2Config { ps: 1, ..cfg };
+    assert_eq!(
+        narrow_ps.check(&qemu_features()),
+        Err(SmmuError::BadVtcr {
+            field: "T0SZ",
+            value: 24
+        })
+    );
+    // A reserved PS.
+    let bad_ps = S2Config { ps: 7, ..cfg };
     assert!(matches!(
-        cfg.check(&features),
-        Err(SmmuError::SizeExceedsOas { what: "IPA", .. })
+        bad_ps.check(&qemu_features()),
+        Err(SmmuError::BadVtcr { field: "PS", .. })
     ));
     // Root above the OAS.
     let cfg = S2Config {
@@ -221,4 +232,35 @@ fn noncacheable_walks_clear_the_walk_cacheability() {
     let dw2 = Ste::stage2(&cfg).0[2];
     assert_eq!((dw2 >> 40) & 0b1111, 0, "S2IR0 and S2OR0 non-cacheable");
     assert_eq!((dw2 >> 44) & 0b11, 0b10, "S2SH0 outer shareable");
+}
+
+#[test]
+fn for_smmu_caps_a_cpu_pa_range_wider_than_the_oas() {
+    // QEMU: -cpu max has a 48-bit PARange, the SMMU a 44-bit OAS.
+    let vtcr = Stage2::new(40)
+        .unwrap()
+        .vtcr_el2(PaRange::BITS_48, true)
+        .unwrap();
+    let cfg = S2Config::from_vtcr(3, 0x4000_0000, vtcr).unwrap();
+    assert_eq!(cfg.ps, 5);
+    let smmu = cfg.for_smmu(&qemu_features()).unwrap();
+    assert_eq!(smmu.ps, 4, "S2PS = OAS (44 bits)");
+    assert_eq!((Ste::stage2(&smmu).0[2] >> 48) & 0b111, 4);
+    // A narrower PS stays as it is; the walk attributes stay cacheable on a coherent SMMU.
+    let narrow = S2Config { ps: 2, ..cfg }
+        .for_smmu(&qemu_features())
+        .unwrap();
+    assert_eq!((narrow.ps, narrow.ir, narrow.or, narrow.sh), (2, 1, 1, 3));
+    // A non-coherent SMMU gets non-cacheable walks.
+    let mut features = qemu_features();
+    features.coherent = false;
+    let nc = cfg.for_smmu(&features).unwrap();
+    assert_eq!((nc.ir, nc.or, nc.sh), (0, 0, 0b10));
+    // And an invalid configuration is still refused.
+    assert!(S2Config { vmid: 0x100, ..cfg }
+        .for_smmu(&SmmuFeatures {
+            vmid_bits: 8,
+            ..qemu_features()
+        })
+        .is_err());
 }
