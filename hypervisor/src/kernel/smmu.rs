@@ -336,10 +336,6 @@ fn probe(base: u64) -> Result<&'static dyn DmaTranslator, String> {
     Ok(alloc::boxed::Box::leak(alloc::boxed::Box::new(smmu)))
 }
 
-/// VTCR_EL2.PS, the stage-2 output size (bits [18:16]).
-const VTCR_PS_SHIFT: u32 = 16;
-const VTCR_PS_MASK: u64 = 0b111;
-
 /// The SMMUv3 driver behind the kernel's narrow interface.
 impl DmaTranslator for SmmuV3 {
     fn describe(&self) -> String {
@@ -365,16 +361,9 @@ impl DmaTranslator for SmmuV3 {
     }
 
     fn attach_stage2(&self, sid: u32, vmid: u16, root: PhysAddr, vtcr: u64) -> Result<(), String> {
-        // The CPUs' VTCR_EL2.PS follows the CPU's PARange, which may exceed
-        // the SMMU's OAS (QEMU: 48 against 44 bits); the DMA table maps only
-        // RAM and the ITS, which lie below both, so the SMMU gets its own OAS.
-        let ps = (vtcr >> VTCR_PS_SHIFT) & VTCR_PS_MASK;
-        let oas = u64::from(self.features().oas_field);
-        let vtcr = if ps > oas {
-            (vtcr & !(VTCR_PS_MASK << VTCR_PS_SHIFT)) | (oas << VTCR_PS_SHIFT)
-        } else {
-            vtcr
-        };
+        // A PS above the SMMU's OAS (QEMU: the CPU's 48 bits against 44)
+        // is capped by the driver (`S2Config::for_smmu`): every address the
+        // DMA stage 2 maps lies below both.
         let config = S2Config::from_vtcr(vmid, root.raw(), vtcr).map_err(|e| format!("{e}"))?;
         SmmuV3::attach_stage2(self, sid, &config).map_err(|e| format!("{e}"))
     }
