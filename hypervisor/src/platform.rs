@@ -13,6 +13,7 @@ mod cpu;
 mod decode;
 mod gic;
 mod pci;
+mod smmu;
 mod tree;
 
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub use console::{Console, UartKind};
 pub use cpu::{Cpu, EnableMethod, Psci, PsciConduit, Timer};
 pub use gic::{Gic, GicInterrupt, GicV2, GicV3, InterruptKind, Its};
 pub use pci::{MsiMapEntry, PciHostBridge, PciSpace, PciWindow};
+pub use smmu::{IommuMapEntry, Smmu};
 pub use tree::TreeError;
 
 use crate::mm::addr::{PhysAddr, Range};
@@ -118,6 +120,9 @@ pub struct Platform {
     pub console: Option<Console>,
     /// ECAM PCIe host bridges.
     pub pci: Vec<PciHostBridge>,
+    /// SMMUv3s (`arm,smmu-v3`), which translate the DMA of PCI functions
+    /// their bridge's `iommu-map` sends to them.
+    pub smmus: Vec<Smmu>,
     /// `/chosen` `linux,initrd-start`..`linux,initrd-end`, if the loader placed one.
     pub initrd: Option<Range<PhysAddr>>,
     /// `/chosen` `bootargs`, if any.
@@ -153,6 +158,7 @@ impl Platform {
             timer: cpu::parse_timer(&tree, gic_node)?,
             console: console::parse(&tree, gic_node)?,
             pci: pci::parse_all(&tree)?,
+            smmus: smmu::parse_all(&tree, gic_node)?,
             initrd: chosen.map(|c| initrd(&tree, c)).transpose()?.flatten(),
             bootargs: chosen
                 .and_then(|c| tree.string(c, "bootargs"))
@@ -357,6 +363,18 @@ impl fmt::Display for Platform {
                 write!(f, ", {:?} {}", window.space, span(&window_range))?;
             }
             writeln!(f)?;
+        }
+        for smmu in &self.smmus {
+            write!(f, "SMMU     v3 {}", span(&smmu.registers))?;
+            for (name, irq) in [("eventq", smmu.eventq), ("gerror", smmu.gerror)] {
+                if let Some(irq) = irq {
+                    write!(f, ", {name} {irq}")?;
+                }
+            }
+            writeln!(f, "{}", if smmu.dma_coherent { ", coherent" } else { "" })?;
+        }
+        if self.smmus.is_empty() && !self.pci.is_empty() {
+            writeln!(f, "SMMU     none: DMA of PCI functions is not confined")?;
         }
         if let Some(initrd) = &self.initrd {
             writeln!(f, "initrd   {}", span(initrd))?;

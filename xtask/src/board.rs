@@ -93,7 +93,13 @@ impl Qemu {
                 "-netdev".into(),
                 format!("user,id=net{i}"),
                 "-device".into(),
-                format!("virtio-net-pci,netdev=net{i},addr={:#x}", n.slot),
+                // iommu_platform: QEMU's virtio devices otherwise skip the
+                // SMMU (VIRTIO_F_ACCESS_PLATFORM off) and take the guest's
+                // addresses as physical ones; modern-only, as that needs.
+                format!(
+                    "virtio-net-pci,netdev=net{i},addr={:#x},disable-legacy=on,iommu_platform=on",
+                    n.slot
+                ),
             ]);
         }
         Ok(args)

@@ -7,6 +7,7 @@ mod fuzz;
 mod linux;
 mod qemu;
 mod scenarios;
+mod scenarios_dma;
 mod scenarios_guest_arch;
 mod scenarios_linux;
 mod scenarios_passthrough;

@@ -166,7 +166,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "its-msi-becomes-lpi-at-el2-then-discard-stops-it",
             manifest: "tests/hello.toml",
-            machine: None,
+            machine: Some("virt,gic-version=4,virtualization=on"),
             qemu_args: &["-device", "edu", "-append", "selftest=its"],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
@@ -184,7 +184,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "gicv4-vlpi-reaches-guest-without-exit-and-doorbell-when-not-resident",
             manifest: "tests/gicv4.toml",
-            machine: None,
+            machine: Some("virt,gic-version=4,virtualization=on"),
             qemu_args: &["-device", "edu", "-append", "selftest=gicv4"],
             timeout: Duration::from_secs(60),
             stop_when: |out| out.contains("[alpha] PASS doorbell") || out.contains("FAIL"),
@@ -193,7 +193,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "vmovp-moves-vpe-to-another-redistributor-pending-vlpi-delivered-once-there",
             manifest: "tests/vmovp.toml",
-            machine: None,
+            machine: Some("virt,gic-version=4,virtualization=on"),
             qemu_args: &["-device", "edu", "-append", "selftest=vmovp"],
             timeout: Duration::from_secs(60),
             stop_when: |out| {
@@ -222,7 +222,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "passthrough-pci-function-bars-without-exits-msis-through-the-guests-vits-gicv3",
             manifest: "tests/passthrough.toml",
-            machine: Some("virt,gic-version=3,virtualization=on"),
+            machine: Some("virt,gic-version=3,virtualization=on,iommu=smmuv3"),
             qemu_args: &["-device", "edu"],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
@@ -240,7 +240,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "passthrough-msix-e1000e-vectors-without-exits-gicv3",
             manifest: "tests/passthrough-msix.toml",
-            machine: Some("virt,gic-version=3,virtualization=on"),
+            machine: Some("virt,gic-version=3,virtualization=on,iommu=smmuv3"),
             qemu_args: &["-device", "e1000e"],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
@@ -248,6 +248,7 @@ fn scenarios() -> Vec<Scenario> {
         },
     ];
     all.extend(crate::scenarios_passthrough::scenarios());
+    all.extend(crate::scenarios_dma::scenarios());
     all.extend(crate::scenarios_vgic::scenarios());
     all.extend(crate::scenarios_vits::scenarios());
     all.extend(crate::scenarios_wfi::scenarios());

@@ -1,6 +1,7 @@
 //! Linux in partitions (issue 7): the board `qemu-virt-linux`, two Debian
 //! Linux partitions at once, each with its own NVMe disk and virtio-net NIC
-//! passed through, identity-mapped RAM, and the same `/init` checks as on
+//! passed through, RAM that is not identity-mapped (the board's SMMU
+//! translates their DMA), and the same `/init` checks as on
 //! bare QEMU (`linux/oracle.rs`, whose `check_init` reads each partition's
 //! console).
 //!
@@ -32,7 +33,7 @@ const MANIFEST: &str = "tests/two-linux.toml";
 /// Both boots and linux-b's 20 ping rounds under TCG on a loaded machine.
 const TIMEOUT: Duration = Duration::from_secs(420);
 /// The GICv3 machine of the `-gicv3` variant.
-const GICV3: &str = "virt,gic-version=3,virtualization=on";
+const GICV3: &str = "virt,gic-version=3,virtualization=on,iommu=smmuv3";
 /// The partitions and their NVMe disks (board.toml).
 const PARTITIONS: [(&str, &str); 2] = [("linux-a", "linux-a"), ("linux-b", "linux-b")];
 /// Ping rounds linux-b must print after linux-a stopped (of its 20).

@@ -13,7 +13,7 @@ use crate::scenarios::{expect, lines_of, no_failures, Scenario};
 use std::time::Duration;
 
 /// The GICv3 machine of the `-gicv3` variants.
-const GICV3: &str = "virt,gic-version=3,virtualization=on";
+const GICV3: &str = "virt,gic-version=3,virtualization=on,iommu=smmuv3";
 /// MSIs each partition of the pair sends (tests/passthrough-two-partitions.toml).
 const PAIR: [(&str, u32); 2] = [("alpha", 24), ("beta", 40)];
 /// The pair's physical DeviceIDs (host 00:01.0 and 00:02.0), the same

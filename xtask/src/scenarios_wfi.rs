@@ -17,7 +17,7 @@ use crate::scenarios::{expect, no_failures, Scenario};
 use std::time::Duration;
 
 /// The GICv3 machine of the `-gicv3` variant.
-const GICV3: &str = "virt,gic-version=3,virtualization=on";
+const GICV3: &str = "virt,gic-version=3,virtualization=on,iommu=smmuv3";
 /// Rounds the guest runs.
 const ROUNDS: u32 = 3;
 
@@ -27,7 +27,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             name: "wfi-resident-vpe-woken-by-vlpi-without-exit",
             manifest: "tests/passthrough-wfi-resident.toml",
             machine: None,
-            qemu_args: &["-device", "edu"],
+            qemu_args: &["-device", "edu,dma_mask=0xffffffffffffffff"],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
             check: |o| check(o, 0, 0),
@@ -36,7 +36,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             name: "wfi-doorbell-non-resident-vpe-woken-by-its-doorbell",
             manifest: "tests/passthrough-wfi-doorbell.toml",
             machine: None,
-            qemu_args: &["-device", "edu"],
+            qemu_args: &["-device", "edu,dma_mask=0xffffffffffffffff"],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
             check: |o| check(o, 1, 1),
@@ -45,7 +45,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             name: "wfi-doorbell-policy-on-gicv3-woken-by-the-physical-lpi",
             manifest: "tests/passthrough-wfi-doorbell.toml",
             machine: Some(GICV3),
-            qemu_args: &["-device", "edu"],
+            qemu_args: &["-device", "edu,dma_mask=0xffffffffffffffff"],
             timeout: Duration::from_secs(60),
             stop_when: |_| false,
             check: |o| check(o, 1, 0),

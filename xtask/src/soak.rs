@@ -25,7 +25,7 @@ use crate::scenarios_passthrough::{footprints, Footprint};
 
 /// Resets the guest performs (its `resets=` boot argument).
 const RESETS: usize = 200;
-const GICV3: &str = "virt,gic-version=3,virtualization=on";
+const GICV3: &str = "virt,gic-version=3,virtualization=on,iommu=smmuv3";
 
 /// Entry point of `cargo xtask soak`.
 pub fn run(root: &Path) -> Result<ExitCode, String> {

@@ -112,11 +112,15 @@ pub fn primary(dtb: usize) -> ! {
     super::irq::init_lpis();
     init_gic_cpu();
     super::irq::init_pci();
+    super::smmu::init();
     let manifest = load_manifest(platform, bundle, dtb as u64, dtb_size as u64);
     build_partitions(manifest);
     enable_console_input(platform);
     cpus::start_secondaries();
     super::irq::init_its();
+    // After the ITS: the DMA stage 2 maps its doorbell page.
+    super::smmu::build_domains(partitions());
+    enable_smmu_interrupts();
     for p in partitions() {
         match super::gicv4::setup(p) {
             Ok(g) => {
@@ -220,6 +224,17 @@ fn enable_console_input(platform: &Platform) {
             first.name()
         );
     }
+}
+
+/// The SMMU's event queue and global error SPIs, routed to this (the
+/// boot) CPU, whose interrupt path drains them (`smmu::on_interrupt`).
+fn enable_smmu_interrupts() {
+    let Some(gicd) = GICD.get() else { return };
+    for intid in super::smmu::interrupts() {
+        // Wired SMMU interrupts are edge-triggered (IHI 0070, 3.18).
+        gicd.enable_spi(intid, true);
+    }
+    super::smmu::enable_event_interrupt();
 }
 
 /// The redistributor and CPU interface of the calling CPU.
@@ -351,6 +366,7 @@ fn load_manifest(
         ipa_bits: super::partition::IPA_BITS,
         device_windows: &crate::layout::device_windows(),
         pci_devices: &pci_devices,
+        dma_confined: super::smmu::confines_dma(),
     };
     match Manifest::load(text, &ctx) {
         Ok(m) => m,
@@ -395,8 +411,15 @@ fn build_partitions(manifest: Manifest) {
         match Partition::new(PartitionId(i as u16), config, ram_pa, vmid, BootFrames) {
             Ok(p) => {
                 let cpus: Vec<u16> = p.config.cpus.iter().map(|c| c.0).collect();
+                let dma = if p.config.pci.is_empty() {
+                    ""
+                } else if super::smmu::confines_dma() {
+                    ", DMA confined by the SMMU"
+                } else {
+                    ", DMA UNCONFINED: its PCI functions can reach all memory"
+                };
                 crate::println!(
-                    "partition {name}: CPUs {cpus:?}, RAM IPA {} -> PA {} ({} MiB), VMID {vmid}, guest {}",
+                    "partition {name}: CPUs {cpus:?}, RAM IPA {} -> PA {} ({} MiB), VMID {vmid}, guest {}{dma}",
                     p.config.ram.ipa,
                     ram_pa,
                     p.config.ram.size >> 20,

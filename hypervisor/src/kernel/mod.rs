@@ -16,6 +16,7 @@ pub mod partition;
 pub mod passthrough;
 pub mod percpu;
 pub mod selftest;
+pub mod smmu;
 pub mod vcpu;
 pub mod vgic;
 pub mod vits;

@@ -317,6 +317,10 @@ impl Partition {
         if !self.write_ram(self.dtb_ipa.raw(), &dtb) {
             return Err(BuildError::DeviceTree(String::from("larger than 2 MiB")));
         }
+        // The functions' DMA goes through the partition's DMA stage 2 from
+        // now on; the guest, not yet running, cannot have enabled bus
+        // mastering (the release above turned it off).
+        super::smmu::attach(self);
         // Instruction fetches of the guest must see the freshly copied code.
         // SAFETY: invalidating the instruction cache has no effect on data.
         unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
@@ -417,6 +421,10 @@ impl Partition {
     /// one of the partition's own vCPUs (stop, reset), whose VMID is loaded,
     /// as the stage-2 TLB maintenance needs.
     fn release_devices(&self) {
+        // First, no DMA of the partition's functions reaches memory any
+        // more and the SMMU holds no translation of its VMID: whatever the
+        // device still does, the RAM may be reused after this.
+        super::smmu::detach(self);
         // No MSI-X vector stays live on the device, whatever comes next.
         super::msix::mask_all(self);
         self.msix_warned.store(false, Ordering::Relaxed);
@@ -469,6 +477,7 @@ impl Partition {
 
     /// Logs each vCPU's counters (its physical CPU's, since boot).
     pub fn log_counters(&self) {
+        super::smmu::log_faults(self);
         for (v, cpu) in self.config.cpus.iter().enumerate() {
             log::info!(
                 "partition {}: vCPU {v} (CPU {}): {}",

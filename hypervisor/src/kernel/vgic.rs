@@ -475,6 +475,10 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
                         .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 }
             }
+            _ if super::smmu::is_interrupt(intid) => {
+                super::smmu::on_interrupt();
+                cpu_interface::deactivate(intid);
+            }
             _ if super::console::is_input_interrupt(intid) => {
                 super::console::take_input(running);
                 cpu_interface::deactivate(intid);

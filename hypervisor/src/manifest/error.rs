@@ -190,6 +190,12 @@ pub enum ErrorKind {
         /// The largest allowed.
         max: usize,
     },
+    /// A PCI function's DMA cannot be confined (no SMMU) and the partition
+    /// does not say `dma = "unconfined"`.
+    DmaNotConfined {
+        /// The address.
+        bdf: String,
+    },
     /// A DMA-capable device needs RAM at IPA == PA when there is no SMMU.
     DmaNeedsIdentityMappedRam {
         /// The address.
@@ -310,6 +316,11 @@ impl fmt::Display for ErrorKind {
             Self::PciDeviceTaken { bdf, other } => {
                 write!(f, "PCI function {bdf} is already given to {other}")
             }
+            Self::DmaNotConfined { bdf } => write!(
+                f,
+                "PCI function {bdf} could reach all memory by DMA: this machine has no SMMU; \
+                 say dma = \"unconfined\" to accept that"
+            ),
             Self::DmaNeedsIdentityMappedRam { bdf } => write!(
                 f,
                 "PCI function {bdf} can do DMA: without an SMMU it needs identity_mapped = true (RAM at IPA == PA)"

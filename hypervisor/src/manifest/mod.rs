@@ -109,6 +109,23 @@ pub struct PartitionConfig {
     pub its: ItsLimits,
     /// What a vCPU's WFI does.
     pub wfi: WfiPolicy,
+    /// Whether the partition accepts DMA that no SMMU confines.
+    pub dma: DmaPolicy,
+}
+
+/// What the DMA of a partition's PCI functions may reach (`dma`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DmaPolicy {
+    /// Only the partition's own RAM (and its MSI doorbell): the SMMU
+    /// translates every DMA through the partition's stage 2. A machine
+    /// without an SMMU refuses a partition with `pci` under this policy.
+    #[default]
+    Confined,
+    /// Said by the manifest on a machine without an SMMU: the partition's
+    /// devices can reach all physical memory, and the owner accepts it.
+    /// With an SMMU the devices are confined all the same.
+    Unconfined,
 }
 
 /// What a vCPU's WFI does (`wfi = "resident"` or `"doorbell"`).

@@ -45,6 +45,9 @@ pub(super) struct RawPartition {
     /// What a vCPU's WFI does.
     #[serde(default)]
     wfi: super::WfiPolicy,
+    /// Whether DMA no SMMU confines is accepted.
+    #[serde(default)]
+    dma: super::DmaPolicy,
 }
 
 /// `[partition.its]`: what bounds the vITS's memory and work per trap.
@@ -115,6 +118,7 @@ impl RawPartition {
                     .unwrap_or(super::ItsLimits::DEFAULT.max_commands_per_trap),
                 count: self.its.count.unwrap_or(super::ItsLimits::DEFAULT.count),
             },
+            dma: self.dma,
             wfi: self.wfi,
         }
     }

@@ -56,6 +56,7 @@ fn board_manifest_parses_to_two_partitions() {
         pci: Vec::new(),
         its: crate::manifest::ItsLimits::DEFAULT,
         wfi: crate::manifest::WfiPolicy::Resident,
+        dma: crate::manifest::DmaPolicy::Confined,
     };
     let beta = PartitionConfig {
         name: "beta".to_string(),

@@ -32,6 +32,9 @@ pub struct ValidationContext<'a> {
     pub device_windows: &'a [Region<'a, Ipa>],
     /// The PCI functions the machine has (host bus:device.function).
     pub pci_devices: &'a [crate::pci::Bdf],
+    /// Whether an SMMU translates the DMA of every PCI function through
+    /// its partition's stage 2 (probed, with stage-2 support).
+    pub dma_confined: bool,
 }
 
 /// A named address range, named so that errors can say what overlaps.
@@ -137,7 +140,8 @@ impl Checker<'_, '_> {
     }
 
     /// Each `pci` entry: a valid address, present on the machine, given to
-    /// one partition once; DMA needs IPA == PA without an SMMU (issue 6).
+    /// one partition once. Without an SMMU, DMA must be declared
+    /// `dma = "unconfined"` and needs IPA == PA.
     fn check_pci(&self) -> Result<(), Fault> {
         let mut seen: Vec<crate::pci::Bdf> = Vec::new();
         for text in &self.partition.pci {
@@ -161,11 +165,23 @@ impl Checker<'_, '_> {
                 let other = partition_ref(index, &self.earlier[index].name);
                 return Err(("pci", ErrorKind::PciDeviceTaken { bdf: name, other }));
             }
-            // Every PCI function can master the bus; without an SMMU its DMA
-            // uses physical addresses, which are the guest's only at IPA == PA.
-            if !self.partition.identity_mapped {
-                return Err(("pci", ErrorKind::DmaNeedsIdentityMappedRam { bdf: name }));
-            }
+        }
+        let Some(first) = seen.first() else {
+            return Ok(());
+        };
+        if self.ctx.dma_confined {
+            return Ok(());
+        }
+        let bdf = alloc::format!("{first}");
+        // Every PCI function can master the bus: without an SMMU nothing
+        // stops its DMA, so the manifest must say it accepts that.
+        if self.partition.dma != super::DmaPolicy::Unconfined {
+            return Err(("dma", ErrorKind::DmaNotConfined { bdf }));
+        }
+        // And its DMA uses physical addresses, which are the guest's only
+        // at IPA == PA.
+        if !self.partition.identity_mapped {
+            return Err(("pci", ErrorKind::DmaNeedsIdentityMappedRam { bdf }));
         }
         Ok(())
     }

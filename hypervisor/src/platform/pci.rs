@@ -7,6 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::decode::{self, bad, take_cells};
+use super::smmu::IommuMapEntry;
 use super::tree::{NodeIdx, Tree};
 use super::PlatformError;
 use crate::mm::addr::{PhysAddr, Range};
@@ -70,6 +71,10 @@ pub struct PciHostBridge {
     pub msi_map: Vec<MsiMapEntry>,
     /// `msi-map-mask` applied to a requester ID before the lookup.
     pub msi_map_mask: Option<u32>,
+    /// `iommu-map` entries (the requester ID to SMMU StreamID mapping).
+    pub iommu_map: Vec<IommuMapEntry>,
+    /// `iommu-map-mask` applied to a requester ID before the lookup.
+    pub iommu_map_mask: Option<u32>,
     /// `dma-coherent`: devices snoop CPU caches.
     pub dma_coherent: bool,
     /// `linux,pci-domain` (the PCI segment), if given.
@@ -90,6 +95,19 @@ impl PciHostBridge {
         self.msi_map.iter().find_map(|e| {
             let offset = rid.checked_sub(e.rid_base)?;
             (offset < e.length).then(|| e.msi_base.wrapping_add(offset))
+        })
+    }
+
+    /// The StreamID of requester ID `rid` at the IOMMU with phandle
+    /// `iommu`, by the bridge's `iommu-map` (pci-iommu.txt: the RID masked
+    /// with `iommu-map-mask`, the entry whose range holds it, offset from
+    /// its `sid-base`). `None`: no entry maps it to that IOMMU, so its DMA
+    /// does not go through it.
+    pub fn stream_id(&self, rid: u16, iommu: u32) -> Option<u32> {
+        let rid = u32::from(rid) & self.iommu_map_mask.unwrap_or(0xffff);
+        self.iommu_map.iter().find_map(|e| {
+            let offset = rid.checked_sub(e.rid_base)?;
+            (e.iommu == iommu && offset < e.length).then(|| e.sid_base.wrapping_add(offset))
         })
     }
 
@@ -165,6 +183,8 @@ fn parse(tree: &Tree, node: NodeIdx) -> Result<PciHostBridge, PlatformError> {
         msi_parent,
         msi_map: msi_map(tree, node)?,
         msi_map_mask: decode::u32_prop(tree, node, "msi-map-mask")?,
+        iommu_map: super::smmu::iommu_map(tree, node)?,
+        iommu_map_mask: decode::u32_prop(tree, node, "iommu-map-mask")?,
         dma_coherent: tree.prop(node, "dma-coherent").is_some(),
         domain: decode::u32_prop(tree, node, "linux,pci-domain")?,
     })

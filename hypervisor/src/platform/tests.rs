@@ -16,6 +16,7 @@ const GICV3: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv3.dtb");
 const GICV2: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv2.dtb");
 const PCI_INITRD: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv4-pci-initrd.dtb");
 const NUMA: &[u8] = include_bytes!("../../testdata/qemu-virt-numa.dtb");
+const SMMUV3: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv4-smmuv3.dtb");
 const EDITED: &[u8] = include_bytes!("../../testdata/qemu-edited-guest.dtb");
 
 fn range(start: u64, size: u64) -> Range<PhysAddr> {
@@ -227,6 +228,93 @@ fn banner_names_the_hardware() {
             "banner lacks {expected:?}:\n{banner}"
         );
     }
+}
+
+#[test]
+fn qemu_virt_without_iommu_has_no_smmu_and_no_iommu_map() {
+    let platform = Platform::from_fdt(GICV4).unwrap();
+    assert!(platform.smmus.is_empty());
+    assert!(platform.pci[0].iommu_map.is_empty());
+    assert_eq!(platform.pci[0].stream_id(0x0008, 0x8007), None);
+    assert!(platform
+        .to_string()
+        .contains("SMMU     none: DMA of PCI functions is not confined"));
+}
+
+#[test]
+fn qemu_virt_smmuv3_registers_interrupts_and_coherency() {
+    let platform = Platform::from_fdt(SMMUV3).unwrap();
+    assert_eq!(platform.smmus.len(), 1);
+    let smmu = &platform.smmus[0];
+    assert_eq!(smmu.node, "/smmuv3@9050000");
+    assert_eq!(smmu.registers, range(0x0905_0000, 0x2_0000));
+    assert!(smmu.dma_coherent);
+    assert_eq!(smmu.phandle, Some(0x8007));
+    // interrupt-names = "eventq", "priq", "cmdq-sync", "gerror" on SPIs 74-77.
+    let intid = |irq: Option<GicInterrupt>| irq.map(|i| i.intid().0);
+    assert_eq!(intid(smmu.eventq), Some(32 + 74));
+    assert_eq!(intid(smmu.priq), Some(32 + 75));
+    assert_eq!(intid(smmu.cmdq_sync), Some(32 + 76));
+    assert_eq!(intid(smmu.gerror), Some(32 + 77));
+    assert_eq!(smmu.combined, None);
+    assert!(smmu.eventq.unwrap().kind == InterruptKind::Spi);
+}
+
+#[test]
+fn qemu_virt_smmuv3_iommu_map_gives_stream_id_equal_to_requester_id() {
+    let platform = Platform::from_fdt(SMMUV3).unwrap();
+    let bridge = &platform.pci[0];
+    assert_eq!(
+        bridge.iommu_map,
+        [IommuMapEntry {
+            rid_base: 0,
+            iommu: 0x8007,
+            sid_base: 0,
+            length: 0x1_0000,
+        }]
+    );
+    assert_eq!(bridge.stream_id(0x0008, 0x8007), Some(0x0008));
+    assert_eq!(bridge.stream_id(0x0108, 0x8007), Some(0x0108));
+    assert_eq!(
+        bridge.stream_id(0x0008, 0x8006),
+        None,
+        "the ITS phandle is no IOMMU"
+    );
+    // The msi-map is still there and separate: DeviceIDs are the RIDs too.
+    assert_eq!(bridge.device_id(0x0008), Some(0x0008));
+}
+
+#[test]
+fn iommu_map_offsets_and_masks_the_requester_id() {
+    let mut bridge = Platform::from_fdt(SMMUV3).unwrap().pci.remove(0);
+    let entry = |rid_base, sid_base, length| IommuMapEntry {
+        rid_base,
+        iommu: 7,
+        sid_base,
+        length,
+    };
+    bridge.iommu_map = vec![entry(0x0000, 0x100, 0x100), entry(0x0100, 0x800, 0x100)];
+    assert_eq!(bridge.stream_id(0x0008, 7), Some(0x108));
+    assert_eq!(bridge.stream_id(0x0108, 7), Some(0x808));
+    assert_eq!(bridge.stream_id(0x0208, 7), None, "no entry covers bus 2");
+    bridge.iommu_map_mask = Some(0xff);
+    assert_eq!(
+        bridge.stream_id(0x0208, 7),
+        Some(0x108),
+        "mask drops the bus"
+    );
+}
+
+#[test]
+fn banner_names_the_smmu() {
+    let banner = Platform::from_fdt(SMMUV3).unwrap().to_string();
+    assert!(
+        banner.contains(
+            "SMMU     v3 0x9050000 (128 KiB), eventq SPI 74 (INTID 106), gerror SPI 77 (INTID 109), coherent"
+        ),
+        "{banner}"
+    );
+    assert!(!banner.contains("not confined"));
 }
 
 /// Which parts [`synthetic`] leaves out or changes.

@@ -21,7 +21,10 @@ const ROUND: &str = "PASS passthrough-wfi: round ";
 pub fn measure(root: &Path, board: &Board, report: &mut Report) -> Result<(), String> {
     let artifacts = build::build(root, board)?;
     let dir = artifacts.image.parent().unwrap_or(root).to_path_buf();
-    let extra = vec!["-device".to_string(), "edu".to_string()];
+    let extra = vec![
+        "-device".to_string(),
+        "edu,dma_mask=0xffffffffffffffff".to_string(),
+    ];
     let mut table =
         format!("wfi residency ({BOOTS} boots each, 3 wake-ups a boot; counts, not times)\n");
     for policy in ["resident", "doorbell"] {

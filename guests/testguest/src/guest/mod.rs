@@ -3,6 +3,7 @@
 mod boot;
 #[macro_use]
 mod console;
+mod dma_tests;
 mod gic;
 mod mmio;
 mod msix_tests;

@@ -66,10 +66,12 @@ pub fn passthrough() {
 pub fn passthrough_wfi() {
     let (bar0, device) = edu_with_msi();
     let start = || {
-        // A DMA of 8 bytes from RAM into edu's buffer (0x40000), with its
-        // completion interrupt (0x100). The source is whatever edu's
-        // 28-bit DMA mask makes of 0x10_0000; the data does not matter.
-        mmio_write64(bar0 + 0x80, 0x10_0000);
+        // A DMA of 8 bytes from our RAM (1 MiB in) into edu's buffer
+        // (0x40000), with its completion interrupt (0x100); the data does
+        // not matter. The SMMU translates it; edu needs a DMA mask wider
+        // than its default 28 bits for our addresses (the scenarios pass
+        // dma_mask).
+        mmio_write64(bar0 + 0x80, super::dma_tests::ram_base() + 0x10_0000);
         mmio_write64(bar0 + 0x88, 0x4_0000);
         mmio_write64(bar0 + 0x90, 8);
         mmio_write64(bar0 + 0x98, 0b101);
@@ -79,7 +81,7 @@ pub fn passthrough_wfi() {
     });
 }
 
-fn mmio_write64(addr: u64, value: u64) {
+pub(super) fn mmio_write64(addr: u64, value: u64) {
     mmio_write32(addr as *mut u32, value as u32);
     mmio_write32((addr + 4) as *mut u32, (value >> 32) as u32);
 }
@@ -116,7 +118,7 @@ pub fn passthrough_reset(boots: usize) {
 /// Finds edu on the guest's bus, checks its BAR is reached without exits,
 /// and programs its MSI with the vITS doorbell and EventID 0. Returns
 /// BAR0 and the function's DeviceID (its requester ID on our bus).
-fn edu_with_msi() -> (u64, u32) {
+pub(super) fn edu_with_msi() -> (u64, u32) {
     let Some(ecam) = ecam() else {
         fail("no pci-host-ecam-generic node")
     };

@@ -67,6 +67,20 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             super::pci_tests::passthrough_reset(boots);
             psci::system_off()
         }
+        "dma-isolation" => {
+            super::dma_tests::dma_isolation();
+            psci::system_off()
+        }
+        "dma-victim" => {
+            hello();
+            super::dma_tests::dma_victim();
+            psci::system_off()
+        }
+        "dma-reset" => {
+            // Returns only on a boot after the reset.
+            super::dma_tests::dma_reset(boots);
+            psci::system_off()
+        }
         "cpu-features" => {
             cpu_features();
             psci::system_off()

@@ -77,6 +77,7 @@ fn context() -> ValidationContext<'static> {
         ipa_bits: 40,
         device_windows: &WINDOWS,
         pci_devices: &PCI,
+        dma_confined: false,
     }
 }
 
@@ -587,6 +588,7 @@ fn pci_function_listed_twice_is_rejected() {
 fn pci_function_given_to_two_partitions_names_the_first() {
     let mut manifest = board();
     identity_at(&mut manifest.partitions[0], 0x5000_0000);
+    manifest.partitions[0].dma = DmaPolicy::Unconfined;
     manifest.partitions[0].pci = vec!["00:01.0".into()];
     identity_at(&mut manifest.partitions[1], 0x5800_0000);
     manifest.partitions[1].pci = vec!["00:01.0".into()];
@@ -607,7 +609,10 @@ fn pci_function_given_to_two_partitions_names_the_first() {
 
 #[test]
 fn dma_capable_device_without_identity_mapped_ram_is_refused() {
-    let kind = broken(0, "pci", |p| p.pci = vec!["00:01.0".into()]);
+    let kind = broken(0, "pci", |p| {
+        p.dma = DmaPolicy::Unconfined;
+        p.pci = vec!["00:01.0".into()];
+    });
     assert_eq!(
         kind,
         ErrorKind::DmaNeedsIdentityMappedRam {
@@ -621,11 +626,57 @@ fn dma_capable_device_without_identity_mapped_ram_is_refused() {
 }
 
 #[test]
-fn pci_function_with_identity_mapped_ram_is_accepted() {
+fn pci_function_with_identity_mapped_ram_and_unconfined_dma_is_accepted_without_smmu() {
     let mut manifest = board();
     identity_at(&mut manifest.partitions[0], 0x5000_0000);
+    manifest.partitions[0].dma = DmaPolicy::Unconfined;
     manifest.partitions[0].pci = vec!["00:01.0".into()];
     assert_eq!(manifest.validate(&context()), Ok(()));
+}
+
+#[test]
+fn pci_without_smmu_is_refused_unless_dma_is_declared_unconfined() {
+    let kind = broken(0, "dma", |p| {
+        identity_at(p, 0x5000_0000);
+        p.pci = vec!["00:01.0".into()];
+    });
+    assert_eq!(
+        kind,
+        ErrorKind::DmaNotConfined {
+            bdf: "00:01.0".into()
+        }
+    );
+    let line = kind.to_string();
+    assert!(line.contains("no SMMU"), "{line}");
+    assert!(line.contains("dma = \"unconfined\""), "{line}");
+}
+
+#[test]
+fn with_an_smmu_pci_needs_neither_identity_mapping_nor_a_dma_declaration() {
+    let mut manifest = board();
+    manifest.partitions[0].pci = vec!["00:01.0".into()];
+    assert!(!manifest.partitions[0].identity_mapped);
+    let ctx = ValidationContext {
+        dma_confined: true,
+        ..context()
+    };
+    assert_eq!(manifest.validate(&ctx), Ok(()));
+    assert_eq!(
+        manifest.validate(&context()).map_err(|e| e.field),
+        Err("dma".into()),
+        "the same manifest without the SMMU"
+    );
+}
+
+#[test]
+fn dma_policy_parses_and_defaults_to_confined() {
+    let text = BOARD_MANIFEST.replacen("bootargs", "dma = \"unconfined\"\nbootargs", 1);
+    let manifest = Manifest::parse(&text).expect("parses");
+    assert_eq!(manifest.partitions[0].dma, DmaPolicy::Unconfined);
+    assert_eq!(manifest.partitions[1].dma, DmaPolicy::Confined);
+    let text = BOARD_MANIFEST.replacen("bootargs", "dma = \"open\"\nbootargs", 1);
+    let error = Manifest::parse(&text).expect_err("unknown policy");
+    assert_eq!(error.field, "dma");
 }
 
 #[test]

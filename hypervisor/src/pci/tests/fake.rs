@@ -380,6 +380,8 @@ pub fn bridge_with_windows(windows: Vec<PciWindow>) -> PciHostBridge {
         msi_parent: None,
         msi_map: Vec::new(),
         msi_map_mask: None,
+        iommu_map: Vec::new(),
+        iommu_map_mask: None,
         dma_coherent: true,
         domain: None,
     }
