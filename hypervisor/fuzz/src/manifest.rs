@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 
 use hypervisor::manifest::{
-    ErrorKind, ItsLimits, Manifest, ManifestError, Region, ValidationContext, MAX_NAME_LEN,
-    RAM_ALIGN,
+    DmaPolicy, ErrorKind, ItsLimits, Manifest, ManifestError, Region, ValidationContext,
+    MAX_NAME_LEN, RAM_ALIGN,
 };
 use hypervisor::mm::addr::Range;
 use hypervisor::mm::{Ipa, PhysAddr};
@@ -83,18 +83,36 @@ pub fn run(data: &[u8]) {
         Ok(manifest) => manifest,
         Err(error) => return check_error(&text, &error, false),
     };
-    let ctx = ValidationContext {
-        cpu_count: CPUS,
-        ram: &RAM,
-        reserved: &RESERVED,
-        image_size: &image_size,
-        ipa_bits: IPA_BITS,
-        device_windows: &WINDOWS,
-        pci_devices: &PCI,
-    };
-    match manifest.validate(&ctx) {
-        Ok(()) => check_valid(&manifest),
-        Err(error) => check_error(&text, &error, true),
+    // Both machines: with an SMMU confining DMA and without one (where a
+    // partition with PCI functions must say dma = "unconfined").
+    for dma_confined in [true, false] {
+        let ctx = ValidationContext {
+            cpu_count: CPUS,
+            ram: &RAM,
+            reserved: &RESERVED,
+            image_size: &image_size,
+            ipa_bits: IPA_BITS,
+            device_windows: &WINDOWS,
+            pci_devices: &PCI,
+            dma_confined,
+        };
+        match manifest.validate(&ctx) {
+            Ok(()) => {
+                check_valid(&manifest);
+                // Without an SMMU, no partition's devices are confined
+                // unless the manifest owned up to it.
+                if !dma_confined {
+                    for p in &manifest.partitions {
+                        assert!(
+                            p.pci.is_empty() || p.dma == DmaPolicy::Unconfined,
+                            "{}: PCI functions accepted as confined without an SMMU",
+                            p.name
+                        );
+                    }
+                }
+            }
+            Err(error) => check_error(&text, &error, true),
+        }
     }
 }
 
