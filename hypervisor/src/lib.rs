@@ -10,6 +10,10 @@
 
 extern crate alloc;
 
+// First: the macro is in scope for every module declared after it.
+#[macro_use]
+mod register;
+
 pub mod bundle;
 pub mod console_mux;
 pub mod cpu_features;
