@@ -15,7 +15,9 @@
 //!   under each residency policy (`wfi`);
 //! - linux: the wall-clock boot of the same Debian kernel and initramfs on
 //!   bare QEMU (also with `kvm-arm.mode=none`) and in a partition, and
-//!   their ratios (`linux`).
+//!   their ratios (`linux`);
+//! - nvme: Linux NVMe read throughput in a partition with the SMMU against
+//!   the same partition without it, and their ratio (`nvme`).
 //!
 //! A table for people goes to stdout; the same figures, with the command
 //! and the machine, to `target/bench.json`. docs/figures.md explains each.
@@ -25,6 +27,7 @@ mod bare;
 mod driver;
 mod icount;
 mod linux;
+mod nvme;
 mod report;
 mod system;
 mod vits_host;
@@ -65,7 +68,7 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
         vits_host::measure(&mut report)?;
     }
     // `--filter WORD` runs the system sections whose name contains WORD:
-    // msi (wall clock and self-test), icount, wfi, linux.
+    // msi (wall clock and self-test), icount, wfi, linux, nvme.
     let want = |section: &str| opts.filter.as_deref().is_none_or(|f| section.contains(f));
     if !opts.host_only {
         let (wall, icount) = (want("msi"), want("icount"));
@@ -80,6 +83,12 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
         if want("linux") {
             eprintln!("xtask bench: Linux boot time (bare QEMU and in a partition)");
             linux::measure(root, &mut report)?;
+        }
+        if want("nvme") {
+            eprintln!(
+                "xtask bench: Linux NVMe read throughput (a partition with and without the SMMU)"
+            );
+            nvme::measure(root, &mut report)?;
         }
     }
     report.info(
