@@ -115,6 +115,7 @@ pub fn primary(dtb: usize) -> ! {
     super::smmu::init();
     let manifest = load_manifest(platform, bundle, dtb as u64, dtb_size as u64);
     build_partitions(manifest);
+    check_exclusive_pci_ids();
     enable_console_input(platform);
     cpus::start_secondaries();
     super::irq::init_its();
@@ -149,6 +150,29 @@ pub fn primary(dtb: usize) -> ! {
         p.start();
     }
     cpus::run(boot_index)
+}
+
+/// Refuses to start if PCI functions of different partitions share a
+/// DeviceID (their MSIs) or a StreamID (their DMA).
+fn check_exclusive_pci_ids() {
+    let mut functions = alloc::vec::Vec::new();
+    for p in partitions() {
+        for text in &p.config.pci {
+            // The manifest was validated against the machine's functions.
+            let Ok(bdf) = text.parse::<crate::pci::Bdf>() else {
+                continue;
+            };
+            functions.push(crate::pci::AssignedFunction {
+                partition: p.name(),
+                bdf,
+                device_id: super::irq::phys_device_id(bdf).map(|d| d.0),
+                stream_id: super::smmu::stream_id(bdf),
+            });
+        }
+    }
+    if let Err(e) = crate::pci::check_exclusive_ids(&functions) {
+        fatal(format_args!("{e}"));
+    }
 }
 
 /// A secondary CPU's path into its run loop.

@@ -153,20 +153,28 @@ pub fn build_domains(partitions: &[Partition]) {
     DOMAINS.call_once(|| domains);
 }
 
+/// The StreamID the SMMU in use knows PCI function `bdf` by (the first
+/// host bridge's `iommu-map`); `None` without an SMMU confining DMA, or
+/// if the map has no entry for it.
+pub fn stream_id(bdf: crate::pci::Bdf) -> Option<u32> {
+    SMMU.get()?;
+    let phandle = platform().smmus.first()?.phandle?;
+    platform()
+        .pci
+        .first()?
+        .stream_id(bdf.requester_id(), phandle)
+}
+
 fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, String> {
     if p.config.pci.is_empty() {
         return Ok(None);
     }
-    let smmu_node = platform().smmus.first().ok_or("no SMMU")?;
-    let phandle = smmu_node.phandle.ok_or("the SMMU node has no phandle")?;
-    let bridge = platform().pci.first().ok_or("no PCI host bridge")?;
     let mut stream_ids = Vec::new();
     for text in &p.config.pci {
         let bdf: crate::pci::Bdf = text
             .parse()
             .map_err(|_| format!("bad PCI address {text}"))?;
-        let sid = bridge
-            .stream_id(bdf.requester_id(), phandle)
+        let sid = stream_id(bdf)
             .ok_or_else(|| format!("PCI function {bdf} has no StreamID on the SMMU (iommu-map)"))?;
         SMMU.get()
             .ok_or("no SMMU")?

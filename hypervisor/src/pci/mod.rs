@@ -6,6 +6,8 @@
 //! - `bar`: BAR decoding and sizing; `assign`: placing BARs in the windows;
 //! - `capability`: the capability list, MSI, MSI-X, PCI Express;
 //! - `device`: [`discover`], the whole bring-up of one host bridge;
+//! - `exclusive`: functions of different partitions share no DeviceID or
+//!   StreamID;
 //! - `vbridge`: a partition's virtual host bridge, the config-space filter
 //!   with BAR, MSI and MSI-X emulation ([`VirtualHostBridge`]).
 //!
@@ -19,6 +21,7 @@ mod bdf;
 mod capability;
 mod device;
 mod enumerate;
+mod exclusive;
 pub mod regs;
 mod vbridge;
 
@@ -38,6 +41,7 @@ pub use capability::{
 };
 pub use device::{discover, PciDevice};
 pub use enumerate::{enumerate, enumerate_bridge, ClassCode, HeaderKind, PciFunction};
+pub use exclusive::{check_exclusive_ids, AssignedFunction};
 pub use vbridge::{
     reprogram, BarMapping, Change, ConfigEvent, GuestAccessError, GuestMsiState, HeldReason,
     MsiTarget, MsixEntry, MsixPageRegion, MsixTrap, PhysicalVector, TableWrite, VbridgeError,
