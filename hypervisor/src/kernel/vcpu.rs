@@ -24,11 +24,23 @@ const HCR_GUEST: u64 =
 /// HCR_EL2.TWI: WFI traps to EL2.
 const HCR_TWI: u64 = 1 << 13;
 
-/// HCR_EL2 for `partition`'s vCPUs: WFI trapped under `wfi = "doorbell"`.
+/// HCR_EL2.TIDCP: EL1 accesses to the IMPLEMENTATION DEFINED system
+/// registers trap (the guest gets an UNDEF): what they do to a core, its
+/// caches or its neighbours is the vendor's secret, not the partition's.
+const HCR_TIDCP: u64 = 1 << 20;
+/// HCR_EL2.TERR (FEAT_RAS): accesses to the RAS error record registers
+/// trap (UNDEF): RAS is hidden from the guest's ID registers and the
+/// records describe the machine's errors, not the partition's.
+const HCR_TERR: u64 = 1 << 36;
+
+/// HCR_EL2 for `partition`'s vCPUs: WFI trapped under `wfi = "doorbell"`;
+/// TERR only where the CPU has FEAT_RAS (elsewhere the bit is RES0).
 fn hcr_for(partition: &Partition) -> u64 {
+    let ras = (read_sysreg!("id_aa64pfr0_el1") >> 28) & 0xf != 0;
+    let hcr = HCR_GUEST | HCR_TIDCP | if ras { HCR_TERR } else { 0 };
     match partition.config.wfi {
-        WfiPolicy::Resident => HCR_GUEST,
-        WfiPolicy::Doorbell => HCR_GUEST | HCR_TWI,
+        WfiPolicy::Resident => hcr,
+        WfiPolicy::Doorbell => hcr | HCR_TWI,
     }
 }
 
@@ -40,6 +52,29 @@ const CPTR_GUEST: u64 = 0x32ff | (1 << 8) | (1 << 20) | (1 << 30);
 /// MDCR_EL2 trap bits: the statistical profiling (TPMS) and trace filter
 /// (TTRF) registers, both hidden from the guest. HPMN is added at entry.
 const MDCR_GUEST_TRAPS: u64 = (1 << 14) | (1 << 19);
+/// MDCR_EL2.HPMD (FEAT_PMUv3p1): the guest's event counters do not count
+/// while the CPU is in EL2, so its PMU sees its own work, not the
+/// hypervisor's (or, through the hypervisor, other partitions' effects).
+const MDCR_HPMD: u64 = 1 << 17;
+/// MDCR_EL2.HCCD (FEAT_PMUv3p5): nor does its cycle counter.
+const MDCR_HCCD: u64 = 1 << 23;
+
+/// MDCR_EL2 for a vCPU: the traps, all event counters to the guest
+/// (HPMN = PMCR_EL0.N), and EL2 kept out of its counts where the PMU
+/// version has the controls (ID_AA64DFR0_EL1.PMUVer; 0xf is IMPLEMENTATION
+/// DEFINED, not a version).
+fn mdcr_for_guest() -> u64 {
+    let pmu = (read_sysreg!("id_aa64dfr0_el1") >> 8) & 0xf;
+    let hpmn = (read_sysreg!("pmcr_el0") >> 11) & 0x1f;
+    let mut mdcr = MDCR_GUEST_TRAPS | hpmn;
+    if (4..0xf).contains(&pmu) {
+        mdcr |= MDCR_HPMD;
+    }
+    if (6..0xf).contains(&pmu) {
+        mdcr |= MDCR_HCCD;
+    }
+    mdcr
+}
 /// SCTLR_EL1 at reset: MMU and caches off, RES1 bits set.
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 /// SPSR_EL2 for entering a vCPU: EL1h with D, A, I and F masked.
@@ -55,11 +90,7 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     write_sysreg!("cptr_el2", CPTR_GUEST);
     write_sysreg!("cnthctl_el2", 0b11); // EL1 may use the physical counter and timer
     write_sysreg!("cntvoff_el2", 0);
-    // HPMN: all event counters to the guest.
-    write_sysreg!(
-        "mdcr_el2",
-        MDCR_GUEST_TRAPS | ((read_sysreg!("pmcr_el0") >> 11) & 0x1f)
-    );
+    write_sysreg!("mdcr_el2", mdcr_for_guest());
     write_sysreg!("hcr_el2", hcr_for(partition));
     mmu::load_stage2(partition.vtcr, partition.stage2_root, partition.vmid);
     mmu::flush_guest_tlb_local();
