@@ -511,6 +511,16 @@ fn check_cpu_features(o: &Outcome) -> Result<(), String> {
         out,
         "partition alpha: vCPU 0: unhandled trap ESR_EL2 0x66000000",
     )?;
+    expect(
+        out,
+        "[alpha] PASS cpu-features: an IMPLEMENTATION DEFINED register is undefined",
+    )?;
+    // Undefined because the hypervisor trapped it (HCR_EL2.TIDCP: EC 0x18,
+    // MRS S3_0_C15_C0_0, x0), not because the CPU lacks it.
+    expect(
+        out,
+        "partition alpha: vCPU 0: unhandled trap ESR_EL2 0x62303c01",
+    )?;
     expect(out, "[beta] PASS hello: 2 vcpus up")
 }
 

@@ -205,6 +205,20 @@ fn cpu_features() {
         psci::system_off();
     }
     println!("PASS cpu-features: an SVE instruction is undefined (ESR_EL1 {esr:#x})");
+    ABORT_ESR.store(0, Ordering::Release);
+    EXPECT_UNDEF.store(true, Ordering::Release);
+    // An IMPLEMENTATION DEFINED system register (op0 3, CRn 15): the
+    // hypervisor traps it (HCR_EL2.TIDCP) and it is undefined for us.
+    // SAFETY: a read of S3_0_C15_C0_0 only writes x0, or is undefined.
+    unsafe { core::arch::asm!("mrs x0, S3_0_C15_C0_0", out("x0") _) };
+    let esr = ABORT_ESR.load(Ordering::Acquire);
+    if EXPECT_UNDEF.swap(false, Ordering::AcqRel) || esr >> 26 != 0 {
+        println!("FAIL cpu-features: an IMPLEMENTATION DEFINED register read was not undefined (ESR_EL1 {esr:#x})");
+        psci::system_off();
+    }
+    println!(
+        "PASS cpu-features: an IMPLEMENTATION DEFINED register is undefined (ESR_EL1 {esr:#x})"
+    );
 }
 
 /// PSCI version, then every other vCPU started with CPU_ON.
