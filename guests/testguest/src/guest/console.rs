@@ -46,3 +46,21 @@ pub fn write_line(args: core::fmt::Arguments<'_>) {
 macro_rules! println {
     ($($arg:tt)*) => { $crate::guest::console::write_line(format_args!($($arg)*)) };
 }
+
+/// Prints a FAIL line and powers the partition off (a scenario's end).
+macro_rules! fail {
+    ($($arg:tt)*) => {{
+        println!("FAIL {}", format_args!($($arg)*));
+        $crate::guest::psci::system_off()
+    }};
+}
+
+/// Unwraps a setup step or fails the scenario naming it.
+macro_rules! check {
+    ($what:expr, $r:expr) => {
+        match $r {
+            Ok(v) => v,
+            Err(e) => fail!("{}: {}", $what, e),
+        }
+    };
+}

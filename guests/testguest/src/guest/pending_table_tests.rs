@@ -12,24 +12,6 @@ use super::vgic_tests::{settle, wait_until};
 use super::vits_tests::its::{self, LpiTables, FIRST_LPI};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-/// Prints a FAIL line and powers the partition off.
-macro_rules! fail {
-    ($($arg:tt)*) => {{
-        println!("FAIL {}", format_args!($($arg)*));
-        psci::system_off()
-    }};
-}
-
-/// Unwraps a setup step or fails naming it.
-macro_rules! check {
-    ($what:expr, $r:expr) => {
-        match $r {
-            Ok(v) => v,
-            Err(e) => fail!("{}: {}", $what, e),
-        }
-    };
-}
-
 /// LPIs delivered as soon as EnableLPIs is set (priority 0xa0).
 const PROMPT: [u32; 4] = [FIRST_LPI + 1, FIRST_LPI + 77, FIRST_LPI + 1000, 16383];
 /// An LPI whose priority (0xe0) the PMR (0xd0) holds back: still pending

@@ -20,14 +20,6 @@ use super::psci;
 use super::vgic_tests::{freq, settle, setup_boot_cpu, wait_until};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// Prints a FAIL line and powers the partition off.
-macro_rules! fail {
-    ($($arg:tt)*) => {{
-        println!("FAIL {}", format_args!($($arg)*));
-        psci::system_off()
-    }};
-}
-
 /// The EL1 virtual timer's PPI.
 const VTIMER: u32 = 27;
 /// The EL1 physical timer's PPI.

@@ -14,24 +14,6 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 /// vCPUs the per-vCPU tables hold (the scenarios use vCPUs 0 and 1).
 const MAX_CPUS: usize = 4;
 
-/// Prints a FAIL line and powers the partition off.
-macro_rules! fail {
-    ($($arg:tt)*) => {{
-        println!("FAIL {}", format_args!($($arg)*));
-        psci::system_off()
-    }};
-}
-
-/// Unwraps a setup step or fails the scenario naming it.
-macro_rules! check {
-    ($what:expr, $r:expr) => {
-        match $r {
-            Ok(v) => v,
-            Err(e) => fail!("{}: {}", $what, e),
-        }
-    };
-}
-
 /// SGIs each vCPU received, by INTID (0-15).
 static RECEIVED: [[AtomicU32; 16]; MAX_CPUS] =
     [const { [const { AtomicU32::new(0) }; 16] }; MAX_CPUS];
