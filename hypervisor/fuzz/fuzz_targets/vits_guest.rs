@@ -10,47 +10,18 @@
 
 use std::collections::BTreeMap;
 
-use hypervisor::guest_mem::{GuestMemError, GuestMemory};
+use hypervisor::guest_mem::GuestMemory;
 use hypervisor::ids::{EventId, PartitionId, PhysDeviceId, VcpuIndex, VirtDeviceId, VirtIntId};
 use hypervisor::mm::Ipa;
 use hypervisor::vits::{
     offset, AccessWidth, BackendAction, DeviceBacking, EventRef, RecordingBackend, SoftwareBackend,
     Vits, VitsBackend, VitsConfig, COMMAND_SIZE,
 };
+use hypervisor_fuzz::ram::{Ram, RAM_BASE};
 use libfuzzer_sys::fuzz_target;
 
-const RAM_BASE: u64 = 0x4000_0000;
 const RAM_SIZE: usize = 0x4_0000;
 const MAX_PENDING: usize = 8;
-
-/// One RAM region, like the partition's stage 2 would give.
-struct Ram(Vec<u8>);
-
-impl Ram {
-    fn range(&self, ipa: Ipa, len: usize) -> Result<std::ops::Range<usize>, GuestMemError> {
-        let err = GuestMemError::NotRam { ipa, len };
-        let start = ipa.raw().checked_sub(RAM_BASE).ok_or(err)?;
-        let start = usize::try_from(start).map_err(|_| err)?;
-        let end = start.checked_add(len).ok_or(err)?;
-        if end > self.0.len() {
-            return Err(err);
-        }
-        Ok(start..end)
-    }
-}
-
-impl GuestMemory for Ram {
-    fn read(&self, ipa: Ipa, buf: &mut [u8]) -> Result<(), GuestMemError> {
-        let range = self.range(ipa, buf.len())?;
-        buf.copy_from_slice(&self.0[range]);
-        Ok(())
-    }
-    fn write(&mut self, ipa: Ipa, buf: &[u8]) -> Result<(), GuestMemError> {
-        let range = self.range(ipa, buf.len())?;
-        self.0[range].copy_from_slice(buf);
-        Ok(())
-    }
-}
 
 /// Both backends at once: the recording one for the isolation check, the
 /// software one for its bounds.

@@ -14,6 +14,7 @@ pub mod input;
 pub mod manifest;
 pub mod pci_bridge;
 pub mod platform_fdt;
+pub mod ram;
 pub mod trap_decode;
 pub mod vgic_mmio;
 pub mod vits_pair;

@@ -16,8 +16,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::ram::{Ram, RAM_BASE};
 use hypervisor::gic::its_cmd::{ItsCommand, RdBase, NO_DOORBELL};
-use hypervisor::guest_mem::{GuestMemError, GuestMemory};
+use hypervisor::guest_mem::GuestMemory;
 use hypervisor::ids::{
     EventId, PartitionId, PhysDeviceId, PhysIntId, VcpuIndex, VirtDeviceId, VirtIntId, VpeId,
 };
@@ -33,7 +34,6 @@ use hypervisor::vits::{
 
 use crate::input::Input;
 
-const RAM_BASE: u64 = 0x4000_0000;
 const RAM_SIZE: usize = 0x6_0000;
 const VCPUS: u16 = 2;
 const MAX_PENDING: usize = 8;
@@ -43,35 +43,6 @@ const OPCODES: [u8; 12] = [
 ];
 /// Queue bytes each vITS uses (16 KiB from its queue base).
 const QUEUE_BYTES: u64 = 0x4000;
-
-/// One RAM region, like the partition's stage 2 would give.
-struct Ram(Vec<u8>);
-
-impl Ram {
-    fn range(&self, ipa: Ipa, len: usize) -> Result<std::ops::Range<usize>, GuestMemError> {
-        let err = GuestMemError::NotRam { ipa, len };
-        let start = ipa.raw().checked_sub(RAM_BASE).ok_or(err)?;
-        let start = usize::try_from(start).map_err(|_| err)?;
-        let end = start.checked_add(len).ok_or(err)?;
-        if end > self.0.len() {
-            return Err(err);
-        }
-        Ok(start..end)
-    }
-}
-
-impl GuestMemory for Ram {
-    fn read(&self, ipa: Ipa, buf: &mut [u8]) -> Result<(), GuestMemError> {
-        let range = self.range(ipa, buf.len())?;
-        buf.copy_from_slice(&self.0[range]);
-        Ok(())
-    }
-    fn write(&mut self, ipa: Ipa, buf: &[u8]) -> Result<(), GuestMemError> {
-        let range = self.range(ipa, buf.len())?;
-        self.0[range].copy_from_slice(buf);
-        Ok(())
-    }
-}
 
 /// What one partition may name on the physical ITS.
 struct Owned {
