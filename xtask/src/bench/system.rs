@@ -107,18 +107,22 @@ pub fn measure(
     let mut bare3 = Deliveries::default();
     let mut bare4 = Deliveries::default();
     let mut bare_error: Option<String> = shim.as_ref().err().cloned();
+    // Instructions per MSI, the deterministic figures (QEMU -icount).
+    let measure_icount = |shim: &Path, report: &mut Report| {
+        let configs = icount::configs(
+            board,
+            GICV3_MACHINE,
+            &artifacts.image,
+            &bundle,
+            &guest_elf,
+            shim,
+        );
+        icount::measure(&configs, &dir, report)
+    };
     if !wall {
         if icount {
             let shim = shim.as_ref().map_err(|e| format!("bare-metal shim: {e}"))?;
-            let configs = icount::configs(
-                board,
-                GICV3_MACHINE,
-                &artifacts.image,
-                &bundle,
-                &guest_elf,
-                shim,
-            );
-            let table = icount::measure(&configs, &dir, report)?;
+            let table = measure_icount(shim, report)?;
             report.table(table);
         }
         return Ok(());
@@ -262,19 +266,8 @@ pub fn measure(
     // The GICv4 self-test: the hypervisor maps edu's MSI itself.
     selftest(&artifacts, board, &dir, report)?;
 
-    // Instructions per MSI, the deterministic figures (QEMU -icount).
     let icount_table = match &shim {
-        Ok(shim) if icount => {
-            let configs = icount::configs(
-                board,
-                GICV3_MACHINE,
-                &artifacts.image,
-                &bundle,
-                &guest_elf,
-                shim,
-            );
-            Some(icount::measure(&configs, &dir, report)?)
-        }
+        Ok(shim) if icount => Some(measure_icount(shim, report)?),
         _ => None,
     };
     let icount_first = report.figures.len()
