@@ -63,12 +63,12 @@ pub const PCI_MEM32: Range<Ipa> = Range {
 
 /// The guest PCIe host bridge every partition with passthrough devices
 /// gets: its requester IDs go to its own vITS as DeviceIDs (msi-map base 0).
-pub fn guest_pci() -> crate::guest_fdt::GuestPci {
-    crate::guest_fdt::GuestPci {
+pub fn guest_pci() -> crate::boot::guest_fdt::GuestPci {
+    crate::boot::guest_fdt::GuestPci {
         ecam: PCI_ECAM,
         first_bus: 0,
         last_bus: 15,
-        mem32: Some(crate::guest_fdt::GuestPciWindow {
+        mem32: Some(crate::boot::guest_fdt::GuestPciWindow {
             cpu: PCI_MEM32,
             pci_address: PCI_MEM32.start.raw(),
         }),

@@ -14,27 +14,20 @@ extern crate alloc;
 #[macro_use]
 mod register;
 
-pub mod bundle;
-pub mod console_mux;
-pub mod cpu_features;
-pub mod dma_faults;
+pub mod boot;
+pub mod console;
 pub mod gic;
-pub mod guest_fdt;
-pub mod guest_image;
+pub mod gicv4;
+pub mod guest;
 pub mod guest_mem;
 pub mod ids;
 pub mod layout;
 pub mod manifest;
 pub mod mm;
-pub mod passthrough;
 pub mod pci;
-pub mod platform;
-pub mod psci;
 pub mod smmu;
-pub mod trap;
 pub mod vgic;
 pub mod vits;
-pub mod vuart;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -2,7 +2,7 @@
 
 use crate::board::Board;
 use crate::linux;
-use hypervisor::bundle::{BundleWriter, MANIFEST_NAME};
+use hypervisor::boot::bundle::{BundleWriter, MANIFEST_NAME};
 use hypervisor::manifest::Manifest;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -14,7 +14,7 @@ use hypervisor::guest_mem::GuestMemory;
 use hypervisor::ids::{EventId, PartitionId, PhysDeviceId, VcpuIndex, VirtDeviceId, VirtIntId};
 use hypervisor::mm::Ipa;
 use hypervisor::vits::{
-    offset, AccessWidth, BackendAction, DeviceBacking, EventRef, RecordingBackend, SoftwareBackend,
+    offset, AccessWidth, BackendAction, DeviceBacking, EventRef, RecordingBackend, ModelBackend,
     Vits, VitsBackend, VitsConfig, COMMAND_SIZE,
 };
 use hypervisor_fuzz::ram::{Ram, RAM_BASE};
@@ -27,7 +27,7 @@ const MAX_PENDING: usize = 8;
 /// software one for its bounds.
 struct Both {
     recording: RecordingBackend,
-    software: SoftwareBackend,
+    software: ModelBackend,
 }
 
 macro_rules! both {
@@ -143,7 +143,7 @@ fuzz_target!(|data: &[u8]| {
     let mut ram = Ram(vec![0; RAM_SIZE]);
     let mut backend = Both {
         recording: RecordingBackend::new(),
-        software: SoftwareBackend::new(config.num_vcpus, MAX_PENDING),
+        software: ModelBackend::new(config.num_vcpus, MAX_PENDING),
     };
     // Start from a plausible setup so that commands reach deep states.
     let valid = 1 << 63;

@@ -6,7 +6,7 @@
 //! every entry is found by name; written back with `BundleWriter` and
 //! parsed again it gives the same entries; every error prints.
 
-use hypervisor::bundle::{Bundle, BundleWriter, MAX_ENTRIES};
+use hypervisor::boot::bundle::{Bundle, BundleWriter, MAX_ENTRIES};
 
 /// One fuzz input: the bundle's bytes.
 pub fn run(data: &[u8]) {

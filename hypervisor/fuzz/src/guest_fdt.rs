@@ -10,12 +10,12 @@
 //! and the command line it was given, and none of the windows it describes
 //! overlap.
 
-use hypervisor::guest_fdt::{
+use hypervisor::boot::guest_fdt::{
     generate, GuestConsole, GuestFdtConfig, GuestFdtError, GuestGic, GuestPci, GuestPciWindow,
 };
 use hypervisor::mm::addr::Range;
 use hypervisor::mm::Ipa;
-use hypervisor::platform::{Platform, PlatformError};
+use hypervisor::boot::platform::{Platform, PlatformError};
 
 use crate::input::Input;
 

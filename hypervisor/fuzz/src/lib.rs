@@ -22,7 +22,7 @@ pub mod vuart_console;
 
 // `pci_bridge` reuses the hypervisor's own fake configuration space (the
 // host tests' `pci/tests/fake.rs`), which names these paths through `crate::`.
-pub(crate) use hypervisor::{mm, pci, platform};
+pub(crate) use hypervisor::{boot, mm, pci};
 
 /// A target's body: takes the fuzzer's bytes, panics on a broken invariant.
 pub type Run = fn(&[u8]);

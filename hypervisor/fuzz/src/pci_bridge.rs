@@ -11,7 +11,7 @@
 //! BARs the guest placed map only inside its PCI windows; the MSI-X entries
 //! exist only below the table size.
 
-use hypervisor::guest_fdt::{GuestPci, GuestPciWindow};
+use hypervisor::boot::guest_fdt::{GuestPci, GuestPciWindow};
 use hypervisor::mm::addr::{Ipa, Range};
 use hypervisor::pci::{discover, Bdf, ConfigAccess, PciDevice, VirtBdf, VirtualHostBridge};
 use hypervisor::vits::AccessWidth;

@@ -9,7 +9,7 @@
 //! same blob with NOPs inserted at the start and the end of its structure
 //! block gives the same result.
 
-use hypervisor::platform::{Platform, PlatformError};
+use hypervisor::boot::platform::{Platform, PlatformError};
 
 const FDT_MAGIC: u32 = 0xd00d_feed;
 const FDT_NOP: u32 = 4;

@@ -9,7 +9,7 @@
 //! guest's vector table at one of its four synchronous entries, in EL1h
 //! with DAIF masked, with an abort class and IL set.
 
-use hypervisor::trap::{decode, ec, inject_external_abort, TrapCause};
+use hypervisor::guest::trap::{decode, ec, inject_external_abort, TrapCause};
 
 use crate::input::Input;
 

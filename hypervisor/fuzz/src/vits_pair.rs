@@ -1,5 +1,5 @@
 //! Two partitions, each with two virtual ITSs, over one physical ITS
-//! (`vits/` and `passthrough/`): the first vITS of each partition has a
+//! (`vits/` and `gicv4/`): the first vITS of each partition has a
 //! passthrough device, both at the same virtual DeviceID, and GICv4
 //! backends that share the physical sink; the second vITS only emulated
 //! devices. The fuzzer's bytes are guest commands, register accesses,
@@ -23,13 +23,13 @@ use hypervisor::ids::{
     EventId, PartitionId, PhysDeviceId, PhysIntId, VcpuIndex, VirtDeviceId, VirtIntId, VpeId,
 };
 use hypervisor::mm::Ipa;
-use hypervisor::passthrough::{
+use hypervisor::gicv4::{
     Gicv4Backend, PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsSink, SinkError,
     VpeConfig,
 };
 use hypervisor::vgic::LpiConfig;
 use hypervisor::vits::{
-    offset, AccessWidth, DeviceBacking, SoftwareBackend, Vits, VitsConfig, COMMAND_SIZE,
+    offset, AccessWidth, DeviceBacking, ModelBackend, Vits, VitsConfig, COMMAND_SIZE,
 };
 
 use crate::input::Input;
@@ -221,7 +221,7 @@ struct Partition {
     its: Vec<Vits>,
     cwriter: Vec<u64>,
     state: Option<PassthroughState>,
-    software: Option<SoftwareBackend>,
+    software: Option<ModelBackend>,
     device: PhysDeviceId,
 }
 
@@ -286,7 +286,7 @@ impl Partition {
                 .collect(),
             cwriter: vec![0; 2],
             state: Some(PassthroughState::new(config).expect("valid")),
-            software: Some(SoftwareBackend::new(VCPUS, MAX_PENDING)),
+            software: Some(ModelBackend::new(VCPUS, MAX_PENDING)),
             device,
         };
         // Tables and queues set up as a guest driver would, so commands go deep.
@@ -316,7 +316,7 @@ impl Partition {
         &mut self,
         phys: &mut PhysIts,
         its: usize,
-        f: impl FnOnce(&mut Vits, &Ram, &mut Gicv4Backend<&mut PhysIts, SoftwareBackend>) -> R,
+        f: impl FnOnce(&mut Vits, &Ram, &mut Gicv4Backend<&mut PhysIts, ModelBackend>) -> R,
     ) -> R {
         let state = self.state.take().expect("state between traps");
         let software = self.software.take().expect("software between traps");
@@ -444,7 +444,7 @@ fn drive(data: &[u8]) -> usize {
                 partition.its = (0..2)
                     .map(|i| Vits::new(vits_config(index, i, device)).expect("valid"))
                     .collect();
-                partition.software = Some(SoftwareBackend::new(VCPUS, MAX_PENDING));
+                partition.software = Some(ModelBackend::new(VCPUS, MAX_PENDING));
             }
         }
         assert_eq!(

@@ -17,8 +17,8 @@
 
 use std::collections::VecDeque;
 
-use hypervisor::console_mux::{ConsoleMux, Input as Typed, COUNTERS_KEY, SWITCH_KEY};
-use hypervisor::vuart::{int, VirtualUart, INPUT_BACKLOG, RX_FIFO, SIZE};
+use hypervisor::console::mux::{ConsoleMux, Input as Typed, COUNTERS_KEY, SWITCH_KEY};
+use hypervisor::guest::vuart::{int, VirtualUart, INPUT_BACKLOG, RX_FIFO, SIZE};
 
 use crate::input::Input;
 

@@ -4,7 +4,8 @@
 
 use super::partition::{BootFrames, Partition};
 use super::{console, cpus, early, halt, percpu};
-use crate::bundle::Bundle;
+use crate::boot::bundle::Bundle;
+use crate::boot::platform::{Gic, Platform, PsciConduit};
 use crate::drivers::gicv3::{cpu_interface, Distributor, Redistributor, SGI_KICK};
 use crate::ids::{PartitionId, VcpuIndex};
 use crate::manifest::{Manifest, Region, ValidationContext};
@@ -12,7 +13,6 @@ use crate::mm::addr::Range;
 use crate::mm::frame::FrameAllocator;
 use crate::mm::vmid::{VmidAllocator, VmidWidth};
 use crate::mm::PhysAddr;
-use crate::platform::{Gic, Platform, PsciConduit};
 use alloc::vec::Vec;
 use spin::{Mutex, Once};
 
@@ -231,12 +231,12 @@ fn enable_console_input(platform: &Platform) {
     };
     let Some(irq) = console
         .interrupt
-        .filter(|i| matches!(i.kind, crate::platform::InterruptKind::Spi))
+        .filter(|i| matches!(i.kind, crate::boot::platform::InterruptKind::Spi))
     else {
         log::info!("console has no SPI: typed input is not read");
         return;
     };
-    if console.kind != crate::platform::UartKind::Pl011 {
+    if console.kind != crate::boot::platform::UartKind::Pl011 {
         return;
     }
     let intid = irq.intid().0;
@@ -456,7 +456,7 @@ fn build_partitions(manifest: Manifest) {
     }
     PARTITIONS.call_once(|| parts);
     for p in partitions() {
-        super::passthrough::map_bars(p);
+        super::pci::map_bars(p);
     }
     ASSIGNMENT.call_once(|| assignment);
 }

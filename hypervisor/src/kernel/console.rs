@@ -1,10 +1,10 @@
 //! The hypervisor's console: the physical UART behind a lock, a `log`
 //! backend that prefixes each line with the CPU, the partitions' virtual
-//! consoles multiplexed onto it ([`crate::console_mux`]), and typed input
+//! consoles multiplexed onto it ([`crate::console::mux`]), and typed input
 //! delivered to the partition with the focus.
 
 use super::partition::Partition;
-use crate::console_mux::{ConsoleMux, Input};
+use crate::console::mux::{ConsoleMux, Input};
 use crate::drivers::pl011::Pl011;
 use crate::ids::VcpuIndex;
 use alloc::vec::Vec;

@@ -10,12 +10,12 @@ use super::partition::Partition;
 use super::{boot, irq};
 use crate::gic::its_cmd::ItsCommand;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
-use crate::ids::{PartitionId, VcpuIndex, VirtIntId, VpeId, FIRST_LPI};
-use crate::mm::PhysAddr;
-use crate::passthrough::{
+use crate::gicv4::{
     PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsSink, SinkError, VmovpError,
     VmovpForm, VmovpSequencer, VpeConfig, VpeMove,
 };
+use crate::ids::{PartitionId, VcpuIndex, VirtIntId, VpeId, FIRST_LPI};
+use crate::mm::PhysAddr;
 use crate::vgic::{LpiConfig, LpiConfigSource};
 use alloc::collections::BTreeMap;
 use alloc::string::String;

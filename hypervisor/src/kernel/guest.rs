@@ -1,7 +1,7 @@
 //! What a partition's guest is given at boot: its device tree.
 
 use super::partition::Partition;
-use crate::guest_fdt::{self, GuestConsole, GuestFdtConfig, GuestGic};
+use crate::boot::guest_fdt::{self, GuestConsole, GuestFdtConfig, GuestGic};
 use crate::layout;
 use crate::mm::addr::Range;
 use crate::mm::Ipa;
@@ -33,7 +33,7 @@ pub fn device_tree(
         console: Some(GuestConsole {
             registers: Range {
                 start: c.console_ipa,
-                size: crate::vuart::SIZE,
+                size: crate::guest::vuart::SIZE,
             },
             spi: layout::CONSOLE_SPI,
         }),

@@ -1,7 +1,7 @@
 //! Trapped reads of the ID register space (HCR_EL2.TID3): the physical
-//! value, filtered by [`crate::cpu_features`].
+//! value, filtered by [`crate::guest::cpu_features`].
 
-use crate::cpu_features::{self, IdReg};
+use crate::guest::cpu_features::{self, IdReg};
 
 /// Reads physical ID register `S3_0_C0_C<crm>_<op2>` (CRm 1..=7). The
 /// unallocated encodings of that space read as zero on every Armv8-A CPU,

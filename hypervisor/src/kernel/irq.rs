@@ -3,6 +3,7 @@
 //! collection per CPU, and the PCI devices found behind the host bridge.
 
 use super::{boot, early, percpu};
+use crate::boot::platform::Gic;
 use crate::drivers::ecam::Ecam;
 use crate::drivers::gicv3::lpi::PropertyTable;
 use crate::drivers::gicv3::Redistributor;
@@ -10,7 +11,6 @@ use crate::drivers::its::Its;
 use crate::gic::its_cmd::{ItsCommand, RdBase};
 use crate::gic::lpi::{LpiAllocator, LpiTableLayout};
 use crate::ids::PhysIntId;
-use crate::platform::Gic;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::{Mutex, Once};

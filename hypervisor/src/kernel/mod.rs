@@ -13,7 +13,7 @@ pub mod irq;
 pub mod msi_route;
 pub mod msix;
 pub mod partition;
-pub mod passthrough;
+pub mod pci;
 pub mod percpu;
 pub mod selftest;
 pub mod smmu;

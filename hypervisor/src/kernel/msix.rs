@@ -19,12 +19,12 @@
 use super::irq;
 use super::partition::Partition;
 use crate::arch::exception::{guarded_read, guarded_write};
+use crate::guest::trap::MmioAccess;
 use crate::layout;
 use crate::mm::{Ipa, PhysAddr};
 use crate::pci::{
     Bdf, Change, MsiTarget, MsixPageRegion, TableWrite, VectorProgram, VirtBdf, VirtualHostBridge,
 };
-use crate::trap::MmioAccess;
 use crate::vits::AccessWidth;
 use core::sync::atomic::Ordering;
 

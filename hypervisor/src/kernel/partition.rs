@@ -4,12 +4,12 @@
 
 use super::{cpus, percpu};
 use crate::arch::mmu::{FrameSource, IdentityTables};
+use crate::gicv4::ItsFootprint;
+use crate::guest::psci::PowerStates;
+use crate::guest::vuart::VirtualUart;
 use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
 use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
-use crate::passthrough::ItsFootprint;
-use crate::psci::PowerStates;
-use crate::vuart::VirtualUart;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -109,7 +109,7 @@ pub enum BuildError {
     /// The passthrough PCI functions could not be set up.
     Pci(String),
     /// The images do not fit the partition's RAM layout.
-    Layout(crate::guest_image::LayoutError),
+    Layout(crate::boot::guest_image::LayoutError),
 }
 
 impl core::fmt::Display for BuildError {
@@ -176,7 +176,7 @@ impl Partition {
                 .into_iter()
                 .map(Mutex::new)
                 .collect(),
-            pci: super::passthrough::build_bridge(&config.pci)
+            pci: super::pci::build_bridge(&config.pci)
                 .map_err(BuildError::Pci)?
                 .map(Mutex::new),
             pci_mappings: Mutex::new(Vec::new()),
@@ -286,7 +286,7 @@ impl Partition {
             None => None,
         };
         let ram = self.config.ram.ipa.raw()..self.config.ram.ipa.raw() + self.config.ram.size;
-        let placement = crate::guest_image::place(
+        let placement = crate::boot::guest_image::place(
             kernel.data,
             self.config.kernel.format,
             self.config.kernel.ipa.raw(),
@@ -296,7 +296,7 @@ impl Partition {
         )
         .map_err(BuildError::Layout)?;
         if boot_count == 0 {
-            if let crate::guest_image::ImageKind::Arm64 { image_size, .. } = placement.kind {
+            if let crate::boot::guest_image::ImageKind::Arm64 { image_size, .. } = placement.kind {
                 log::info!(
                     "partition {}: {} is an arm64 Linux Image: {:#x} bytes reserved at IPA {:#x}",
                     self.name(),

@@ -62,7 +62,7 @@ pub struct PerCpu {
     pub online: AtomicBool,
     /// The exceptions injected into the running vCPU, watched for a guest
     /// that re-takes the same one forever. Only this CPU touches it.
-    pub fault_loop: spin::Mutex<crate::trap::FaultLoop>,
+    pub fault_loop: spin::Mutex<crate::guest::trap::FaultLoop>,
     /// Set (to the repeat count) when `fault_loop` finds the vCPU stuck;
     /// the trap handler then stops the partition.
     pub stuck_repeats: core::sync::atomic::AtomicU32,
@@ -93,7 +93,7 @@ const PERCPU_INIT: PerCpu = PerCpu {
     in_guest: AtomicBool::new(false),
     epoch: AtomicU64::new(0),
     online: AtomicBool::new(false),
-    fault_loop: spin::Mutex::new(crate::trap::FaultLoop::new()),
+    fault_loop: spin::Mutex::new(crate::guest::trap::FaultLoop::new()),
     stuck_repeats: core::sync::atomic::AtomicU32::new(0),
 };
 

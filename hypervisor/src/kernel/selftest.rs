@@ -26,10 +26,10 @@
 use super::{boot, irq, percpu};
 use crate::drivers::gicv3::cpu_interface;
 use crate::gic::its_cmd::ItsCommand;
+use crate::gicv4::{PassthroughConfig, PassthroughDevice, PassthroughState, VpeConfig};
 use crate::ids::PhysIntId;
 use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VpeId};
 use crate::mm::{Ipa, PhysAddr, Stage2Access, Stage2Attributes};
-use crate::passthrough::{PassthroughConfig, PassthroughDevice, PassthroughState, VpeConfig};
 use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::{Mutex, Once};
@@ -392,10 +392,10 @@ pub fn on_vcpu_entry(cpu: usize) {
 pub fn doorbell_call() -> i64 {
     let cpu = percpu::current_index();
     let Some(t) = GICV4.get().filter(|t| t.cpu.load(Ordering::Acquire) == cpu) else {
-        return crate::psci::ret::NOT_SUPPORTED;
+        return crate::guest::psci::ret::NOT_SUPPORTED;
     };
     let Some(rd) = irq::redistributor(cpu) else {
-        return crate::psci::ret::NOT_SUPPORTED;
+        return crate::guest::psci::ret::NOT_SUPPORTED;
     };
     let (clean, pending_before) = rd.make_vpe_nonresident();
     write_edu(t.edu_bar, EDU_RAISE, 1);
@@ -440,10 +440,10 @@ pub fn vmovp_call() -> i64 {
         .get()
         .filter(|t| t.vmovp && t.cpu.load(Ordering::Acquire) == from)
     else {
-        return crate::psci::ret::NOT_SUPPORTED;
+        return crate::guest::psci::ret::NOT_SUPPORTED;
     };
     let Some(rd) = irq::redistributor(from) else {
-        return crate::psci::ret::NOT_SUPPORTED;
+        return crate::guest::psci::ret::NOT_SUPPORTED;
     };
     // 1. Not resident here; edu's MSI becomes a pending bit of the VPT
     //    and rings the doorbell on this (the old) redistributor.

@@ -14,14 +14,14 @@
 //!   enable bus mastering); `detach` makes them abort and invalidates the
 //!   partition's VMID in the SMMU's TLBs, before its memory is reused.
 //! - The event queue's interrupt drains the faults, each blamed on the
-//!   partition that owns its StreamID ([`crate::dma_faults`]).
+//!   partition that owns its StreamID ([`crate::smmu::dma_faults`]).
 
 use super::boot::platform;
 use super::partition::{BootFrames, Partition, IPA_BITS};
 use crate::arch::mmu::IdentityTables;
-use crate::dma_faults::{DmaFault, DmaFaultLog, LogDecision};
 use crate::drivers::smmuv3::SmmuV3;
 use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
+use crate::smmu::dma_faults::{DmaFault, DmaFaultLog, LogDecision};
 use crate::smmu::S2Config;
 use alloc::format;
 use alloc::string::String;

@@ -6,17 +6,17 @@ use super::partition::Partition;
 use super::{boot, cpus, percpu};
 use crate::arch::exception::{enter_guest, GuestRegs};
 use crate::arch::mmu;
+use crate::guest::psci::{self, PsciCall};
+use crate::guest::trap::{self, MmioAccess, TrapCause};
 use crate::ids::VcpuIndex;
 use crate::manifest::WfiPolicy;
-use crate::psci::{self, PsciCall};
-use crate::trap::{self, MmioAccess, TrapCause};
 use crate::{read_sysreg, write_sysreg};
 use core::sync::atomic::Ordering;
 
 /// HCR_EL2 while a guest runs: stage 2 on (VM), set/way cleans upgraded
 /// (SWIO), physical FIQ/IRQ/SError to EL2 (FMO/IMO/AMO), reads of the ID
 /// registers trapped so the guest sees only features the hypervisor
-/// handles (TID3, [`crate::cpu_features`]), SMC trapped (TSC), EL1 is
+/// handles (TID3, [`crate::guest::cpu_features`]), SMC trapped (TSC), EL1 is
 /// AArch64 (RW). APK/API stay 0: pointer authentication is hidden, and a
 /// guest that enables it anyway traps here and gets an UNDEF.
 const HCR_GUEST: u64 =
@@ -280,7 +280,7 @@ fn handle_sync_cause(
             encoding,
             reg,
             read: true,
-        } if crate::cpu_features::decode(encoding).is_some() => {
+        } if crate::guest::cpu_features::decode(encoding).is_some() => {
             let value = super::idregs::guest_read(encoding).unwrap_or(0);
             set_reg(regs, reg, value);
             skip_instruction(regs);
@@ -361,13 +361,13 @@ impl Emulated {
 /// The emulated device whose window holds `ipa`, if any.
 fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<Emulated> {
     let console = partition.config.console_ipa.raw();
-    if (console..console + crate::vuart::SIZE).contains(&ipa) {
+    if (console..console + crate::guest::vuart::SIZE).contains(&ipa) {
         Some(Emulated::Console)
     } else if super::vgic::owns(partition, ipa) {
         Some(Emulated::Gic)
     } else if let Some(index) = super::vits::owner(partition, ipa) {
         Some(Emulated::Its(index))
-    } else if super::passthrough::owns(partition, ipa) {
+    } else if super::pci::owns(partition, ipa) {
         Some(Emulated::PciConfig)
     } else if super::msix::owns(partition, ipa) {
         Some(Emulated::MsixTable)
@@ -394,7 +394,7 @@ fn emulate_mmio(
         Emulated::Console => console_access(partition, vcpu, access, value),
         Emulated::Gic => super::vgic::mmio(partition, vcpu, access, value),
         Emulated::Its(index) => super::vits::mmio(partition, vcpu, index, access, value),
-        Emulated::PciConfig => super::passthrough::config_access(partition, access, value),
+        Emulated::PciConfig => super::pci::config_access(partition, access, value),
         Emulated::MsixTable => super::msix::access(partition, access, value),
     };
     if !access.write {

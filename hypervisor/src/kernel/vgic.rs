@@ -12,10 +12,10 @@
 use super::irq;
 use super::partition::Partition;
 use crate::drivers::gicv3::cpu_interface;
+use crate::guest::trap::MmioAccess;
 use crate::ids::{PhysIntId, VcpuIndex, VirtIntId};
 use crate::layout;
 use crate::mm::Ipa;
-use crate::trap::MmioAccess;
 use crate::vgic::{Action, Actions, PhysicalIrqState, Vgic, VgicConfig, MAX_LRS};
 use crate::{read_sysreg, write_sysreg};
 

@@ -8,11 +8,11 @@
 //! never calls back into the vITS).
 
 use super::partition::Partition;
+use crate::guest::trap::MmioAccess;
 use crate::guest_mem::{GuestMemError, GuestMemory};
 use crate::ids::{PartitionId, VcpuIndex, VirtDeviceId, VirtIntId};
 use crate::layout;
 use crate::mm::Ipa;
-use crate::trap::MmioAccess;
 use crate::vgic::{Actions, VgicError};
 use crate::vits::{AccessWidth, DeviceBacking, EventRef, Vits, VitsBackend, VitsConfig};
 use alloc::collections::BTreeMap;
@@ -46,7 +46,7 @@ fn new_vits(
     let mut devices = BTreeMap::new();
     for (index, text) in pci.iter().enumerate() {
         let (Some(virt), Ok(phys)) = (
-            super::passthrough::virtual_bdf(index),
+            super::pci::virtual_bdf(index),
             text.parse::<crate::pci::Bdf>(),
         ) else {
             continue;
@@ -234,7 +234,7 @@ pub fn mmio(
                 partition,
                 gicv4: g,
             };
-            let mut gicv4 = crate::passthrough::Gicv4Backend::from_parts(state, sink, backend);
+            let mut gicv4 = crate::gicv4::Gicv4Backend::from_parts(state, sink, backend);
             let result = if access.write {
                 vits.mmio_write(offset, width, value, &mem, &mut gicv4);
                 0
@@ -280,7 +280,7 @@ pub fn gicv4_teardown(partition: &Partition) {
         partition,
         kicks: Actions::new(),
     };
-    let mut backend = crate::passthrough::Gicv4Backend::from_parts(state, sink, software);
+    let mut backend = crate::gicv4::Gicv4Backend::from_parts(state, sink, software);
     let report = backend.teardown();
     let (state, _, _) = backend.into_parts();
     *slot = Some(state);

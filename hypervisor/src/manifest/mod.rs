@@ -162,7 +162,7 @@ pub struct ImageConfig {
     pub ipa: Ipa,
     /// What the file is (kernels: an arm64 Image unless it says `raw`;
     /// an initrd is always plain bytes).
-    pub format: crate::guest_image::ImageFormat,
+    pub format: crate::boot::guest_image::ImageFormat,
 }
 
 impl Manifest {

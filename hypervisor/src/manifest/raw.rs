@@ -84,7 +84,7 @@ struct RawKernel {
     image: String,
     ipa: u64,
     #[serde(default)]
-    format: crate::guest_image::ImageFormat,
+    format: crate::boot::guest_image::ImageFormat,
 }
 
 impl RawPartition {
@@ -129,7 +129,7 @@ impl RawImage {
         ImageConfig {
             image: self.image,
             ipa: Ipa(self.ipa),
-            format: crate::guest_image::ImageFormat::Raw,
+            format: crate::boot::guest_image::ImageFormat::Raw,
         }
     }
 }

@@ -48,7 +48,7 @@ fn board_manifest_parses_to_two_partitions() {
         kernel: ImageConfig {
             image: "testguest.bin".to_string(),
             ipa: Ipa(0x4020_0000),
-            format: crate::guest_image::ImageFormat::Raw,
+            format: crate::boot::guest_image::ImageFormat::Raw,
         },
         initrd: None,
         bootargs: "scenario=ticker".to_string(),
@@ -311,7 +311,7 @@ proptest! {
 
 #[test]
 fn kernel_format_defaults_to_image_and_takes_raw() {
-    use crate::guest_image::ImageFormat;
+    use crate::boot::guest_image::ImageFormat;
     let m = Manifest::parse(&one_partition("")).unwrap();
     assert_eq!(m.partitions[0].kernel.format, ImageFormat::Image);
     let raw = one_partition("").replace(

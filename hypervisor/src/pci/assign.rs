@@ -10,8 +10,8 @@ use core::cmp::Reverse;
 
 use super::bar::{program_bar, Bar, BarKind};
 use super::{Bdf, ConfigAccess, PciError};
+use crate::boot::platform::{PciHostBridge, PciSpace, PciWindow};
 use crate::mm::addr::PhysAddr;
-use crate::platform::{PciHostBridge, PciSpace, PciWindow};
 
 /// Memory BARs are placed and spaced at least this far apart: a stage-2
 /// page is the unit in which a BAR can be given to one partition and not

@@ -8,7 +8,7 @@ use super::bar::probe_bars;
 use super::capability::Capabilities;
 use super::enumerate::{enumerate_bridge, HeaderKind, PciFunction};
 use super::{Bdf, ConfigAccess, PciError};
-use crate::platform::PciHostBridge;
+use crate::boot::platform::PciHostBridge;
 
 /// A function found behind the host bridge, ready to be given to a partition.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use super::regs::{self, header_type};
 use super::{Bdf, ConfigAccess};
-use crate::platform::PciHostBridge;
+use crate::boot::platform::PciHostBridge;
 
 /// Base class, subclass and programming interface (PCI LB 3.0, 6.2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod dma_faults;
 pub mod event;
 pub mod features;
 pub mod queue;

@@ -13,7 +13,8 @@
 //! - `commands`: the twelve GICv3 commands;
 //! - `state`: devices, events, collections;
 //! - `backend`: the backend trait and a recording backend;
-//! - `software`: a software-injection backend with per-vCPU pending state.
+//! - `model`: a reference model backend (software injection, per-vCPU
+//!   pending state) that tests, fuzzing and the bench compare against.
 #![forbid(unsafe_code)]
 
 mod backend;
@@ -21,9 +22,9 @@ mod commands;
 mod config;
 mod error;
 mod mmio;
+mod model;
 mod queue;
 mod regs;
-mod software;
 mod state;
 
 #[cfg(test)]
@@ -32,9 +33,9 @@ mod tests;
 pub use backend::{BackendAction, EventRef, RecordingBackend, VitsBackend};
 pub use config::{ConfigError, DeviceBacking, VitsConfig};
 pub use error::{CommandError, CommandErrorKind, ErrorCounters, StallReason};
+pub use model::ModelBackend;
 pub use queue::COMMAND_SIZE;
 pub use regs::{offset, AccessWidth, FRAME_SIZE};
-pub use software::SoftwareBackend;
 pub use state::{DeviceEntry, EventEntry, TranslationState};
 
 use crate::ids::{EventId, VirtDeviceId};

@@ -11,7 +11,7 @@ use super::driver::{Driver, NullBackend, ITT_BASE};
 use super::report::{median, Figure, Report};
 use hypervisor::gic::its_cmd::{ItsCommand, RdBase};
 use hypervisor::ids::PartitionId;
-use hypervisor::vits::{SoftwareBackend, VitsBackend, VitsConfig};
+use hypervisor::vits::{ModelBackend, VitsBackend, VitsConfig};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -384,8 +384,8 @@ pub fn measure(report: &mut Report) -> Result<(), String> {
     time_per_command(
         report,
         "vits_sw",
-        "the vITS with the software-injection backend (SoftwareBackend: routes and pending sets)",
-        || SoftwareBackend::new(VCPUS, 65_536),
+        "the vITS with the software-injection backend (ModelBackend: routes and pending sets)",
+        || ModelBackend::new(VCPUS, 65_536),
     )?;
     traps_per_batch(report)?;
     bytes_per_event(report)
@@ -562,7 +562,7 @@ fn bytes_per_event(report: &mut Report) -> Result<(), String> {
     let per_event = before_events.abs_diff(after) as f64 / EVENTS as f64;
 
     // The software backend's own routes, for the same events.
-    let mut software = Driver::new(config(1 << 20), SoftwareBackend::new(VCPUS, 65_536))?;
+    let mut software = Driver::new(config(1 << 20), ModelBackend::new(VCPUS, 65_536))?;
     software.submit(&collections)?;
     software.submit(&devices)?;
     let before_sw = alloc_count::live_bytes();

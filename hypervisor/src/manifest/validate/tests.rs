@@ -449,7 +449,7 @@ fn initrd_missing_from_the_bundle_is_rejected() {
         p.initrd = Some(ImageConfig {
             image: "rootfs.cpio".to_string(),
             ipa: Ipa(0x4200_0000),
-            format: crate::guest_image::ImageFormat::Raw,
+            format: crate::boot::guest_image::ImageFormat::Raw,
         });
     });
     assert_eq!(
@@ -492,7 +492,7 @@ fn initrd_larger_than_ram_is_rejected() {
         p.initrd = Some(ImageConfig {
             image: "huge.img".to_string(),
             ipa: Ipa(0x4000_0000),
-            format: crate::guest_image::ImageFormat::Raw,
+            format: crate::boot::guest_image::ImageFormat::Raw,
         });
     });
     assert_eq!(
@@ -510,7 +510,7 @@ fn initrd_overlapping_the_kernel_is_rejected() {
         p.initrd = Some(ImageConfig {
             image: "initrd.img".to_string(),
             ipa: Ipa(0x4020_8000),
-            format: crate::guest_image::ImageFormat::Raw,
+            format: crate::boot::guest_image::ImageFormat::Raw,
         });
     });
     assert_eq!(kind, ErrorKind::ImagesOverlap);
@@ -518,7 +518,7 @@ fn initrd_overlapping_the_kernel_is_rejected() {
     let initrd = ImageConfig {
         image: "initrd.img".to_string(),
         ipa: Ipa(0x4021_0000),
-        format: crate::guest_image::ImageFormat::Raw,
+        format: crate::boot::guest_image::ImageFormat::Raw,
     };
     manifest.partitions[0].initrd = Some(initrd);
     manifest

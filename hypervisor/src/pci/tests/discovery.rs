@@ -3,9 +3,9 @@
 use alloc::vec::Vec;
 
 use super::fake::*;
+use crate::boot::platform::PciSpace;
 use crate::pci::regs::{self, command};
 use crate::pci::*;
-use crate::platform::PciSpace;
 
 fn bdf(text: &str) -> Bdf {
     text.parse().expect("test BDF")

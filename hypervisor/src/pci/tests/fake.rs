@@ -6,10 +6,10 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
+use crate::boot::platform::{PciHostBridge, PciSpace, PciWindow};
 use crate::mm::addr::PhysAddr;
 use crate::pci::regs::{self, cap_id};
 use crate::pci::{BarKind, Bdf, ConfigAccess};
-use crate::platform::{PciHostBridge, PciSpace, PciWindow};
 
 /// One recorded access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use super::fake::*;
-use crate::guest_fdt::{GuestPci, GuestPciWindow};
+use crate::boot::guest_fdt::{GuestPci, GuestPciWindow};
 use crate::mm::addr::{Ipa, Range};
 use crate::pci::regs::command;
 use crate::pci::*;

@@ -8,12 +8,12 @@ use super::function::{GuestBar, VirtualFunction};
 use super::msi::MsiEmulation;
 use super::msix::MsixEmulation;
 use super::{GuestWindow, VbridgeError, VirtBdf, VirtualHostBridge};
-use crate::guest_fdt::GuestPci;
+use crate::boot::guest_fdt::GuestPci;
+use crate::boot::platform::PciSpace;
 use crate::pci::regs;
 use crate::pci::{
     BarAllocator, BarKind, BarRegion, Bdf, BusWindow, ConfigAccess, HeaderKind, PciDevice,
 };
-use crate::platform::PciSpace;
 
 impl VirtualHostBridge {
     /// Builds the bridge for `guest` with `devices` at their virtual BDFs,

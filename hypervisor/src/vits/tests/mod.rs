@@ -128,11 +128,11 @@ impl Harness<RecordingBackend> {
     }
 }
 
-impl Harness<SoftwareBackend> {
+impl Harness<ModelBackend> {
     /// The default configuration with a software backend, enabled.
     pub fn software() -> Self {
         let config = config();
-        let backend = SoftwareBackend::new(config.num_vcpus, 64);
+        let backend = ModelBackend::new(config.num_vcpus, 64);
         Self::with(config, backend)
     }
 }

@@ -130,7 +130,7 @@ fn repeated_int_leaves_one_pending_lpi() {
 #[test]
 fn new_pending_state_beyond_the_per_vcpu_cap_is_refused_and_counted() {
     let config = config();
-    let backend = SoftwareBackend::new(config.num_vcpus, 2);
+    let backend = ModelBackend::new(config.num_vcpus, 2);
     let mut h = Harness::with(config, backend);
     let mut commands = basic_setup(&[1, 2, 3]);
     commands.extend([cmd::int(1, 1), cmd::int(1, 2), cmd::int(1, 3)]);
@@ -142,7 +142,7 @@ fn new_pending_state_beyond_the_per_vcpu_cap_is_refused_and_counted() {
 #[test]
 fn moves_ignore_the_cap_so_nothing_pending_is_lost() {
     let config = config();
-    let backend = SoftwareBackend::new(config.num_vcpus, 1);
+    let backend = ModelBackend::new(config.num_vcpus, 1);
     let mut h = Harness::with(config, backend);
     let mut commands = basic_setup(&[1]);
     commands.extend([cmd::mapti(1, 2, 8194, 1), cmd::int(1, 1), cmd::int(1, 2)]);

@@ -234,7 +234,7 @@ impl Model {
     }
 
     /// Checks the vITS and its software backend against the model.
-    fn check(&self, h: &Harness<SoftwareBackend>) {
+    fn check(&self, h: &Harness<ModelBackend>) {
         let state = h.vits.state();
         let devices: BTreeMap<u32, ModelDevice> = state
             .devices()
@@ -266,12 +266,12 @@ impl Model {
     }
 }
 
-fn model_harness() -> Harness<SoftwareBackend> {
+fn model_harness() -> Harness<ModelBackend> {
     let mut config = config();
     config.max_devices = MODEL_DEVICES;
     config.max_events = MODEL_EVENTS;
     config.max_commands_per_trap = 7;
-    let backend = SoftwareBackend::new(config.num_vcpus, 1000);
+    let backend = ModelBackend::new(config.num_vcpus, 1000);
     let mut h = Harness::disabled(config, backend);
     // A one-page queue (128 commands), so long runs wrap around.
     h.write(offset::CBASER, AccessWidth::Double, (1 << 63) | QUEUE);
@@ -305,7 +305,7 @@ proptest! {
 /// Forwards every call to two backends.
 struct Tee<'a> {
     recording: &'a mut RecordingBackend,
-    software: &'a mut SoftwareBackend,
+    software: &'a mut ModelBackend,
 }
 
 impl VitsBackend for Tee<'_> {
@@ -446,7 +446,7 @@ proptest! {
         config.max_commands_per_trap = 16;
         let num_vcpus = config.num_vcpus;
         let mut recording = RecordingBackend::new();
-        let mut software = SoftwareBackend::new(num_vcpus, 8);
+        let mut software = ModelBackend::new(num_vcpus, 8);
         let mut h = Harness::with(config, RecordingBackend::new());
         for op in ops {
             let mut tee = Tee { recording: &mut recording, software: &mut software };

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use super::nodes::{PHANDLE_CLOCK, PHANDLE_GIC, PHANDLE_ITS};
 use super::*;
-use crate::platform::{self, Platform};
+use crate::boot::platform::{self, Platform};
 
 fn ipa(start: u64, size: u64) -> Range<Ipa> {
     Range {

@@ -7,10 +7,10 @@
 
 use super::irq;
 use super::partition::Partition;
+use crate::guest::trap::MmioAccess;
 use crate::layout;
 use crate::mm::{Stage2Access, Stage2Attributes};
 use crate::pci::{Bdf, Change, ConfigEvent, VirtBdf, VirtualHostBridge};
-use crate::trap::MmioAccess;
 use crate::vits::AccessWidth;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -45,7 +45,7 @@ pub struct IdReg {
     pub op2: u8,
 }
 
-/// The syndrome encoding of an ID register, as [`crate::trap::decode`]
+/// The syndrome encoding of an ID register, as [`crate::guest::trap::decode`]
 /// reports it (`ISS & 0x3f_fc1e`: Op0, Op2, Op1, CRn, CRm).
 pub const fn encoding(reg: IdReg) -> u32 {
     (3 << 20) | ((reg.op2 as u32) << 17) | ((reg.crm as u32) << 1)

@@ -286,8 +286,8 @@ mod device_id_tests {
     use super::*;
 
     fn bridge(map: Vec<MsiMapEntry>, mask: Option<u32>) -> PciHostBridge {
-        let mut b = crate::platform::Platform::from_fdt(include_bytes!(
-            "../../testdata/qemu-virt-gicv4.dtb"
+        let mut b = crate::boot::platform::Platform::from_fdt(include_bytes!(
+            "../../../testdata/qemu-virt-gicv4.dtb"
         ))
         .expect("fixture parses")
         .pci

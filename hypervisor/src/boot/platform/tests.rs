@@ -11,13 +11,13 @@ use vm_fdt::FdtWriter;
 
 use super::*;
 
-const GICV4: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv4.dtb");
-const GICV3: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv3.dtb");
-const GICV2: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv2.dtb");
-const PCI_INITRD: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv4-pci-initrd.dtb");
-const NUMA: &[u8] = include_bytes!("../../testdata/qemu-virt-numa.dtb");
-const SMMUV3: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv4-smmuv3.dtb");
-const EDITED: &[u8] = include_bytes!("../../testdata/qemu-edited-guest.dtb");
+const GICV4: &[u8] = include_bytes!("../../../testdata/qemu-virt-gicv4.dtb");
+const GICV3: &[u8] = include_bytes!("../../../testdata/qemu-virt-gicv3.dtb");
+const GICV2: &[u8] = include_bytes!("../../../testdata/qemu-virt-gicv2.dtb");
+const PCI_INITRD: &[u8] = include_bytes!("../../../testdata/qemu-virt-gicv4-pci-initrd.dtb");
+const NUMA: &[u8] = include_bytes!("../../../testdata/qemu-virt-numa.dtb");
+const SMMUV3: &[u8] = include_bytes!("../../../testdata/qemu-virt-gicv4-smmuv3.dtb");
+const EDITED: &[u8] = include_bytes!("../../../testdata/qemu-edited-guest.dtb");
 
 fn range(start: u64, size: u64) -> Range<PhysAddr> {
     Range {

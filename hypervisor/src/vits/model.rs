@@ -1,7 +1,9 @@
-//! A software-injection backend: the vITS's routes and the pending LPIs
-//! of each vCPU's virtual redistributor, for GICv3 hardware and emulated
-//! devices. The vGIC takes pending LPIs from here and injects them through
-//! list registers.
+//! A reference model of a vITS backend, for tests, fuzzing and the bench:
+//! it keeps the routes the vITS asked for and the pending LPIs of each
+//! vCPU's virtual redistributor as plain sets, so a test can compare what
+//! the vITS (or the GICv4 backend in front of it) meant against a model
+//! whose state it can read. The running hypervisor injects through the
+//! vGIC instead (`kernel/vits.rs`).
 //!
 //! Pending state is a set per vCPU, so an LPI is pending at most once on a
 //! vCPU; every move removes it from the source before adding it to the
@@ -22,9 +24,9 @@ pub struct Route {
     pub intid: VirtIntId,
 }
 
-/// Software pending state and routes for one vITS.
+/// Model pending state and routes for one vITS (tests, fuzzing, bench).
 #[derive(Clone, Debug)]
-pub struct SoftwareBackend {
+pub struct ModelBackend {
     routes: BTreeMap<(VirtDeviceId, EventId), Route>,
     pending: Vec<BTreeSet<VirtIntId>>,
     max_pending_per_vcpu: usize,
@@ -33,7 +35,7 @@ pub struct SoftwareBackend {
     syncs: u64,
 }
 
-impl SoftwareBackend {
+impl ModelBackend {
     /// A backend for `num_vcpus` vCPUs holding at most
     /// `max_pending_per_vcpu` pending LPIs per vCPU.
     pub fn new(num_vcpus: u16, max_pending_per_vcpu: usize) -> Self {
@@ -126,7 +128,7 @@ impl SoftwareBackend {
     }
 }
 
-impl VitsBackend for SoftwareBackend {
+impl VitsBackend for ModelBackend {
     fn map_event(&mut self, event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
         self.routes
             .insert((event.device, event.event), Route { vcpu, intid });

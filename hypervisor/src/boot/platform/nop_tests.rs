@@ -11,8 +11,8 @@ use super::*;
 
 /// QEMU 10 `-M raspi4b -dtb bcm2711-rpi-4-b.dtb` (Debian's linux-image
 /// 6.1 arm64 tree) dumped after QEMU's edits: 326 FDT_NOPs.
-const RASPI4B: &[u8] = include_bytes!("../../testdata/qemu-raspi4b-nops.dtb");
-const GICV3: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv3.dtb");
+const RASPI4B: &[u8] = include_bytes!("../../../testdata/qemu-raspi4b-nops.dtb");
+const GICV3: &[u8] = include_bytes!("../../../testdata/qemu-virt-gicv3.dtb");
 
 const FDT_BEGIN_NODE: u32 = 1;
 const FDT_PROP: u32 = 3;

@@ -28,7 +28,7 @@
 //!
 //! VMOVI, VSYNC, INT, CLEAR, INV and VINVALL name the vPE by its ID, so
 //! the backend's later commands need no change; what changes is the
-//! recorded RDbase ([`crate::passthrough::VpeConfig::rdbase`]), which the
+//! recorded RDbase ([`crate::gicv4::VpeConfig::rdbase`]), which the
 //! teardown's VMAPP V=0 names.
 
 use alloc::vec::Vec;
