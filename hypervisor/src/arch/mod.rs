@@ -2,6 +2,7 @@
 //! registers. Everything here builds only for the bare-metal target.
 
 pub mod boot;
+pub mod cache;
 pub mod exception;
 pub mod mmu;
 pub mod sysreg;

@@ -8,6 +8,7 @@
 //! (the shareability field reads back 0), it cannot snoop the CPU caches,
 //! so we switch to non-cacheable accesses and clean what we write.
 
+use crate::arch::cache::clean_invalidate;
 use crate::gic::its_cmd::ItsCommand;
 use crate::gic::its_queue::{CommandQueue, CommandQueueHw, QueueError};
 use crate::gic::its_tables::{self, BaserProbe, PageSizes, TablePlan};
@@ -15,7 +16,6 @@ use crate::gic::regs::its::{
     GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper, ItsPageSize, ItsTableType,
 };
 use crate::gic::regs::{Cacheability, Shareability};
-use crate::kernel::early::clean_invalidate;
 use crate::mm::PhysAddr;
 use alloc::vec::Vec;
 use spin::Mutex;

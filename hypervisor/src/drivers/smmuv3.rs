@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
 
-use crate::kernel::early::clean_invalidate;
+use crate::arch::cache::clean_invalidate;
 use crate::mm::PhysAddr;
 use crate::smmu::queue::{
     CommandQueue, CommandQueueHw, EventQueue, EventQueueHw, COMMAND_BYTES, EVENT_BYTES,

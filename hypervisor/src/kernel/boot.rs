@@ -1,11 +1,12 @@
-//! The boot sequence on the boot CPU, and the machine-wide state it builds:
-//! the platform description, the boot bundle, the partitions and which
-//! physical CPU runs which vCPU.
+//! The boot sequence: on the boot CPU, from the device tree to running
+//! partitions; on each secondary, from CPU_ON to its first vCPU. What it
+//! builds for the whole machine it installs in [`super::machine`].
 
+use super::machine::{self, alloc_frames, fatal, partitions, platform};
 use super::partition::{BootFrames, Partition};
 use super::{console, cpus, early, halt, percpu};
 use crate::boot::bundle::Bundle;
-use crate::boot::platform::{Gic, Platform, PsciConduit};
+use crate::boot::platform::{Gic, Platform};
 use crate::drivers::gicv3::{cpu_interface, Distributor, Redistributor, SGI_KICK};
 use crate::ids::{PartitionId, VcpuIndex};
 use crate::manifest::{Manifest, Region, ValidationContext};
@@ -14,14 +15,6 @@ use crate::mm::frame::FrameAllocator;
 use crate::mm::vmid::{VmidAllocator, VmidWidth};
 use crate::mm::PhysAddr;
 use alloc::vec::Vec;
-use spin::{Mutex, Once};
-
-static PLATFORM: Once<Platform> = Once::new();
-static BUNDLE: Once<Bundle<'static>> = Once::new();
-static PARTITIONS: Once<Vec<Partition>> = Once::new();
-static ASSIGNMENT: Once<Vec<Option<(usize, VcpuIndex)>>> = Once::new();
-static FRAMES: Mutex<Option<FrameAllocator>> = Mutex::new(None);
-static GICD: Once<Distributor> = Once::new();
 
 /// Bytes of the hypervisor heap (in BSS).
 const HEAP_SIZE: usize = 8 << 20;
@@ -29,48 +22,6 @@ const HEAP_SIZE: usize = 8 << 20;
 #[repr(C, align(4096))]
 struct HeapSpace([u8; HEAP_SIZE]);
 static mut HEAP_SPACE: HeapSpace = HeapSpace([0; HEAP_SIZE]);
-
-/// The platform, as the device tree describes it.
-pub fn platform() -> &'static Platform {
-    PLATFORM.get().expect("platform described at boot")
-}
-
-/// The boot bundle (manifest and guest images).
-pub fn bundle() -> &'static Bundle<'static> {
-    BUNDLE.get().expect("bundle parsed at boot")
-}
-
-/// All partitions.
-pub fn partitions() -> &'static [Partition] {
-    PARTITIONS.get().map_or(&[], Vec::as_slice)
-}
-
-/// The partition and vCPU that physical CPU `cpu` runs, if any.
-pub fn assignment(cpu: usize) -> Option<(&'static Partition, VcpuIndex)> {
-    let (p, v) = (*ASSIGNMENT.get()?.get(cpu)?)?;
-    Some((&partitions()[p], v))
-}
-
-/// Physical memory for partitions and their tables.
-pub fn alloc_frames(size: u64, align: u64) -> Option<PhysAddr> {
-    FRAMES.lock().as_mut()?.alloc(size, align).ok()
-}
-
-/// Returns frames `alloc_frames` handed out (`size` as asked then).
-pub fn free_frames(start: PhysAddr, size: u64) -> bool {
-    FRAMES.lock().as_mut().is_some_and(|f| {
-        f.free(Range {
-            start,
-            size: size.next_multiple_of(crate::mm::PAGE_SIZE),
-        })
-        .is_ok()
-    })
-}
-
-/// Bytes the frame allocator has free (for leak checks in the logs).
-pub fn free_frame_bytes() -> u64 {
-    FRAMES.lock().as_ref().map_or(0, |f| f.free_bytes())
-}
 
 /// The boot CPU's path from the device tree to running partitions.
 pub fn primary(dtb: usize) -> ! {
@@ -95,7 +46,7 @@ pub fn primary(dtb: usize) -> ! {
     let dtb_bytes: &'static [u8] =
         unsafe { core::slice::from_raw_parts(dtb as *const u8, dtb_size) };
     let platform = match Platform::from_fdt(dtb_bytes) {
-        Ok(p) => PLATFORM.call_once(|| p),
+        Ok(p) => machine::install_platform(p),
         Err(e) => fatal(format_args!("device tree: {e}")),
     };
     let me = crate::arch::sysreg::mpidr();
@@ -192,7 +143,8 @@ fn init_gic(platform: &Platform) {
                 map(r.start.raw(), r.size, "GIC redistributors");
             }
             // SAFETY: mapped just above as device memory; the tree names it.
-            let gicd = GICD.call_once(|| unsafe { Distributor::new(d.start.raw() as usize) });
+            let gicd =
+                machine::install_gicd(|| unsafe { Distributor::new(d.start.raw() as usize) });
             if !gicd.init(crate::arch::sysreg::mpidr()) {
                 fatal(format_args!("GIC distributor did not complete its register writes"));
             }
@@ -226,7 +178,7 @@ fn init_gic(platform: &Platform) {
 /// Typed input for the partitions: the console UART's SPI, routed to this
 /// (the boot) CPU. Without a GICv3 or an SPI the console stays output-only.
 fn enable_console_input(platform: &Platform) {
-    let (Some(gicd), Some(console)) = (GICD.get(), platform.console.as_ref()) else {
+    let (Some(gicd), Some(console)) = (machine::gicd(), platform.console.as_ref()) else {
         return;
     };
     let Some(irq) = console
@@ -253,7 +205,7 @@ fn enable_console_input(platform: &Platform) {
 /// The SMMU's event queue and global error SPIs, routed to this (the
 /// boot) CPU, whose interrupt path drains them (`smmu::on_interrupt`).
 fn enable_smmu_interrupts() {
-    let Some(gicd) = GICD.get() else { return };
+    let Some(gicd) = machine::gicd() else { return };
     for intid in super::smmu::interrupts() {
         // Wired SMMU interrupts are edge-triggered (IHI 0070, 3.18).
         gicd.enable_spi(intid, true);
@@ -307,7 +259,7 @@ fn load_bundle(platform: &Platform) -> &'static Bundle<'static> {
         core::slice::from_raw_parts(initrd.start.raw() as *const u8, initrd.size as usize)
     };
     match Bundle::parse(bytes) {
-        Ok(b) => BUNDLE.call_once(|| b),
+        Ok(b) => machine::install_bundle(b),
         Err(e) => fatal(format_args!("{e}")),
     }
 }
@@ -333,7 +285,7 @@ fn init_frames(platform: &Platform, dtb: u64, dtb_size: u64) {
     for r in reserved {
         let _ = frames.reserve(r);
     }
-    *FRAMES.lock() = Some(frames);
+    machine::install_frames(frames);
 }
 
 fn load_manifest(
@@ -409,11 +361,7 @@ fn build_partitions(manifest: Manifest) {
                 start: PhysAddr(config.ram.ipa.raw()),
                 size: config.ram.size,
             };
-            FRAMES
-                .lock()
-                .as_mut()
-                .and_then(|f| f.alloc_at(range).ok())
-                .map(|()| range.start)
+            machine::alloc_frames_at(range).then_some(range.start)
         } else {
             alloc_frames(config.ram.size, 2 << 20)
         };
@@ -454,37 +402,9 @@ fn build_partitions(manifest: Manifest) {
             Err(e) => fatal(format_args!("partition {name}: {e}")),
         }
     }
-    PARTITIONS.call_once(|| parts);
+    machine::install_partitions(parts);
     for p in partitions() {
         super::pci::map_bars(p);
     }
-    ASSIGNMENT.call_once(|| assignment);
-}
-
-/// A boot error: says what and why, starts no partition, powers off.
-pub fn fatal(args: core::fmt::Arguments<'_>) -> ! {
-    crate::println!("hypervisor: error: {args}");
-    crate::println!("hypervisor: no partition started; powering off");
-    firmware_system_off()
-}
-
-/// PSCI CPU_ON to firmware, over the conduit the device tree names.
-pub fn firmware_cpu_on(mpidr: u64, entry: u64, context: u64) -> Result<(), smccc::psci::Error> {
-    match platform().psci.as_ref().map(|p| p.conduit) {
-        Some(PsciConduit::Hvc) => smccc::psci::cpu_on::<smccc::Hvc>(mpidr, entry, context),
-        _ => smccc::psci::cpu_on::<smccc::Smc>(mpidr, entry, context),
-    }
-}
-
-/// PSCI SYSTEM_OFF to firmware; halts if that returns.
-pub fn firmware_system_off() -> ! {
-    let _ = match PLATFORM
-        .get()
-        .and_then(|p| p.psci.as_ref())
-        .map(|p| p.conduit)
-    {
-        Some(PsciConduit::Hvc) => smccc::psci::system_off::<smccc::Hvc>(),
-        _ => smccc::psci::system_off::<smccc::Smc>(),
-    };
-    halt()
+    machine::install_assignment(assignment);
 }

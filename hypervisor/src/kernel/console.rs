@@ -97,7 +97,7 @@ pub fn is_input_interrupt(intid: u32) -> bool {
 /// partition with the focus (`Ctrl-\` moves the focus), whose virtual
 /// PL011 raises its receive interrupt.
 pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
-    let partitions = super::boot::partitions();
+    let partitions = super::machine::partitions();
     for _ in 0..64 {
         let Some(byte) = UART.lock().as_mut().and_then(Pl011::get) else {
             return;

@@ -1,7 +1,7 @@
 //! Physical CPUs: bring-up, which vCPU each one runs, the run loop that
 //! starts a vCPU when PSCI says so, and kicks between CPUs.
 
-use super::{boot, percpu, vcpu};
+use super::{machine, percpu, vcpu};
 use crate::arch::sysreg::{sev, wfe, wfi};
 use crate::drivers::gicv3::{cpu_interface, SGI_KICK};
 use core::sync::atomic::Ordering;
@@ -13,14 +13,14 @@ extern "C" {
 
 /// Starts every other CPU of the platform with PSCI CPU_ON.
 pub fn start_secondaries() {
-    let platform = boot::platform();
+    let platform = machine::platform();
     let me = percpu::current_index();
     for (index, cpu) in platform.cpus.iter().enumerate().take(crate::arch::MAX_CPUS) {
         if index == me || !cpu.available {
             continue;
         }
         let entry = secondary_entry as *const () as u64;
-        match boot::firmware_cpu_on(cpu.mpidr, entry, index as u64) {
+        match machine::firmware_cpu_on(cpu.mpidr, entry, index as u64) {
             Ok(()) => {}
             Err(code) => log::error!(
                 "CPU {index} (MPIDR {:#x}): PSCI CPU_ON failed ({code})",
@@ -89,7 +89,7 @@ pub fn run(index: usize) -> ! {
     let block = percpu::get(index);
     block.in_guest.store(false, Ordering::Release);
     block.online.store(true, Ordering::Release);
-    let Some((partition, vcpu)) = boot::assignment(index) else {
+    let Some((partition, vcpu)) = machine::assignment(index) else {
         // No partition owns this CPU: it stays idle for good, but takes
         // what is routed to it (the console's input interrupt).
         loop {

@@ -4,6 +4,7 @@
 //! since exclusive accesses to the Device memory type that applies with the
 //! MMU off need not work on real hardware.
 
+use crate::arch::cache::clean_invalidate;
 use crate::arch::mmu::{self, FrameSource, IdentityTables};
 use crate::mm::{
     El2Access, El2Attributes, El2PageTable, El2Stage1, PhysAddr, VirtAddr, MAIR_EL2, PAGE_SIZE,
@@ -194,17 +195,4 @@ pub fn map_device(base: u64, size: u64) -> Result<(), crate::mm::PageTableError>
             other
         }
     }
-}
-
-/// Cleans and invalidates the data cache over a range (DC CIVAC by line).
-pub fn clean_invalidate(start: u64, size: u64) {
-    // CTR_EL0.DminLine: log2 of the smallest data cache line, in words.
-    let line = 4u64 << ((crate::read_sysreg!("ctr_el0") >> 16) & 0xf);
-    let mut addr = start & !(line - 1);
-    while addr < start + size {
-        // SAFETY: cache maintenance by VA does not change memory contents.
-        unsafe { core::arch::asm!("dc civac, {}", in(reg) addr, options(nostack)) };
-        addr += line;
-    }
-    crate::arch::sysreg::dsb_sy();
 }

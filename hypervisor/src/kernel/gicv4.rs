@@ -7,7 +7,7 @@
 //! once started), so a passthrough MSI reaches the guest with no exit.
 
 use super::partition::Partition;
-use super::{boot, irq};
+use super::{irq, machine};
 use crate::gic::its_cmd::ItsCommand;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
 use crate::gicv4::{
@@ -52,14 +52,14 @@ pub struct Gicv4 {
 }
 
 fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
-    boot::alloc_frames(size.next_multiple_of(4096), align.max(4096))
+    machine::alloc_frames(size.next_multiple_of(4096), align.max(4096))
 }
 
 fn zeroed(size: u64, align: u64) -> Result<PhysAddr, String> {
     let pa = alloc(size, align).ok_or("out of memory for GICv4 tables")?;
     // SAFETY: fresh RAM from the frame allocator, identity-mapped, ours.
     unsafe { core::ptr::write_bytes(pa.raw() as *mut u8, 0, size as usize) };
-    super::early::clean_invalidate(pa.raw(), size);
+    crate::arch::cache::clean_invalidate(pa.raw(), size);
     Ok(pa)
 }
 
@@ -358,7 +358,7 @@ impl PhysItsSink for KernelSink<'_> {
         unsafe {
             core::ptr::write_volatile(byte, lpi_config_byte(config.priority, config.enabled))
         };
-        super::early::clean_invalidate(byte as u64, 1);
+        crate::arch::cache::clean_invalidate(byte as u64, 1);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! redistributor, LPIs (property table, INTID allocator), the ITS with one
 //! collection per CPU, and the PCI devices found behind the host bridge.
 
-use super::{boot, early, percpu};
+use super::{early, machine, percpu};
 use crate::boot::platform::Gic;
 use crate::drivers::ecam::Ecam;
 use crate::drivers::gicv3::lpi::PropertyTable;
@@ -26,7 +26,7 @@ static ITS: Once<Its> = Once::new();
 static PCI: Once<Mutex<(Ecam, Vec<crate::pci::PciDevice>)>> = Once::new();
 
 fn alloc(size: u64, align: u64) -> Option<crate::mm::PhysAddr> {
-    boot::alloc_frames(size.next_multiple_of(4096), align.max(4096))
+    machine::alloc_frames(size.next_multiple_of(4096), align.max(4096))
 }
 
 /// The calling CPU's redistributor, once `init_cpu` found it.
@@ -81,7 +81,7 @@ pub fn rdbase(cpu: usize) -> Option<RdBase> {
 
 /// Boot CPU, after the distributor: the LPI property table and allocator.
 pub fn init_lpis() {
-    let Gic::V3(_) = &boot::platform().gic else {
+    let Gic::V3(_) = &machine::platform().gic else {
         return;
     };
     let Ok(layout) = LpiTableLayout::new(LPI_ID_BITS, LPI_ID_BITS) else {
@@ -112,7 +112,7 @@ pub fn init_cpu(rd: &Redistributor) {
 /// Boot CPU, after every CPU's redistributor is up: the ITS, with
 /// collection `i` mapped to CPU `i`.
 pub fn init_its() {
-    let Gic::V3(gic) = &boot::platform().gic else {
+    let Gic::V3(gic) = &machine::platform().gic else {
         return;
     };
     let Some(desc) = gic.its.first() else { return };
@@ -124,7 +124,7 @@ pub fn init_its() {
             return;
         }
     };
-    let cpus = boot::platform().cpus.len().min(crate::arch::MAX_CPUS);
+    let cpus = machine::platform().cpus.len().min(crate::arch::MAX_CPUS);
     let mut maps = Vec::new();
     for cpu in 0..cpus {
         if let Some(rd) = rdbase(cpu) {
@@ -150,7 +150,7 @@ pub fn init_its() {
 
 /// Boot CPU: enumerate the first PCIe host bridge, place its BARs.
 pub fn init_pci() {
-    let Some(bridge) = boot::platform().pci.first() else {
+    let Some(bridge) = machine::platform().pci.first() else {
         return;
     };
     if let Err(e) = early::map_device(bridge.ecam.start.raw(), bridge.ecam.size) {
@@ -224,7 +224,7 @@ pub fn init_pci() {
 /// `msi-map` (the requester ID itself on QEMU virt); `None` if the map has
 /// no entry for it.
 pub fn phys_device_id(bdf: crate::pci::Bdf) -> Option<crate::ids::PhysDeviceId> {
-    let bridge = boot::platform().pci.first()?;
+    let bridge = machine::platform().pci.first()?;
     bridge
         .device_id(bdf.requester_id())
         .map(crate::ids::PhysDeviceId)

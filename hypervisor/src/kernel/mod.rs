@@ -10,6 +10,7 @@ pub mod guest;
 pub mod heap;
 pub mod idregs;
 pub mod irq;
+pub mod machine;
 pub mod msi_route;
 pub mod msix;
 pub mod partition;
@@ -86,7 +87,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
 /// Called when a partition stops: when none is left, the machine powers off.
 pub fn partition_stopped() {
     static POWERING_OFF: AtomicBool = AtomicBool::new(false);
-    let all = boot::partitions().iter().all(|p| {
+    let all = machine::partitions().iter().all(|p| {
         // Stopped, and done releasing its devices (another CPU may be
         // tearing a partition down that is already marked stopped).
         p.control.lock().run == partition::RunState::Stopped && p.released.load(Ordering::SeqCst)
@@ -94,7 +95,7 @@ pub fn partition_stopped() {
     // Two partitions may stop at once on two CPUs: one of them powers off.
     if all && !POWERING_OFF.swap(true, Ordering::AcqRel) {
         crate::println!("hypervisor: all partitions stopped; powering off");
-        boot::firmware_system_off();
+        machine::firmware_system_off();
     }
 }
 

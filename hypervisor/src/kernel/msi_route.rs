@@ -5,7 +5,7 @@
 //! path (no exit) replaces it where the ITS has virtual LPIs (issue 6).
 
 use super::partition::Partition;
-use super::{boot, irq};
+use super::{irq, machine};
 use crate::gic::its_cmd::ItsCommand;
 use crate::ids::{PhysDeviceId, PhysIntId, VcpuIndex, VirtIntId, FIRST_LPI};
 use crate::mm::PhysAddr;
@@ -61,7 +61,7 @@ pub struct PhysEvent {
 }
 
 fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
-    boot::alloc_frames(size.next_multiple_of(4096), align.max(4096))
+    machine::alloc_frames(size.next_multiple_of(4096), align.max(4096))
 }
 
 /// Bytes of the ITT the hypervisor gives a function on the software path.
@@ -98,7 +98,7 @@ fn ensure_device(partition: &Partition, device: PhysDeviceId) -> Result<(), &'st
         ItsCommand::Sync { rdbase },
     )
     .map_err(|_| {
-        boot::free_frames(itt, itt_bytes(its));
+        machine::free_frames(itt, itt_bytes(its));
         "MAPD refused"
     })?;
     devices.insert(device, itt);
@@ -262,7 +262,7 @@ pub fn teardown(partition: &Partition) {
         // The ITS may still use an ITT whose MAPD V=0 did not complete:
         // such an ITT is kept (and logged), not reused.
         if unmapped.is_ok() {
-            boot::free_frames(itt, itt_bytes(its));
+            machine::free_frames(itt, itt_bytes(its));
         } else {
             log::error!(
                 "partition {}: MAPD V=0 of {:#x} refused; its ITT at {} stays allocated",

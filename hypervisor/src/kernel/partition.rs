@@ -232,7 +232,7 @@ impl Partition {
         // SAFETY: the range is inside this partition's RAM, which is
         // identity-mapped at EL2 and owned by the partition.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ram_ptr(ipa), bytes.len()) };
-        super::early::clean_invalidate(self.ram_ptr(ipa) as u64, bytes.len() as u64);
+        crate::arch::cache::clean_invalidate(self.ram_ptr(ipa) as u64, bytes.len() as u64);
         true
     }
 
@@ -271,7 +271,7 @@ impl Partition {
         *self.vgic.lock() =
             super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
         *self.console.lock() = VirtualUart::new();
-        let bundle = super::boot::bundle();
+        let bundle = super::machine::bundle();
         let kernel = bundle
             .get(&self.config.kernel.image)
             .ok_or_else(|| BuildError::MissingImage(self.config.kernel.image.clone()))?;
@@ -400,7 +400,7 @@ impl Partition {
             self.name(),
             self.its_footprint(),
             super::irq::lpis_in_use(),
-            super::boot::free_frame_bytes() >> 10,
+            super::machine::free_frame_bytes() >> 10,
             super::heap::live_bytes()
         );
     }
@@ -557,6 +557,6 @@ pub struct BootFrames;
 impl FrameSource for BootFrames {
     fn frames(&mut self, count: usize) -> Option<PhysAddr> {
         let size = count as u64 * crate::mm::PAGE_SIZE;
-        super::boot::alloc_frames(size, size)
+        super::machine::alloc_frames(size, size)
     }
 }

@@ -23,7 +23,7 @@
 //!   makes the vPE resident there, so vCPU 1 takes both vLPIs; a later
 //!   MSI from edu reaches vCPU 1 with no exit.
 
-use super::{boot, irq, percpu};
+use super::{irq, machine, percpu};
 use crate::drivers::gicv3::cpu_interface;
 use crate::gic::its_cmd::ItsCommand;
 use crate::gicv4::{PassthroughConfig, PassthroughDevice, PassthroughState, VpeConfig};
@@ -170,7 +170,7 @@ fn poll_for(intid: PhysIntId) -> bool {
 
 fn itt(its: &crate::drivers::its::Its, event_bits: u32) -> Result<PhysAddr, alloc::string::String> {
     let bytes = (u64::from(its.typer().itt_entry_bytes()) << event_bits).max(256);
-    boot::alloc_frames(bytes.next_multiple_of(4096), 4096)
+    machine::alloc_frames(bytes.next_multiple_of(4096), 4096)
         .ok_or_else(|| "no memory for an ITT".into())
 }
 
@@ -182,7 +182,7 @@ fn its_lpi() -> Result<(), alloc::string::String> {
     let device_id = irq::phys_device_id(bdf)
         .ok_or("edu has no msi-map entry")?
         .0;
-    its.prepare_device(device_id, &mut |s, a| boot::alloc_frames(s, a))
+    its.prepare_device(device_id, &mut |s, a| machine::alloc_frames(s, a))
         .map_err(|e| alloc::format!("{e}"))?;
     let itt = itt(its, 1)?;
     let lpi = irq::allocate_lpi(0xa0).ok_or("no LPI")?;
@@ -256,7 +256,7 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
     if !its.typer().virtual_lpis() {
         return Err("the ITS has no virtual LPI support (GICv3): nothing to test".into());
     }
-    let partition = boot::partitions().first().ok_or("no partition")?;
+    let partition = machine::partitions().first().ok_or("no partition")?;
     let cpu = partition
         .config
         .cpus
@@ -268,14 +268,14 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
     let device_id = irq::phys_device_id(bdf)
         .ok_or("edu has no msi-map entry")?
         .0;
-    its.prepare_device(device_id, &mut |s, a| boot::alloc_frames(s, a))
+    its.prepare_device(device_id, &mut |s, a| machine::alloc_frames(s, a))
         .map_err(|e| alloc::format!("{e}"))?;
     // The VM's vLPI property table and the vPE's pending table, 16 ID bits.
     let layout =
         crate::gic::lpi::LpiTableLayout::new(16, 16).map_err(|e| alloc::format!("{e:?}"))?;
-    let vprop = boot::alloc_frames(layout.property_bytes.next_multiple_of(4096), 4096)
+    let vprop = machine::alloc_frames(layout.property_bytes.next_multiple_of(4096), 4096)
         .ok_or("no memory")?;
-    let vpt = boot::alloc_frames(layout.pending_bytes.next_multiple_of(0x1_0000), 0x1_0000)
+    let vpt = machine::alloc_frames(layout.pending_bytes.next_multiple_of(0x1_0000), 0x1_0000)
         .ok_or("no memory")?;
     // SAFETY: fresh RAM, identity-mapped, ours.
     unsafe {
@@ -290,8 +290,8 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
             );
         }
     }
-    super::early::clean_invalidate(vprop.raw(), layout.property_bytes);
-    super::early::clean_invalidate(vpt.raw(), layout.pending_bytes);
+    crate::arch::cache::clean_invalidate(vprop.raw(), layout.property_bytes);
+    crate::arch::cache::clean_invalidate(vpt.raw(), layout.pending_bytes);
     let doorbell = irq::allocate_lpi(0x80).ok_or("no LPI for the doorbell")?;
     let rdbase = irq::rdbase(cpu).ok_or("no redistributor")?;
     let itt = itt(its, 1)?;
@@ -423,7 +423,7 @@ pub fn doorbell_call() -> i64 {
 /// GICR_VPENDBASER.Dirty == 0 then says the table is complete).
 fn vpt_pending(t: &Gicv4, vintid: u32) -> bool {
     let byte = t.vpt.raw() + u64::from(vintid / 8);
-    super::early::clean_invalidate(byte, 1);
+    crate::arch::cache::clean_invalidate(byte, 1);
     // SAFETY: inside the vPE's pending table (16 ID bits: 8 KiB), which
     // the hypervisor allocated and owns.
     let value = unsafe { core::ptr::read_volatile(byte as *const u8) };

@@ -16,7 +16,7 @@
 //! - The event queue's interrupt drains the faults, each blamed on the
 //!   partition that owns its StreamID ([`crate::smmu::dma_faults`]).
 
-use super::boot::platform;
+use super::machine::platform;
 use super::partition::{BootFrames, Partition, IPA_BITS};
 use crate::arch::mmu::IdentityTables;
 use crate::drivers::smmuv3::SmmuV3;
@@ -95,7 +95,7 @@ pub fn init() {
     };
     let base = node.registers.start.raw();
     if let Err(e) = super::early::map_device(base, node.registers.size) {
-        super::boot::fatal(format_args!("cannot map the SMMU at {base:#x}: {e:?}"));
+        super::machine::fatal(format_args!("cannot map the SMMU at {base:#x}: {e:?}"));
     }
     let smmu = match probe(base) {
         Ok(s) => s,
@@ -147,7 +147,9 @@ pub fn build_domains(partitions: &[Partition]) {
     for p in partitions {
         match build_domain(p) {
             Ok(d) => domains.push(d),
-            Err(e) => super::boot::fatal(format_args!("partition {}: DMA stage 2: {e}", p.name())),
+            Err(e) => {
+                super::machine::fatal(format_args!("partition {}: DMA stage 2: {e}", p.name()))
+            }
         }
     }
     DOMAINS.call_once(|| domains);
@@ -312,7 +314,7 @@ fn record(fault: DmaFault) {
     };
     let now = crate::arch::sysreg::counter();
     let decision = domain.faults.lock().record(fault, now, log_interval());
-    let name = super::boot::partitions()
+    let name = super::machine::partitions()
         .get(index)
         .map_or("?", |p| p.name());
     match decision {
@@ -335,7 +337,7 @@ pub fn log_faults(p: &Partition) {
 
 /// Probes the SMMUv3 at `base` (mapped): all STEs abort, GBPA abort, SMMUEN.
 fn probe(base: u64) -> Result<&'static dyn DmaTranslator, String> {
-    let mut alloc = |size: u64, align: u64| super::boot::alloc_frames(size, align);
+    let mut alloc = |size: u64, align: u64| super::machine::alloc_frames(size, align);
     // SAFETY: the device tree names an SMMUv3 at `base`, which `init` mapped
     // as device memory (both 64 KiB pages); nothing else drives it; the
     // frame allocator's memory is identity-mapped at EL2 and given to the
@@ -364,7 +366,7 @@ impl DmaTranslator for SmmuV3 {
     }
 
     fn prepare_stream(&self, sid: u32) -> Result<(), String> {
-        let mut alloc = |size: u64, align: u64| super::boot::alloc_frames(size, align);
+        let mut alloc = |size: u64, align: u64| super::machine::alloc_frames(size, align);
         SmmuV3::prepare_stream(self, sid, &mut alloc).map_err(|e| format!("{e}"))
     }
 

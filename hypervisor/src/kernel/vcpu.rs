@@ -3,7 +3,7 @@
 //! accesses outside the partition, interrupts).
 
 use super::partition::Partition;
-use super::{boot, cpus, percpu};
+use super::{cpus, machine, percpu};
 use crate::arch::exception::{enter_guest, GuestRegs};
 use crate::arch::mmu;
 use crate::guest::psci::{self, PsciCall};
@@ -163,7 +163,7 @@ fn for_each_zeroed() {
 pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
     cpu.exits.total.fetch_add(1, Ordering::Relaxed);
     let index = cpu.index.load(Ordering::Relaxed);
-    let Some((partition, vcpu)) = boot::assignment(index) else {
+    let Some((partition, vcpu)) = machine::assignment(index) else {
         log::error!("trap on CPU {index}, which runs no vCPU");
         cpus::park();
     };

@@ -363,7 +363,7 @@ fn pending_table(partition: &Partition, me: VcpuIndex, vcpu: VcpuIndex, enabled:
             // (The store path cleans what it writes: `write_ram`.)
             if let Ok(Some((first, bytes))) = vgic.pending_table_span(vcpu) {
                 if let Some(ptr) = partition.ram_slice(first, bytes) {
-                    super::early::clean_invalidate(ptr as u64, bytes);
+                    crate::arch::cache::clean_invalidate(ptr as u64, bytes);
                 }
             }
             let propbaser = vgic.propbaser(vcpu).unwrap_or(0);
@@ -425,7 +425,7 @@ fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
     let Some((p, vcpu, vintid)) = super::msi_route::lookup(lpi) else {
         return false;
     };
-    let Some(partition) = super::boot::partitions().get(p) else {
+    let Some(partition) = super::machine::partitions().get(p) else {
         return false;
     };
     super::percpu::get(super::percpu::current_index())

@@ -3,13 +3,13 @@
 //! registers (GICR_VPROPBASER / GICR_VPENDBASER in the VLPI frame).
 
 use super::redistributor::Redistributor;
+use crate::arch::cache::clean_invalidate;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
 use crate::gic::regs::gicr::{
     GicrCtlr, GicrPendbaser, GicrPropbaser, GicrTyper, GicrVpendbaser, GicrVpropbaser,
 };
 use crate::gic::regs::{Cacheability, Shareability};
 use crate::ids::PhysIntId;
-use crate::kernel::early::clean_invalidate;
 use crate::mm::PhysAddr;
 
 /// Offset of the VLPI frame from the RD frame (GICv4: third 64 KiB frame).
