@@ -55,8 +55,15 @@ pub struct Artifacts {
     pub testguests: Vec<PathBuf>,
 }
 
-/// Builds the hypervisor for `board` and the test guests.
+/// Builds the test image of the hypervisor for `board` (with the
+/// `selftest` feature: self-tests and test hypercalls) and the test guests.
 pub fn build(root: &Path, board: &Board) -> Result<Artifacts, String> {
+    build_image(root, board, true)
+}
+
+/// Builds the hypervisor for `board`, with the `selftest` feature or
+/// without (the image `cargo xtask run` boots), and the test guests.
+pub fn build_image(root: &Path, board: &Board, selftest: bool) -> Result<Artifacts, String> {
     ensure_target()?;
     let load = format!("{:#x}", board.load_address);
     eprintln!(
@@ -64,23 +71,35 @@ pub fn build(root: &Path, board: &Board) -> Result<Artifacts, String> {
         board.name,
         TEST_GUESTS.len()
     );
-    cargo(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "hypervisor",
-            "--bin",
-            "hypervisor",
-            "--target",
-            TARGET,
-        ],
-        &[("HV_LOAD_ADDR", &load)],
-    )?;
+    let mut args = vec![
+        "build",
+        "--release",
+        "-p",
+        "hypervisor",
+        "--bin",
+        "hypervisor",
+        "--target",
+        TARGET,
+    ];
+    if selftest {
+        args.extend(["--features", "selftest"]);
+    }
+    cargo(root, &args, &[("HV_LOAD_ADDR", &load)])?;
     let out = root.join("target").join(TARGET).join("release");
-    let elf = out.join("hypervisor");
-    let image = out.join("hypervisor.img");
+    // The test image has names of its own, so that building one image
+    // never replaces the other under a run that still uses it (the
+    // scenario that starts `cargo xtask run`).
+    let name = if selftest {
+        "hypervisor-selftest"
+    } else {
+        "hypervisor"
+    };
+    let elf = out.join(name);
+    if selftest {
+        std::fs::copy(out.join("hypervisor"), &elf)
+            .map_err(|e| format!("{}: {e}", elf.display()))?;
+    }
+    let image = out.join(format!("{name}.img"));
     elf_to_binary(&elf, &image)?;
     // The first build shares the workspace's target dir (the bare-QEMU
     // oracle runs its ELF); each other one has its own, so that the builds

@@ -170,13 +170,14 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
     }
 }
 
-/// Builds everything and packs the bundle for `manifest` (default: the board's).
+/// Builds everything (the hypervisor without the `selftest` feature) and
+/// packs the bundle for `manifest` (default: the board's).
 fn build_with_bundle(
     root: &Path,
     board: &board::Board,
     manifest: Option<&Path>,
 ) -> Result<(build::Artifacts, PathBuf), String> {
-    let artifacts = build::build(root, board)?;
+    let artifacts = build::build_image(root, board, false)?;
     let manifest = manifest
         .map(Path::to_path_buf)
         .unwrap_or_else(|| board.manifest_path());

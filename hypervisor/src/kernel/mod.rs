@@ -16,6 +16,7 @@ pub mod msix;
 pub mod partition;
 pub mod pci;
 pub mod percpu;
+#[cfg(feature = "selftest")]
 pub mod selftest;
 pub mod smmu;
 pub mod vcpu;

@@ -1,7 +1,9 @@
-//! Hardware self-tests of the physical ITS and GICv4 paths, selected by
-//! the hypervisor's own command line (`/chosen/bootargs` of the host tree,
-//! e.g. QEMU `-append "selftest=its"`), driving QEMU's `edu` device
-//! (PCI 1234:11e8: writing BAR0 + 0x60 sends its MSI).
+//! Hardware self-tests of the physical ITS and GICv4 paths, and the test
+//! hypercalls, built only with the `selftest` cargo feature (the test
+//! images). The self-tests are selected by the hypervisor's own command
+//! line (`/chosen/bootargs` of the host tree, e.g. QEMU `-append
+//! "selftest=its"`), driving QEMU's `edu` device (PCI 1234:11e8: writing
+//! BAR0 + 0x60 sends its MSI).
 //!
 //! - `selftest=its`: the hypervisor maps edu's MSI to a physical LPI
 //!   (MAPD/MAPC/MAPTI), takes it at EL2, DISCARDs it and shows it no longer
@@ -63,6 +65,21 @@ pub mod hypercall {
     pub const SELFTEST_VMOVP: u32 = 0xc600_0004;
     /// vmovp self-test: the self-test doorbells taken on CPUs 0-3, 16 bits each.
     pub const SELFTEST_DOORBELLS: u32 = 0xc600_0005;
+}
+
+/// The test hypercall `function`'s result, or `None` if it is not one.
+/// The exit and doorbell counts let the test guests check "no exit" and
+/// "the doorbell rang" claims; the others drive the self-tests above.
+pub fn hypercall(function: u32) -> Option<i64> {
+    let exits = &percpu::get(percpu::current_index()).exits;
+    Some(match function {
+        hypercall::EXIT_COUNT => exits.total.load(Ordering::Relaxed) as i64,
+        hypercall::DOORBELL_COUNT => exits.doorbells.load(Ordering::Relaxed) as i64,
+        hypercall::SELFTEST_DOORBELL => doorbell_call(),
+        hypercall::SELFTEST_VMOVP => vmovp_call(),
+        hypercall::SELFTEST_DOORBELLS => doorbells_call(),
+        _ => return None,
+    })
 }
 
 /// The gicv4 self-test's state, once set up.
@@ -389,7 +406,7 @@ pub fn on_vcpu_entry(cpu: usize) {
 }
 
 /// The doorbell hypercall: non-resident, trigger, doorbell at EL2, resident.
-pub fn doorbell_call() -> i64 {
+fn doorbell_call() -> i64 {
     let cpu = percpu::current_index();
     let Some(t) = GICV4.get().filter(|t| t.cpu.load(Ordering::Acquire) == cpu) else {
         return crate::guest::psci::ret::NOT_SUPPORTED;
@@ -434,7 +451,7 @@ fn vpt_pending(t: &Gicv4, vintid: u32) -> bool {
 /// guest): non-resident, edu's MSI left pending (doorbell here), VMOVP to
 /// [`VMOVP_TARGET`], then an INT whose doorbell must ring there, not here.
 /// Returns 0, or a negative step number for the first check that failed.
-pub fn vmovp_call() -> i64 {
+fn vmovp_call() -> i64 {
     let from = percpu::current_index();
     let Some(t) = GICV4
         .get()
@@ -526,7 +543,7 @@ fn count_doorbell(cpu: usize) {
 }
 
 /// The vmovp self-test's doorbells per CPU (0-3), 16 bits each.
-pub fn doorbells_call() -> i64 {
+fn doorbells_call() -> i64 {
     let mut packed = 0u64;
     for (cpu, count) in DOORBELLS_ON.iter().enumerate() {
         packed |= (count.load(Ordering::Relaxed) & 0xffff) << (16 * cpu);

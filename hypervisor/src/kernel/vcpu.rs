@@ -98,6 +98,7 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     // life, and no physical timer interrupt left active by one.
     super::vgic::clear_lrs();
     super::vgic::quiesce_forwarded_ppis(cpu);
+    #[cfg(feature = "selftest")]
     super::selftest::on_vcpu_entry(cpu);
     if let Some(Some(g)) = partition.gicv4.get() {
         super::gicv4::make_resident(g, cpu, vcpu);
@@ -538,6 +539,17 @@ fn set_reg(regs: &mut GuestRegs, reg: u8, value: u64) {
     }
 }
 
+/// A function ID PSCI does not define: one of the test hypercalls in an
+/// image built with the `selftest` feature, else NOT_SUPPORTED.
+fn test_hypercall(function: u32) -> i64 {
+    #[cfg(feature = "selftest")]
+    if let Some(result) = super::selftest::hypercall(function) {
+        return result;
+    }
+    let _ = function;
+    psci::ret::NOT_SUPPORTED
+}
+
 /// A PSCI (or SMCCC) call from the guest.
 fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
     let call = psci::decode(regs.x[0], regs.x[1], regs.x[2], regs.x[3]);
@@ -550,28 +562,8 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
                 psci::ret::NOT_SUPPORTED
             }
         }
-        PsciCall::Unknown(super::selftest::hypercall::EXIT_COUNT) => {
-            percpu::get(percpu::current_index())
-                .exits
-                .total
-                .load(Ordering::Relaxed) as i64
-        }
-        PsciCall::Unknown(super::selftest::hypercall::DOORBELL_COUNT) => {
-            percpu::get(percpu::current_index())
-                .exits
-                .doorbells
-                .load(Ordering::Relaxed) as i64
-        }
-        PsciCall::Unknown(super::selftest::hypercall::SELFTEST_DOORBELL) => {
-            super::selftest::doorbell_call()
-        }
-        PsciCall::Unknown(super::selftest::hypercall::SELFTEST_VMOVP) => {
-            super::selftest::vmovp_call()
-        }
-        PsciCall::Unknown(super::selftest::hypercall::SELFTEST_DOORBELLS) => {
-            super::selftest::doorbells_call()
-        }
-        PsciCall::SmcccVersion | PsciCall::Unknown(_) => psci::ret::NOT_SUPPORTED,
+        PsciCall::Unknown(function) => test_hypercall(function),
+        PsciCall::SmcccVersion => psci::ret::NOT_SUPPORTED,
         PsciCall::MigrateInfoType => 2, // no Trusted OS to migrate
         PsciCall::CpuSuspend => 0,      // a standby that wakes at once
         PsciCall::CpuOn {
