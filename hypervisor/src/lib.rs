@@ -24,6 +24,7 @@ pub mod ids;
 pub mod layout;
 pub mod manifest;
 pub mod mm;
+pub mod partition;
 pub mod pci;
 pub mod smmu;
 pub mod vgic;

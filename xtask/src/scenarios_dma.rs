@@ -1,4 +1,4 @@
-//! System scenarios of DMA isolation (issue 11): a partition's edu pointed
+//! System scenarios of DMA isolation: a partition's edu pointed
 //! at its own RAM (works, translated by the SMMU), at another partition's
 //! RAM, the GIC distributor and the hypervisor's image (each stopped by
 //! the SMMU, the fault logged naming the partition and the address, the

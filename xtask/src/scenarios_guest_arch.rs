@@ -1,4 +1,4 @@
-//! System scenarios of issue 13: guests written by others behave as on
+//! System scenarios of guest-visible architecture: guests behave as on
 //! real hardware (the EL1 physical timer beside the virtual one, timer
 //! lines read pending while masked, LPI pending tables).
 //!

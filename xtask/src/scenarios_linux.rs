@@ -1,4 +1,4 @@
-//! Linux in partitions (issue 7): the board `qemu-virt-linux`, two Debian
+//! Linux in partitions: the board `qemu-virt-linux`, two Debian
 //! Linux partitions at once, each with its own NVMe disk and virtio-net NIC
 //! passed through, RAM that is not identity-mapped (the board's SMMU
 //! translates their DMA), and the same `/init` checks as on

@@ -1,5 +1,5 @@
 //! System scenarios of PCI passthrough between partitions and across a
-//! reset (issue 6), each on the GICv4 board (direct injection, no exit per
+//! reset, each on the GICv4 board (direct injection, no exit per
 //! MSI) and on GICv3 (`-gicv3`, the software path, one exit per MSI).
 //!
 //! The guest side is `passthrough_pair` and `passthrough_reset` in

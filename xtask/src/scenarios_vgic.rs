@@ -1,4 +1,4 @@
-//! System scenarios of the virtual GIC (issue 4).
+//! System scenarios of the virtual GIC: the guest drives its vGIC as an OS does.
 //!
 //! The guest side is `guests/testguest/src/guest/vgic_tests.rs`: alpha
 //! drives its vGIC as Linux's GICv3 driver does and prints `PASS vgic-...`

@@ -1,4 +1,4 @@
-//! System scenarios of the virtual ITS (issue 5).
+//! System scenarios of the virtual ITS: the guest drives its vITS and checks where every LPI lands.
 //!
 //! The guest side is `guests/testguest/src/guest/vits_tests.rs` (with its
 //! ITS driver `its.rs`): alpha drives its vITS as Linux's ITS driver does

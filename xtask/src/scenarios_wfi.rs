@@ -1,5 +1,5 @@
 //! System scenarios of the GICv4 residency policy (`wfi` in the manifest,
-//! issue 6): a vCPU waiting in WFI for a passthrough MSI.
+//! GICv4 direct injection): a vCPU waiting in WFI for a passthrough MSI.
 //!
 //! alpha owns QEMU's `edu` and maps its MSI through its vITS; each round it
 //! starts a DMA whose completion MSI comes some 100 ms later, waits in WFI

@@ -1,4 +1,4 @@
-//! PCI passthrough with GICv4 direct injection (issue 6): the backend of
+//! PCI passthrough with GICv4 direct injection: the backend of
 //! the virtual ITS that turns a guest's intent for the events of its
 //! passed-through devices into GICv4 commands on the physical ITS, so
 //! their MSIs arrive as virtual LPIs with no hypervisor code on the path.

@@ -10,6 +10,7 @@ pub mod guest;
 pub mod heap;
 pub mod idregs;
 pub mod irq;
+pub mod lifecycle;
 pub mod machine;
 pub mod msi_route;
 pub mod msix;

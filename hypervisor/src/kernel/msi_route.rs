@@ -2,7 +2,7 @@
 //! maps on a passthrough function gets a physical LPI on the pCPU of its
 //! target vCPU; that LPI, taken at EL2, is found here in O(1) and made
 //! pending in the partition's vGIC. One exit per MSI; the GICv4 direct
-//! path (no exit) replaces it where the ITS has virtual LPIs (issue 6).
+//! path (no exit) replaces it where the ITS has virtual LPIs (`kernel/gicv4.rs`).
 
 use super::partition::Partition;
 use super::{irq, machine};

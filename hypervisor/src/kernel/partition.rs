@@ -2,7 +2,8 @@
 //! virtual console, and its lifecycle (start, stop, reset) across the
 //! physical CPUs it owns.
 
-use super::{cpus, percpu};
+use super::lifecycle::Steps;
+use super::percpu;
 use crate::arch::mmu::{FrameSource, IdentityTables};
 use crate::gicv4::ItsFootprint;
 use crate::guest::psci::PowerStates;
@@ -10,21 +11,13 @@ use crate::guest::vuart::VirtualUart;
 use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
 use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
+use crate::partition::lifecycle;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
-/// Where a partition is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunState {
-    /// Its vCPUs may run.
-    Running,
-    /// Being reset by one of its vCPUs: the others must park.
-    Resetting,
-    /// Powered off (SYSTEM_OFF) or stopped after a fault.
-    Stopped,
-}
+pub use crate::partition::lifecycle::RunState;
 
 /// State changed under the partition's lock.
 pub struct Control {
@@ -241,90 +234,12 @@ impl Partition {
         self.config.cpus.get(vcpu.0 as usize).copied()
     }
 
-    /// Loads the images and the device tree, and makes vCPU 0 pending at
-    /// the entry point. Called on reset, with all vCPUs parked.
-    pub fn load_and_start(&self) -> Result<(), BuildError> {
-        self.load()?;
-        self.start();
-        Ok(())
-    }
-
-    /// Copies the images and the device tree into guest RAM (cleaned to the
-    /// point of coherency: the guest starts with its MMU and caches off).
+    /// Loads the next life: releases the last one, builds fresh models,
+    /// copies the images and the device tree into guest RAM and attaches
+    /// the functions' DMA ([`crate::partition::lifecycle::load`]).
     pub fn load(&self) -> Result<(), BuildError> {
-        let boot_count = self.control.lock().boot_count;
-        // Nothing of the last life on the physical ITS before the fresh
-        // models exist: an MSI of the old life still routed now would
-        // otherwise become pending in the new vGIC.
-        self.release_devices();
-        // A fresh interrupt controller, as after a reset.
-        let fresh = super::vits::new_all(
-            self.id,
-            self.config.cpus.len(),
-            &self.config.pci,
-            self.config.its,
-        )
-        .map_err(BuildError::Vgic)?;
-        for (slot, vits) in self.vits.iter().zip(fresh) {
-            *slot.lock() = vits;
-        }
-        *self.vgic.lock() =
-            super::vgic::new_vgic(self.config.cpus.len()).map_err(BuildError::Vgic)?;
-        *self.console.lock() = VirtualUart::new();
-        let bundle = super::machine::bundle();
-        let kernel = bundle
-            .get(&self.config.kernel.image)
-            .ok_or_else(|| BuildError::MissingImage(self.config.kernel.image.clone()))?;
-        let initrd = match &self.config.initrd {
-            Some(initrd) => Some((
-                initrd.ipa,
-                bundle
-                    .get(&initrd.image)
-                    .ok_or_else(|| BuildError::MissingImage(initrd.image.clone()))?
-                    .data,
-            )),
-            None => None,
-        };
-        let ram = self.config.ram.ipa.raw()..self.config.ram.ipa.raw() + self.config.ram.size;
-        let placement = crate::boot::guest_image::place(
-            kernel.data,
-            self.config.kernel.format,
-            self.config.kernel.ipa.raw(),
-            initrd.map(|(ipa, data)| (ipa.raw(), data.len() as u64)),
-            ram.clone(),
-            self.dtb_ipa.raw()..ram.end,
-        )
-        .map_err(BuildError::Layout)?;
-        if boot_count == 0 {
-            if let crate::boot::guest_image::ImageKind::Arm64 { image_size, .. } = placement.kind {
-                log::info!(
-                    "partition {}: {} is an arm64 Linux Image: {:#x} bytes reserved at IPA {:#x}",
-                    self.name(),
-                    self.config.kernel.image,
-                    image_size,
-                    placement.kernel.start
-                );
-            }
-        }
-        self.write_ram(self.config.kernel.ipa.raw(), kernel.data);
-        let mut initrd_range = None;
-        if let Some((ipa, data)) = initrd {
-            self.write_ram(ipa.raw(), data);
-            initrd_range = Some((ipa, data.len() as u64));
-        }
-        let dtb = super::guest::device_tree(self, boot_count, initrd_range)
-            .map_err(BuildError::DeviceTree)?;
-        if !self.write_ram(self.dtb_ipa.raw(), &dtb) {
-            return Err(BuildError::DeviceTree(String::from("larger than 2 MiB")));
-        }
-        // The functions' DMA goes through the partition's DMA stage 2 from
-        // now on; the guest, not yet running, cannot have enabled bus
-        // mastering (the release above turned it off).
-        super::smmu::attach(self);
-        // Instruction fetches of the guest must see the freshly copied code.
-        // SAFETY: invalidating the instruction cache has no effect on data.
-        unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
-        Ok(())
+        let boot = self.control.lock().boot_count;
+        lifecycle::load(&Steps(self), boot)
     }
 
     /// Makes vCPU 0 pending at the entry point with x0 = the device tree.
@@ -391,7 +306,7 @@ impl Partition {
     /// Logs the partition's physical ITS footprint and the machine's LPI
     /// and frame usage, for partitions with passthrough functions (the
     /// reset scenario compares these lines across lives).
-    fn log_its_footprint(&self, when: core::fmt::Arguments<'_>) {
+    pub fn log_its_footprint(&self, when: core::fmt::Arguments<'_>) {
         if self.pci.is_none() {
             return;
         }
@@ -405,74 +320,15 @@ impl Partition {
         );
     }
 
-    /// Releases the passthrough functions at the end of life `boot`,
-    /// logging the footprint before and after (after: nothing the guest
-    /// made may be left).
-    fn end_of_life(&self, boot: u32) {
-        self.log_its_footprint(format_args!("before teardown (boot {boot})"));
-        self.release_devices();
-        self.log_its_footprint(format_args!("after teardown (boot {boot})"));
-    }
-
-    /// Leaves the passthrough functions as after a reset: nothing of the
-    /// partition stays on the physical ITS (DISCARD, MAPD V=0 / vLPI
-    /// mappings dropped), the functions quiesced (decode, bus mastering,
-    /// MSI off: no DMA, no MSI) and their BARs out of stage 2. Called from
-    /// one of the partition's own vCPUs (stop, reset), whose VMID is loaded,
-    /// as the stage-2 TLB maintenance needs.
-    fn release_devices(&self) {
-        // First, no DMA of the partition's functions reaches memory any
-        // more and the SMMU holds no translation of its VMID: whatever the
-        // device still does, the RAM may be reused after this.
-        super::smmu::detach(self);
-        // No MSI-X vector stays live on the device, whatever comes next.
-        super::msix::mask_all(self);
-        self.msix_warned.store(false, Ordering::Relaxed);
-        self.msi_warned.store(false, Ordering::Relaxed);
-        super::msi_route::teardown(self);
-        super::vits::gicv4_teardown(self);
-        if let Some(bridge) = &self.pci {
-            super::irq::with_pci(|ecam, _| bridge.lock().reset(ecam));
-            let mut mapped = self.pci_mappings.lock();
-            let mut s2 = self.stage2();
-            for m in mapped.drain(..) {
-                if let Err(e) = s2.unmap(m.guest.start, m.guest.size) {
-                    log::error!(
-                        "partition {}: unmapping BAR{} of {}: {e:?}",
-                        self.name(),
-                        m.bar,
-                        m.physical
-                    );
-                }
-            }
-        }
-    }
-
     /// Whether the partition is stopped for good (powered off or faulted).
     pub fn is_stopped(&self) -> bool {
         self.control.lock().run == RunState::Stopped
     }
 
-    /// Stops the partition: every vCPU leaves the guest and parks.
+    /// Stops the partition: every vCPU leaves the guest and parks
+    /// ([`crate::partition::lifecycle::stop`]).
     pub fn stop(&self, reason: &str) {
-        {
-            let mut control = self.control.lock();
-            if control.run == RunState::Stopped {
-                return;
-            }
-            control.run = RunState::Stopped;
-            control.power.all_off();
-            self.epoch.fetch_add(1, Ordering::AcqRel);
-        }
-        self.kick_others();
-        let boot = self.control.lock().boot_count;
-        self.end_of_life(boot);
-        log::info!("partition {}: stopped ({reason})", self.name());
-        self.log_counters();
-        // SeqCst, with the load in `partition_stopped`: of two partitions
-        // finishing their stops at once, at least one sees the other released.
-        self.released.store(true, Ordering::SeqCst);
-        super::partition_stopped();
+        lifecycle::stop(&Steps(self), reason);
     }
 
     /// Logs each vCPU's counters (its physical CPU's, since boot).
@@ -501,53 +357,10 @@ impl Partition {
     }
 
     /// Resets the partition from one of its vCPUs: parks the others, reloads
-    /// the images and device tree, and restarts vCPU 0.
+    /// the images and device tree, and restarts vCPU 0
+    /// ([`crate::partition::lifecycle::reset`]).
     pub fn reset(&self, reason: &str) {
-        {
-            let mut control = self.control.lock();
-            if control.run != RunState::Running {
-                return;
-            }
-            control.run = RunState::Resetting;
-            control.power.all_off();
-            self.epoch.fetch_add(1, Ordering::AcqRel);
-        }
-        self.kick_others();
-        let me = percpu::current_index();
-        for &cpu in &self.config.cpus {
-            if cpu.0 as usize != me && !cpus::wait_parked(cpu.0 as usize) {
-                log::error!(
-                    "partition {}: CPU {} did not leave the guest; stopping the partition",
-                    self.name(),
-                    cpu.0
-                );
-                self.control.lock().run = RunState::Running;
-                self.stop("reset failed");
-                return;
-            }
-        }
-        let ended = self.control.lock().boot_count;
-        self.end_of_life(ended);
-        let boot = {
-            let mut control = self.control.lock();
-            control.boot_count += 1;
-            control.boot_count
-        };
-        log::info!("partition {}: reset ({reason}), boot {boot}", self.name());
-        if let Err(e) = self.load_and_start() {
-            log::error!("partition {}: restart failed: {e}", self.name());
-            self.stop("restart failed");
-        }
-    }
-
-    /// Sends the kick SGI to every other CPU of the partition.
-    fn kick_others(&self) {
-        let me = percpu::current_index();
-        for &cpu in &self.config.cpus {
-            if cpu.0 as usize != me {
-                cpus::kick(cpu.0 as usize);
-            }
-        }
+        lifecycle::reset(&Steps(self), reason);
     }
 }
 

@@ -1,4 +1,4 @@
-//! The virtual GICv3 of one partition (issue 4): distributor and
+//! The virtual GICv3 of one partition: distributor and
 //! redistributor emulation, interrupt state, list-register scheduling and
 //! SGIs between vCPUs. Pure: the kernel reads the hardware (trapped MMIO,
 //! ICH_LR<n>_EL2, ICH_HCR_EL2, ICH_VMCR_EL2, ICC_SGI1R_EL1), passes the

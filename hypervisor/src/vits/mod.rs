@@ -1,5 +1,5 @@
 //! The virtual ITS: a guest-visible GICv3 ITS with its own translation
-//! state, per partition (issue 5).
+//! state, per partition.
 //!
 //! The guest programs it like hardware: tables and a command queue in its
 //! own memory, commands announced through GITS_CWRITER. The vITS reads each

@@ -1,4 +1,4 @@
-//! DMA isolation as a guest sees it (issue 11): the guest points its own
+//! DMA isolation as a guest sees it: the guest points its own
 //! edu's DMA engine at its RAM (which must work, translated by the SMMU
 //! from the guest's addresses) and at memory that is not its own (another
 //! partition's RAM, the GIC distributor, the hypervisor's image), which the

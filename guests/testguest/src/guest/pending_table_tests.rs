@@ -1,5 +1,5 @@
 //! LPI pending tables as an OS (or firmware handing over) uses them
-//! (issue 13): bits written into a redistributor's pending table before
+//! (IHI 0069, 5.1.2): bits written into a redistributor's pending table before
 //! GICR_CTLR.EnableLPIs is set are LPIs pending once it is, each delivered
 //! exactly once; clearing EnableLPIs leaves the pending state in the
 //! table; enabling again delivers it. No ITS is involved: the pending

@@ -1,4 +1,4 @@
-//! The two EL1 timers as an OS uses them (issue 13): the virtual timer
+//! The two EL1 timers as an OS uses them: the virtual timer
 //! (CNTV_*, PPI 27) and the physical timer (CNTP_*, PPI 30) together, and
 //! what GICR_ISPENDR0 shows of a timer's line. Both hold on a real GICv3
 //! (bare QEMU is the oracle) and must hold in a partition alike.

@@ -1,4 +1,4 @@
-//! Virtual GICv3 scenarios (issue 4): the guest drives the GIC as an OS
+//! Virtual GICv3 scenarios: the guest drives the GIC as an OS
 //! driver does (Linux's irq-gic-v3 sequences) and checks what the
 //! architecture promises. They hold on a real GICv3/v4 (bare QEMU is the
 //! oracle) and must hold on the hypervisor's vGIC alike.

@@ -1,4 +1,4 @@
-//! Scenarios of the virtual ITS (issue 5): the guest drives its ITS the way
+//! Scenarios of the virtual ITS: the guest drives its ITS the way
 //! Linux's ITS driver does and checks where every LPI lands. They pass on a
 //! real GICv3/v4 ITS (bare QEMU, the oracle) and must pass on our vITS.
 //!

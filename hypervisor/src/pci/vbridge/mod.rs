@@ -1,4 +1,4 @@
-//! A partition's virtual PCIe host bridge (issue 6): the filter between a
+//! A partition's virtual PCIe host bridge: the filter between a
 //! guest's ECAM accesses and the physical functions assigned to it.
 //!
 //! The guest sees a generic ECAM host bridge (its device tree comes from

@@ -1,0 +1,5 @@
+//! The hardware-independent decisions about a partition that the kernel
+//! executes: its lifecycle (`lifecycle`: run states, and the order in
+//! which stop, reset and load touch the hardware).
+
+pub mod lifecycle;
