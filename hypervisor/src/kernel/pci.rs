@@ -91,13 +91,6 @@ pub fn map_bars(partition: &Partition) {
     }
 }
 
-/// Whether `ipa` lies in the partition's ECAM window.
-pub fn owns(partition: &Partition, ipa: u64) -> bool {
-    partition.pci.is_some()
-        && (layout::PCI_ECAM.start.raw()..layout::PCI_ECAM.start.raw() + layout::PCI_ECAM.size)
-            .contains(&ipa)
-}
-
 /// A trapped guest access to its ECAM window; returns the value read.
 pub fn config_access(partition: &Partition, access: MmioAccess, value: u64) -> u64 {
     let Some(bridge) = &partition.pci else {

@@ -6,10 +6,12 @@ use super::partition::Partition;
 use super::{cpus, machine, percpu};
 use crate::arch::exception::{enter_guest, GuestRegs};
 use crate::arch::mmu;
+use crate::guest::mmio::{Emulated, MmioMap};
 use crate::guest::psci::{self, PsciCall};
 use crate::guest::trap::{self, MmioAccess, TrapCause};
 use crate::ids::VcpuIndex;
 use crate::manifest::WfiPolicy;
+use crate::mm::Ipa;
 use crate::{read_sysreg, write_sysreg};
 use core::sync::atomic::Ordering;
 
@@ -331,50 +333,16 @@ fn wait_for_interrupt(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuInd
     super::vgic::take_physical_interrupts(Some((partition, vcpu)));
 }
 
-/// The partition's emulated devices, by the IPA windows they trap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Emulated {
-    /// The virtual PL011.
-    Console,
-    /// The virtual GIC's distributor and redistributors.
-    Gic,
-    /// One of the partition's virtual ITSs.
-    Its(usize),
-    /// The virtual PCI host bridge's ECAM window.
-    PciConfig,
-    /// A page holding a passthrough function's MSI-X table.
-    MsixTable,
-}
-
-impl Emulated {
-    /// What the logs call it.
-    fn name(self) -> &'static str {
-        match self {
-            Self::Console => "virtual console",
-            Self::Gic => "virtual GIC",
-            Self::Its(_) => "virtual ITS",
-            Self::PciConfig => "virtual PCI configuration space",
-            Self::MsixTable => "MSI-X table page of a passthrough function",
-        }
-    }
-}
-
-/// The emulated device whose window holds `ipa`, if any.
+/// The emulated device whose window holds `ipa`, if any
+/// ([`crate::guest::mmio`] decides; the MSI-X pages come from the bridge).
 fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<Emulated> {
-    let console = partition.config.console_ipa.raw();
-    if (console..console + crate::guest::vuart::SIZE).contains(&ipa) {
-        Some(Emulated::Console)
-    } else if super::vgic::owns(partition, ipa) {
-        Some(Emulated::Gic)
-    } else if let Some(index) = super::vits::owner(partition, ipa) {
-        Some(Emulated::Its(index))
-    } else if super::pci::owns(partition, ipa) {
-        Some(Emulated::PciConfig)
-    } else if super::msix::owns(partition, ipa) {
-        Some(Emulated::MsixTable)
-    } else {
-        None
-    }
+    let map = MmioMap {
+        console_ipa: partition.config.console_ipa,
+        vcpus: partition.config.cpus.len(),
+        its_count: partition.vits.len(),
+        pci: partition.pci.is_some(),
+    };
+    map.device_at(Ipa(ipa), |ipa| super::msix::owns(partition, ipa.raw()))
 }
 
 /// Emulates an access to one of the partition's virtual devices: the

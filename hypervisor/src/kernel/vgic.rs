@@ -197,14 +197,6 @@ pub fn clear_lrs() {
     write_sysreg!("S3_4_C12_C9_0", 0);
 }
 
-/// Whether `ipa` lies in the partition's distributor or redistributor frames.
-pub fn owns(partition: &Partition, ipa: u64) -> bool {
-    let d = layout::GICD;
-    let r = layout::redistributors(partition.config.cpus.len());
-    (d.start.raw()..d.start.raw() + d.size).contains(&ipa)
-        || (r.start.raw()..r.start.raw() + r.size).contains(&ipa)
-}
-
 /// A trapped access to the vGIC's frames.
 pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u64) -> u64 {
     let (result, actions, fault) = {

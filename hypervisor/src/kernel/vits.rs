@@ -192,14 +192,6 @@ impl VitsBackend for SoftwareInjection<'_> {
     fn sync(&mut self) {}
 }
 
-/// Which of the partition's vITSs has its frames at `ipa`, if any.
-pub fn owner(partition: &Partition, ipa: u64) -> Option<usize> {
-    (0..partition.vits.len()).find(|&i| {
-        let frames = layout::extra_its(i);
-        (frames.start.raw()..frames.start.raw() + frames.size).contains(&ipa)
-    })
-}
-
 /// A trapped access to vITS `index`'s frames; returns the value read.
 pub fn mmio(
     partition: &Partition,
