@@ -119,7 +119,14 @@ struct SoftwareInjection<'a> {
     kicks: Actions,
 }
 
-impl SoftwareInjection<'_> {
+impl<'a> SoftwareInjection<'a> {
+    fn new(partition: &'a Partition) -> Self {
+        Self {
+            partition,
+            kicks: Actions::new(),
+        }
+    }
+
     fn with_vgic(
         &mut self,
         vcpu: VcpuIndex,
@@ -208,48 +215,58 @@ pub fn mmio(
     };
     let offset = access.ipa.raw() - layout::extra_its(index).start.raw();
     let mem = PartitionMemory(partition);
-    let mut backend = SoftwareInjection {
-        partition,
-        kicks: Actions::new(),
-    };
     let Some(vits) = partition.vits.get(index) else {
         return 0;
     };
     let mut vits = vits.lock();
+    let mut run = |backend: &mut dyn VitsBackend| {
+        if access.write {
+            vits.mmio_write(offset, width, value, &mem, backend);
+            0
+        } else {
+            vits.mmio_read(offset, width, &mem, backend)
+        }
+    };
     // With GICv4, passthrough events (all on the first vITS) go to the
     // physical ITS as vLPIs and everything else to software injection;
     // otherwise all of it is software.
-    if let (0, Some(Some(g))) = (index, partition.gicv4.get()) {
-        let mut slot = g.state.lock();
-        if let Some(state) = slot.take() {
-            let sink = super::gicv4::KernelSink {
-                partition,
-                gicv4: g,
-            };
-            let mut gicv4 = crate::gicv4::Gicv4Backend::from_parts(state, sink, backend);
-            let result = if access.write {
-                vits.mmio_write(offset, width, value, &mem, &mut gicv4);
-                0
-            } else {
-                vits.mmio_read(offset, width, &mem, &mut gicv4)
-            };
-            let (state, _, software) = gicv4.into_parts();
-            *slot = Some(state);
-            drop(slot);
-            drop(vits);
-            super::vgic::apply_actions(partition, vcpu, software.kicks);
-            return result;
-        }
-    }
-    let result = if access.write {
-        vits.mmio_write(offset, width, value, &mem, &mut backend);
-        0
+    let (result, kicks) = if index == 0 {
+        with_backend(partition, run)
     } else {
-        vits.mmio_read(offset, width, &mem, &mut backend)
+        let mut software = SoftwareInjection::new(partition);
+        (run(&mut software), software.kicks)
     };
     drop(vits);
-    super::vgic::apply_actions(partition, vcpu, backend.kicks);
+    super::vgic::apply_actions(partition, vcpu, kicks);
     result
+}
+
+/// Runs `f` with the backend of the partition's first vITS, whose lock the
+/// caller holds: software injection, behind the GICv4 backend when the
+/// partition has one (its state taken out of its slot meanwhile). Returns
+/// `f`'s result and the vCPU kicks software injection collected.
+fn with_backend<R>(
+    partition: &Partition,
+    f: impl FnOnce(&mut dyn VitsBackend) -> R,
+) -> (R, Actions) {
+    let mut software = SoftwareInjection::new(partition);
+    let Some(Some(g)) = partition.gicv4.get() else {
+        return (f(&mut software), software.kicks);
+    };
+    let mut slot = g.state.lock();
+    let Some(state) = slot.take() else {
+        drop(slot);
+        return (f(&mut software), software.kicks);
+    };
+    let sink = super::gicv4::KernelSink {
+        partition,
+        gicv4: g,
+    };
+    let mut backend = crate::gicv4::Gicv4Backend::from_parts(state, sink, software);
+    let result = f(&mut backend);
+    let (state, _, software) = backend.into_parts();
+    *slot = Some(state);
+    (result, software.kicks)
 }
 
 /// Partition reset with GICv4: every vLPI mapping the guest made goes
@@ -268,11 +285,8 @@ pub fn gicv4_teardown(partition: &Partition) {
         partition,
         gicv4: g,
     };
-    let software = SoftwareInjection {
-        partition,
-        kicks: Actions::new(),
-    };
-    let mut backend = crate::gicv4::Gicv4Backend::from_parts(state, sink, software);
+    let mut backend =
+        crate::gicv4::Gicv4Backend::from_parts(state, sink, SoftwareInjection::new(partition));
     let report = backend.teardown();
     let (state, _, _) = backend.into_parts();
     *slot = Some(state);
