@@ -29,7 +29,22 @@ pub struct Control {
     pub boot_count: u32,
 }
 
-/// One partition.
+/// One partition: its configuration, memory and stage 2, and each
+/// subsystem's state behind its own lock.
+///
+/// Lock order, where two of one partition's locks are held at once (take
+/// the left one first; a partition never takes another's locks, and none
+/// is held across a kick, a `wait_parked` or a guest entry):
+/// - `control` alone;
+/// - `vits[i]` -> `vgic` (software injection reaches the vGIC from inside
+///   a vITS command; the vGIC never calls back);
+/// - `vits[0]` -> the GICv4 backend state (`gicv4`), and `vits[i]` ->
+///   `phys_devices` / `phys_events` -> the physical ITS queue, LPI
+///   allocator and property table, the frame allocator;
+/// - `pci` -> `pci_mappings` -> the stage 2;
+/// - `console` -> the physical console.
+///
+/// The order is checked by review, not by the type system yet.
 pub struct Partition {
     /// Index in the manifest.
     pub id: PartitionId,
