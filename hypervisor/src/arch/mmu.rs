@@ -131,11 +131,13 @@ pub unsafe fn enable_el2(root: PhysAddr, tcr: TcrEl2, mair: u64) {
 }
 
 /// Loads a partition's stage 2: VTCR_EL2 and VTTBR_EL2 (root + VMID).
-/// `root`, `vmid` and `vtcr` must be the stage 2 of the partition whose
-/// vCPU runs next on this CPU.
-pub fn load_stage2(vtcr: u64, root: PhysAddr, vmid: u16) {
-    // SAFETY: the one caller (vCPU entry) passes its partition's own stage
-    // 2, built by `Stage2`/`vtcr_el2` and its VMID from the allocator.
+///
+/// # Safety
+/// `root` must be the stage-2 root of the partition whose vCPU runs next
+/// on this CPU, `vmid` its own VMID and `vtcr` the shape of its tables
+/// (`Stage2::vtcr_el2`).
+pub unsafe fn load_stage2(vtcr: u64, root: PhysAddr, vmid: u16) {
+    // SAFETY: the caller's contract is the registers' contract.
     unsafe {
         sysreg::vtcr_el2::write(VtcrEl2(vtcr));
         sysreg::vttbr_el2::write(VttbrEl2::new(root.raw(), vmid));

@@ -579,29 +579,6 @@ pub mod ich_lr {
     }
 }
 
-/// Reads a system register by name or encoding: the untyped access
-/// `kernel/` still uses until its callers move to the modules above.
-#[macro_export]
-macro_rules! read_sysreg {
-    ($reg:literal) => {{
-        let value: u64;
-        // SAFETY: reading a system register has no side effect on memory.
-        unsafe { core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) value, options(nostack)) };
-        value
-    }};
-}
-
-/// Writes a system register by name or encoding (see [`read_sysreg`]).
-#[macro_export]
-macro_rules! write_sysreg {
-    ($reg:literal, $value:expr) => {{
-        let value: u64 = $value;
-        // SAFETY: the caller's module documents why this write is sound at EL2;
-        // the asm is not `nomem`, so memory accesses are not moved across it.
-        unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) value, options(nostack)) };
-    }};
-}
-
 /// Instruction synchronization barrier.
 #[inline(always)]
 pub fn isb() {
