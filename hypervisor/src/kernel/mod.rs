@@ -58,12 +58,12 @@ extern "C" fn handle_lower_el(cpu: *const percpu::PerCpu, vector: u64) {
 extern "C" fn handle_el2_self(vector: u64, frame: *mut crate::arch::exception::El2Frame) {
     // SAFETY: the vector built this frame on the stack just before the call.
     let frame = unsafe { &mut *frame };
-    let esr = crate::read_sysreg!("esr_el2");
+    let esr = crate::arch::sysreg::esr_el2::read();
     // A guarded device access that aborted returns "aborted" to its caller.
     if crate::arch::exception::guarded_fixup(frame, esr) {
         return;
     }
-    let far = crate::read_sysreg!("far_el2");
+    let far = crate::arch::sysreg::far_el2::read();
     console::write_fmt_force(format_args!(
         "\n[hv cpu{}] FATAL: exception at EL2 (vector {vector}): ESR_EL2={esr:#x} FAR_EL2={far:#x} ELR_EL2={:#x} LR={:#x}\n",
         percpu::current_index(),

@@ -106,7 +106,8 @@ pub fn init_current(index: usize) {
     block
         .mpidr
         .store(crate::arch::sysreg::mpidr(), Ordering::Relaxed);
-    crate::write_sysreg!("tpidr_el2", block as *const PerCpu as u64);
+    // SAFETY: `block` is this CPU's own block (index is this CPU's).
+    unsafe { crate::arch::sysreg::tpidr_el2::write(block as *const PerCpu as u64) };
 }
 
 /// The block of CPU `index`.
@@ -118,7 +119,7 @@ pub fn get(index: usize) -> &'static PerCpu {
 pub fn current() -> Option<&'static PerCpu> {
     // TPIDR_EL2 is UNKNOWN at reset: only trust it if it names one of the
     // blocks (then the block itself, not the raw pointer, is returned).
-    let ptr = crate::read_sysreg!("tpidr_el2") as *const PerCpu;
+    let ptr = crate::arch::sysreg::tpidr_el2::read() as *const PerCpu;
     PERCPU.iter().find(|b| core::ptr::eq(*b, ptr))
 }
 

@@ -6,95 +6,44 @@ use super::partition::Partition;
 use super::{cpus, machine, percpu};
 use crate::arch::exception::{enter_guest, GuestRegs};
 use crate::arch::mmu;
+use crate::arch::sysreg;
 use crate::guest::mmio::{Emulated, MmioMap};
 use crate::guest::psci::{self, PsciCall};
 use crate::guest::trap::{self, MmioAccess, TrapCause};
 use crate::ids::VcpuIndex;
 use crate::manifest::WfiPolicy;
 use crate::mm::Ipa;
-use crate::{read_sysreg, write_sysreg};
+use crate::sysreg::{guest, HcrEl2, MdcrEl2, SctlrEl1};
 use core::sync::atomic::Ordering;
 
-/// HCR_EL2 while a guest runs: stage 2 on (VM), set/way cleans upgraded
-/// (SWIO), physical FIQ/IRQ/SError to EL2 (FMO/IMO/AMO), reads of the ID
-/// registers trapped so the guest sees only features the hypervisor
-/// handles (TID3, [`crate::guest::cpu_features`]), SMC trapped (TSC), EL1 is
-/// AArch64 (RW). APK/API stay 0: pointer authentication is hidden, and a
-/// guest that enables it anyway traps here and gets an UNDEF.
-const HCR_GUEST: u64 =
-    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 18) | (1 << 19) | (1 << 31);
-/// HCR_EL2.TWI: WFI traps to EL2.
-const HCR_TWI: u64 = 1 << 13;
-
-/// HCR_EL2.TIDCP: EL1 accesses to the IMPLEMENTATION DEFINED system
-/// registers trap (the guest gets an UNDEF): what they do to a core, its
-/// caches or its neighbours is the vendor's secret, not the partition's.
-const HCR_TIDCP: u64 = 1 << 20;
-/// HCR_EL2.TERR (FEAT_RAS): accesses to the RAS error record registers
-/// trap (UNDEF): RAS is hidden from the guest's ID registers and the
-/// records describe the machine's errors, not the partition's.
-const HCR_TERR: u64 = 1 << 36;
-
-/// HCR_EL2 for `partition`'s vCPUs: WFI trapped under `wfi = "doorbell"`;
-/// TERR only where the CPU has FEAT_RAS (elsewhere the bit is RES0).
-fn hcr_for(partition: &Partition) -> u64 {
-    let ras = (read_sysreg!("id_aa64pfr0_el1") >> 28) & 0xf != 0;
-    let hcr = HCR_GUEST | HCR_TIDCP | if ras { HCR_TERR } else { 0 };
-    match partition.config.wfi {
-        WfiPolicy::Resident => hcr,
-        WfiPolicy::Doorbell => hcr | HCR_TWI,
-    }
+/// HCR_EL2 for `partition`'s vCPUs on this CPU ([`guest::hcr`]).
+fn hcr_for(partition: &Partition) -> HcrEl2 {
+    guest::hcr(sysreg::id_aa64pfr0_el1::read(), partition.config.wfi)
 }
 
-/// CPTR_EL2: FP/SIMD not trapped (the hypervisor is soft-float and never
-/// touches them, and each vCPU owns its physical CPU); SVE (TZ), SME
-/// (TSM), trace (TTA) and the activity monitors (TAM) trapped: they are
-/// hidden from the guest's ID registers and their state is not switched.
-const CPTR_GUEST: u64 = 0x32ff | (1 << 8) | (1 << 20) | (1 << 30);
-/// MDCR_EL2 trap bits: the statistical profiling (TPMS) and trace filter
-/// (TTRF) registers, both hidden from the guest. HPMN is added at entry.
-const MDCR_GUEST_TRAPS: u64 = (1 << 14) | (1 << 19);
-/// MDCR_EL2.HPMD (FEAT_PMUv3p1): the guest's event counters do not count
-/// while the CPU is in EL2, so its PMU sees its own work, not the
-/// hypervisor's (or, through the hypervisor, other partitions' effects).
-const MDCR_HPMD: u64 = 1 << 17;
-/// MDCR_EL2.HCCD (FEAT_PMUv3p5): nor does its cycle counter.
-const MDCR_HCCD: u64 = 1 << 23;
-
-/// MDCR_EL2 for a vCPU: the traps, all event counters to the guest
-/// (HPMN = PMCR_EL0.N), and EL2 kept out of its counts where the PMU
-/// version has the controls (ID_AA64DFR0_EL1.PMUVer; 0xf is IMPLEMENTATION
-/// DEFINED, not a version).
-fn mdcr_for_guest() -> u64 {
-    let pmu = (read_sysreg!("id_aa64dfr0_el1") >> 8) & 0xf;
-    let hpmn = (read_sysreg!("pmcr_el0") >> 11) & 0x1f;
-    let mut mdcr = MDCR_GUEST_TRAPS | hpmn;
-    if (4..0xf).contains(&pmu) {
-        mdcr |= MDCR_HPMD;
-    }
-    if (6..0xf).contains(&pmu) {
-        mdcr |= MDCR_HCCD;
-    }
-    mdcr
+/// MDCR_EL2 for a vCPU on this CPU ([`guest::mdcr`]).
+fn mdcr_for_guest() -> MdcrEl2 {
+    guest::mdcr(sysreg::id_aa64dfr0_el1::read(), sysreg::pmcr_el0::read())
 }
-/// SCTLR_EL1 at reset: MMU and caches off, RES1 bits set.
-const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
-/// SPSR_EL2 for entering a vCPU: EL1h with D, A, I and F masked.
-const SPSR_EL1H_MASKED: u64 = 0x3c5;
 
 /// Enters `vcpu` of `partition` on this CPU at `entry` with x0 = `context`,
 /// with the EL1 state an architectural reset leaves. Never returns.
 pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -> ! {
     let cpu = percpu::current_index();
     reset_el1_state();
-    write_sysreg!("vmpidr_el2", (1 << 31) | u64::from(vcpu.0));
-    write_sysreg!("vpidr_el2", read_sysreg!("midr_el1"));
-    write_sysreg!("cptr_el2", CPTR_GUEST);
-    write_sysreg!("cnthctl_el2", 0b11); // EL1 may use the physical counter and timer
-    write_sysreg!("cntvoff_el2", 0);
-    write_sysreg!("mdcr_el2", mdcr_for_guest());
-    write_sysreg!("hcr_el2", hcr_for(partition));
-    mmu::load_stage2(partition.vtcr, partition.stage2_root, partition.vmid);
+    sysreg::vmpidr_el2::write(guest::vmpidr(vcpu.0));
+    sysreg::vpidr_el2::write(sysreg::midr_el1::read());
+    // SAFETY: guest::CPTR traps nothing EL2 uses (it is soft-float).
+    unsafe { sysreg::cptr_el2::write(guest::CPTR) };
+    sysreg::cnthctl_el2::write(guest::CNTHCTL);
+    sysreg::cntvoff_el2::write(0);
+    // SAFETY: guest::mdcr leaves TDE clear.
+    unsafe { sysreg::mdcr_el2::write(mdcr_for_guest()) };
+    // SAFETY: guest::hcr sets neither E2H nor TGE; the partition's stage 2
+    // is loaded next, before the guest runs.
+    unsafe { sysreg::hcr_el2::write(hcr_for(partition)) };
+    // SAFETY: the partition's own stage 2, built with its VTCR, and VMID.
+    unsafe { mmu::load_stage2(partition.vtcr, partition.stage2_root, partition.vmid) };
     mmu::flush_guest_tlb_local();
     // A fresh virtual CPU interface: no list register left from a previous
     // life, and no physical timer interrupt left active by one.
@@ -112,7 +61,7 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
             x
         },
         elr: entry,
-        spsr: SPSR_EL1H_MASKED,
+        spsr: guest::SPSR_ENTRY.0,
     };
     // SAFETY: only this CPU touches its own saved registers.
     unsafe { *percpu::get(cpu).regs.get() = regs };
@@ -125,39 +74,39 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
 /// Puts the EL1 system registers in their reset state, so that nothing of
 /// a previous life of the vCPU (or of the hypervisor) leaks into it.
 fn reset_el1_state() {
-    write_sysreg!("sctlr_el1", SCTLR_EL1_RESET);
+    sysreg::sctlr_el1::write(SctlrEl1::RESET);
     for_each_zeroed();
     crate::arch::sysreg::isb();
 }
 
 fn for_each_zeroed() {
-    write_sysreg!("vbar_el1", 0);
-    write_sysreg!("tcr_el1", 0);
-    write_sysreg!("ttbr0_el1", 0);
-    write_sysreg!("ttbr1_el1", 0);
-    write_sysreg!("mair_el1", 0);
-    write_sysreg!("amair_el1", 0);
-    write_sysreg!("cpacr_el1", 0);
-    write_sysreg!("contextidr_el1", 0);
-    write_sysreg!("tpidr_el0", 0);
-    write_sysreg!("tpidrro_el0", 0);
-    write_sysreg!("tpidr_el1", 0);
-    write_sysreg!("sp_el0", 0);
-    write_sysreg!("sp_el1", 0);
-    write_sysreg!("elr_el1", 0);
-    write_sysreg!("spsr_el1", 0);
-    write_sysreg!("esr_el1", 0);
-    write_sysreg!("far_el1", 0);
-    write_sysreg!("afsr0_el1", 0);
-    write_sysreg!("afsr1_el1", 0);
-    write_sysreg!("par_el1", 0);
-    write_sysreg!("cntkctl_el1", 0);
-    write_sysreg!("cntv_ctl_el0", 0);
-    write_sysreg!("cntp_ctl_el0", 0);
-    write_sysreg!("cntv_cval_el0", 0);
-    write_sysreg!("cntp_cval_el0", 0);
-    write_sysreg!("csselr_el1", 0);
-    write_sysreg!("mdscr_el1", 0);
+    sysreg::vbar_el1::write(0);
+    sysreg::tcr_el1::write(0);
+    sysreg::ttbr0_el1::write(0);
+    sysreg::ttbr1_el1::write(0);
+    sysreg::mair_el1::write(0);
+    sysreg::amair_el1::write(0);
+    sysreg::cpacr_el1::write(0);
+    sysreg::contextidr_el1::write(0);
+    sysreg::tpidr_el0::write(0);
+    sysreg::tpidrro_el0::write(0);
+    sysreg::tpidr_el1::write(0);
+    sysreg::sp_el0::write(0);
+    sysreg::sp_el1::write(0);
+    sysreg::elr_el1::write(0);
+    sysreg::spsr_el1::write(0);
+    sysreg::esr_el1::write(0);
+    sysreg::far_el1::write(0);
+    sysreg::afsr0_el1::write(0);
+    sysreg::afsr1_el1::write(0);
+    sysreg::par_el1::write(0);
+    sysreg::cntkctl_el1::write(0);
+    sysreg::cntv_ctl_el0::write(0);
+    sysreg::cntp_ctl_el0::write(0);
+    sysreg::cntv_cval_el0::write(0);
+    sysreg::cntp_cval_el0::write(0);
+    sysreg::csselr_el1::write(0);
+    sysreg::mdscr_el1::write(0);
 }
 
 /// Handles a trap from the guest running on `cpu`. `vector` is the
@@ -180,7 +129,7 @@ pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
             super::vgic::take_physical_interrupts(Some((partition, vcpu)));
         }
         _ => {
-            let esr = read_sysreg!("esr_el2");
+            let esr = sysreg::esr_el2::read();
             log::error!(
                 "partition {}: vCPU {} took {} (ESR_EL2 {esr:#x}, ELR {:#x})",
                 partition.name(),
@@ -209,8 +158,8 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
             "partition {}: vCPU {} is stuck: it took the same exception (ESR_EL1 {:#x}) at PC {:#x} {repeats} times in a row; its handler makes no progress",
             partition.name(),
             vcpu.0,
-            read_sysreg!("esr_el1"),
-            read_sysreg!("elr_el1"),
+            sysreg::esr_el1::read(),
+            sysreg::elr_el1::read(),
         );
         *cpu.fault_loop.lock() = trap::FaultLoop::new();
         partition.stop("stuck re-taking the same exception");
@@ -223,9 +172,9 @@ fn handle_sync_cause(
     vcpu: VcpuIndex,
     regs: &mut GuestRegs,
 ) {
-    let esr = read_sysreg!("esr_el2");
-    let far = read_sysreg!("far_el2");
-    let hpfar = read_sysreg!("hpfar_el2");
+    let esr = sysreg::esr_el2::read();
+    let far = sysreg::far_el2::read();
+    let hpfar = sysreg::hpfar_el2::read();
     match trap::decode(esr, far, hpfar) {
         TrapCause::Hvc(_) => {
             cpu.exits.calls.fetch_add(1, Ordering::Relaxed);
@@ -434,7 +383,7 @@ fn worth_logging(n: u64) -> bool {
 }
 
 fn inject_undefined(regs: &mut GuestRegs) {
-    let mut inj = external_abort(regs, false, false, read_sysreg!("far_el1"));
+    let mut inj = external_abort(regs, false, false, sysreg::far_el1::read());
     // EC 0 (unknown reason), IL = 1: what an undefined instruction reports;
     // the same entry to the guest's synchronous vector as an abort.
     inj.esr_el1 = 1 << 25;
@@ -460,7 +409,7 @@ fn external_abort(
         regs.elr,
         regs.spsr,
         far,
-        read_sysreg!("vbar_el1"),
+        sysreg::vbar_el1::read(),
     )
 }
 
@@ -479,10 +428,10 @@ fn write_injection(regs: &mut GuestRegs, inj: &trap::AbortInjection) {
             cpu.stuck_repeats.store(n, Ordering::Relaxed);
         }
     }
-    write_sysreg!("esr_el1", inj.esr_el1);
-    write_sysreg!("far_el1", inj.far_el1);
-    write_sysreg!("elr_el1", inj.elr_el1);
-    write_sysreg!("spsr_el1", inj.spsr_el1);
+    sysreg::esr_el1::write(inj.esr_el1);
+    sysreg::far_el1::write(inj.far_el1);
+    sysreg::elr_el1::write(inj.elr_el1);
+    sysreg::spsr_el1::write(inj.spsr_el1);
     regs.elr = inj.elr_el2;
     regs.spsr = inj.spsr_el2;
 }

@@ -11,13 +11,14 @@
 
 use super::irq;
 use super::partition::Partition;
+use crate::arch::sysreg;
 use crate::drivers::gicv3::cpu_interface;
 use crate::guest::trap::MmioAccess;
 use crate::ids::{PhysIntId, VcpuIndex, VirtIntId};
 use crate::layout;
 use crate::mm::Ipa;
+use crate::sysreg::{IchHcrEl2, IchVmcrEl2, IchVtrEl2};
 use crate::vgic::{Action, Actions, PhysicalIrqState, Vgic, VgicConfig, MAX_LRS};
-use crate::{read_sysreg, write_sysreg};
 
 /// The virtual timer's PPI (EL1 virtual timer, INTID 27), forwarded to the
 /// guest with the HW bit so that its deactivation reaches the hardware.
@@ -49,12 +50,12 @@ mod sysreg_enc {
 /// every guest entry and exit.
 fn vtr() -> u64 {
     static VTR: spin::Once<u64> = spin::Once::new();
-    *VTR.call_once(|| read_sysreg!("S3_4_C12_C11_1"))
+    *VTR.call_once(|| sysreg::ich_vtr_el2::read().0)
 }
 
 /// The list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
 pub fn num_lrs() -> usize {
-    ((vtr() & 0x1f) as usize + 1).min(MAX_LRS)
+    IchVtrEl2(vtr()).lr_count().min(MAX_LRS)
 }
 
 /// The vGIC configuration of a partition with `vcpus` vCPUs.
@@ -113,27 +114,11 @@ pub fn quiesce_forwarded_ppis(cpu: usize) {
 }
 
 fn read_lr(n: usize) -> u64 {
-    macro_rules! lr {
-        ($($i:literal => $name:literal),*) => {
-            match n { $($i => read_sysreg!($name),)* _ => 0 }
-        };
-    }
-    lr!(0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
-        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
-        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
-        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
+    sysreg::ich_lr::read(n)
 }
 
 fn write_lr(n: usize, value: u64) {
-    macro_rules! lr {
-        ($($i:literal => $name:literal),*) => {
-            match n { $($i => write_sysreg!($name, value),)* _ => {} }
-        };
-    }
-    lr!(0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
-        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
-        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
-        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
+    sysreg::ich_lr::write(n, value)
 }
 
 /// On every exit: the LRs the guest ran with go back into the model.
@@ -146,8 +131,8 @@ pub fn fold(partition: &Partition, vcpu: VcpuIndex) {
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
         *lr = read_lr(i);
     }
-    let hcr = read_sysreg!("S3_4_C12_C11_0");
-    let vmcr = read_sysreg!("S3_4_C12_C11_7");
+    let hcr = sysreg::ich_hcr_el2::read().0;
+    let vmcr = sysreg::ich_vmcr_el2::read().0;
     let result = partition.vgic.lock().fold(vcpu, &lrs[..n], hcr, vmcr);
     apply(partition, vcpu, result);
 }
@@ -165,13 +150,13 @@ pub fn flush(partition: &Partition, vcpu: VcpuIndex) {
                 write_lr(i, image.lrs[i]);
             }
             // ICH_HCR_EL2.TDIR exists only with ICH_VTR_EL2.TDS.
-            let tds = vtr() & (1 << 19) != 0;
+            let tds = IchVtrEl2(vtr()).tds();
             let hcr = if tds {
                 image.hcr
             } else {
                 image.hcr & !crate::vgic::hcr::TDIR
             };
-            write_sysreg!("S3_4_C12_C11_0", hcr);
+            sysreg::ich_hcr_el2::write(IchHcrEl2(hcr));
         }
         Err(e) => log::error!(
             "partition {}: vCPU {}: vGIC flush: {e:?}",
@@ -190,11 +175,11 @@ pub fn clear_lrs() {
     for i in 0..num_lrs() {
         write_lr(i, 0);
     }
-    write_sysreg!("S3_4_C12_C11_0", crate::vgic::hcr::EN);
-    write_sysreg!("S3_4_C12_C11_7", 0);
+    sysreg::ich_hcr_el2::write(IchHcrEl2(0).with_en(true));
+    sysreg::ich_vmcr_el2::write(IchVmcrEl2(0));
     // No active priority left from a previous life (ICH_AP1R<n>_EL2; with
     // 5 priority bits only AP1R0 exists, the others are RES0/absent).
-    write_sysreg!("S3_4_C12_C9_0", 0);
+    sysreg::ich_ap1r0_el2::write(0);
 }
 
 /// A trapped access to the vGIC's frames.

@@ -10,6 +10,7 @@
 use core::fmt::Debug;
 
 use super::{Ipa, VirtAddr};
+use crate::sysreg::{TcrEl2, VtcrEl2};
 
 /// An address a regime translates: a hypervisor VA (stage 1) or an IPA (stage 2).
 pub trait InputAddress: Copy + Debug {
@@ -186,13 +187,15 @@ impl El2Stage1 {
 
     /// TCR_EL2 value for this regime: T0SZ = 16, walks Normal write-back
     /// inner shareable (tables must live in memory mapped that way), 4 KiB
-    /// granule, PS from `pa_range`, TBI off. Bits 31 and 23 are RES1.
-    pub const fn tcr_el2(pa_range: PaRange) -> u64 {
-        (1 << 31)
-            | (1 << 23)
-            | ((pa_range.field() as u64) << 16)
-            | WALK_ATTRIBUTES
-            | (64 - Self::VA_BITS as u64)
+    /// granule, PS from `pa_range`, TBI off.
+    pub const fn tcr_el2(pa_range: PaRange) -> TcrEl2 {
+        TcrEl2::RES1
+            .with_t0sz(64 - Self::VA_BITS as u64)
+            .with_irgn0(WALK_CACHEABILITY)
+            .with_orgn0(WALK_CACHEABILITY)
+            .with_sh0(WALK_SHAREABILITY)
+            .with_tg0(GRANULE_4K)
+            .with_ps(pa_range.field() as u64)
     }
 }
 
@@ -238,9 +241,13 @@ impl Regime for El2Stage1 {
     }
 }
 
-/// IRGN0/ORGN0 = 0b01 (write-back read/write-allocate), SH0 = 0b11 (inner),
-/// TG0 = 0b00 (4 KiB): bits [15:8] of both TCR_EL2 and VTCR_EL2.
-const WALK_ATTRIBUTES: u64 = (0b01 << 8) | (0b01 << 10) | (0b11 << 12);
+/// IRGN0/ORGN0 of TCR_EL2 and VTCR_EL2: table walks write-back
+/// read/write-allocate.
+const WALK_CACHEABILITY: u64 = 0b01;
+/// SH0: table walks inner shareable.
+const WALK_SHAREABILITY: u64 = 0b11;
+/// TG0: the 4 KiB granule.
+const GRANULE_4K: u64 = 0b00;
 
 /// Physical address size, the ID_AA64MMFR0_EL1.PARange encoding that
 /// TCR_EL2.PS and VTCR_EL2.PS take.
@@ -458,13 +465,16 @@ impl Stage2 {
                 pa_bits: pa_range.bits(),
             });
         }
-        let vs = if vmid_16bit { 1 << 19 } else { 0 };
-        Ok((1 << 31)
-            | vs
-            | ((pa_range.field() as u64) << 16)
-            | WALK_ATTRIBUTES
-            | ((self.sl0() as u64) << 6)
-            | self.t0sz() as u64)
+        Ok(VtcrEl2::RES1
+            .with_t0sz(self.t0sz() as u64)
+            .with_sl0(self.sl0() as u64)
+            .with_irgn0(WALK_CACHEABILITY)
+            .with_orgn0(WALK_CACHEABILITY)
+            .with_sh0(WALK_SHAREABILITY)
+            .with_tg0(GRANULE_4K)
+            .with_ps(pa_range.field() as u64)
+            .with_vs(vmid_16bit)
+            .0)
     }
 }
 
@@ -585,7 +595,7 @@ mod tests {
     #[test]
     fn tcr_el2_and_mair_el2_values() {
         assert_eq!(
-            El2Stage1::tcr_el2(PaRange::BITS_48),
+            El2Stage1::tcr_el2(PaRange::BITS_48).0,
             0x8080_0000 | (5 << 16) | 0x3500 | 16
         );
         assert_eq!(MAIR_EL2, 0x04ff);

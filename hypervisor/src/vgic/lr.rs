@@ -135,31 +135,34 @@ impl ListRegister {
     }
 }
 
-/// ICH_HCR_EL2 bits (IHI 0069, 12.4.8).
+/// ICH_HCR_EL2 bits as the scheduler's raw `u64` images carry them; the
+/// register's definition is [`crate::sysreg::IchHcrEl2`].
 pub mod hcr {
-    /// En: the virtual CPU interface is enabled.
-    pub const EN: u64 = 1 << 0;
-    /// UIE: maintenance interrupt when at most one list register is valid.
-    pub const UIE: u64 = 1 << 1;
-    /// LRENPIE: maintenance interrupt while EOIcount is not 0.
-    pub const LRENPIE: u64 = 1 << 2;
-    /// NPIE: maintenance interrupt when no list register is pending.
-    pub const NPIE: u64 = 1 << 3;
-    /// TDIR: trap ICV_DIR_EL1 writes to EL2 (FEAT_GICv3_TDIR).
-    pub const TDIR: u64 = 1 << 14;
-    /// Where EOIcount sits.
-    pub const EOICOUNT_SHIFT: u32 = 27;
-    /// EOIcount: deactivations of interrupts no list register held.
-    pub const EOICOUNT_MASK: u64 = 0x1f << EOICOUNT_SHIFT;
+    use crate::sysreg::IchHcrEl2;
 
-    /// The EOIcount field of a read-back ICH_HCR_EL2 value.
+    /// En: the virtual CPU interface is enabled.
+    pub const EN: u64 = IchHcrEl2(0).with_en(true).0;
+    /// UIE: maintenance interrupt when at most one list register is valid.
+    pub const UIE: u64 = IchHcrEl2(0).with_uie(true).0;
+    /// LRENPIE: maintenance interrupt while EOIcount is not 0.
+    pub const LRENPIE: u64 = IchHcrEl2(0).with_lrenpie(true).0;
+    /// NPIE: maintenance interrupt when no list register is pending.
+    pub const NPIE: u64 = IchHcrEl2(0).with_npie(true).0;
+    /// TDIR: trap ICV_DIR_EL1 writes to EL2 (FEAT_GICv3_TDIR).
+    pub const TDIR: u64 = IchHcrEl2(0).with_tdir(true).0;
+    /// Where EOIcount sits.
+    pub const EOICOUNT_SHIFT: u32 = IchHcrEl2(0).with_eoicount(1).0.trailing_zeros();
+
+    /// The EOIcount field of a read-back ICH_HCR_EL2 value: deactivations
+    /// of interrupts no list register held.
     pub fn eoi_count(hcr: u64) -> u32 {
-        ((hcr & EOICOUNT_MASK) >> EOICOUNT_SHIFT) as u32
+        IchHcrEl2(hcr).eoicount() as u32
     }
 }
 
-/// ICH_VMCR_EL2 bits the scheduler needs (IHI 0069, 12.4.14).
+/// ICH_VMCR_EL2 bits the scheduler needs; the register's definition is
+/// [`crate::sysreg::IchVmcrEl2`].
 pub mod vmcr {
     /// VEOIM: the guest split priority drop and deactivation (ICC_CTLR_EL1.EOImode).
-    pub const VEOIM: u64 = 1 << 9;
+    pub const VEOIM: u64 = crate::sysreg::IchVmcrEl2(0).with_veoim(true).0;
 }

@@ -1,6 +1,8 @@
 //! The GICv3 CPU interface as the hypervisor uses it at EL2 (ICC_* system
 //! registers): enable, acknowledge, end of interrupt, SGIs.
 
+use crate::arch::sysreg;
+use crate::sysreg::{IccCtlrEl1, IccIgrpen1El1, IccPmrEl1, IccSgi1rEl1, IccSreEl2, MpidrEl1};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether this machine's GIC has the system-register CPU interface and
@@ -12,15 +14,21 @@ static READY: AtomicBool = AtomicBool::new(false);
 /// SRE | Enable), unmasks all priorities and enables Group 1.
 pub fn init() {
     READY.store(true, Ordering::Release);
-    crate::write_sysreg!("S3_4_C12_C9_5", 0xf); // ICC_SRE_EL2: SRE, DFB, DIB, Enable
-    crate::arch::sysreg::isb();
-    crate::write_sysreg!("S3_0_C4_C6_0", 0xff); // ICC_PMR_EL1
-                                                // ICC_CTLR_EL1.EOImode = 1: EOIR only drops the priority, deactivation
-                                                // is separate (ICC_DIR_EL1), so a forwarded interrupt (the virtual
-                                                // timer) stays active until the guest deactivates its HW-linked twin.
-    crate::write_sysreg!("S3_0_C12_C12_4", 1 << 1);
-    crate::write_sysreg!("S3_0_C12_C12_7", 1); // ICC_IGRPEN1_EL1
-    crate::arch::sysreg::isb();
+    let sre = IccSreEl2(0)
+        .with_sre(true)
+        .with_dfb(true)
+        .with_dib(true)
+        .with_enable(true);
+    // SAFETY: SRE set, as every later ICC_* access needs.
+    unsafe { sysreg::icc_sre_el2::write(sre) };
+    sysreg::isb();
+    sysreg::icc_pmr_el1::write(IccPmrEl1(0).with_priority(0xff));
+    // EOImode = 1: EOIR only drops the priority, deactivation is separate
+    // (ICC_DIR_EL1), so a forwarded interrupt (the virtual timer) stays
+    // active until the guest deactivates its HW-linked twin.
+    sysreg::icc_ctlr_el1::write(IccCtlrEl1(0).with_eoimode(true));
+    sysreg::icc_igrpen1_el1::write(IccIgrpen1El1(0).with_enable(true));
+    sysreg::isb();
 }
 
 /// Whether the ICC_*/ICH_* system registers are in use (GICv3 or later).
@@ -34,19 +42,19 @@ pub fn acknowledge() -> u32 {
     if !READY.load(Ordering::Acquire) {
         return 1023;
     }
-    (crate::read_sysreg!("S3_0_C12_C12_0") & 0xff_ffff) as u32
+    sysreg::icc_iar1_el1::read().intid() as u32
 }
 
 /// Ends interrupt `intid` (ICC_EOIR1_EL1): with EOImode 1, a priority drop only.
 pub fn end_of_interrupt(intid: u32) {
-    crate::write_sysreg!("S3_0_C12_C12_1", u64::from(intid));
+    sysreg::icc_eoir1_el1::write(intid);
 }
 
 /// Deactivates interrupt `intid` (ICC_DIR_EL1; EOImode 1). LPIs have no
 /// active state and need none.
 pub fn deactivate(intid: u32) {
     if intid < 8192 {
-        crate::write_sysreg!("S3_0_C12_C11_1", u64::from(intid));
+        sysreg::icc_dir_el1::write(intid);
     }
 }
 
@@ -61,14 +69,8 @@ pub fn send_sgi(intid: u32, mpidr: u64) {
     if !READY.load(Ordering::Acquire) {
         return;
     }
-    let aff0 = mpidr & 0xf;
-    let value = ((mpidr >> 32) & 0xff) << 48
-        | ((mpidr >> 16) & 0xff) << 32
-        | u64::from(intid & 0xf) << 24
-        | ((mpidr >> 8) & 0xff) << 16
-        | ((mpidr & 0xf0) >> 4) << 44 // RS: which group of 16 Aff0 values
-        | (1 << aff0);
-    crate::arch::sysreg::dsb_ish();
-    crate::write_sysreg!("S3_0_C12_C11_5", value);
-    crate::arch::sysreg::isb();
+    let value = IccSgi1rEl1::to_one(intid, MpidrEl1(mpidr));
+    sysreg::dsb_ish();
+    sysreg::icc_sgi1r_el1::write(value);
+    sysreg::isb();
 }

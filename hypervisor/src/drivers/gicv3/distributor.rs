@@ -1,5 +1,6 @@
 //! The GICv3 distributor (GICD).
 
+use crate::gic::regs::gicd::{GicdCtlrNs, GicdTyper};
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite};
@@ -26,13 +27,6 @@ register_structs! {
         (0xffec => @END),
     }
 }
-
-/// GICD_CTLR.RWP: a register write is still in progress.
-const CTLR_RWP: u32 = 1 << 31;
-/// GICD_CTLR.ARE_NS (ARE when the GIC has a single security state).
-const CTLR_ARE_NS: u32 = 1 << 4;
-/// GICD_CTLR.EnableGrp1NS (EnableGrp1 with a single security state).
-const CTLR_ENABLE_GRP1NS: u32 = 1 << 1;
 
 /// The distributor of the physical GIC.
 pub struct Distributor {
@@ -62,8 +56,8 @@ impl Distributor {
     }
 
     /// GICD_TYPER.
-    pub fn typer(&self) -> u32 {
-        self.regs().typer.get()
+    pub fn typer(&self) -> GicdTyper {
+        GicdTyper(self.regs().typer.get())
     }
 
     /// GICD_IIDR.
@@ -78,7 +72,7 @@ impl Distributor {
 
     /// Number of SPI INTIDs + 32 the distributor implements (ITLinesNumber).
     pub fn lines(&self) -> u32 {
-        ((self.typer() & 0x1f) + 1) * 32
+        (self.typer().it_lines_number() + 1) * 32
     }
 
     /// Enables SPI `intid` (32..1020), level-sensitive or edge-triggered,
@@ -97,13 +91,21 @@ impl Distributor {
     /// Enables affinity routing and Group 1 non-secure, with every SPI
     /// disabled, in Group 1, routed to `boot_mpidr`. IHI 0069 12.9.4:
     /// ARE must be set before the group enable, and RWP waited on.
+    ///
+    /// GICD_CTLR is written in its Non-secure view ([`GicdCtlrNs`]): ARE_NS
+    /// at bit 4 and EnableGrp1A at bit 1 are, with a single security state
+    /// (DS = 1), ARE and EnableGrp1 at the same bits, so one value serves
+    /// both.
     pub fn init(&self, boot_mpidr: u64) -> bool {
         let r = self.regs();
-        r.ctlr.set(0);
-        if !super::wait_for(|| r.ctlr.get() & CTLR_RWP == 0) {
+        let ctlr = || GicdCtlrNs(r.ctlr.get());
+        let no_write_pending = || super::wait_for(|| !ctlr().rwp());
+        r.ctlr.set(GicdCtlrNs(0).0);
+        if !no_write_pending() {
             return false;
         }
-        r.ctlr.set(CTLR_ARE_NS);
+        let affinity_routing = GicdCtlrNs(0).with_are_ns(true);
+        r.ctlr.set(affinity_routing.0);
         let words = (self.lines() / 32) as usize;
         for i in 1..words.min(32) {
             r.icenabler[i].set(u32::MAX);
@@ -117,10 +119,10 @@ impl Distributor {
         for i in 0..(self.lines() as usize).saturating_sub(32).min(988) {
             r.irouter[i].set(route);
         }
-        if !super::wait_for(|| r.ctlr.get() & CTLR_RWP == 0) {
+        if !no_write_pending() {
             return false;
         }
-        r.ctlr.set(CTLR_ARE_NS | CTLR_ENABLE_GRP1NS);
-        super::wait_for(|| r.ctlr.get() & CTLR_RWP == 0)
+        r.ctlr.set(affinity_routing.with_enable_grp1a(true).0);
+        no_write_pending()
     }
 }

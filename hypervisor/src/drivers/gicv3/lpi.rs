@@ -6,7 +6,7 @@ use super::redistributor::Redistributor;
 use crate::arch::cache::clean_invalidate;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
 use crate::gic::regs::gicr::{
-    GicrCtlr, GicrPendbaser, GicrPropbaser, GicrTyper, GicrVpendbaser, GicrVpropbaser,
+    GicrCtlr, GicrPendbaser, GicrPropbaser, GicrVpendbaser, GicrVpropbaser,
 };
 use crate::gic::regs::{Cacheability, Shareability};
 use crate::ids::PhysIntId;
@@ -205,6 +205,6 @@ impl Redistributor {
 
     /// GICR_TYPER.Processor_Number: how an ITS with PTA = 0 names this redistributor.
     pub fn processor_number(&self) -> u16 {
-        GicrTyper(self.typer()).processor_number() as u16
+        self.typer().processor_number() as u16
     }
 }

@@ -1,5 +1,7 @@
 //! GICv3 redistributors (GICR): discovery, wake-up, SGI/PPI configuration.
 
+use crate::gic::regs::gicr::{GicrTyper, GicrWaker};
+use crate::sysreg::MpidrEl1;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite};
@@ -40,14 +42,12 @@ register_structs! {
     }
 }
 
-/// GICR_TYPER.VLPIS: the redistributor supports virtual LPIs (GICv4).
-pub const TYPER_VLPIS: u64 = 1 << 1;
-/// GICR_TYPER.Last: the last redistributor of its region.
-pub const TYPER_LAST: u64 = 1 << 4;
-/// GICR_WAKER.ProcessorSleep.
-const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
-/// GICR_WAKER.ChildrenAsleep.
-const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+/// The RD_base and SGI_base frames of a GICv3 redistributor.
+const FRAMES_V3: usize = 0x2_0000;
+/// GICv4 adds VLPI_base and a reserved frame.
+const FRAMES_V4: usize = 0x4_0000;
+/// SGI_base follows RD_base.
+const SGI_FRAME: usize = 0x1_0000;
 
 /// One redistributor: its frames' base address.
 pub struct Redistributor {
@@ -67,24 +67,18 @@ impl Redistributor {
         stride: usize,
         mpidr: u64,
     ) -> Option<Self> {
-        let affinity = ((mpidr >> 32) & 0xff) << 24 | (mpidr & 0xff_ffff);
+        let affinity = MpidrEl1(mpidr).affinity();
         let mut base = region_base;
-        while base + 0x20000 <= region_base + region_size {
+        while base + FRAMES_V3 <= region_base + region_size {
             let frame = Self { base };
-            let typer = frame.rd().typer.get();
-            if typer >> 32 == affinity {
+            let typer = frame.typer();
+            if typer.mpidr_affinity() == affinity {
                 return Some(frame);
             }
-            if typer & TYPER_LAST != 0 {
+            if typer.last() {
                 return None;
             }
-            base += if stride != 0 {
-                stride
-            } else if typer & TYPER_VLPIS != 0 {
-                0x40000
-            } else {
-                0x20000
-            };
+            base += Self::stride(stride, typer);
         }
         None
     }
@@ -96,22 +90,28 @@ impl Redistributor {
     /// As for [`Redistributor::find`].
     pub unsafe fn survey(region_base: usize, region_size: usize, stride: usize) -> (usize, bool) {
         let (mut count, mut vlpis, mut base) = (0, true, region_base);
-        while base + 0x20000 <= region_base + region_size {
-            let typer = Self { base }.rd().typer.get();
+        while base + FRAMES_V3 <= region_base + region_size {
+            let typer = Self { base }.typer();
             count += 1;
-            vlpis &= typer & TYPER_VLPIS != 0;
-            if typer & TYPER_LAST != 0 {
+            vlpis &= typer.vlpis();
+            if typer.last() {
                 break;
             }
-            base += if stride != 0 {
-                stride
-            } else if typer & TYPER_VLPIS != 0 {
-                0x40000
-            } else {
-                0x20000
-            };
+            base += Self::stride(stride, typer);
         }
         (count, vlpis && count > 0)
+    }
+
+    /// The distance to the next redistributor: the firmware's `stride`, or
+    /// (0) the frames this one has by its TYPER.VLPIS.
+    fn stride(stride: usize, typer: GicrTyper) -> usize {
+        if stride != 0 {
+            stride
+        } else if typer.vlpis() {
+            FRAMES_V4
+        } else {
+            FRAMES_V3
+        }
     }
 
     /// The redistributor whose frames start at `base`.
@@ -129,7 +129,7 @@ impl Redistributor {
 
     fn sgi(&self) -> &GicrSgiRegs {
         // SAFETY: the SGI frame follows the RD frame at +64 KiB.
-        unsafe { &*((self.base + 0x10000) as *const GicrSgiRegs) }
+        unsafe { &*((self.base + SGI_FRAME) as *const GicrSgiRegs) }
     }
 
     /// The frames' base address.
@@ -138,8 +138,8 @@ impl Redistributor {
     }
 
     /// GICR_TYPER.
-    pub fn typer(&self) -> u64 {
-        self.rd().typer.get()
+    pub fn typer(&self) -> GicrTyper {
+        GicrTyper(self.rd().typer.get())
     }
 
     /// Wakes the redistributor (IHI 0069 12.11.43: clear ProcessorSleep,
@@ -147,8 +147,9 @@ impl Redistributor {
     /// Group 1, disabled, at a middle priority. `false` if it never woke.
     pub fn init(&self) -> bool {
         let rd = self.rd();
-        rd.waker.set(rd.waker.get() & !WAKER_PROCESSOR_SLEEP);
-        if !super::wait_for(|| rd.waker.get() & WAKER_CHILDREN_ASLEEP == 0) {
+        let waker = || GicrWaker(rd.waker.get());
+        rd.waker.set(waker().with_processor_sleep(false).0);
+        if !super::wait_for(|| !waker().children_asleep()) {
             return false;
         }
         let sgi = self.sgi();
