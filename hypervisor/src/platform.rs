@@ -11,11 +11,14 @@
 mod console;
 mod cpu;
 mod decode;
+pub mod early;
 mod gic;
 mod pci;
 mod smmu;
 mod tree;
 
+#[cfg(test)]
+mod early_tests;
 #[cfg(test)]
 mod nop_tests;
 #[cfg(test)]
