@@ -31,6 +31,7 @@ pub mod pci;
 pub mod platform;
 pub mod psci;
 pub mod smmu;
+pub mod spin_table;
 pub mod trap;
 pub mod vgic;
 pub mod vits;
