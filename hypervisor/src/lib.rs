@@ -34,6 +34,7 @@ pub mod smmu;
 pub mod spin_table;
 pub mod trap;
 pub mod vgic;
+pub mod vgicv2;
 pub mod vits;
 pub mod vuart;
 
