@@ -60,6 +60,14 @@ fn raspi4b_console_is_the_mini_uart_at_its_cpu_address() {
         })
     );
     let platform = Platform::from_fdt(RASPI4B).unwrap();
+    let banner = platform.to_string();
+    for expected in [
+        "CPUs     4: 0x0 0x1 0x2 0x3 (arm,cortex-a72)",
+        "GIC      v2 GICD 0xff841000 (4 KiB), GICC 0xff842000 (8 KiB), GICH 0xff844000 (8 KiB), GICV 0xff846000 (8 KiB)",
+        "console  brcm,bcm2835-aux-uart 0xfe215040",
+    ] {
+        assert!(banner.contains(expected), "banner lacks {expected:?}:\n{banner}");
+    }
     let uart = platform.console.unwrap();
     assert_eq!(uart.node, "/soc/serial@7e215040");
     assert_eq!(uart.registers.start, PhysAddr(0xfe21_5040));
