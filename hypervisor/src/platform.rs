@@ -20,6 +20,8 @@ mod tree;
 #[cfg(test)]
 mod early_tests;
 #[cfg(test)]
+mod multi_bridge_tests;
+#[cfg(test)]
 mod nop_tests;
 #[cfg(test)]
 mod tests;
