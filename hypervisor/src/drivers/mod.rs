@@ -2,6 +2,7 @@
 
 pub mod bcm2835_aux;
 pub mod ecam;
+pub mod gicv2;
 pub mod gicv3;
 pub mod its;
 pub mod pl011;
