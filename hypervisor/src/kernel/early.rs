@@ -131,7 +131,8 @@ pub fn init(dtb: usize) -> Option<EarlyInfo> {
     for (s, e, attrs) in parts {
         tables.map(VirtAddr(s), PhysAddr(s), e - s, attrs).ok()?;
     }
-    if let Some(base) = uart.map(|c| c.base.0) {
+    // The page holding the UART: the Pi's mini UART (0xfe215040) is not page aligned.
+    if let Some(base) = uart.map(|c| c.base.0 & !(PAGE_SIZE - 1)) {
         tables
             .map(
                 VirtAddr(base),
