@@ -28,6 +28,7 @@ pub mod pci;
 pub mod smmu;
 pub mod sysreg;
 pub mod vgic;
+pub mod vgicv2;
 pub mod vits;
 
 #[cfg(target_os = "none")]

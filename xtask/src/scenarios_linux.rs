@@ -28,6 +28,8 @@ use std::time::Duration;
 
 /// The board with the devices the partitions are given.
 const BOARD: &str = "qemu-virt-linux";
+/// The Neoverse-class board (8 Neoverse N2 cores, same devices).
+const NEOVERSE_BOARD: &str = "qemu-neoverse-n2";
 /// Manifest of the two-partition test, relative to the board folder.
 const MANIFEST: &str = "tests/two-linux.toml";
 /// Both boots and linux-b's 20 ping rounds under TCG on a loaded machine.
@@ -56,6 +58,10 @@ pub(crate) fn scenarios() -> Vec<DirectScenario> {
         DirectScenario {
             name: "linux-two-partitions-nvme-and-nic-msix-software-path-gicv3",
             run: |root, _, log| run(root, log, Some(GICV3)),
+        },
+        DirectScenario {
+            name: "linux-two-partitions-on-neoverse-n2-8-cpus-nvme-and-nic-msix-as-vlpis-and-own-poweroff",
+            run: |root, _, log| run_series_on(root, NEOVERSE_BOARD, log, None, None),
         },
         // The same with the other kernel series (guests/linux/linux.toml's
         // `backports`), from the same manifest with its images renamed.
@@ -89,8 +95,19 @@ fn run_series(
     machine: Option<&str>,
     series: Option<&str>,
 ) -> Result<(), String> {
+    run_series_on(root, BOARD, log, machine, series)
+}
+
+/// [`run_series`] on board `board` (its own `tests/two-linux.toml`).
+fn run_series_on(
+    root: &Path,
+    board: &str,
+    log: &Path,
+    machine: Option<&str>,
+    series: Option<&str>,
+) -> Result<(), String> {
     let guest = linux::ensure_series(root, series)?;
-    let cmd = command_series(root, MANIFEST, machine, true, series)?;
+    let cmd = command_on(root, board, MANIFEST, machine, true, series)?;
     let outcome = qemu::run_captured(cmd, TIMEOUT, &|_| false)?;
     let _ = std::fs::write(log, &outcome.output);
     let out = &outcome.output;
@@ -307,7 +324,19 @@ fn command_series(
     devices: bool,
     series: Option<&str>,
 ) -> Result<std::process::Command, String> {
-    let board = Board::load(root, BOARD)?;
+    command_on(root, BOARD, manifest, machine, devices, series)
+}
+
+/// [`command_series`] on board `board`.
+fn command_on(
+    root: &Path,
+    board: &str,
+    manifest: &str,
+    machine: Option<&str>,
+    devices: bool,
+    series: Option<&str>,
+) -> Result<std::process::Command, String> {
+    let board = Board::load(root, board)?;
     let artifacts = build::build(root, &board)?;
     let stem = Path::new(manifest)
         .file_stem()

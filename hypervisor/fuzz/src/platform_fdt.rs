@@ -7,8 +7,12 @@
 //! PCIe bus ranges in order) and prints as the boot banner; an error names
 //! the node (by path) and prints; and FDT_NOP tokens change nothing: the
 //! same blob with NOPs inserted at the start and the end of its structure
-//! block gives the same result.
+//! block gives the same result. The heap-free early reader
+//! (`platform::early`, what the kernel maps RAM and the console with before
+//! the heap exists) never panics either, and on a tree the full parser
+//! accepts it finds the same RAM.
 
+use hypervisor::boot::platform::early::EarlyTree;
 use hypervisor::boot::platform::{Platform, PlatformError};
 
 const FDT_MAGIC: u32 = 0xd00d_feed;
@@ -22,6 +26,7 @@ pub fn run(data: &[u8]) {
         Ok(platform) => check_platform(platform),
         Err(error) => check_error(error),
     }
+    check_early(data, result.as_ref().ok());
     // Only an accepted tree is compared: an error's byte offset moves with
     // the NOPs, and past a failure the bytes need not be tokens at all.
     if let (Ok(platform), Some(with_nops)) = (&result, insert_nops(data)) {
@@ -30,6 +35,25 @@ pub fn run(data: &[u8]) {
             Ok(platform),
             "FDT_NOP tokens changed the result"
         );
+    }
+}
+
+fn check_early(data: &[u8], platform: Option<&Platform>) {
+    let Ok(early) = EarlyTree::new(data) else {
+        return;
+    };
+    let mut memory = Vec::new();
+    let walked = early.for_each_memory(|range| memory.push(range));
+    let _ = early.console();
+    // The early reader looks at the root's children only and stops at what
+    // it cannot decode: what it maps must be RAM the full parser found.
+    if let (Some(platform), Ok(())) = (platform, walked) {
+        for range in &memory {
+            assert!(
+                platform.memory.contains(range),
+                "early reader maps {range:?}, not RAM to the full parser"
+            );
+        }
     }
 }
 

@@ -7,7 +7,8 @@ pub mod exception;
 pub mod mmu;
 pub mod sysreg;
 
-/// The most physical CPUs the hypervisor drives.
-pub const MAX_CPUS: usize = 8;
+/// The most physical CPUs the hypervisor drives (compiled in: per-CPU
+/// stacks and blocks); the tree says how many there are at boot.
+pub const MAX_CPUS: usize = 64;
 /// Bytes of EL2 stack per physical CPU.
 pub const STACK_SIZE: usize = 64 * 1024;

@@ -43,6 +43,17 @@ pub struct GuestGic {
     pub extra_its: Vec<Range<Ipa>>,
 }
 
+/// The guest's GICv2 on a GICv2 host (IHI 0048B; binding arm,gic.yaml,
+/// `arm,gic-400`): the distributor the hypervisor emulates, and the CPU
+/// interface, which is the physical GICV frame mapped at this IPA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestGicV2 {
+    /// GICD frame (4 KiB).
+    pub distributor: Range<Ipa>,
+    /// GICC frame (8 KiB: GICV_DIR sits at offset 0x1000).
+    pub cpu_interface: Range<Ipa>,
+}
+
 /// The guest's virtual PL011.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuestConsole {
@@ -153,5 +164,16 @@ impl From<vm_fdt::Error> for GuestFdtError {
 /// Builds the flattened device tree for the guest `cfg` describes.
 pub fn generate(cfg: &GuestFdtConfig) -> Result<Vec<u8>, GuestFdtError> {
     validate::check(cfg)?;
-    nodes::write(cfg)
+    nodes::write(cfg, nodes::GicNode::V3(&cfg.gic))
+}
+
+/// Builds the tree of a partition on a GICv2 host: as [`generate`], but
+/// the interrupt controller is an `arm,gic-400` at `gic`'s frames (the
+/// GICv3 frames of `cfg.gic` are not described), and the PPI specifiers
+/// carry the GICv2 CPU mask. A GICv2 has no ITS: `cfg.pci` must be `None`,
+/// and at most 8 vCPUs are addressable.
+pub fn generate_gicv2(cfg: &GuestFdtConfig, gic: &GuestGicV2) -> Result<Vec<u8>, GuestFdtError> {
+    validate::check(cfg)?;
+    validate::check_gicv2(cfg, gic)?;
+    nodes::write(cfg, nodes::GicNode::V2(gic))
 }

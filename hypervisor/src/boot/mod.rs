@@ -8,3 +8,4 @@ pub mod bundle;
 pub mod guest_fdt;
 pub mod guest_image;
 pub mod platform;
+pub mod spin_table;

@@ -11,11 +11,16 @@
 mod console;
 mod cpu;
 mod decode;
+pub mod early;
 mod gic;
 mod pci;
 mod smmu;
 mod tree;
 
+#[cfg(test)]
+mod early_tests;
+#[cfg(test)]
+mod multi_bridge_tests;
 #[cfg(test)]
 mod nop_tests;
 #[cfg(test)]
@@ -110,6 +115,8 @@ pub struct Platform {
     pub reserved: Vec<ReservedRegion>,
     /// The CPUs, in `/cpus` order.
     pub cpus: Vec<Cpu>,
+    /// The first cpu node's `compatible` (e.g. "arm,cortex-a72"), for the banner.
+    pub cpu_model: Option<String>,
     /// The PSCI interface, if the firmware offers one.
     pub psci: Option<Psci>,
     /// The interrupt controller.
@@ -152,6 +159,7 @@ impl Platform {
             memory: memory(&tree)?,
             reserved: reserved(&tree)?,
             compatible,
+            cpu_model: cpu::model(&tree),
             cpus,
             psci,
             gic: gic::parse(&tree, gic_node)?,
@@ -293,7 +301,10 @@ impl fmt::Display for Platform {
         for cpu in &self.cpus {
             write!(f, " {:#x}", cpu.mpidr)?;
         }
-        writeln!(f)?;
+        match &self.cpu_model {
+            Some(model) => writeln!(f, " ({model})")?,
+            None => writeln!(f)?,
+        }
         if let Some(psci) = &self.psci {
             writeln!(
                 f,

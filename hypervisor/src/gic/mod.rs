@@ -7,3 +7,4 @@ pub mod its_queue;
 pub mod its_tables;
 pub mod lpi;
 pub mod regs;
+pub mod v4;

@@ -32,19 +32,15 @@ pub fn primary(dtb: usize) -> ! {
     unsafe { super::heap::init(core::ptr::addr_of_mut!(HEAP_SPACE) as usize, HEAP_SIZE) };
     if let Some(uart) = early.uart {
         // SAFETY: the tree names this UART as the console; early::init mapped it.
-        unsafe { console::init(uart as usize) };
+        unsafe { console::init(uart.base.0 as usize, uart.kind) };
     }
     crate::println!(
         "\nhypervisor {}: static partitioning for aarch64, starting at EL2",
         env!("CARGO_PKG_VERSION")
     );
-    // SAFETY: the loader passed a device tree; its header gives its size.
-    let dtb_size = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }
-        .map(|f| f.total_size())
-        .unwrap_or(0);
     // SAFETY: the device tree stays untouched in RAM for the hypervisor's life.
-    let dtb_bytes: &'static [u8] =
-        unsafe { core::slice::from_raw_parts(dtb as *const u8, dtb_size) };
+    let dtb_bytes: &'static [u8] = unsafe { early::dtb_bytes(dtb) }.unwrap_or_default();
+    let dtb_size = dtb_bytes.len();
     let platform = match Platform::from_fdt(dtb_bytes) {
         Ok(p) => machine::install_platform(p),
         Err(e) => fatal(format_args!("device tree: {e}")),

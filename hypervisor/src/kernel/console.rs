@@ -5,14 +5,14 @@
 
 use super::partition::Partition;
 use crate::console::mux::{ConsoleMux, Input};
-use crate::drivers::pl011::Pl011;
+use crate::drivers::uart::Uart;
 use crate::ids::VcpuIndex;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::Mutex;
 
-static UART: Mutex<Option<Pl011>> = Mutex::new(None);
+static UART: Mutex<Option<Uart>> = Mutex::new(None);
 /// Who printed last and who gets typed bytes. Lock order: MUX, then UART.
 static MUX: Mutex<ConsoleMux> = Mutex::new(ConsoleMux::new());
 /// The physical console's interrupt (INTID), once receiving is enabled.
@@ -21,14 +21,15 @@ static INPUT_INTID: AtomicU32 = AtomicU32::new(0);
 /// its unfinished lines are shown at once (prompts, echo).
 static INTERACTIVE: [AtomicBool; 64] = [const { AtomicBool::new(false) }; 64];
 
-/// Starts the console on the PL011 at `base`.
+/// Starts the console on the UART of family `kind` at `base` (silent for
+/// a family without a driver).
 ///
 /// # Safety
-/// `base` must be a PL011 reachable at this address (identity-mapped device
-/// memory, or the MMU off) that nothing else drives.
-pub unsafe fn init(base: usize) {
+/// `base` must be such a UART reachable at this address (identity-mapped
+/// device memory, or the MMU off) that nothing else drives.
+pub unsafe fn init(base: usize, kind: crate::boot::platform::UartKind) {
     // SAFETY: forwarded from the caller.
-    *UART.lock() = Some(unsafe { Pl011::new(base) });
+    *UART.lock() = unsafe { Uart::new(kind, base) };
     log::set_logger(&LOGGER).ok();
     log::set_max_level(log::LevelFilter::Info);
 }
@@ -44,7 +45,7 @@ pub fn write_fmt(args: core::fmt::Arguments<'_>) {
     }
 }
 
-fn put_bytes(uart: &mut Pl011, bytes: &[u8]) {
+fn put_bytes(uart: &mut Uart, bytes: &[u8]) {
     for &b in bytes {
         uart.put(b);
     }
@@ -99,7 +100,7 @@ pub fn is_input_interrupt(intid: u32) -> bool {
 pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
     let partitions = super::machine::partitions();
     for _ in 0..64 {
-        let Some(byte) = UART.lock().as_mut().and_then(Pl011::get) else {
+        let Some(byte) = UART.lock().as_mut().and_then(Uart::get) else {
             return;
         };
         let input = MUX.lock().input(byte, partitions.len());

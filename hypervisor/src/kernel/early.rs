@@ -6,6 +6,7 @@
 
 use crate::arch::cache::clean_invalidate;
 use crate::arch::mmu::{self, FrameSource, IdentityTables};
+use crate::boot::platform::early::{total_size, EarlyConsole, EarlyTree};
 use crate::mm::{
     El2Access, El2Attributes, El2PageTable, El2Stage1, PhysAddr, VirtAddr, MAIR_EL2, PAGE_SIZE,
 };
@@ -65,21 +66,29 @@ pub fn image_range() -> (u64, u64) {
 
 /// What the early boot found out, handed to the main boot.
 pub struct EarlyInfo {
-    /// The console UART's base address, if the tree names one.
-    pub uart: Option<u64>,
+    /// The console UART (base after `ranges`, driver family), if the tree names one.
+    pub uart: Option<EarlyConsole>,
+}
+
+/// The device tree at `dtb` as bytes, its length from its header.
+///
+/// # Safety
+/// `dtb` must point at a device tree (or at least 8 readable bytes) that
+/// stays untouched in RAM for the hypervisor's life.
+pub unsafe fn dtb_bytes(dtb: usize) -> Option<&'static [u8]> {
+    // SAFETY: the caller guarantees 8 readable bytes at `dtb`.
+    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 8) };
+    let size = total_size(header)?;
+    // SAFETY: the header's totalsize spans the blob the caller vouches for.
+    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
 }
 
 /// Maps RAM and the image W^X, the console as device memory, and enables
 /// the MMU. Returns `None` if the tree is unusable (nothing can be printed).
 pub fn init(dtb: usize) -> Option<EarlyInfo> {
     // SAFETY: the loader passed a device tree, which stays untouched in RAM.
-    let fdt = unsafe { fdt::Fdt::from_ptr(dtb as *const u8) }.ok()?;
-    let uart = fdt
-        .chosen()
-        .stdout()
-        .and_then(|n| n.reg())
-        .and_then(|mut r| r.next())
-        .map(|r| r.starting_address as u64);
+    let tree = EarlyTree::new(unsafe { dtb_bytes(dtb) }?).ok()?;
+    let uart = tree.console().ok().flatten();
     let mut tables =
         El2PageTable::new(El2Stage1, IdentityTables::el2(StaticPool { next: 0 })).ok()?;
     // SAFETY: linker-defined symbols; only their addresses are used.
@@ -92,16 +101,21 @@ pub fn init(dtb: usize) -> Option<EarlyInfo> {
         )
     };
     let data = El2Attributes::normal(El2Access::ReadWrite, true);
-    for region in fdt.memory().regions() {
-        let start = region.starting_address as u64;
-        let end = start + region.size.unwrap_or(0) as u64;
+    let mut mapped = Some(());
+    tree.for_each_memory(|region| {
+        let (start, end) = (region.start.0, region.start.0 + region.size);
         // RAM below and above the image: read-write, never executable.
         for (s, e) in [(start, end.min(image)), (start.max(image_end), end)] {
-            if s < e {
-                tables.map(VirtAddr(s), PhysAddr(s), e - s, data).ok()?;
+            if s < e && mapped.is_some() {
+                mapped = tables
+                    .map(VirtAddr(s), PhysAddr(s), e - s, data)
+                    .ok()
+                    .map(|_| ());
             }
         }
-    }
+    })
+    .ok()?;
+    mapped?;
     let parts = [
         (
             image,
@@ -118,7 +132,8 @@ pub fn init(dtb: usize) -> Option<EarlyInfo> {
     for (s, e, attrs) in parts {
         tables.map(VirtAddr(s), PhysAddr(s), e - s, attrs).ok()?;
     }
-    if let Some(base) = uart {
+    // The page holding the UART: the Pi's mini UART (0xfe215040) is not page aligned.
+    if let Some(base) = uart.map(|c| c.base.0 & !(PAGE_SIZE - 1)) {
         tables
             .map(
                 VirtAddr(base),

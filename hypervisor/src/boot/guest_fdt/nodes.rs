@@ -8,7 +8,9 @@ use alloc::vec::Vec;
 use vm_fdt::FdtWriter;
 
 use super::UART_CLOCK_HZ;
-use super::{GuestConsole, GuestFdtConfig, GuestFdtError, GuestGic, GuestPci, ROOT_COMPATIBLE};
+use super::{
+    GuestConsole, GuestFdtConfig, GuestFdtError, GuestGic, GuestGicV2, GuestPci, ROOT_COMPATIBLE,
+};
 use crate::mm::addr::{Ipa, Range};
 
 /// phandle of the GIC: the root's `interrupt-parent`.
@@ -42,8 +44,16 @@ fn strings(values: &[&str]) -> Vec<String> {
     values.iter().map(|s| s.to_string()).collect()
 }
 
+/// Which interrupt controller the guest gets.
+pub(super) enum GicNode<'c> {
+    /// A GICv3 (`arm,gic-v3`) with its ITSs.
+    V3(&'c GuestGic),
+    /// A GICv2 (`arm,gic-400`) on a GICv2 host.
+    V2(&'c GuestGicV2),
+}
+
 /// Writes the whole tree.
-pub(super) fn write(cfg: &GuestFdtConfig) -> Result<Vec<u8>> {
+pub(super) fn write(cfg: &GuestFdtConfig, gic_node: GicNode) -> Result<Vec<u8>> {
     let mut w = FdtWriter::new()?;
     let root = w.begin_node("")?;
     w.property_u32("#address-cells", 2)?;
@@ -57,8 +67,19 @@ pub(super) fn write(cfg: &GuestFdtConfig) -> Result<Vec<u8>> {
     w.end_node(memory)?;
     cpus(&mut w, &cfg.vcpu_mpidrs)?;
     psci(&mut w)?;
-    timer(&mut w)?;
-    gic(&mut w, &cfg.gic)?;
+    // arm,gic.yaml: a GICv2 PPI specifier's flags carry, in bits [15:8],
+    // the CPUs the PPI is wired to; a GICv3 has no such field.
+    match gic_node {
+        GicNode::V3(gic_v3) => {
+            timer(&mut w, 0)?;
+            gic(&mut w, gic_v3)?;
+        }
+        GicNode::V2(gic_v2) => {
+            let mask = (1u32 << cfg.vcpu_mpidrs.len().min(8)) - 1;
+            timer(&mut w, mask << 8)?;
+            gic400(&mut w, gic_v2)?;
+        }
+    }
     if let Some(console) = &cfg.console {
         uart(&mut w, console)?;
     }
@@ -103,13 +124,14 @@ fn psci(w: &mut FdtWriter) -> Result<()> {
     Ok(())
 }
 
-/// arch_timer.yaml: the four EL1/EL2 timer PPIs, level-low as on Arm's own boards.
-fn timer(w: &mut FdtWriter) -> Result<()> {
+/// arch_timer.yaml: the four EL1/EL2 timer PPIs, level-low as on Arm's
+/// own boards; `cpu_mask` is OR-ed into the flags (GICv2's PPI CPU mask).
+fn timer(w: &mut FdtWriter, cpu_mask: u32) -> Result<()> {
     let timer = w.begin_node("timer")?;
     w.property_string("compatible", "arm,armv8-timer")?;
     let cells: Vec<u32> = TIMER_PPIS
         .iter()
-        .flat_map(|&ppi| [GIC_PPI, ppi, IRQ_TYPE_LEVEL_LOW])
+        .flat_map(|&ppi| [GIC_PPI, ppi, IRQ_TYPE_LEVEL_LOW | cpu_mask])
         .collect();
     w.property_array_u32("interrupts", &cells)?;
     w.end_node(timer)?;
@@ -151,6 +173,25 @@ fn gic(w: &mut FdtWriter, gic: &GuestGic) -> Result<()> {
         w.property_phandle(phandle)?;
         w.end_node(child)?;
     }
+    w.end_node(node)?;
+    Ok(())
+}
+
+/// arm,gic.yaml (`arm,gic-400`): GICD then GICC; no maintenance
+/// interrupt, since the guest gets no virtualization extensions.
+fn gic400(w: &mut FdtWriter, gic: &GuestGicV2) -> Result<()> {
+    let node = w.begin_node(&format!(
+        "interrupt-controller@{:x}",
+        gic.distributor.start.raw()
+    ))?;
+    w.property_string("compatible", "arm,gic-400")?;
+    w.property_null("interrupt-controller")?;
+    w.property_u32("#interrupt-cells", 3)?;
+    w.property_u32("#address-cells", 0)?;
+    let [d_start, d_size] = reg_cells(&gic.distributor);
+    let [c_start, c_size] = reg_cells(&gic.cpu_interface);
+    w.property_array_u64("reg", &[d_start, d_size, c_start, c_size])?;
+    w.property_phandle(PHANDLE_GIC)?;
     w.end_node(node)?;
     Ok(())
 }

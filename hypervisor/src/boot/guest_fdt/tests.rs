@@ -497,3 +497,95 @@ proptest! {
         prop_assert_eq!(reported.cpus.len(), count);
     }
 }
+
+/// A partition on a GICv2 host (the Raspberry Pi 4's GIC-400): QEMU
+/// virt's GICv2 frame addresses, no PCIe.
+fn gicv2_config() -> (GuestFdtConfig, GuestGicV2) {
+    let mut cfg = full_config();
+    cfg.pci = None;
+    let gic = GuestGicV2 {
+        distributor: ipa(0x0800_0000, 0x1000),
+        cpu_interface: ipa(0x0801_0000, 0x2000),
+    };
+    (cfg, gic)
+}
+
+#[test]
+fn gicv2_partition_gets_a_gic400_node_and_ppi_cpu_masks() {
+    let (cfg, gic) = gicv2_config();
+    let blob = generate_gicv2(&cfg, &gic).unwrap();
+    let fdt = Fdt::new(&blob).unwrap();
+    let node = fdt.find_node("/interrupt-controller@8000000").unwrap();
+    assert_eq!(strings(node, "compatible"), ["arm,gic-400"]);
+    assert_eq!(
+        cells(node, "reg"),
+        split64(&[0x0800_0000, 0x1000, 0x0801_0000, 0x2000])
+    );
+    assert_eq!(cells(node, "#interrupt-cells"), [3]);
+    assert_eq!(cells(node, "phandle"), [PHANDLE_GIC]);
+    assert!(fdt.find_compatible(&["arm,gic-v3"]).is_none());
+    assert!(fdt.find_compatible(&["arm,gic-v3-its"]).is_none());
+    // Two vCPUs: CPU mask 0b11 in bits [15:8] of each timer PPI's flags.
+    let timer = fdt.find_node("/timer").unwrap();
+    assert_eq!(
+        cells(timer, "interrupts"),
+        [1, 13, 0x308, 1, 14, 0x308, 1, 11, 0x308, 1, 10, 0x308]
+    );
+    // Our own parser reads it back as a GICv2 with the same frames.
+    let guest = Platform::from_fdt(&blob).unwrap();
+    let platform::Gic::V2(v2) = &guest.gic else {
+        panic!("expected a GICv2")
+    };
+    assert_eq!(
+        (v2.distributor.start.raw(), v2.cpu_interface.start.raw()),
+        (0x0800_0000, 0x0801_0000)
+    );
+    assert_eq!(v2.cpu_interface.size, 0x2000);
+    assert_eq!(guest.timer.virt.intid().0, 27);
+    assert_eq!(guest.console.unwrap().interrupt.unwrap().intid().0, 33);
+}
+
+#[test]
+fn gicv2_partition_refuses_pci_too_many_vcpus_and_bad_frames() {
+    let (cfg, gic) = gicv2_config();
+    let error = |cfg: &GuestFdtConfig, gic: &GuestGicV2| generate_gicv2(cfg, gic).unwrap_err();
+    let with_pci = GuestFdtConfig {
+        pci: full_config().pci,
+        ..cfg.clone()
+    };
+    assert_eq!(
+        error(&with_pci, &gic),
+        invalid("pci", "a GICv2 guest has no ITS for MSIs")
+    );
+    let nine = GuestFdtConfig {
+        vcpu_mpidrs: GuestFdtConfig::linear_mpidrs(9),
+        gic: GuestGic {
+            redistributors: ipa(0x080a_0000, 9 * GICR_FRAME_SIZE),
+            ..cfg.gic.clone()
+        },
+        ..cfg.clone()
+    };
+    assert_eq!(
+        error(&nine, &gic),
+        invalid("vcpu_mpidrs", "a GICv2 addresses at most 8 vCPUs")
+    );
+    let small = GuestGicV2 {
+        cpu_interface: ipa(0x0801_0000, 0x1000),
+        ..gic.clone()
+    };
+    assert_eq!(
+        error(&cfg, &small),
+        invalid("gic_v2.cpu_interface", "smaller than the 8 KiB GICC frame")
+    );
+    let on_console = GuestGicV2 {
+        cpu_interface: ipa(0x0900_0000, 0x2000),
+        ..gic
+    };
+    assert_eq!(
+        error(&cfg, &on_console),
+        GuestFdtError::Overlap {
+            first: "gic_v2.cpu_interface",
+            second: "console.registers"
+        }
+    );
+}

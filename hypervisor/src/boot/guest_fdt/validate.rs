@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use super::{GuestFdtConfig, GuestFdtError, GICR_FRAME_SIZE};
+use super::{GuestFdtConfig, GuestFdtError, GuestGicV2, GICR_FRAME_SIZE};
 use crate::mm::addr::{Ipa, Range};
 
 /// The MPIDR affinity fields a cpu node's `reg` may carry (Aff3, Aff2..Aff0).
@@ -74,6 +74,40 @@ pub(super) fn check(cfg: &GuestFdtConfig) -> Result<(), GuestFdtError> {
     check_pci(cfg)
 }
 
+/// The GICv2 frames and what a GICv2 guest cannot have.
+pub(super) fn check_gicv2(cfg: &GuestFdtConfig, gic: &GuestGicV2) -> Result<(), GuestFdtError> {
+    // IHI 0048B, 4.3.12: GICD_ITARGETSR addresses 8 CPU interfaces.
+    if cfg.vcpu_mpidrs.len() > 8 {
+        return Err(invalid("vcpu_mpidrs", "a GICv2 addresses at most 8 vCPUs"));
+    }
+    if cfg.pci.is_some() {
+        return Err(invalid("pci", "a GICv2 guest has no ITS for MSIs"));
+    }
+    if gic.distributor.size < PAGE {
+        return Err(invalid(
+            "gic_v2.distributor",
+            "smaller than the 4 KiB GICD frame",
+        ));
+    }
+    if gic.cpu_interface.size < 2 * PAGE {
+        return Err(invalid(
+            "gic_v2.cpu_interface",
+            "smaller than the 8 KiB GICC frame",
+        ));
+    }
+    let mut windows: Vec<(&'static str, Range<Ipa>)> = Vec::from([
+        ("ram", cfg.ram),
+        ("gic_v2.distributor", gic.distributor),
+        ("gic_v2.cpu_interface", gic.cpu_interface),
+    ]);
+    windows.extend(
+        cfg.console
+            .as_ref()
+            .map(|c| ("console.registers", c.registers)),
+    );
+    check_disjoint(&windows)
+}
+
 fn check_vcpus(mpidrs: &[u64]) -> Result<(), GuestFdtError> {
     if mpidrs.is_empty() {
         return Err(invalid("vcpu_mpidrs", "no vCPUs"));
@@ -111,7 +145,12 @@ fn check_windows(cfg: &GuestFdtConfig) -> Result<(), GuestFdtError> {
         windows.extend(pci.mem32.as_ref().map(|w| ("pci.mem32", w.cpu)));
         windows.extend(pci.mem64.as_ref().map(|w| ("pci.mem64", w.cpu)));
     }
-    for &(field, window) in &windows {
+    check_disjoint(&windows)
+}
+
+/// Each window non-empty, page aligned, not wrapping; no two overlapping.
+fn check_disjoint(windows: &[(&'static str, Range<Ipa>)]) -> Result<(), GuestFdtError> {
+    for &(field, window) in windows {
         if window.size == 0 {
             return Err(invalid(field, "empty"));
         }

@@ -16,8 +16,27 @@ pub enum UartKind {
     Pl011,
     /// 8250/16550-compatible (`ns16550a`, `ns16550`, `snps,dw-apb-uart`).
     Ns16550,
+    /// The BCM2835 auxiliary "mini" UART (`brcm,bcm2835-aux-uart`), the
+    /// Raspberry Pi 3/4 trees' `stdout-path`.
+    Bcm2835Aux,
     /// Anything else: see [`Console::compatible`].
     Other,
+}
+
+impl UartKind {
+    /// The driver family for a node's `compatible` strings: the first
+    /// string a driver exists for wins, most specific first.
+    pub fn from_compatible<'s>(compatible: impl IntoIterator<Item = &'s str>) -> Self {
+        compatible
+            .into_iter()
+            .find_map(|c| match c {
+                "arm,pl011" => Some(Self::Pl011),
+                "ns16550a" | "ns16550" | "snps,dw-apb-uart" => Some(Self::Ns16550),
+                "brcm,bcm2835-aux-uart" => Some(Self::Bcm2835Aux),
+                _ => None,
+            })
+            .unwrap_or(Self::Other)
+    }
 }
 
 /// The console UART.
@@ -68,14 +87,7 @@ pub(crate) fn parse(tree: &Tree, gic: NodeIdx) -> Result<Option<Console>, Platfo
         };
     };
     let compatible: Vec<String> = tree.strings(node, "compatible").map(String::from).collect();
-    let has = |name: &str| compatible.iter().any(|c| c == name);
-    let kind = if has("arm,pl011") {
-        UartKind::Pl011
-    } else if has("ns16550a") || has("ns16550") || has("snps,dw-apb-uart") {
-        UartKind::Ns16550
-    } else {
-        UartKind::Other
-    };
+    let kind = UartKind::from_compatible(compatible.iter().map(String::as_str));
     let registers = *decode::reg(tree, node)?
         .first()
         .ok_or_else(|| bad(tree, node, "reg", "empty"))?;

@@ -92,6 +92,17 @@ pub struct Timer {
     pub clock_frequency: Option<u32>,
 }
 
+/// The `compatible` of the first cpu node (the core's model).
+pub(crate) fn model(tree: &Tree) -> Option<String> {
+    let cpus = tree.find_path("/cpus")?;
+    tree.node(cpus)
+        .children
+        .iter()
+        .find(|&&c| tree.string(c, "device_type") == Some("cpu"))
+        .and_then(|&c| tree.string(c, "compatible"))
+        .map(String::from)
+}
+
 /// Reads every cpu node under `/cpus`.
 pub(crate) fn parse_cpus(tree: &Tree) -> Result<Vec<Cpu>, PlatformError> {
     let cpus = tree

@@ -1,0 +1,269 @@
+//! The physical GICv2 with the virtualization extensions (a GIC-400, IHI
+//! 0048B): the distributor (GICD), the CPU interface (GICC) and the
+//! virtual interface control frame (GICH) the vGICv2 model's list
+//! registers are written through. The virtual CPU interface (GICV) is not
+//! driven here: it is mapped into a partition's stage 2 at its GICC address.
+//!
+//! Register blocks typed with tock-registers; the interrupt flow is
+//! "priority drop, then deactivate" (GICC_CTLR.EOImodeNS): the hypervisor
+//! drops priority at once and a hardware-linked interrupt stays active
+//! until the guest deactivates its virtual twin (GICH_LR.HW).
+
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+use tock_registers::{register_bitfields, register_structs};
+
+use crate::vgicv2::{ListRegisterV2, LrImageV2, Vtr};
+
+register_bitfields! [u32,
+    /// GICC_CTLR, the non-secure view on a GIC without Security Extensions.
+    pub GiccCtlr [
+        /// EnableGrp0 (Enable): signal interrupts to the PE.
+        ENABLE_GRP0 OFFSET(0) NUMBITS(1) [],
+        /// EnableGrp1.
+        ENABLE_GRP1 OFFSET(1) NUMBITS(1) [],
+        /// EOImodeNS: GICC_EOIR only drops priority; GICC_DIR deactivates.
+        EOI_MODE_NS OFFSET(9) NUMBITS(1) [],
+    ],
+];
+
+register_structs! {
+    /// GICD (IHI 0048B, table 4-1).
+    pub DistributorRegs {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => typer: ReadOnly<u32>),
+        (0x008 => iidr: ReadOnly<u32>),
+        (0x00c => _reserved0),
+        (0x080 => igroupr: [ReadWrite<u32>; 32]),
+        (0x100 => isenabler: [ReadWrite<u32>; 32]),
+        (0x180 => icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => ispendr: [ReadWrite<u32>; 32]),
+        (0x280 => icpendr: [ReadWrite<u32>; 32]),
+        (0x300 => isactiver: [ReadWrite<u32>; 32]),
+        (0x380 => icactiver: [ReadWrite<u32>; 32]),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
+        (0x7fc => _reserved1),
+        (0x800 => itargetsr: [ReadWrite<u32>; 255]),
+        (0xbfc => _reserved2),
+        (0xc00 => icfgr: [ReadWrite<u32>; 64]),
+        (0xd00 => _reserved3),
+        (0xf00 => sgir: WriteOnly<u32>),
+        (0xf04 => _reserved4),
+        (0xf10 => cpendsgir: [ReadWrite<u32>; 4]),
+        (0xf20 => spendsgir: [ReadWrite<u32>; 4]),
+        (0xf30 => _reserved5),
+        (0x1000 => @END),
+    }
+}
+
+register_structs! {
+    /// GICC (IHI 0048B, table 4-2).
+    pub CpuInterfaceRegs {
+        (0x0000 => ctlr: ReadWrite<u32, GiccCtlr::Register>),
+        (0x0004 => pmr: ReadWrite<u32>),
+        (0x0008 => bpr: ReadWrite<u32>),
+        (0x000c => iar: ReadOnly<u32>),
+        (0x0010 => eoir: WriteOnly<u32>),
+        (0x0014 => rpr: ReadOnly<u32>),
+        (0x0018 => hppir: ReadOnly<u32>),
+        (0x001c => _reserved0),
+        (0x00fc => iidr: ReadOnly<u32>),
+        (0x0100 => _reserved1),
+        (0x1000 => dir: WriteOnly<u32>),
+        (0x1004 => @END),
+    }
+}
+
+register_structs! {
+    /// GICH (IHI 0048B, table 5-1).
+    pub HypInterfaceRegs {
+        (0x000 => hcr: ReadWrite<u32>),
+        (0x004 => vtr: ReadOnly<u32>),
+        (0x008 => vmcr: ReadWrite<u32>),
+        (0x00c => _reserved0),
+        (0x010 => misr: ReadOnly<u32>),
+        (0x014 => _reserved1),
+        (0x020 => eisr: [ReadOnly<u32>; 2]),
+        (0x028 => _reserved2),
+        (0x030 => elsr: [ReadOnly<u32>; 2]),
+        (0x038 => _reserved3),
+        (0x0f0 => apr: ReadWrite<u32>),
+        (0x0f4 => _reserved4),
+        (0x100 => lr: [ReadWrite<u32>; 64]),
+        (0x200 => @END),
+    }
+}
+
+/// GICC_IAR's spurious INTID: nothing to acknowledge.
+pub const SPURIOUS: u32 = 1023;
+/// Lowest priority the PMR lets through (all 8 bits: every implemented level).
+const PMR_ALL: u32 = 0xff;
+
+/// The distributor at a fixed address.
+pub struct Distributor {
+    regs: *const DistributorRegs,
+}
+
+// SAFETY: the registers are shared by all CPUs by design; each access is
+// one aligned 32-bit MMIO access, and callers serialise read-modify-writes.
+unsafe impl Send for Distributor {}
+// SAFETY: as above.
+unsafe impl Sync for Distributor {}
+
+impl Distributor {
+    /// A driver for the GICD at `base`.
+    ///
+    /// # Safety
+    /// `base` must be a GICv2 distributor mapped as device memory.
+    pub const unsafe fn new(base: usize) -> Self {
+        Self {
+            regs: base as *const DistributorRegs,
+        }
+    }
+
+    fn regs(&self) -> &DistributorRegs {
+        // SAFETY: `new`'s contract makes `regs` a valid register block.
+        unsafe { &*self.regs }
+    }
+
+    /// SPIs implemented: 32 * (ITLinesNumber + 1) - 32.
+    pub fn spis(&self) -> u32 {
+        32 * (self.regs().typer.get() & 0x1f)
+    }
+
+    /// Turns forwarding on (GICD_CTLR.Enable).
+    pub fn enable(&self) {
+        self.regs().ctlr.set(1);
+    }
+
+    /// Configures and enables SPI `intid`: edge or level, priority 0xa0,
+    /// delivered to the CPU interfaces in `targets` (a byte mask).
+    pub fn enable_spi(&self, intid: u32, edge: bool, targets: u8) {
+        let (word, bit) = ((intid / 32) as usize, intid % 32);
+        let byte = (intid % 4) * 8;
+        let regs = self.regs();
+        let Some(icfgr) = regs.icfgr.get((intid / 16) as usize) else {
+            return;
+        };
+        let shift = (intid % 16) * 2 + 1;
+        icfgr.set((icfgr.get() & !(1 << shift)) | (u32::from(edge) << shift));
+        if let Some(priority) = regs.ipriorityr.get((intid / 4) as usize) {
+            priority.set((priority.get() & !(0xff << byte)) | (0xa0 << byte));
+        }
+        if let Some(target) = regs.itargetsr.get((intid / 4) as usize) {
+            target.set((target.get() & !(0xff << byte)) | (u32::from(targets) << byte));
+        }
+        if let Some(enable) = regs.isenabler.get(word) {
+            enable.set(1 << bit);
+        }
+    }
+
+    /// Sends SGI `sgi` to the CPU interfaces in `targets` (GICD_SGIR
+    /// TargetListFilter 0b00): the kick that pulls a CPU out of its guest.
+    pub fn send_sgi(&self, sgi: u8, targets: u8) {
+        self.regs()
+            .sgir
+            .set((u32::from(targets) << 16) | u32::from(sgi & 0xf));
+    }
+}
+
+/// This CPU's interface (banked per CPU at the same address).
+pub struct CpuInterface {
+    regs: *const CpuInterfaceRegs,
+}
+
+impl CpuInterface {
+    /// A driver for the GICC at `base`.
+    ///
+    /// # Safety
+    /// `base` must be a GICv2 CPU interface (8 KiB: GICC_DIR is at 0x1000)
+    /// mapped as device memory.
+    pub const unsafe fn new(base: usize) -> Self {
+        Self {
+            regs: base as *const CpuInterfaceRegs,
+        }
+    }
+
+    fn regs(&self) -> &CpuInterfaceRegs {
+        // SAFETY: `new`'s contract makes `regs` a valid register block.
+        unsafe { &*self.regs }
+    }
+
+    /// Lets every priority through and signals interrupts, with split
+    /// priority drop (EOIR) and deactivation (DIR).
+    pub fn enable(&self) {
+        self.regs().pmr.set(PMR_ALL);
+        self.regs().bpr.set(0);
+        self.regs()
+            .ctlr
+            .modify(GiccCtlr::ENABLE_GRP0::SET + GiccCtlr::EOI_MODE_NS::SET);
+    }
+
+    /// Acknowledges the highest pending interrupt: the raw GICC_IAR value
+    /// (an SGI's source CPU is in bits [12:10] and must go back to EOIR).
+    pub fn acknowledge(&self) -> u32 {
+        self.regs().iar.get()
+    }
+
+    /// Drops the running priority of `iar` (the value [`Self::acknowledge`] gave).
+    pub fn end_of_interrupt(&self, iar: u32) {
+        self.regs().eoir.set(iar);
+    }
+
+    /// Deactivates `iar` (the value [`Self::acknowledge`] gave).
+    pub fn deactivate(&self, iar: u32) {
+        self.regs().dir.set(iar);
+    }
+}
+
+/// The virtual interface control of this CPU (GICH, banked per CPU).
+pub struct HypInterface {
+    regs: *const HypInterfaceRegs,
+}
+
+impl HypInterface {
+    /// A driver for the GICH at `base`.
+    ///
+    /// # Safety
+    /// `base` must be a GICv2 virtual interface control frame mapped as
+    /// device memory, used only by this CPU.
+    pub const unsafe fn new(base: usize) -> Self {
+        Self {
+            regs: base as *const HypInterfaceRegs,
+        }
+    }
+
+    fn regs(&self) -> &HypInterfaceRegs {
+        // SAFETY: `new`'s contract makes `regs` a valid register block.
+        unsafe { &*self.regs }
+    }
+
+    /// GICH_VTR: how many list registers and priority bits.
+    pub fn vtr(&self) -> Vtr {
+        Vtr(self.regs().vtr.get())
+    }
+
+    /// GICH_MISR: why the maintenance interrupt fired.
+    pub fn misr(&self) -> u32 {
+        self.regs().misr.get()
+    }
+
+    /// Programs the list registers and GICH_HCR before entering a vCPU;
+    /// registers past the image are cleared.
+    pub fn load(&self, image: &LrImageV2) {
+        let count = self.vtr().list_registers().min(self.regs().lr.len());
+        for (index, lr) in self.regs().lr.iter().take(count).enumerate() {
+            lr.set(image.lrs.get(index).map_or(0, |v| v.0));
+        }
+        self.regs().hcr.set(image.hcr);
+    }
+
+    /// Reads the list registers back on exit (and disables the virtual
+    /// interface until the next [`Self::load`]).
+    pub fn save(&self, out: &mut [ListRegisterV2]) {
+        self.regs().hcr.set(0);
+        for (slot, lr) in out.iter_mut().zip(self.regs().lr.iter()) {
+            *slot = ListRegisterV2(lr.get());
+        }
+    }
+}
