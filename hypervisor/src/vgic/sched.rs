@@ -223,7 +223,12 @@ impl Vgic {
                 offer(c);
             }
         }
+        // Every exit scans every SPI: whether it wants a register is the
+        // cheap test, so it comes first; its route only for those that do.
         for (intid, irq) in (32u32..).zip(self.spis.iter()) {
+            let Some(c) = irq_candidate(intid, irq) else {
+                continue;
+            };
             let home = match irq.owner {
                 Some(owner) if irq.active => owner == vcpu,
                 _ => match self.route(intid) {
@@ -233,9 +238,7 @@ impl Vgic {
                 },
             };
             if home {
-                if let Some(c) = irq_candidate(intid, irq) {
-                    offer(c);
-                }
+                offer(c);
             }
         }
         if state.redist.enable_lpis && self.grp1_enabled {
