@@ -25,6 +25,7 @@
 mod alloc_count;
 mod bare;
 mod driver;
+mod el2;
 mod icount;
 mod linux;
 mod nvme;
@@ -79,6 +80,10 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
         if want("wfi") {
             eprintln!("xtask bench: GICv4 residency in WFI (resident, doorbell)");
             wfi::measure(root, &board, &mut report)?;
+        }
+        if want("el2") {
+            eprintln!("xtask bench: instructions at EL2 per exit (QEMU execution-log profile)");
+            el2::measure_all(root, &board, system::GICV3_MACHINE, &mut report)?;
         }
         if want("linux") {
             eprintln!("xtask bench: Linux boot time (bare QEMU and in a partition)");

@@ -36,7 +36,8 @@ commands:
            fails if the ITS footprint, LPIs, free frames or heap drift
   bench    measured figures (vITS per command, traps, memory; exits and
            latency per MSI on QEMU): a table, and target/bench.json
-           (`--host-only` / `--system-only`)
+           (`--host-only` / `--system-only`; `--filter WORD`: the system
+           sections msi, icount, el2, wfi, linux, nvme)
 
 default board: `run` qemu-virt-linux (QEMU virt, GICv4, 4 CPUs, two Linux
 partitions with an NVMe disk and a NIC each); `build`, `test`, `bench`

@@ -377,8 +377,16 @@ fn build_partitions(manifest: Manifest) {
             Ok(v) => v.raw(),
             Err(e) => fatal(format_args!("partition {name}: no VMID left ({e:?})")),
         };
+        let (heap_before, frames_before) = (super::heap::live_bytes(), machine::free_frame_bytes());
         match Partition::new(PartitionId(i as u16), config, ram_pa, vmid, BootFrames) {
             Ok(p) => {
+                // The hypervisor's own memory for this partition (bench figures).
+                crate::println!(
+                    "partition {name}: hypervisor memory: heap {} bytes, frames {} KiB (stage 2, tables), {} vCPUs",
+                    super::heap::live_bytes().saturating_sub(heap_before),
+                    frames_before.saturating_sub(machine::free_frame_bytes()) >> 10,
+                    p.config.cpus.len()
+                );
                 let cpus: Vec<u16> = p.config.cpus.iter().map(|c| c.0).collect();
                 let dma = if p.config.pci.is_empty() {
                     ""
@@ -404,4 +412,8 @@ fn build_partitions(manifest: Manifest) {
         super::pci::map_bars(p);
     }
     machine::install_assignment(assignment);
+    crate::println!(
+        "heap: {} bytes live of {HEAP_SIZE} once the partitions are built",
+        super::heap::live_bytes()
+    );
 }

@@ -70,6 +70,12 @@ pub struct Vgic {
     grp1_enabled: bool,
     /// SPI state, index = INTID - 32.
     spis: Vec<Irq>,
+    /// Bit i set: SPI 32 + i may want a list register (pending, active or
+    /// listed). Set whenever the SPI's state is borrowed mutably
+    /// (`irq_mut`), cleared by `flush` once the SPI is idle, so the walk
+    /// every exit makes over the SPIs (`gather`) visits only these: an SPI
+    /// never set here is in its reset state and wants no register.
+    spi_busy: Vec<u64>,
     /// GICD_IROUTER<n> as written (masked), index = INTID - 32.
     routes: Vec<u64>,
     vcpus: Vec<VcpuState>,
@@ -168,6 +174,7 @@ impl Vgic {
             grp0_enabled: false,
             grp1_enabled: false,
             spis: alloc::vec![Irq::default(); spis],
+            spi_busy: alloc::vec![0; spis.div_ceil(64)],
             routes: alloc::vec![0; spis],
             vcpus,
             counters: VgicCounters::default(),

@@ -73,7 +73,11 @@ impl Vgic {
                 .private
                 .get_mut(intid as usize)
         } else {
-            self.spis.get_mut(usize::try_from(intid - 32).ok()?)
+            let index = usize::try_from(intid - 32).ok()?;
+            if let Some(word) = self.spi_busy.get_mut(index / 64) {
+                *word |= 1 << (index % 64);
+            }
+            self.spis.get_mut(index)
         }
     }
 

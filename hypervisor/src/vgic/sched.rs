@@ -151,6 +151,7 @@ impl Vgic {
                 image.hcr |= hcr::TDIR;
             }
         }
+        self.forget_idle_spis();
         let state = self.vcpu_mut(vcpu)?;
         state.slots = slots;
         state.in_guest = true;
@@ -223,7 +224,13 @@ impl Vgic {
                 offer(c);
             }
         }
-        for (intid, irq) in (32u32..).zip(self.spis.iter()) {
+        // Every exit scans the SPIs that may want a register (`spi_busy`):
+        // whether one does is the cheap test, so it comes first; its route
+        // only for those that do.
+        for (intid, irq) in self.busy_spis() {
+            let Some(c) = irq_candidate(intid, irq) else {
+                continue;
+            };
             let home = match irq.owner {
                 Some(owner) if irq.active => owner == vcpu,
                 _ => match self.route(intid) {
@@ -233,9 +240,7 @@ impl Vgic {
                 },
             };
             if home {
-                if let Some(c) = irq_candidate(intid, irq) {
-                    offer(c);
-                }
+                offer(c);
             }
         }
         if state.redist.enable_lpis && self.grp1_enabled {
@@ -249,6 +254,45 @@ impl Vgic {
                         intid,
                         pending: true,
                     });
+                }
+            }
+        }
+    }
+
+    /// The SPIs `spi_busy` marks, with their INTIDs, ascending.
+    fn busy_spis(&self) -> impl Iterator<Item = (u32, &super::irq::Irq)> + '_ {
+        (0usize..).zip(&self.spi_busy).flat_map(move |(w, &word)| {
+            let mut bits = word;
+            core::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let bit = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                Some(w * 64 + bit)
+            })
+            .filter_map(move |index| {
+                let irq = self.spis.get(index)?;
+                Some((u32::try_from(index).ok()?.checked_add(32)?, irq))
+            })
+        })
+    }
+
+    /// Clears the `spi_busy` bits of SPIs that are idle: not listed, not
+    /// active, not pending in the model. Whatever changes that again goes
+    /// through `irq_mut`, which sets the bit again.
+    fn forget_idle_spis(&mut self) {
+        let Self { spi_busy, spis, .. } = self;
+        for (w, word) in spi_busy.iter_mut().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                let bit = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let idle = spis.get(w * 64 + bit).is_none_or(|irq| {
+                    irq.listed.is_none() && !irq.active && !irq.pending_in_model()
+                });
+                if idle {
+                    *word &= !(1u64 << bit);
                 }
             }
         }

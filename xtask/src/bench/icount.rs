@@ -21,9 +21,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// Figures `measure` adds: six per configuration, two ratios, the
+/// Figures `measure` adds: per configuration the median, max, hypercall,
+/// boot spread, the batches and the CWRITER writes; two ratios, the
 /// hypervisor's share of the software path.
-pub const FIGURES: usize = 4 * 6 + 3;
+pub const FIGURES: usize = 4 * (4 + BATCHES.len() + CWRITERS.len()) + 3;
 /// Boots of each configuration: the figures must agree between them.
 pub const BOOTS: usize = 2;
 /// QEMU's instruction counting: 2^0 ns of virtual time per instruction.
@@ -43,11 +44,15 @@ pub struct Counts {
     /// Instructions of each null hypercall round trip, all boots.
     pub hypercalls: Vec<u64>,
     /// Instructions of each command batch of `BATCHES[i]` SYNCs, all boots.
-    pub batches: [Vec<u64>; 2],
+    pub batches: [Vec<u64>; BATCHES.len()],
+    /// Instructions of each CWRITER write announcing `CWRITERS[i]` SYNCs.
+    pub cwriters: [Vec<u64>; CWRITERS.len()],
 }
 
 /// Sizes of the timed command batches (the guest's SYNC batches).
-pub const BATCHES: [usize; 2] = [1, 16];
+pub const BATCHES: [usize; 4] = [1, 8, 16, 64];
+/// Sizes of the batches whose CWRITER write alone is timed.
+pub const CWRITERS: [usize; 3] = [1, 8, 64];
 
 impl Counts {
     fn median(&self) -> f64 {
@@ -146,6 +151,10 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
                 let marker = format!("passthrough: command batch of {n}: ");
                 into.batches[i].extend(parse_marked(&output, &marker));
             }
+            for (i, n) in CWRITERS.iter().enumerate() {
+                let marker = format!("passthrough: CWRITER write of {n}: ");
+                into.cwriters[i].extend(parse_marked(&output, &marker));
+            }
             let mut per_boot: Vec<f64> = found.iter().map(|&n| n as f64).collect();
             into.boot_medians.push(median(&mut per_boot));
             into.all.extend(found);
@@ -194,6 +203,20 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
                     median(&mut batch),
                     "instructions",
                     format!("instructions from the guest's first queue write of {n} SYNC commands to its CREADR read that sees them done (CWRITER write and CREADR polling, trapped under the hypervisor), {}; median of {} boots", config.what, batch.len()),
+                )
+            });
+        }
+        for (i, n) in CWRITERS.iter().enumerate() {
+            let mut writes: Vec<f64> = c.cwriters[i].iter().map(|&n| n as f64).collect();
+            let name = format!("{}_instructions_per_cwriter_write_of_{n}", config.tag);
+            report.push(if writes.is_empty() {
+                Figure::missing(&name, "instructions", "a CWRITER write", "not measured: the guest printed no CWRITER line")
+            } else {
+                Figure::number(
+                    name,
+                    median(&mut writes),
+                    "instructions",
+                    format!("instructions of the guest's one GITS_CWRITER write announcing {n} queued SYNC commands (barrier, write; under the hypervisor its trap, which processes the {n} commands, and the return), {}; median of {} boots", config.what, writes.len()),
                 )
             });
         }
@@ -365,7 +388,8 @@ passthrough: hypercall round trip: 3 ticks
             all: vec![100, 101],
             boot_medians: vec![100.0, 101.0],
             hypercalls: vec![],
-            batches: [vec![], vec![]],
+            batches: Default::default(),
+            cwriters: Default::default(),
         };
         assert!((c.spread() - 0.01).abs() < 1e-9);
     }

@@ -33,7 +33,7 @@ const PASSTHROUGH_MANIFEST: &str = "tests/passthrough.toml";
 /// The GICv4 self-test's machine (the board's, without the SMMU).
 const SELFTEST_MACHINE: &str = "virt,gic-version=4,virtualization=on";
 /// The `-gicv3` scenarios' machine.
-const GICV3_MACHINE: &str = "virt,gic-version=3,virtualization=on,iommu=smmuv3";
+pub const GICV3_MACHINE: &str = "virt,gic-version=3,virtualization=on,iommu=smmuv3";
 /// The guest's last passthrough line: the measured rounds are all printed.
 const PASSTHROUGH_DONE: &str = "PASS passthrough: MAPTI again";
 
@@ -124,6 +124,7 @@ pub fn measure(
             let shim = shim.as_ref().map_err(|e| format!("bare-metal shim: {e}"))?;
             let table = measure_icount(shim, report)?;
             report.table(table);
+            memory(&dir, report);
         }
         return Ok(());
     }
@@ -300,7 +301,24 @@ pub fn measure(
     if let Some(table) = icount_table {
         report.table(table);
     }
+    memory(&dir, report);
     Ok(())
+}
+
+/// The hypervisor's memory per partition, from the console of a
+/// passthrough boot this run made (both partitions of tests/passthrough.toml).
+fn memory(dir: &Path, report: &mut Report) {
+    let console = ["bench-icount-gicv4-0.log", "bench-passthrough-gicv4-0.log"]
+        .iter()
+        .find_map(|name| std::fs::read_to_string(dir.join(name)).ok());
+    if let Some(console) = console {
+        let table = memory_figures(&console, report);
+        if !table.is_empty() {
+            report.table(format!(
+                "hypervisor memory per partition at boot (tests/passthrough.toml, its console)\n{table}"
+            ));
+        }
+    }
 }
 
 /// The hypervisor's size: the Image a boot loader loads, and what its ELF's
@@ -329,10 +347,93 @@ fn sizes(artifacts: &build::Artifacts, report: &mut Report) -> Result<(), String
         "bytes",
         "memory of the hypervisor ELF's PT_LOAD segments (p_memsz): code, data and zeroed statics (stacks, per-CPU blocks, heap arena)".into(),
     ));
-    report.table(format!(
+    let mut table = format!(
         "size\n  hypervisor_image_bytes                   {image} bytes\n  hypervisor_static_bytes                  {memory} bytes (of which {file} loaded from the file)\n"
-    ));
+    );
+    // Per physical CPU (each runs one vCPU): its EL2 stack and its per-CPU
+    // block, from the ELF's symbol sizes.
+    let stacks = super::el2::object_size(&elf, "STACKS");
+    let percpu = super::el2::object_size(&elf, "hypervisor::kernel::percpu::PERCPU");
+    if let (Some(stacks), Some(percpu)) = (stacks, percpu) {
+        let per_cpu = (stacks + percpu) / HYPERVISOR_MAX_CPUS;
+        report.push(Figure::int(
+            "hypervisor_static_bytes_per_cpu".into(),
+            per_cpu,
+            "bytes",
+            format!("static memory per physical CPU (= per vCPU: one vCPU per CPU): its EL2 stack and its per-CPU block (ELF symbols STACKS, {stacks} bytes, and PERCPU, {percpu} bytes, for {HYPERVISOR_MAX_CPUS} CPUs)"),
+        ));
+        table += &format!(
+            "  hypervisor_static_bytes_per_cpu          {per_cpu} bytes (EL2 stack + per-CPU block)\n"
+        );
+    }
+    report.table(table);
     Ok(())
+}
+
+/// `MAX_CPUS` of hypervisor/src/arch/mod.rs (the hypervisor is not built
+/// for the host; a test keeps the two equal).
+const HYPERVISOR_MAX_CPUS: u64 = 8;
+
+/// The hypervisor's memory per partition at boot, from its console: the
+/// `partition <name>: hypervisor memory: heap <n> bytes, frames <k> KiB
+/// ..., <v> vCPUs` lines and the `heap: <n> bytes live` line.
+pub fn memory_figures(console: &str, report: &mut Report) -> String {
+    let mut table = String::new();
+    for line in console.lines() {
+        let Some(at) = line.find("partition ") else {
+            continue;
+        };
+        let rest = &line[at + "partition ".len()..];
+        let Some((name, rest)) = rest.split_once(": hypervisor memory: heap ") else {
+            continue;
+        };
+        let mut words = rest.split([' ', ',']);
+        let heap = words.next().and_then(|w| w.parse::<u64>().ok());
+        let frames = rest
+            .split("frames ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|w| w.parse::<u64>().ok());
+        let vcpus = rest
+            .rsplit(", ")
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|w| w.parse::<u64>().ok());
+        if let (Some(heap), Some(frames), Some(vcpus)) = (heap, frames, vcpus) {
+            report.push(Figure::int(
+                format!("hypervisor_heap_bytes_partition_{name}"),
+                heap,
+                "bytes",
+                format!("hypervisor heap taken by building partition {name} ({vcpus} vCPUs) at boot (its console line)"),
+            ));
+            report.push(Figure::int(
+                format!("hypervisor_frame_kib_partition_{name}"),
+                frames,
+                "KiB",
+                format!("physical frames the hypervisor took for partition {name} besides its RAM (stage-2 tables and the like) at boot"),
+            ));
+            table += &format!(
+                "  partition {name}: heap {heap} bytes, frames {frames} KiB, {vcpus} vCPUs\n"
+            );
+        }
+    }
+    if let Some(live) = console.lines().find_map(|l| {
+        l.split("heap: ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()
+    }) {
+        report.push(Figure::int(
+            "hypervisor_heap_bytes_at_boot".into(),
+            live,
+            "bytes",
+            "hypervisor heap live once the partitions are built (its `heap:` console line)".into(),
+        ));
+        table += &format!("  heap live at boot: {live} bytes\n");
+    }
+    table
 }
 
 /// Sums of p_filesz and p_memsz over an ELF64 file's PT_LOAD segments.
@@ -506,6 +607,38 @@ fn number_after(line: &str, marker: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn max_cpus_mirrors_the_hypervisor() {
+        let src = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../hypervisor/src/arch/mod.rs"
+        ))
+        .unwrap();
+        assert!(src.contains(&format!(
+            "pub const MAX_CPUS: usize = {};",
+            super::HYPERVISOR_MAX_CPUS
+        )));
+    }
+
+    #[test]
+    fn memory_lines_become_figures() {
+        let mut report = super::Report::default();
+        let table = super::memory_figures(
+            "partition alpha: hypervisor memory: heap 1234 bytes, frames 56 KiB (stage 2, tables), 2 vCPUs\nheap: 9999 bytes live of 8388608 once the partitions are built\n",
+            &mut report,
+        );
+        assert!(table.contains("alpha"));
+        let names: Vec<&str> = report.figures.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "hypervisor_heap_bytes_partition_alpha",
+                "hypervisor_frame_kib_partition_alpha",
+                "hypervisor_heap_bytes_at_boot"
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -761,6 +761,35 @@ impl Its {
         self.wait()
     }
 
+    /// Like [`Self::send`] for a batch that fits the free part of the
+    /// ring, returning the counter ticks of the one CWRITER write alone
+    /// (barrier, write, and under a hypervisor its trap, which processes
+    /// the batch): what `cargo xtask bench` reports per trapped CWRITER
+    /// write of N commands.
+    pub fn send_timing_cwriter(&mut self, cmds: &[Cmd]) -> Result<u64, QueueError> {
+        let free = (self.creadr() as usize & 0xf_ffe0)
+            .wrapping_sub(self.write + 32)
+            .rem_euclid(self.queue_bytes);
+        if cmds.len() * 32 > free {
+            return Err(QueueError::Full);
+        }
+        for c in cmds {
+            for (i, dw) in c.0.iter().enumerate() {
+                // SAFETY: the slot is inside our queue page.
+                unsafe {
+                    core::ptr::write_volatile((self.queue + self.write + 8 * i) as *mut u64, *dw)
+                };
+            }
+            self.write = (self.write + 32) % self.queue_bytes;
+        }
+        dsb();
+        let start = crate::guest::counter();
+        write64(self.base + gits::CWRITER, self.write as u64);
+        let ticks = crate::guest::counter().wrapping_sub(start);
+        self.wait()?;
+        Ok(ticks)
+    }
+
     /// Waits (bounded) until CREADR equals our CWRITER; Stalled is an error.
     pub fn wait(&self) -> Result<(), QueueError> {
         let want = self.write as u64;

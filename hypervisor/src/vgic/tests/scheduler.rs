@@ -317,3 +317,34 @@ fn flush_and_fold_must_alternate() {
         Err(VgicError::NoSuchVcpu(VcpuIndex(9)))
     );
 }
+
+#[test]
+fn an_spi_left_pending_while_its_group_is_off_is_listed_once_the_group_is_on() {
+    // Exits walk only the SPIs marked as maybe wanting a register; the
+    // mark must survive flushes that could not list the SPI.
+    let mut g = vgic();
+    enable(&mut g, 0, 40, 0x80);
+    write(&mut g, 0, GICD, 4, 0x10); // ARE, Group 1 off
+    inject(&mut g, 0, 40);
+    for _ in 0..3 {
+        let image = g.flush(VcpuIndex(0), 4).unwrap();
+        assert_eq!(image.used, 0, "group 1 is off");
+        g.fold(VcpuIndex(0), &image.lrs[..4], 0, 0).unwrap();
+    }
+    write(&mut g, 0, GICD, 4, 0x12); // Group 1 on again
+    let image = g.flush(VcpuIndex(0), 4).unwrap();
+    assert_eq!((image.used, lr(&image, 0).vintid()), (1, 40));
+    g.fold(VcpuIndex(0), &image.lrs[..4], 0, 0).unwrap();
+    // Taken and completed: the SPI is idle again, and an edge later is
+    // listed as before.
+    let taken = run_guest(&mut g, 0, 4, 1);
+    assert_eq!(taken.iter().map(|t| t.intid).collect::<Vec<_>>(), [40]);
+    for _ in 0..2 {
+        let image = g.flush(VcpuIndex(0), 4).unwrap();
+        g.fold(VcpuIndex(0), &image.lrs[..image.used.max(1)], 0, 0)
+            .unwrap();
+    }
+    inject(&mut g, 0, 40);
+    let image = g.flush(VcpuIndex(0), 4).unwrap();
+    assert_eq!((image.used, lr(&image, 0).vintid()), (1, 40));
+}
