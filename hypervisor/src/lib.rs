@@ -14,6 +14,7 @@ extern crate alloc;
 #[macro_use]
 mod register;
 
+pub mod budget;
 pub mod bundle;
 pub mod console_mux;
 pub mod cpu_features;
@@ -35,6 +36,9 @@ pub mod trap;
 pub mod vgic;
 pub mod vits;
 pub mod vuart;
+
+#[cfg(test)]
+mod test_alloc;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -24,7 +24,7 @@ static FRAMES: Mutex<Option<FrameAllocator>> = Mutex::new(None);
 static GICD: Once<Distributor> = Once::new();
 
 /// Bytes of the hypervisor heap (in BSS).
-const HEAP_SIZE: usize = 8 << 20;
+const HEAP_SIZE: usize = crate::budget::HEAP_BYTES;
 
 #[repr(C, align(4096))]
 struct HeapSpace([u8; HEAP_SIZE]);

@@ -110,6 +110,7 @@ impl Vits {
             state: &mut self.state,
             mem,
             backend,
+            mapped_collections: &mut self.mapped_collections,
         };
         executor.execute(command)
     }

@@ -2,6 +2,7 @@
 //! encoder (IHI 0069, 5.3 layouts) and a harness that drives the vITS the
 //! way a guest driver does.
 
+mod budget;
 mod commands;
 mod pending;
 mod props;
@@ -49,6 +50,7 @@ pub(super) fn config() -> VitsConfig {
         num_vcpus: 4,
         max_devices: 8,
         max_events: 64,
+        max_collections: 256,
         max_commands_per_trap: 64,
         devices,
         cpu_device_id: Some(VirtDeviceId(0)),
