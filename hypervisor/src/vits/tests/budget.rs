@@ -223,3 +223,41 @@ proptest! {
         prop_assert!(used <= budget, "peak {} bytes > budget {}", used, budget);
     }
 }
+
+/// Two partitions' vITSs on one buddy heap of the hypervisor's size, the
+/// hypervisor's own share taken first: the first partition, with the
+/// largest event cap that validation lets fit beside the second, floods
+/// every cap; then the second maps everything its caps allow, and none of
+/// its allocations fails.
+#[test]
+fn a_partition_at_its_budget_cannot_make_anothers_allocation_fail() {
+    use crate::budget::{EVENT_BYTES, HEAP_BYTES, HYPERVISOR_OWN_BYTES};
+    let arena = crate::test_alloc::Arena::new(HEAP_BYTES);
+    let second = capped(64, 4096, 64);
+    let second_budget = vits_bytes(64, 4096, 64);
+    let first_fixed = vits_bytes(64, 0, 64);
+    let room = HEAP_BYTES - HYPERVISOR_OWN_BYTES - second_budget - first_fixed;
+    let first = capped(64, room / EVENT_BYTES, 64);
+    assert!(first.max_events > 20_000, "{}", first.max_events);
+    let mut a = Harness::with(first.clone(), SoftwareBackend::new(4, 64));
+    let mut b = Harness::with(second.clone(), SoftwareBackend::new(4, 64));
+    let flood_a = flood(&first, scatter);
+    let flood_b = flood(&second, |n| n / 64);
+    arena.route(|| {
+        let own = alloc::vec![0u8; HYPERVISOR_OWN_BYTES];
+        run(&mut a, &flood_a);
+        assert_eq!(a.vits.state().event_count(), first.max_events);
+        run(&mut b, &flood_b);
+        assert_eq!(b.vits.state().event_count(), second.max_events);
+        assert!(arena.used() <= HEAP_BYTES);
+        drop(own);
+        // Teardown inside the arena: its blocks go back to it.
+        a.vits.reset(&mut a.backend);
+        b.vits.reset(&mut b.backend);
+    });
+    assert_eq!(
+        arena.failures(),
+        0,
+        "an allocation failed in the shared heap"
+    );
+}
