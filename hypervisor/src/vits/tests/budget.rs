@@ -187,7 +187,7 @@ fn collection_cap_skips_the_extra_mapc_and_counts_it() {
 }
 
 /// Any command: IDs from small domains (to collide) and the whole range.
-fn any_command() -> impl Strategy<Value = [u64; 4]> {
+pub(super) fn any_command() -> impl Strategy<Value = [u64; 4]> {
     let dev = prop_oneof![4 => 0..24u32, 1 => 0..8192u32];
     let event = prop_oneof![3 => 0..128u32, 1 => 0..65_536u32];
     let icid = prop_oneof![3 => 0..40u16, 1 => any::<u16>()];

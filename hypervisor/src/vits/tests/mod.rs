@@ -10,6 +10,7 @@ mod queue;
 mod reference_state;
 mod registers;
 mod state_props;
+mod work;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
