@@ -25,6 +25,7 @@ pub mod guest_image;
 pub mod guest_mem;
 pub mod ids;
 pub mod layout;
+pub mod log_limit;
 pub mod manifest;
 pub mod mm;
 pub mod passthrough;
