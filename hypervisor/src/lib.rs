@@ -31,6 +31,9 @@ pub mod vgic;
 pub mod vgicv2;
 pub mod vits;
 
+#[cfg(test)]
+mod test_alloc;
+
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]

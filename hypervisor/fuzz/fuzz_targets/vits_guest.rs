@@ -87,6 +87,7 @@ fn config() -> VitsConfig {
         num_vcpus: 3,
         max_devices: 6,
         max_events: 24,
+        max_collections: 8,
         max_commands_per_trap: 32,
         devices,
         cpu_device_id: Some(VirtDeviceId(2)),

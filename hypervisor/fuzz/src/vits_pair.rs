@@ -263,6 +263,7 @@ fn vits_config(partition: usize, index: u8, device: PhysDeviceId) -> VitsConfig 
         num_vcpus: VCPUS,
         max_devices: 4,
         max_events: 16,
+        max_collections: 8,
         max_commands_per_trap: 16,
         devices,
         cpu_device_id: None,

@@ -1,4 +1,6 @@
 //! The hypervisor console: one physical UART shared by the hypervisor's
-//! log and every partition's virtual UART (`mux`).
+//! log and every partition's virtual UART (`mux`), and the rate limits on
+//! the lines guests can make it print (`log_limit`).
 
+pub mod log_limit;
 pub mod mux;

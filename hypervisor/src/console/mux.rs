@@ -5,8 +5,11 @@
 //! never reach the operator's terminal raw unless the operator is typing
 //! into that guest: control bytes, escape sequences included (which could
 //! move the cursor over another partition's lines, or worse), are shown as
-//! `?`; only the partition with the focus that was typed into keeps tab,
-//! backspace, bell and ESC, which its shell's line editing needs. A partition someone
+//! `?`; only the partition with the focus that was typed into keeps
+//! bell, backspace and the few escape sequences its shell's line editing
+//! needs, and only while they keep the cursor on its own line, right of
+//! its `[name] ` prefix, so no guest can redraw another's line or forge a
+//! prefix (carriage return stays `?`). A partition someone
 //! is typing into shows its unfinished line at once (a shell's prompt and
 //! the echo of each key); if another source prints meanwhile, the
 //! unfinished line is ended first and continued under a fresh prefix.
@@ -45,6 +48,8 @@ pub struct ConsoleMux {
     mid_line: Option<usize>,
     /// The partition typed bytes go to.
     focus: usize,
+    /// Bytes of the unfinished line after its prefix (see [`sanitize_at`]).
+    column: usize,
 }
 
 impl ConsoleMux {
@@ -53,6 +58,7 @@ impl ConsoleMux {
         Self {
             mid_line: None,
             focus: 0,
+            column: 0,
         }
     }
 
@@ -74,7 +80,7 @@ impl ConsoleMux {
         out: &mut Vec<u8>,
     ) {
         self.begin(index, name, out);
-        sanitize(text, terminal, out);
+        sanitize_at(text, terminal, &mut self.column, out);
         out.extend_from_slice(b"\r\n");
         self.mid_line = None;
     }
@@ -92,7 +98,7 @@ impl ConsoleMux {
             return;
         }
         self.begin(index, name, out);
-        sanitize(text, terminal, out);
+        sanitize_at(text, terminal, &mut self.column, out);
         self.mid_line = Some(index);
     }
 
@@ -133,30 +139,101 @@ impl ConsoleMux {
         out.push(b'[');
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"] ");
+        self.column = 0;
     }
 }
 
 /// Appends a guest's `text` to `out` as the physical terminal may see it:
-/// printable ASCII and tab as they are, every other byte as `?`; with
-/// `terminal` (the operator is typing into this guest) also backspace,
-/// bell and ESC, so its shell's line editing works (and a terminal query
-/// such as busybox's cursor-position request `ESC [ 6 n` gets its answer,
-/// typed back into that guest). Without `terminal` an escape sequence is
-/// dropped whole (ECMA-48: `ESC [` parameters, intermediates and a final
-/// byte, or `ESC` and one byte) rather than shown as `?[6n`; a sequence
-/// split across two calls loses only its ESC.
+/// printable ASCII and tab as they are, every other byte as `?`. With
+/// `terminal` (the operator is typing into this guest) also bell,
+/// backspace and the few escape sequences a shell's line editing needs
+/// ([`kept_escape`]): none of them can leave the guest's own line or move
+/// the cursor back over its `[name] ` prefix, so the guest cannot redraw
+/// another partition's line or forge a prefix. Every other escape sequence
+/// is dropped whole (ECMA-48: `ESC [` parameters, intermediates and a
+/// final byte, or `ESC` and one byte) rather than shown as `?[6n`; a
+/// sequence split across two calls loses only its ESC. Carriage return is
+/// shown as `?` (it would bring the cursor back over the prefix).
 pub fn sanitize(text: &[u8], terminal: bool, out: &mut Vec<u8>) {
+    let mut column = 0;
+    sanitize_at(text, terminal, &mut column, out);
+}
+
+/// [`sanitize`], with `column` the bytes the guest's line holds after its
+/// prefix so far (a lower bound of the cursor's distance from the prefix,
+/// kept up to date): backspace and cursor-back may not go below zero.
+fn sanitize_at(text: &[u8], terminal: bool, column: &mut usize, out: &mut Vec<u8>) {
     let mut i = 0;
     while let Some(&b) = text.get(i) {
-        if b == 0x1b && !terminal {
-            i += escape_len(&text[i..]);
+        if b == 0x1b {
+            let len = escape_len(&text[i..]);
+            let sequence = text.get(i..i + len).unwrap_or_default();
+            if terminal && kept_escape(sequence, column) {
+                out.extend_from_slice(sequence);
+            }
+            i += len;
             continue;
         }
-        let passes = (0x20..0x7f).contains(&b)
-            || b == b'\t'
-            || (terminal && matches!(b, 0x07 | 0x08 | 0x1b));
-        out.push(if passes { b } else { b'?' });
         i += 1;
+        match b {
+            0x20..0x7f | b'\t' => {
+                out.push(b);
+                // A tab moves at least one column: a lower bound.
+                *column = column.saturating_add(1);
+            }
+            0x07 if terminal => out.push(b),
+            0x08 if terminal => {
+                // Backspace only within the guest's own text.
+                if *column > 0 {
+                    out.push(b);
+                    *column -= 1;
+                }
+            }
+            _ => {
+                out.push(b'?');
+                *column = column.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// Whether the terminal may see `sequence` (an escape sequence) from the
+/// guest being typed into, updating `column`: only complete CSIs with
+/// decimal parameters that keep the cursor on the line and right of the
+/// prefix. SGR (`m`, colours), cursor position report request (`5n`, `6n`:
+/// busybox asks), erase to the end of the line (`K`, `0K`), cursor forward
+/// (`C`: `column` stays, a lower bound) and cursor back (`D`) by at most
+/// `column`. Everything else (cursor up/down or absolute, erase display or
+/// whole line, scrolling, save/restore, private modes, resets) is dropped.
+pub fn kept_escape(sequence: &[u8], column: &mut usize) -> bool {
+    let [0x1b, b'[', body @ .., last] = sequence else {
+        return false;
+    };
+    if !body.iter().all(|b| b.is_ascii_digit() || *b == b';') {
+        return false;
+    }
+    let count = || -> Option<usize> {
+        if body.contains(&b';') || body.len() > 4 {
+            return None;
+        }
+        let n = body
+            .iter()
+            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+        Some(n.max(1))
+    };
+    match last {
+        b'm' => true,
+        b'n' => matches!(body, b"5" | b"6"),
+        b'K' => matches!(body, b"" | b"0"),
+        b'C' => count().is_some(),
+        b'D' => match count() {
+            Some(n) if n <= *column => {
+                *column -= n;
+                true
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -253,7 +330,8 @@ mod tests {
         assert_eq!(out, b"[a] ??\t??\r\n".to_vec());
         out.clear();
         m.line(0, "a", text, true, &mut out);
-        assert_eq!(out, b"[a] \x1b[2J\x08\x07\t??\r\n".to_vec());
+        // Erase-display is never kept; backspace at the prefix is dropped.
+        assert_eq!(out, b"[a] \x07\t??\r\n".to_vec());
     }
 
     #[test]
@@ -325,5 +403,137 @@ mod tests {
                 byte: b'q'
             }
         );
+    }
+
+    #[test]
+    fn the_guest_typed_into_cannot_leave_its_line_or_redraw_another() {
+        for sequence in [
+            &b"\x1b[A"[..],
+            b"\x1b[3B",
+            b"\x1b[1;1H",
+            b"\x1b[5G",
+            b"\x1b[2J",
+            b"\x1b[2K",
+            b"\x1b[1K",
+            b"\x1bM",
+            b"\x1b7",
+            b"\x1b8",
+            b"\x1b[s",
+            b"\x1b[u",
+            b"\x1b[?1049h",
+            b"\x1b[S",
+            b"\x1bc",
+        ] {
+            let mut m = ConsoleMux::new();
+            let mut out = Vec::new();
+            m.partial(0, "a", b"abc", true, &mut out);
+            m.partial(0, "a", sequence, true, &mut out);
+            assert_eq!(out, b"[a] abc".to_vec(), "{sequence:?} was kept");
+        }
+        // A carriage return would bring the cursor back over the prefix.
+        let mut m = ConsoleMux::new();
+        let mut out = Vec::new();
+        m.line(0, "a", b"x\r[b] forged", true, &mut out);
+        assert_eq!(out, b"[a] x?[b] forged\r\n".to_vec());
+    }
+
+    #[test]
+    fn backspace_and_cursor_back_stop_at_the_prefix() {
+        let mut m = ConsoleMux::new();
+        let mut out = Vec::new();
+        m.partial(0, "a", b"ls", true, &mut out);
+        m.partial(0, "a", b"\x08\x08\x08\x08[b] x", true, &mut out);
+        assert_eq!(out, b"[a] ls\x08\x08[b] x".to_vec());
+        out.clear();
+        // 5 bytes after the prefix now: 6 back is refused, 5 kept, then
+        // none.
+        m.partial(0, "a", b"\x1b[6D\x1b[5D\x1b[D", true, &mut out);
+        assert_eq!(out, b"\x1b[5D".to_vec());
+        // A new prefix (another source printed) starts the count again.
+        out.clear();
+        m.hypervisor(&mut out);
+        m.partial(0, "a", b"\x1b[D", true, &mut out);
+        assert_eq!(out, b"\r\n[a] ".to_vec());
+    }
+
+    #[test]
+    fn line_editing_sequences_still_reach_the_terminal() {
+        // What busybox's line editing sends: cursor back and forward,
+        // erase to the end of the line, colours, the position query.
+        let text = b"~ # \x1b[6nlss\x08\x1b[K\x1b[2D\x1b[2C\x1b[1;32mok\x1b[0m";
+        let mut m = ConsoleMux::new();
+        let mut out = Vec::new();
+        m.partial(0, "a", text, true, &mut out);
+        let mut expected = b"[a] ".to_vec();
+        expected.extend_from_slice(text);
+        assert_eq!(out, expected);
+    }
+
+    /// A terminal's cursor column, fed the console's output: whether a
+    /// guest's bytes ever put the cursor left of its prefix or off its line.
+    fn stays_on_its_line(output: &[u8], prefix: usize) -> Result<(), String> {
+        let mut column = 0usize;
+        let mut i = 0;
+        while let Some(&b) = output.get(i) {
+            match b {
+                0x1b => {
+                    let len = escape_len(&output[i..]);
+                    let sequence = &output[i..i + len];
+                    let [0x1b, b'[', body @ .., last] = sequence else {
+                        return Err(alloc::format!("escape {sequence:?} kept"));
+                    };
+                    let n: usize = core::str::from_utf8(body)
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(1)
+                        .max(1);
+                    match last {
+                        b'C' => column += n,
+                        b'D' => column = column.saturating_sub(n),
+                        b'm' | b'n' | b'K' => {}
+                        _ => return Err(alloc::format!("escape {sequence:?} kept")),
+                    }
+                    i += len;
+                    if column < prefix {
+                        return Err(alloc::format!("cursor at column {column}"));
+                    }
+                    continue;
+                }
+                0x08 => column = column.saturating_sub(1),
+                0x07 => {}
+                b'\t' => column += 1,
+                0x20..0x7f => column += 1,
+                other => return Err(alloc::format!("byte {other:#x} kept")),
+            }
+            if column < prefix {
+                return Err(alloc::format!("cursor at column {column}"));
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// Whatever the guest being typed into writes, in however many
+        /// pieces, the cursor stays on its line, right of its prefix.
+        #[test]
+        fn no_output_of_the_focused_guest_reaches_its_prefix(
+            pieces in proptest::collection::vec(
+                proptest::collection::vec(proptest::prop_oneof![
+                    4 => proptest::prelude::any::<u8>(),
+                    2 => proptest::sample::select(alloc::vec![0x1bu8, b'[', 0x08, b'D', b'C', b'A', b'H', b'K', b'2', b';', b'\r']),
+                ], 0..24),
+                1..6,
+            ),
+        ) {
+            let mut m = ConsoleMux::new();
+            let mut out = Vec::new();
+            for piece in &pieces {
+                m.partial(0, "a", piece, true, &mut out);
+            }
+            proptest::prop_assert!(out.is_empty() || out.starts_with(b"[a] "));
+            let result = stays_on_its_line(out.get(4..).unwrap_or_default(), 0);
+            proptest::prop_assert!(result.is_ok(), "{:?}: {:?}", result, out);
+        }
     }
 }

@@ -718,6 +718,7 @@ impl Guest {
             num_vcpus: VCPUS,
             max_devices: 8,
             max_events: 64,
+            max_collections: 256,
             max_commands_per_trap: 64,
             devices,
             cpu_device_id: None,

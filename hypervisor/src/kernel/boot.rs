@@ -17,7 +17,7 @@ use crate::mm::PhysAddr;
 use alloc::vec::Vec;
 
 /// Bytes of the hypervisor heap (in BSS).
-const HEAP_SIZE: usize = 8 << 20;
+const HEAP_SIZE: usize = crate::partition::budget::HEAP_BYTES;
 
 #[repr(C, align(4096))]
 struct HeapSpace([u8; HEAP_SIZE]);

@@ -49,6 +49,8 @@ pub struct Gicv4 {
     /// Each vCPU's doorbell (a physical LPI the ITS raises for a vLPI that
     /// arrives while the vPE is not resident).
     pub doorbells: Vec<u32>,
+    /// VMAPTI, VMOVI, DISCARD lines logged (guest-driven: rate-limited).
+    pub command_log: crate::console::log_limit::RateLimit<3>,
 }
 
 fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
@@ -144,6 +146,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         id_bits_field: layout.id_bits_field(),
         vpts,
         doorbells,
+        command_log: crate::console::log_limit::RateLimit::new(),
     }))
 }
 
@@ -320,19 +323,32 @@ pub struct KernelSink<'a> {
 impl PhysItsSink for KernelSink<'_> {
     fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
         for c in commands {
-            // What the guest's commands became on the physical ITS.
+            // What the guest's commands became on the physical ITS: the
+            // guest drives these, so the first few of each kind are
+            // logged, then powers of two with the count, the rest at debug.
+            let kind = match c {
+                ItsCommand::Vmapti { .. } => 0,
+                ItsCommand::Vmovi { .. } => 1,
+                ItsCommand::Discard { .. } => 2,
+                _ => continue,
+            };
+            let (level, n) = match self.gicv4.command_log.note(kind) {
+                Some(n) => (log::Level::Info, n),
+                None => (log::Level::Debug, self.gicv4.command_log.count(kind)),
+            };
+            let name = self.partition.name();
             match *c {
-                ItsCommand::Vmapti { device_id, event_id, vpe_id, vintid, .. } => log::info!(
-                    "partition {}: physical ITS: VMAPTI device {device_id:#x} event {event_id} -> vPE {vpe_id} vINTID {vintid}",
-                    self.partition.name()
+                ItsCommand::Vmapti { device_id, event_id, vpe_id, vintid, .. } => log::log!(
+                    level,
+                    "partition {name}: physical ITS: VMAPTI device {device_id:#x} event {event_id} -> vPE {vpe_id} vINTID {vintid} (VMAPTI #{n})"
                 ),
-                ItsCommand::Vmovi { device_id, event_id, vpe_id, .. } => log::info!(
-                    "partition {}: physical ITS: VMOVI device {device_id:#x} event {event_id} -> vPE {vpe_id}",
-                    self.partition.name()
+                ItsCommand::Vmovi { device_id, event_id, vpe_id, .. } => log::log!(
+                    level,
+                    "partition {name}: physical ITS: VMOVI device {device_id:#x} event {event_id} -> vPE {vpe_id} (VMOVI #{n})"
                 ),
-                ItsCommand::Discard { device_id, event_id } => log::info!(
-                    "partition {}: physical ITS: DISCARD device {device_id:#x} event {event_id}",
-                    self.partition.name()
+                ItsCommand::Discard { device_id, event_id } => log::log!(
+                    level,
+                    "partition {name}: physical ITS: DISCARD device {device_id:#x} event {event_id} (DISCARD #{n})"
                 ),
                 _ => {}
             }

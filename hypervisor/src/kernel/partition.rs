@@ -95,6 +95,8 @@ pub struct Partition {
     pub msix_warned: AtomicBool,
     /// An MSI held disabled (bad guest address or EventID) was logged in this life.
     pub msi_warned: AtomicBool,
+    /// Guest-driven routine lines (MSI programmed, MSI-X control), rate-limited.
+    pub msi_log: crate::console::log_limit::RateLimit<2>,
     /// Set once a stop has released everything (after `run` became
     /// `Stopped`, which happens first); cleared by `start`. The machine
     /// powers off only when every partition is stopped *and* released.
@@ -195,6 +197,7 @@ impl Partition {
             faults: AtomicU64::new(0),
             msix_warned: AtomicBool::new(false),
             msi_warned: AtomicBool::new(false),
+            msi_log: crate::console::log_limit::RateLimit::new(),
             released: AtomicBool::new(false),
             config,
         })

@@ -146,8 +146,13 @@ fn apply(partition: &Partition, event: ConfigEvent) {
                     .and_then(|d| d.capabilities.msix);
                 cap.map(|c| c.set_control(ecam, event.physical, enabled, function_mask))
             });
+            let level = match partition.msi_log.note(1) {
+                Some(_) => log::Level::Info,
+                None => log::Level::Debug,
+            };
             match done {
-                Some(Some(())) => log::info!(
+                Some(Some(())) => log::log!(
+                    level,
                     "partition {}: PCI {} MSI-X {}{}",
                     partition.name(),
                     event.device.0,
@@ -189,8 +194,13 @@ fn program_msi(partition: &Partition, event: &ConfigEvent, state: crate::pci::Gu
             .and_then(|d| d.capabilities.msi);
         cap.map(|c| c.program(ecam, event.physical, &message))
     });
+    let level = match partition.msi_log.note(0) {
+        Some(_) => log::Level::Info,
+        None => log::Level::Debug,
+    };
     match (result, held) {
-        (Some(Some(Ok(()))), None) => log::info!(
+        (Some(Some(Ok(()))), None) => log::log!(
+            level,
             "partition {}: PCI {} MSI {}: guest doorbell {:#x} data {:#x} -> physical GITS_TRANSLATER {}",
             partition.name(),
             event.device.0,

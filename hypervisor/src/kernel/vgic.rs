@@ -32,7 +32,7 @@ pub const FORWARDED_PPIS: [u32; 2] = [VTIMER_INTID, PTIMER_INTID];
 /// SPIs each partition's distributor offers.
 const NUM_SPIS: u16 = 64;
 /// Bound on LPIs pending on one vCPU (software path).
-const MAX_PENDING_LPIS: usize = 1024;
+const MAX_PENDING_LPIS: usize = crate::partition::budget::PENDING_LPIS_PER_VCPU;
 
 /// ICC_SGI1R_EL1, ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_DIR_EL1 as the trap
 /// syndrome encodes them (Op0, Op2, Op1, CRn, CRm: see trap.rs).

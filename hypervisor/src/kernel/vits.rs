@@ -75,6 +75,7 @@ fn new_vits(
         // The manifest's `[partition.its]` bounds memory and work per trap.
         max_devices: limits.max_devices,
         max_events: limits.max_events,
+        max_collections: limits.max_collections,
         max_commands_per_trap: limits.max_commands_per_trap,
         devices,
         // A CPU's write to GITS_TRANSLATER carries requester ID 0, as on QEMU virt.

@@ -190,6 +190,17 @@ pub enum ErrorKind {
         /// The largest allowed.
         max: usize,
     },
+    /// The partition's hypervisor memory budget (`crate::partition::budget`), added to
+    /// those of the partitions before it and the hypervisor's own, does
+    /// not fit the heap.
+    HeapBudget {
+        /// This partition's budget, in bytes.
+        budget: usize,
+        /// The sum up to and including it, with the hypervisor's own.
+        needed: usize,
+        /// The heap, in bytes.
+        heap: usize,
+    },
     /// A PCI function's DMA cannot be confined (no SMMU) and the partition
     /// does not say `dma = "unconfined"`.
     DmaNotConfined {
@@ -312,6 +323,14 @@ impl fmt::Display for ErrorKind {
             }
             Self::NoSuchPciDevice { bdf } => write!(f, "no PCI function {bdf} on this machine"),
             Self::ItsLimitOutOfRange { value, max } => write!(f, "{value} is out of range (1..={max})"),
+            Self::HeapBudget { budget, needed, heap } => write!(
+                f,
+                "the partition's hypervisor memory budget is {} KiB; with the partitions before it and the hypervisor's own {} KiB that makes {} KiB, more than the {} KiB heap (lower its.max_events, its.max_devices, its.max_collections or its.count)",
+                budget.div_ceil(1024),
+                crate::partition::budget::HYPERVISOR_OWN_BYTES / 1024,
+                needed.div_ceil(1024),
+                heap / 1024
+            ),
             Self::PciDeviceListedTwice { bdf } => write!(f, "PCI function {bdf} is listed twice"),
             Self::PciDeviceTaken { bdf, other } => {
                 write!(f, "PCI function {bdf} is already given to {other}")

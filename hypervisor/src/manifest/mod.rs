@@ -50,6 +50,8 @@ pub struct ItsLimits {
     pub max_devices: usize,
     /// Most events mapped at once, over all devices.
     pub max_events: usize,
+    /// Most collections mapped at once.
+    pub max_collections: usize,
     /// Most guest commands processed per trap.
     pub max_commands_per_trap: usize,
     /// How many virtual ITSs the partition has (each its own frames and
@@ -62,6 +64,7 @@ impl ItsLimits {
     pub const DEFAULT: ItsLimits = ItsLimits {
         max_devices: 64,
         max_events: 4096,
+        max_collections: 64,
         max_commands_per_trap: 256,
         count: 1,
     };
@@ -69,6 +72,7 @@ impl ItsLimits {
     pub const MAX: ItsLimits = ItsLimits {
         max_devices: 4096,
         max_events: 65536,
+        max_collections: 4096,
         max_commands_per_trap: 4096,
         count: crate::layout::MAX_ITS,
     };

@@ -56,6 +56,7 @@ pub(super) struct RawPartition {
 struct RawIts {
     max_devices: Option<usize>,
     max_events: Option<usize>,
+    max_collections: Option<usize>,
     max_commands_per_trap: Option<usize>,
     count: Option<usize>,
 }
@@ -112,6 +113,10 @@ impl RawPartition {
                     .its
                     .max_events
                     .unwrap_or(super::ItsLimits::DEFAULT.max_events),
+                max_collections: self
+                    .its
+                    .max_collections
+                    .unwrap_or(super::ItsLimits::DEFAULT.max_collections),
                 max_commands_per_trap: self
                     .its
                     .max_commands_per_trap

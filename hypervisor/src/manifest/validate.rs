@@ -75,7 +75,29 @@ pub(super) fn validate(
         };
         checker.check().map_err(|fault| error(index, fault))?;
     }
-    check_total_ram(partitions, ctx).map_err(|(index, fault)| error(index, fault))
+    check_total_ram(partitions, ctx).map_err(|(index, fault)| error(index, fault))?;
+    check_heap_budgets(partitions).map_err(|(index, fault)| error(index, fault))
+}
+
+/// The partitions' hypervisor memory budgets and the hypervisor's own fit
+/// the heap together (`crate::partition::budget`); the error names the first
+/// partition that does not fit and the `its` field that weighs most in
+/// its budget.
+fn check_heap_budgets(partitions: &[PartitionConfig]) -> Result<(), (usize, Fault)> {
+    match crate::partition::budget::check(partitions, crate::partition::budget::HEAP_BYTES) {
+        Ok(_) => Ok(()),
+        Err(overdraft) => Err((
+            overdraft.partition,
+            (
+                overdraft.budget.heaviest_field(),
+                ErrorKind::HeapBudget {
+                    budget: overdraft.budget.total(),
+                    needed: overdraft.needed,
+                    heap: overdraft.heap,
+                },
+            ),
+        )),
+    }
 }
 
 /// How an error names a partition: by name when the name is valid.
@@ -125,6 +147,11 @@ impl Checker<'_, '_> {
         for (field, value, max) in [
             ("its.max_devices", l.max_devices, max.max_devices),
             ("its.max_events", l.max_events, max.max_events),
+            (
+                "its.max_collections",
+                l.max_collections,
+                max.max_collections,
+            ),
             (
                 "its.max_commands_per_trap",
                 l.max_commands_per_trap,

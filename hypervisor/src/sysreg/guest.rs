@@ -11,7 +11,7 @@ use crate::manifest::WfiPolicy;
 /// HCR_EL2 while a guest runs: stage 2 on (VM), set/way cleans upgraded
 /// (SWIO), physical FIQ/IRQ/SError to EL2 (FMO/IMO/AMO), reads of the ID
 /// registers trapped so the guest sees only features the hypervisor
-/// handles (TID3, [`crate::cpu_features`]), SMC trapped (TSC), the
+/// handles (TID3, [`crate::guest::cpu_features`]), SMC trapped (TSC), the
 /// IMPLEMENTATION DEFINED registers trapped (TIDCP: what they do to a core,
 /// its caches or its neighbours is the vendor's secret, not the
 /// partition's), EL1 is AArch64 (RW). APK/API stay 0: pointer

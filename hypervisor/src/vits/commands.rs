@@ -40,6 +40,8 @@ pub(super) struct Executor<'a, M: ?Sized, B: ?Sized> {
     pub mem: &'a M,
     /// Where the command's effect goes.
     pub backend: &'a mut B,
+    /// Collections mapped now (held against `config.max_collections`).
+    pub mapped_collections: &'a mut usize,
 }
 
 impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
@@ -168,6 +170,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         }
         if !valid {
             if let Some(old) = self.state.unmap_collection(icid) {
+                *self.mapped_collections = self.mapped_collections.saturating_sub(1);
                 for (event, mapping) in live_events(self.state, icid) {
                     self.backend.unmap_event(event, old, mapping.intid);
                 }
@@ -175,8 +178,15 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
             return Ok(());
         }
         let vcpu = vcpu_of(self.config, rdbase)?;
+        // The cap bounds the collection state (and the work of dropping the
+        // Collection table) whatever ICID width the guest is offered.
+        let new = self.state.collection(icid).is_none();
+        if new && *self.mapped_collections >= self.config.max_collections {
+            return Err(CommandError::CollectionLimit { icid });
+        }
         match self.state.map_collection(icid, vcpu) {
             None => {
+                *self.mapped_collections = self.mapped_collections.saturating_add(1);
                 for (event, mapping) in live_events(self.state, icid) {
                     self.backend.map_event(event, vcpu, mapping.intid);
                 }

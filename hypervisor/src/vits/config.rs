@@ -39,6 +39,10 @@ pub struct VitsConfig {
     pub max_devices: usize,
     /// Most events mapped at once, over all devices.
     pub max_events: usize,
+    /// Most collections mapped at once (MAPC of a new ICID beyond it is
+    /// skipped and counted): bounds the collection state whatever
+    /// `collection_id_bits` allows.
+    pub max_collections: usize,
     /// Most commands processed per trap (CWRITER write or CREADR read).
     pub max_commands_per_trap: usize,
     /// The devices behind virtual DeviceIDs; IDs not listed are `Nothing`.
@@ -80,6 +84,7 @@ impl VitsConfig {
         for (field, cap) in [
             ("max_devices", self.max_devices),
             ("max_events", self.max_events),
+            ("max_collections", self.max_collections),
             ("max_commands_per_trap", self.max_commands_per_trap),
         ] {
             if cap == 0 {

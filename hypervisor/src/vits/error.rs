@@ -65,6 +65,9 @@ pub enum CommandError {
     CollectionNotMapped { icid: VirtCollectionId },
     /// An RDbase (processor number, GITS_TYPER.PTA == 0) names no vCPU.
     TargetOutOfRange { rdbase: u64 },
+    /// MAPC of a new collection while the partition's collection cap is
+    /// reached.
+    CollectionLimit { icid: VirtCollectionId },
 }
 
 /// The kind of a [`CommandError`], without its IDs: the counter index.
@@ -100,11 +103,13 @@ pub enum CommandErrorKind {
     CollectionNotMapped,
     /// See [`CommandError::TargetOutOfRange`].
     TargetOutOfRange,
+    /// See [`CommandError::CollectionLimit`].
+    CollectionLimit,
 }
 
 impl CommandErrorKind {
     /// Number of kinds (the length of the counter array).
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     /// Every kind, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
@@ -123,6 +128,7 @@ impl CommandErrorKind {
         Self::CollectionOutOfRange,
         Self::CollectionNotMapped,
         Self::TargetOutOfRange,
+        Self::CollectionLimit,
     ];
 }
 
@@ -145,6 +151,7 @@ impl CommandError {
             Self::CollectionOutOfRange { .. } => CommandErrorKind::CollectionOutOfRange,
             Self::CollectionNotMapped { .. } => CommandErrorKind::CollectionNotMapped,
             Self::TargetOutOfRange { .. } => CommandErrorKind::TargetOutOfRange,
+            Self::CollectionLimit { .. } => CommandErrorKind::CollectionLimit,
         }
     }
 }
@@ -193,6 +200,7 @@ impl fmt::Display for CommandError {
             Self::TargetOutOfRange { rdbase } => {
                 write!(f, "RDbase {rdbase:#x} names no vCPU")
             }
+            Self::CollectionLimit { icid } => write!(f, "ICID {icid}: collection cap reached"),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Vits {
     regs: Registers,
     state: TranslationState,
     errors: ErrorCounters,
+    /// Collections mapped now, held against `config.max_collections`.
+    mapped_collections: usize,
 }
 
 /// Why an MSI (a TRANSLATER write or an emulated device) raised nothing.
@@ -69,6 +71,7 @@ impl Vits {
             regs: Registers::new(),
             state,
             errors: ErrorCounters::default(),
+            mapped_collections: 0,
         })
     }
 
@@ -159,6 +162,7 @@ impl Vits {
                 // One pass over the events (in DeviceID, EventID order)
                 // instead of one per collection: the table may hold many.
                 let taken = self.state.take_collections();
+                self.mapped_collections = 0;
                 if taken.is_empty() {
                     return;
                 }

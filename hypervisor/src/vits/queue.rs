@@ -18,17 +18,26 @@ use crate::guest_mem::GuestMemory;
 pub const COMMAND_SIZE: u64 = 32;
 
 impl Vits {
-    /// Processes queued commands, at most `max_commands_per_trap` of them,
-    /// and returns how many it consumed (executed or skipped). Called on a
-    /// CWRITER write and a CREADR read; the hypervisor may call it from
-    /// elsewhere to finish a long queue sooner.
+    /// Processes queued commands, at most `max_commands_per_trap` units of
+    /// work of them, and returns how many commands it consumed (executed or
+    /// skipped). Called on a CWRITER write and a CREADR read; the
+    /// hypervisor may call it from elsewhere to finish a long queue sooner.
+    ///
+    /// A command costs one unit plus one per event it may touch
+    /// ([`Self::work_of`]): a MAPC that retargets a collection, a MAPD that
+    /// drops a device, a MOVALL can each touch every event, and on GICv4
+    /// each event is a physical ITS command. A command that does not fit
+    /// what is left of the budget waits for the next trap, with
+    /// GITS_CREADR still on it; the first command of a trap always runs,
+    /// so a trap does at most `max(max_commands_per_trap, 1 + max_events)`
+    /// units.
     pub fn process_queue<M, B>(&mut self, mem: &M, backend: &mut B) -> usize
     where
         M: GuestMemory + ?Sized,
         B: VitsBackend + ?Sized,
     {
-        let mut consumed = 0;
-        while consumed < self.config.max_commands_per_trap && self.queue_runnable() {
+        let (mut consumed, mut work) = (0, 0usize);
+        while work < self.config.max_commands_per_trap && self.queue_runnable() {
             let offset = self.regs.creadr;
             let raw = match self.read_command(mem, offset) {
                 Ok(raw) => raw,
@@ -37,6 +46,11 @@ impl Vits {
                     break;
                 }
             };
+            let cost = self.work_of(raw);
+            if work > 0 && work.saturating_add(cost) > self.config.max_commands_per_trap {
+                break;
+            }
+            work = work.saturating_add(cost);
             match self.run_command(raw, mem, backend) {
                 Ok(()) => {}
                 Err(Failure::Command(error)) => self.report(offset, raw, error),
@@ -58,6 +72,25 @@ impl Vits {
             backend.sync();
         }
         consumed
+    }
+
+    /// The units of work of `raw` before it runs: one, plus the events it
+    /// may touch (an upper bound, from the state it would change).
+    fn work_of(&self, raw: [u64; 4]) -> usize {
+        let touched = match ItsCommand::decode(raw) {
+            Ok(ItsCommand::Mapc { icid, .. }) => self
+                .state
+                .collection_event_count(crate::ids::VirtCollectionId(icid)),
+            Ok(ItsCommand::Mapd { device_id, .. }) => self
+                .state
+                .device(crate::ids::VirtDeviceId(device_id))
+                .map_or(0, |device| device.event_count()),
+            // Every LPI pending on the source vCPU moves; at most every
+            // event of this vITS is one.
+            Ok(ItsCommand::Movall { .. }) => self.state.event_count(),
+            _ => 0,
+        };
+        touched.saturating_add(1)
     }
 
     /// Whether there is a command to run and the ITS may run it.
@@ -110,6 +143,7 @@ impl Vits {
             state: &mut self.state,
             mem,
             backend,
+            mapped_collections: &mut self.mapped_collections,
         };
         executor.execute(command)
     }

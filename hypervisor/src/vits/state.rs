@@ -468,6 +468,12 @@ impl TranslationState {
         self.collections.get(&icid)?.vcpu
     }
 
+    /// How many events name `icid` (mapped or not): what a MAPC of it
+    /// touches.
+    pub fn collection_event_count(&self, icid: VirtCollectionId) -> usize {
+        self.collections.get(&icid).map_or(0, |entry| entry.events)
+    }
+
     /// Every mapped collection.
     pub fn collections(&self) -> impl Iterator<Item = (VirtCollectionId, VcpuIndex)> + '_ {
         self.collections

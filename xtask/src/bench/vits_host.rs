@@ -123,6 +123,7 @@ fn config(commands_per_trap: usize) -> VitsConfig {
         num_vcpus: VCPUS,
         max_devices: 8192,
         max_events: 65_536 + 4096,
+        max_collections: 1 << 16,
         max_commands_per_trap: commands_per_trap,
         devices: BTreeMap::new(),
         cpu_device_id: None,

@@ -725,3 +725,50 @@ fn its_count_beyond_the_layout_is_refused() {
     let kind = broken(0, "its.count", |p| p.its.count = 5);
     assert_eq!(kind, ErrorKind::ItsLimitOutOfRange { value: 5, max: 4 });
 }
+
+#[test]
+fn its_max_collections_parses_and_is_bounded() {
+    let text = BOARD_MANIFEST.replacen("bootargs", "its = { max_collections = 8 }\nbootargs", 1);
+    let manifest = Manifest::parse(&text).expect("parses");
+    assert_eq!(manifest.partitions[0].its.max_collections, 8);
+    assert_eq!(manifest.partitions[1].its.max_collections, 64);
+    let kind = broken(0, "its.max_collections", |p| p.its.max_collections = 65536);
+    assert_eq!(
+        kind,
+        ErrorKind::ItsLimitOutOfRange {
+            value: 65536,
+            max: 4096
+        }
+    );
+}
+
+#[test]
+fn budgets_beyond_the_heap_are_refused_naming_the_heaviest_field() {
+    // Each cap alone is in range; together, two such vITSs in the second
+    // partition do not fit the heap beside the first.
+    let kind = broken(1, "its.max_events", |p| {
+        p.its.max_events = 65536;
+        p.its.count = 2;
+    });
+    let ErrorKind::HeapBudget {
+        budget,
+        needed,
+        heap,
+    } = kind
+    else {
+        panic!("{kind:?}");
+    };
+    assert_eq!(heap, crate::partition::budget::HEAP_BYTES);
+    assert!(needed > heap && budget < needed, "{kind:?}");
+    let kind = broken(0, "its.max_devices", |p| {
+        p.its.max_devices = 4096;
+        p.its.max_collections = 4096;
+        p.its.max_events = 1;
+        p.its.count = 4;
+    });
+    assert!(matches!(kind, ErrorKind::HeapBudget { .. }), "{kind:?}");
+    // The same caps in a partition alone fit: the sum is what counts.
+    let mut manifest = board();
+    manifest.partitions[1].its.max_events = 16384;
+    assert_eq!(manifest.validate(&context()), Ok(()));
+}

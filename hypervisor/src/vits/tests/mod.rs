@@ -2,6 +2,7 @@
 //! encoder (IHI 0069, 5.3 layouts) and a harness that drives the vITS the
 //! way a guest driver does.
 
+mod budget;
 mod commands;
 mod pending;
 mod props;
@@ -9,6 +10,7 @@ mod queue;
 mod reference_state;
 mod registers;
 mod state_props;
+mod work;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -49,6 +51,7 @@ pub(super) fn config() -> VitsConfig {
         num_vcpus: 4,
         max_devices: 8,
         max_events: 64,
+        max_collections: 256,
         max_commands_per_trap: 64,
         devices,
         cpu_device_id: Some(VirtDeviceId(0)),
