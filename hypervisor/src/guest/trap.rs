@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use crate::mm::Ipa;
+use crate::sysreg::{Esr, SpsrEl2};
 
 /// Exception classes (ESR_ELx.EC, ARM ARM D17.2.37) the hypervisor handles.
 pub mod ec {
@@ -180,13 +181,18 @@ pub fn inject_external_abort(
     };
     let wnr = if write && !instruction { 1 << 6 } else { 0 };
     AbortInjection {
-        esr_el1: (class << 26) | (1 << 25) | wnr | 0b01_0000,
+        // DFSC/IFSC 0b010000: synchronous external abort.
+        esr_el1: Esr(0)
+            .with_ec(class)
+            .with_il(true)
+            .with_iss(wnr | 0b01_0000)
+            .0,
         elr_el1: guest_elr,
         spsr_el1: guest_spsr,
         far_el1: far,
         // VBAR_EL1 is the guest's: wrap as the hardware would.
         elr_el2: vbar_el1.wrapping_add(vector_offset),
-        spsr_el2: 0x3c5,
+        spsr_el2: SpsrEl2::EL1H_MASKED.0,
     }
 }
 

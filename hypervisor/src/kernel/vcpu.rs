@@ -13,7 +13,7 @@ use crate::guest::trap::{self, MmioAccess, TrapCause};
 use crate::ids::VcpuIndex;
 use crate::manifest::WfiPolicy;
 use crate::mm::Ipa;
-use crate::sysreg::{guest, HcrEl2, MdcrEl2, SctlrEl1};
+use crate::sysreg::{guest, Esr, HcrEl2, MdcrEl2, SctlrEl1};
 use core::sync::atomic::Ordering;
 
 /// HCR_EL2 for `partition`'s vCPUs on this CPU ([`guest::hcr`]).
@@ -386,7 +386,7 @@ fn inject_undefined(regs: &mut GuestRegs) {
     let mut inj = external_abort(regs, false, false, sysreg::far_el1::read());
     // EC 0 (unknown reason), IL = 1: what an undefined instruction reports;
     // the same entry to the guest's synchronous vector as an abort.
-    inj.esr_el1 = 1 << 25;
+    inj.esr_el1 = Esr(0).with_il(true).0;
     write_injection(regs, &inj);
 }
 

@@ -61,15 +61,15 @@ pub fn num_lrs() -> usize {
 /// The vGIC configuration of a partition with `vcpus` vCPUs.
 pub fn config(vcpus: usize) -> VgicConfig {
     let vtr = if cpu_interface::is_ready() {
-        vtr()
+        IchVtrEl2(vtr())
     } else {
-        4 << 29
+        IchVtrEl2(0).with_pribits(4)
     };
     VgicConfig {
         num_vcpus: vcpus as u16,
         num_spis: NUM_SPIS,
         lpi_id_bits: 16,
-        priority_bits: (((vtr >> 29) & 7) + 1) as u8,
+        priority_bits: (vtr.pribits() + 1) as u8,
         max_pending_lpis: MAX_PENDING_LPIS,
         dist_base: layout::GICD.start,
         redist_base: layout::GICR.start,

@@ -244,6 +244,27 @@ register! {
 impl SpsrEl2 {
     /// M[3:0] for EL1 using SP_EL1.
     pub const EL1H: u64 = 0b0101;
+    /// EL1h with D, A, I and F masked: PSTATE after a reset, and after
+    /// an exception taken to EL1.
+    pub const EL1H_MASKED: Self = Self(0)
+        .with_m(Self::EL1H)
+        .with_d(true)
+        .with_a(true)
+        .with_i(true)
+        .with_f(true);
+}
+
+register! {
+    /// ESR_ELx, the syndrome of an exception (ESR_EL2 read on a trap,
+    /// ESR_EL1 written when injecting one).
+    Esr(u64) {
+        flag /// IL: the trapped instruction is 32 bits wide.
+            il, with_il @ 25;
+        field /// ISS: the class-specific syndrome.
+            iss, with_iss @ [24:0];
+        field /// EC: the exception class (`trap::ec`).
+            ec, with_ec @ [31:26];
+    }
 }
 
 #[cfg(test)]

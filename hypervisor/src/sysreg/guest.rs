@@ -79,12 +79,7 @@ pub const fn vmpidr(index: u16) -> MpidrEl1 {
 
 /// SPSR_EL2 for entering a vCPU: EL1h with D, A, I and F masked, as an
 /// architectural reset leaves PSTATE.
-pub const SPSR_ENTRY: SpsrEl2 = SpsrEl2(0)
-    .with_m(SpsrEl2::EL1H)
-    .with_d(true)
-    .with_a(true)
-    .with_i(true)
-    .with_f(true);
+pub const SPSR_ENTRY: SpsrEl2 = SpsrEl2::EL1H_MASKED;
 
 #[cfg(test)]
 mod tests {
