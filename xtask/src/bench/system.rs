@@ -372,7 +372,7 @@ fn sizes(artifacts: &build::Artifacts, report: &mut Report) -> Result<(), String
 
 /// `MAX_CPUS` of hypervisor/src/arch/mod.rs (the hypervisor is not built
 /// for the host; a test keeps the two equal).
-const HYPERVISOR_MAX_CPUS: u64 = 8;
+const HYPERVISOR_MAX_CPUS: u64 = 64;
 
 /// The hypervisor's memory per partition at boot, from its console: the
 /// `partition <name>: hypervisor memory: heap <n> bytes, frames <k> KiB
