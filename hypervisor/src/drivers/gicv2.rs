@@ -158,6 +158,29 @@ impl Distributor {
         }
     }
 
+    /// Enables SGI or PPI `intid` (< 32) on the calling CPU
+    /// (GICD_ISENABLER0 is banked per CPU interface; SGIs may be
+    /// always-enabled, the write is then ignored).
+    pub fn enable_private(&self, intid: u32) {
+        if intid < 32 {
+            self.regs().isenabler[0].set(1 << intid);
+        }
+    }
+
+    /// Disables PPI `intid` (< 32) on the calling CPU (GICD_ICENABLER0).
+    pub fn disable_private(&self, intid: u32) {
+        if intid < 32 {
+            self.regs().icenabler[0].set(1 << intid);
+        }
+    }
+
+    /// The calling CPU's CPU interface as a target-list bit: GICD_ITARGETSR0
+    /// to 7 are banked and read-only, each byte reading as the accessing
+    /// CPU's own mask (IHI 0048B, 4.3.12). 0 on a uniprocessor GIC.
+    pub fn own_target_mask(&self) -> u8 {
+        (self.regs().itargetsr[0].get() & 0xff) as u8
+    }
+
     /// Sends SGI `sgi` to the CPU interfaces in `targets` (GICD_SGIR
     /// TargetListFilter 0b00): the kick that pulls a CPU out of its guest.
     pub fn send_sgi(&self, sgi: u8, targets: u8) {
@@ -171,6 +194,13 @@ impl Distributor {
 pub struct CpuInterface {
     regs: *const CpuInterfaceRegs,
 }
+
+// SAFETY: GICC is banked per CPU: each CPU that uses the shared handle
+// reaches its own interface at the same address, and every access is a
+// single volatile 32-bit register access.
+unsafe impl Send for CpuInterface {}
+// SAFETY: as for Send.
+unsafe impl Sync for CpuInterface {}
 
 impl CpuInterface {
     /// A driver for the GICC at `base`.
@@ -220,6 +250,13 @@ impl CpuInterface {
 pub struct HypInterface {
     regs: *const HypInterfaceRegs,
 }
+
+// SAFETY: GICH (at its common base) is banked per CPU like GICC: each
+// CPU reaches its own virtual interface control; accesses are single
+// volatile 32-bit register accesses.
+unsafe impl Send for HypInterface {}
+// SAFETY: as for Send.
+unsafe impl Sync for HypInterface {}
 
 impl HypInterface {
     /// A driver for the GICH at `base`.

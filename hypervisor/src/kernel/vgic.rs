@@ -429,6 +429,9 @@ fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
 /// the running vCPU; everything else (kicks, maintenance, doorbells) is
 /// ended here, its work being the state checks every trap makes.
 pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
+    if super::gicv2_host::take_physical_interrupts() {
+        return;
+    }
     for _ in 0..64 {
         let intid = cpu_interface::acknowledge();
         if (1020..8192).contains(&intid) {
