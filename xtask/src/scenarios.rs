@@ -363,6 +363,21 @@ pub fn test_all(root: &Path, opts: &Options) -> Result<ExitCode, String> {
             .and_then(|()| (s.run)(root, &board, &log));
         report(s.name, started, result);
     }
+    // The raspi4b board's scenarios: one build for that board, last (it
+    // replaces the test image the qemu-virt scenarios used).
+    let raspi: Vec<Scenario> = crate::scenarios_raspi::scenarios()
+        .into_iter()
+        .filter(|s| selected(s.name))
+        .collect();
+    if !raspi.is_empty() {
+        let board = Board::load(root, crate::scenarios_raspi::BOARD)?;
+        println!("== system scenarios ({})", board.name);
+        let artifacts = build::build(root, &board)?;
+        for s in &raspi {
+            let started = Instant::now();
+            report(s.name, started, run_scenario(&board, &artifacts, s));
+        }
+    }
     println!("system scenarios: {passed} passed, {failed} failed");
     Ok(if failed == 0 && host_ok {
         ExitCode::SUCCESS

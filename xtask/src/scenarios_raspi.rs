@@ -1,0 +1,116 @@
+//! System scenarios on the `raspi4b` board (QEMU's Raspberry Pi 4 B:
+//! GIC-400, mini UART console, spin-table CPUs, no PSCI): the test guest's
+//! scenarios from the qemu-virt board, with the board's own manifests
+//! (`boards/raspi4b/tests/`) and one shared build for all of them.
+//!
+//! Without PSCI firmware the hypervisor halts when every partition has
+//! stopped (QEMU keeps running), so these scenarios stop on that line
+//! rather than on QEMU's exit.
+
+use crate::qemu::Outcome;
+use crate::scenarios::{expect, lines_of, no_failures, ticks_after, Scenario};
+use std::time::Duration;
+
+/// The board these scenarios run on.
+pub(crate) const BOARD: &str = "raspi4b";
+
+const ALL_STOPPED: &str = "hypervisor: all partitions stopped; powering off";
+
+pub(crate) fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "raspi4b-banner-spin-table-cpus-and-two-partitions-report",
+            manifest: "tests/hello.toml",
+            machine: None,
+            qemu_args: &[],
+            timeout: Duration::from_secs(120),
+            stop_when: |out| out.contains(ALL_STOPPED),
+            check: check_banner_and_report,
+        },
+        Scenario {
+            name: "raspi4b-console-per-partition-ticks",
+            manifest: "manifest.toml",
+            machine: None,
+            qemu_args: &[],
+            timeout: Duration::from_secs(120),
+            stop_when: |out| {
+                ticks_after(out, "alpha", "hypervisor") >= 5
+                    && ticks_after(out, "beta", "hypervisor") >= 5
+            },
+            check: check_consoles,
+        },
+        Scenario {
+            name: "raspi4b-system-reset-restarts-one-partition-only",
+            manifest: "tests/reset.toml",
+            machine: None,
+            qemu_args: &[],
+            timeout: Duration::from_secs(120),
+            stop_when: |out| ticks_after(out, "beta", "[alpha] PASS reset") >= 10,
+            check: check_reset,
+        },
+    ]
+}
+
+/// The banner names the Pi's GIC, console and CPU model; the three
+/// secondaries came out of the spin table; both partitions start their
+/// second vCPU, report and stop.
+fn check_banner_and_report(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    expect(out, "(arm,cortex-a72)")?;
+    expect(out, "GIC      GICv2 (GIC-400 class)")?;
+    expect(out, "console  brcm,bcm2835-aux-uart 0xfe215040")?;
+    if out.contains("did not come online") || out.contains("spin table:") {
+        return Err("a secondary CPU did not leave the spin table".into());
+    }
+    expect(out, "[alpha] PASS hello: 2 vcpus up")?;
+    expect(out, "[beta] PASS hello: 2 vcpus up")?;
+    expect(out, "partition alpha: stopped (PSCI SYSTEM_OFF)")?;
+    expect(out, ALL_STOPPED)?;
+    expect(out, "hypervisor: no PSCI firmware: halting instead")
+}
+
+/// Each partition's console carries its own guest's lines.
+fn check_consoles(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    for name in ["alpha", "beta"] {
+        let ticks = lines_of(out, name)
+            .iter()
+            .filter(|l| l.starts_with("tick "))
+            .count();
+        if ticks < 5 {
+            return Err(format!(
+                "partition {name} printed {ticks} ticks, expected 5"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Alpha's SYSTEM_RESET pulls its running second vCPU out of the guest
+/// (a GICv2 kick SGI) and boots it again; beta is untouched.
+fn check_reset(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    let alpha = lines_of(out, "alpha");
+    for boot in ["boot-count 0", "boot-count 1"] {
+        if !alpha
+            .iter()
+            .any(|l| l.starts_with("boot:") && l.ends_with(boot))
+        {
+            return Err(format!("alpha's boot with {boot} not seen"));
+        }
+    }
+    expect(out, "partition alpha: reset (PSCI SYSTEM_RESET), boot 1")?;
+    let beta_boots = lines_of(out, "beta")
+        .iter()
+        .filter(|l| l.starts_with("boot:"))
+        .count();
+    if beta_boots != 1 {
+        return Err(format!(
+            "beta booted {beta_boots} times; it must not be reset"
+        ));
+    }
+    Ok(())
+}
