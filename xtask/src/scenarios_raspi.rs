@@ -28,6 +28,15 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             check: check_banner_and_report,
         },
         Scenario {
+            name: "raspi4b-vgicv2-virtual-timer-ticks-and-sgi-between-vcpus",
+            manifest: "tests/gicv2.toml",
+            machine: None,
+            qemu_args: &[],
+            timeout: Duration::from_secs(120),
+            stop_when: |out| out.contains(ALL_STOPPED),
+            check: check_vgicv2,
+        },
+        Scenario {
             name: "raspi4b-console-per-partition-ticks",
             manifest: "manifest.toml",
             machine: None,
@@ -68,6 +77,24 @@ fn check_banner_and_report(o: &Outcome) -> Result<(), String> {
     expect(out, "partition alpha: stopped (PSCI SYSTEM_OFF)")?;
     expect(out, ALL_STOPPED)?;
     expect(out, "hypervisor: no PSCI firmware: halting instead")
+}
+
+/// Both partitions take ten virtual timer interrupts through their
+/// virtual GICv2 and deliver an SGI from vCPU 0 to vCPU 1.
+fn check_vgicv2(o: &Outcome) -> Result<(), String> {
+    let out = &o.output;
+    no_failures(out)?;
+    for name in ["alpha", "beta"] {
+        expect(
+            out,
+            &format!("[{name}] PASS gicv2 timer: 10 virtual timer interrupts"),
+        )?;
+        expect(
+            out,
+            &format!("[{name}] PASS gicv2 sgi: vcpu1 took SGI 1 from vcpu0"),
+        )?;
+    }
+    expect(out, ALL_STOPPED)
 }
 
 /// Each partition's console carries its own guest's lines.

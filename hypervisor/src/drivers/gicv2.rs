@@ -174,6 +174,14 @@ impl Distributor {
         }
     }
 
+    /// Deactivates SGI or PPI `intid` (< 32) on the calling CPU
+    /// (GICD_ICACTIVER0, banked).
+    pub fn deactivate_private(&self, intid: u32) {
+        if intid < 32 {
+            self.regs().icactiver[0].set(1 << intid);
+        }
+    }
+
     /// The calling CPU's CPU interface as a target-list bit: GICD_ITARGETSR0
     /// to 7 are banked and read-only, each byte reading as the accessing
     /// CPU's own mask (IHI 0048B, 4.3.12). 0 on a uniprocessor GIC.
@@ -293,6 +301,19 @@ impl HypInterface {
             lr.set(image.lrs.get(index).map_or(0, |v| v.0));
         }
         self.regs().hcr.set(image.hcr);
+    }
+
+    /// A vCPU's fresh virtual interface: every list register empty,
+    /// GICH_VMCR and GICH_APR zero (no active priority from a previous
+    /// life), GICH_HCR.En set.
+    pub fn reset(&self) {
+        let count = self.vtr().list_registers().min(self.regs().lr.len());
+        for lr in self.regs().lr.iter().take(count) {
+            lr.set(0);
+        }
+        self.regs().vmcr.set(0);
+        self.regs().apr.set(0);
+        self.regs().hcr.set(crate::vgicv2::hcr::EN);
     }
 
     /// Reads the list registers back on exit (and disables the virtual

@@ -62,6 +62,7 @@ pub fn primary(dtb: usize) -> ! {
     super::smmu::init();
     let manifest = load_manifest(platform, bundle, dtb as u64, dtb_size as u64);
     build_partitions(manifest);
+    super::vgicv2::setup_partitions();
     check_exclusive_pci_ids();
     enable_console_input(platform);
     cpus::start_secondaries();

@@ -25,6 +25,13 @@ static TARGETS: [AtomicU8; crate::arch::MAX_CPUS] =
     [const { AtomicU8::new(0) }; crate::arch::MAX_CPUS];
 /// The maintenance PPI's INTID (0: none in the tree).
 static MAINTENANCE: AtomicU32 = AtomicU32::new(0);
+/// The GICV frame (what a guest gets as its GICC).
+static GICV: Once<crate::mm::addr::Range<crate::mm::PhysAddr>> = Once::new();
+
+/// The GICV frame, if the tree names one.
+pub fn virtual_cpu_interface() -> Option<crate::mm::addr::Range<crate::mm::PhysAddr>> {
+    GICV.get().copied()
+}
 
 /// Whether the host's GIC is a GICv2 driven by this module.
 pub fn active() -> bool {
@@ -60,6 +67,9 @@ pub fn init(gic: &GicV2) {
         map(h.start.raw(), h.size, "GICv2 virtual interface control");
         // SAFETY: mapped just above as device memory; the tree names the frame.
         GICH.call_once(|| unsafe { HypInterface::new(h.start.raw() as usize) });
+    }
+    if let Some(v) = gic.virtual_cpu_interface {
+        GICV.call_once(|| v);
     }
     if let Some(m) = gic.maintenance {
         MAINTENANCE.store(m.intid().0, Ordering::Relaxed);
@@ -114,9 +124,14 @@ pub fn kick(index: usize) -> bool {
 }
 
 /// Takes the interrupts pending at the calling CPU's interface (bounded):
-/// kicks only make the CPU leave its guest; anything else is deactivated.
-/// Returns false if this host is not a GICv2.
-pub fn take_physical_interrupts() -> bool {
+/// the EL1 timers' PPIs go to the running vCPU (priority dropped, left
+/// active until the guest deactivates the HW-linked virtual interrupt);
+/// kicks and the maintenance PPI only make the CPU leave its guest (the
+/// next flush reschedules); anything else is deactivated. Returns false if
+/// this host is not a GICv2.
+pub fn take_physical_interrupts(
+    running: Option<(&super::partition::Partition, crate::ids::VcpuIndex)>,
+) -> bool {
     let Some(gicc) = GICC.get() else {
         return false;
     };
@@ -127,7 +142,13 @@ pub fn take_physical_interrupts() -> bool {
             break;
         }
         gicc.end_of_interrupt(iar);
-        gicc.deactivate(iar);
+        let intid = iar & 0x3ff;
+        match running {
+            Some((partition, vcpu)) if super::vgic::FORWARDED_PPIS.contains(&intid) => {
+                super::vgicv2::inject_forwarded(partition, vcpu, intid);
+            }
+            _ => gicc.deactivate(iar),
+        }
     }
     true
 }

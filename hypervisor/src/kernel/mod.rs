@@ -24,6 +24,7 @@ pub mod smmu;
 pub mod spin_table;
 pub mod vcpu;
 pub mod vgic;
+pub mod vgicv2;
 pub mod vits;
 
 use core::panic::PanicInfo;
