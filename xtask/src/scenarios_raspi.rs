@@ -94,6 +94,16 @@ fn check_vgicv2(o: &Outcome) -> Result<(), String> {
             &format!("[{name}] PASS gicv2 sgi: vcpu1 took SGI 1 from vcpu0"),
         )?;
     }
+    // Alpha's WFI traps: the hypervisor slept in it until the timer's PPI.
+    let stats = out
+        .lines()
+        .find(|l| l.contains("partition alpha: vCPU 0 ("))
+        .ok_or("no exit counts for alpha's vCPU 0")?;
+    if stats.contains("wfi waits 0,") || stats.contains("wfi waits 0)") {
+        return Err(format!(
+            "alpha's vCPU 0 never waited in WFI at EL2: {stats}"
+        ));
+    }
     expect(out, ALL_STOPPED)
 }
 

@@ -187,6 +187,11 @@ pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u
     Some(result)
 }
 
+/// Whether `vcpu` has an interrupt to take (its WFI must not wait).
+pub fn has_pending(partition: &Partition, vcpu: VcpuIndex) -> bool {
+    model(partition).is_some_and(|slot| slot.lock().as_ref().is_some_and(|m| m.has_pending(vcpu)))
+}
+
 /// A hardware-linked PPI (an EL1 timer) taken at EL2 while `vcpu` ran.
 pub fn inject_forwarded(partition: &Partition, vcpu: VcpuIndex, intid: u32) {
     let Some(slot) = model(partition) else { return };
