@@ -116,6 +116,15 @@ fn scenarios() -> Vec<Scenario> {
             check: check_two_partitions,
         },
         Scenario {
+            name: "vgicv2-virtual-timer-ticks-and-sgi-between-vcpus-on-virt-gicv2",
+            manifest: "tests/gicv2.toml",
+            machine: Some("virt,gic-version=2,virtualization=on"),
+            qemu_args: &[],
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: crate::scenarios_raspi::check_vgicv2,
+        },
+        Scenario {
             name: "secondary-vcpu-started-with-psci-cpu-on",
             manifest: "tests/hello.toml",
             machine: None,

@@ -81,7 +81,7 @@ fn check_banner_and_report(o: &Outcome) -> Result<(), String> {
 
 /// Both partitions take ten virtual timer interrupts through their
 /// virtual GICv2 and deliver an SGI from vCPU 0 to vCPU 1.
-fn check_vgicv2(o: &Outcome) -> Result<(), String> {
+pub(crate) fn check_vgicv2(o: &Outcome) -> Result<(), String> {
     let out = &o.output;
     no_failures(out)?;
     for name in ["alpha", "beta"] {
