@@ -45,6 +45,11 @@ pub struct Qemu {
     /// virtio-net NICs, each on its own QEMU user network.
     #[serde(default)]
     pub nic: Vec<NicDevice>,
+    /// A device tree for `-dtb`, relative to the repository root (made
+    /// absolute by [`Board::load`]); boards whose QEMU model makes no tree
+    /// of its own (raspi4b) need one.
+    #[serde(default)]
+    pub dtb: Option<PathBuf>,
 }
 
 /// `[[qemu.nvme]]`: an NVMe controller on the host bridge.
@@ -120,6 +125,9 @@ impl Board {
         let mut board: Board =
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         board.dir = dir;
+        if let Some(dtb) = board.qemu.dtb.take() {
+            board.qemu.dtb = Some(root.join(dtb));
+        }
         Ok(board)
     }
 

@@ -11,6 +11,7 @@ mod scenarios_dma;
 mod scenarios_guest_arch;
 mod scenarios_linux;
 mod scenarios_passthrough;
+mod scenarios_raspi;
 mod scenarios_vgic;
 mod scenarios_vits;
 mod scenarios_wfi;

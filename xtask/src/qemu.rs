@@ -49,6 +49,9 @@ pub fn command(qemu: &Qemu, image: &Path, bundle: &Path, extra: &[String]) -> Co
         &qemu.memory,
     ]);
     cmd.arg("-nographic");
+    if let Some(dtb) = &qemu.dtb {
+        cmd.arg("-dtb").arg(dtb);
+    }
     cmd.args(&qemu.args);
     cmd.args(extra);
     cmd.arg("-kernel").arg(image).arg("-initrd").arg(bundle);

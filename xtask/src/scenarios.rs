@@ -116,6 +116,15 @@ fn scenarios() -> Vec<Scenario> {
             check: check_two_partitions,
         },
         Scenario {
+            name: "vgicv2-virtual-timer-ticks-and-sgi-between-vcpus-on-virt-gicv2",
+            manifest: "tests/gicv2.toml",
+            machine: Some("virt,gic-version=2,virtualization=on"),
+            qemu_args: &[],
+            timeout: Duration::from_secs(60),
+            stop_when: |_| false,
+            check: crate::scenarios_raspi::check_vgicv2,
+        },
+        Scenario {
             name: "secondary-vcpu-started-with-psci-cpu-on",
             manifest: "tests/hello.toml",
             machine: None,
@@ -362,6 +371,21 @@ pub fn test_all(root: &Path, opts: &Options) -> Result<ExitCode, String> {
             .map_err(|e| format!("{}: {e}", out_dir.display()))
             .and_then(|()| (s.run)(root, &board, &log));
         report(s.name, started, result);
+    }
+    // The raspi4b board's scenarios: one build for that board, last (it
+    // replaces the test image the qemu-virt scenarios used).
+    let raspi: Vec<Scenario> = crate::scenarios_raspi::scenarios()
+        .into_iter()
+        .filter(|s| selected(s.name))
+        .collect();
+    if !raspi.is_empty() {
+        let board = Board::load(root, crate::scenarios_raspi::BOARD)?;
+        println!("== system scenarios ({})", board.name);
+        let artifacts = build::build(root, &board)?;
+        for s in &raspi {
+            let started = Instant::now();
+            report(s.name, started, run_scenario(&board, &artifacts, s));
+        }
     }
     println!("system scenarios: {passed} passed, {failed} failed");
     Ok(if failed == 0 && host_ok {

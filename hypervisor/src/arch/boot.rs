@@ -5,6 +5,7 @@
 
 use super::{MAX_CPUS, STACK_SIZE};
 use core::arch::global_asm;
+use core::sync::atomic::AtomicU64;
 
 /// The per-CPU EL2 stacks.
 #[repr(C, align(16))]
@@ -13,6 +14,14 @@ pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);
 /// The per-CPU EL2 stacks (in BSS; each CPU uses `STACKS.0[index]`).
 #[no_mangle]
 pub static mut STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+
+/// For CPUs released from a spin table (`kernel::spin_table`), which get
+/// no argument: entry `i` is CPU `i`'s MPIDR affinity with bit 63 set, or
+/// 0. `spin_table_entry` searches it for its own MPIDR_EL1 (with the MMU
+/// and caches off, so the writer cleans each entry to the point of
+/// coherency).
+#[no_mangle]
+pub static SPIN_ENTRY_MPIDRS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Top of the stack of CPU `index`.
 pub fn stack_top(index: usize) -> usize {
@@ -73,6 +82,31 @@ secondary_entry:
     bl      rust_secondary_main
     b       boot_hang
 
+    // Spin-table entry point: no argument; the CPU index is the position
+    // of this CPU's MPIDR affinity (Aff3..Aff0, bit 63 set as "used") in
+    // SPIN_ENTRY_MPIDRS. Not found: hang (nothing else is safe yet).
+    .global spin_table_entry
+spin_table_entry:
+    msr     daifset, #0xf
+    mrs     x1, mpidr_el1
+    ldr     x2, =0xff00ffffff
+    and     x1, x1, x2
+    orr     x1, x1, #(1 << 63)
+    ldr     x3, ={mpidrs}
+    mov     x20, #0
+5:  cmp     x20, #{max_cpus}
+    b.hs    boot_hang
+    ldr     x4, [x3, x20, lsl #3]
+    cmp     x4, x1
+    b.eq    6f
+    add     x20, x20, #1
+    b       5b
+6:  bl      drop_to_el2
+    bl      setup_cpu
+    mov     x0, x20
+    bl      rust_secondary_main
+    b       boot_hang
+
     // Sets SP to this CPU's stack (x20 = CPU index) and installs the vectors.
 setup_cpu:
     ldr     x1, ={stacks}
@@ -117,5 +151,7 @@ boot_hang:
     .ltorg
 "#,
     stacks = sym STACKS,
+    mpidrs = sym SPIN_ENTRY_MPIDRS,
+    max_cpus = const MAX_CPUS,
     stack_size = const STACK_SIZE,
 );

@@ -158,6 +158,37 @@ impl Distributor {
         }
     }
 
+    /// Enables SGI or PPI `intid` (< 32) on the calling CPU
+    /// (GICD_ISENABLER0 is banked per CPU interface; SGIs may be
+    /// always-enabled, the write is then ignored).
+    pub fn enable_private(&self, intid: u32) {
+        if intid < 32 {
+            self.regs().isenabler[0].set(1 << intid);
+        }
+    }
+
+    /// Disables PPI `intid` (< 32) on the calling CPU (GICD_ICENABLER0).
+    pub fn disable_private(&self, intid: u32) {
+        if intid < 32 {
+            self.regs().icenabler[0].set(1 << intid);
+        }
+    }
+
+    /// Deactivates SGI or PPI `intid` (< 32) on the calling CPU
+    /// (GICD_ICACTIVER0, banked).
+    pub fn deactivate_private(&self, intid: u32) {
+        if intid < 32 {
+            self.regs().icactiver[0].set(1 << intid);
+        }
+    }
+
+    /// The calling CPU's CPU interface as a target-list bit: GICD_ITARGETSR0
+    /// to 7 are banked and read-only, each byte reading as the accessing
+    /// CPU's own mask (IHI 0048B, 4.3.12). 0 on a uniprocessor GIC.
+    pub fn own_target_mask(&self) -> u8 {
+        (self.regs().itargetsr[0].get() & 0xff) as u8
+    }
+
     /// Sends SGI `sgi` to the CPU interfaces in `targets` (GICD_SGIR
     /// TargetListFilter 0b00): the kick that pulls a CPU out of its guest.
     pub fn send_sgi(&self, sgi: u8, targets: u8) {
@@ -171,6 +202,13 @@ impl Distributor {
 pub struct CpuInterface {
     regs: *const CpuInterfaceRegs,
 }
+
+// SAFETY: GICC is banked per CPU: each CPU that uses the shared handle
+// reaches its own interface at the same address, and every access is a
+// single volatile 32-bit register access.
+unsafe impl Send for CpuInterface {}
+// SAFETY: as for Send.
+unsafe impl Sync for CpuInterface {}
 
 impl CpuInterface {
     /// A driver for the GICC at `base`.
@@ -221,6 +259,13 @@ pub struct HypInterface {
     regs: *const HypInterfaceRegs,
 }
 
+// SAFETY: GICH (at its common base) is banked per CPU like GICC: each
+// CPU reaches its own virtual interface control; accesses are single
+// volatile 32-bit register accesses.
+unsafe impl Send for HypInterface {}
+// SAFETY: as for Send.
+unsafe impl Sync for HypInterface {}
+
 impl HypInterface {
     /// A driver for the GICH at `base`.
     ///
@@ -256,6 +301,19 @@ impl HypInterface {
             lr.set(image.lrs.get(index).map_or(0, |v| v.0));
         }
         self.regs().hcr.set(image.hcr);
+    }
+
+    /// A vCPU's fresh virtual interface: every list register empty,
+    /// GICH_VMCR and GICH_APR zero (no active priority from a previous
+    /// life), GICH_HCR.En set.
+    pub fn reset(&self) {
+        let count = self.vtr().list_registers().min(self.regs().lr.len());
+        for lr in self.regs().lr.iter().take(count) {
+            lr.set(0);
+        }
+        self.regs().vmcr.set(0);
+        self.regs().apr.set(0);
+        self.regs().hcr.set(crate::vgicv2::hcr::EN);
     }
 
     /// Reads the list registers back on exit (and disables the virtual

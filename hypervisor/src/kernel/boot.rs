@@ -62,6 +62,7 @@ pub fn primary(dtb: usize) -> ! {
     super::smmu::init();
     let manifest = load_manifest(platform, bundle, dtb as u64, dtb_size as u64);
     build_partitions(manifest);
+    super::vgicv2::setup_partitions();
     check_exclusive_pci_ids();
     enable_console_input(platform);
     cpus::start_secondaries();
@@ -143,13 +144,17 @@ fn init_gic(platform: &Platform) {
             let gicd =
                 machine::install_gicd(|| unsafe { Distributor::new(d.start.raw() as usize) });
             if !gicd.init(crate::arch::sysreg::mpidr()) {
-                fatal(format_args!("GIC distributor did not complete its register writes"));
+                fatal(format_args!(
+                    "GIC distributor did not complete its register writes"
+                ));
             }
             let (mut redists, mut vlpis) = (0, true);
             for r in &gic.redistributor_regions {
                 let stride = gic.redistributor_stride.unwrap_or(0) as usize;
                 // SAFETY: mapped above as device memory; the tree names the region.
-                let (n, v) = unsafe { Redistributor::survey(r.start.raw() as usize, r.size as usize, stride) };
+                let (n, v) = unsafe {
+                    Redistributor::survey(r.start.raw() as usize, r.size as usize, stride)
+                };
                 redists += n;
                 vlpis &= v;
             }
@@ -164,11 +169,16 @@ fn init_gic(platform: &Platform) {
             for its in &gic.its {
                 map(its.registers.start.raw(), its.registers.size, "ITS");
                 // SAFETY: mapped just above; GITS_TYPER is a read-only ID register.
-                let typer = unsafe { crate::drivers::its::read_typer(its.registers.start.raw() as usize) };
-                crate::println!("ITS      {}: {}", its.registers.start, crate::gic::regs::its::GitsTyper(typer));
+                let typer =
+                    unsafe { crate::drivers::its::read_typer(its.registers.start.raw() as usize) };
+                crate::println!(
+                    "ITS      {}: {}",
+                    its.registers.start,
+                    crate::gic::regs::its::GitsTyper(typer)
+                );
             }
         }
-        Gic::V2(_) => log::warn!("GICv2: partitions run, but stopping or resetting a multi-vCPU partition cannot interrupt its other CPUs yet"),
+        Gic::V2(gic) => super::gicv2_host::init(gic),
     }
 }
 
@@ -213,6 +223,7 @@ fn enable_smmu_interrupts() {
 /// The redistributor and CPU interface of the calling CPU.
 fn init_gic_cpu() {
     let Gic::V3(gic) = &platform().gic else {
+        super::gicv2_host::init_cpu();
         return;
     };
     let me = crate::arch::sysreg::mpidr();
@@ -279,6 +290,7 @@ fn init_frames(platform: &Platform, dtb: u64, dtb_size: u64) {
     ];
     reserved.extend(platform.initrd);
     reserved.extend(platform.reserved.iter().map(|r| r.range));
+    reserved.extend(super::spin_table::reserved(platform));
     for r in reserved {
         let _ = frames.reserve(r);
     }

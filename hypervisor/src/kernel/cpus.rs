@@ -19,6 +19,12 @@ pub fn start_secondaries() {
         if index == me || !cpu.available {
             continue;
         }
+        if super::spin_table::uses_spin_table(platform, index) {
+            if let Err(e) = super::spin_table::release(platform, index) {
+                log::error!("CPU {index} (MPIDR {:#x}): spin table: {e}", cpu.mpidr);
+            }
+            continue;
+        }
         let entry = secondary_entry as *const () as u64;
         match machine::firmware_cpu_on(cpu.mpidr, entry, index as u64) {
             Ok(()) => {}
@@ -52,6 +58,10 @@ pub fn start_secondaries() {
 
 /// Sends the kick SGI to CPU `index`, so that it leaves its guest.
 pub fn kick(index: usize) {
+    if super::gicv2_host::kick(index) {
+        sev();
+        return;
+    }
     cpu_interface::send_sgi(SGI_KICK, percpu::get(index).mpidr.load(Ordering::Relaxed));
     sev();
 }
@@ -126,7 +136,7 @@ pub fn run(index: usize) -> ! {
         if let Some((entry, context)) = pending {
             vcpu::start(partition, vcpu, entry, context);
         }
-        if stopped && cpu_interface::ready() {
+        if stopped && (cpu_interface::ready() || super::gicv2_host::active()) {
             // Stopped, or not started yet: interrupts routed here (the
             // console's input) must still be taken, which WFI allows; every
             // start (partition start, CPU_ON) kicks the CPU with an SGI.

@@ -42,5 +42,12 @@ pub fn device_tree(
         pci: partition.pci.as_ref().map(|_| layout::guest_pci()),
         boot_count,
     };
+    if super::vgicv2::active() {
+        let gic = guest_fdt::GuestGicV2 {
+            distributor: super::vgicv2::GUEST_GICD,
+            cpu_interface: super::vgicv2::GUEST_GICC,
+        };
+        return guest_fdt::generate_gicv2(&cfg, &gic).map_err(|e| e.to_string());
+    }
     guest_fdt::generate(&cfg).map_err(|e| e.to_string())
 }

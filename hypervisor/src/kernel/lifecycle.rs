@@ -85,6 +85,7 @@ impl Machine for Steps<'_> {
             *slot.lock() = vits;
         }
         *p.vgic.lock() = super::vgic::new_vgic(p.config.cpus.len()).map_err(BuildError::Vgic)?;
+        super::vgicv2::reset(p);
         *p.console.lock() = VirtualUart::new();
         Ok(())
     }

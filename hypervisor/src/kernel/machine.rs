@@ -130,6 +130,12 @@ pub fn firmware_cpu_on(mpidr: u64, entry: u64, context: u64) -> Result<(), smccc
 
 /// PSCI SYSTEM_OFF to firmware; halts if that returns.
 pub fn firmware_system_off() -> ! {
+    if PLATFORM.get().is_some_and(|p| p.psci.is_none()) {
+        // No PSCI (a Raspberry Pi without TF-A): an SMC would be undefined
+        // at EL2, so there is nothing to power off with.
+        crate::println!("hypervisor: no PSCI firmware: halting instead");
+        halt()
+    }
     let _ = match PLATFORM
         .get()
         .and_then(|p| p.psci.as_ref())

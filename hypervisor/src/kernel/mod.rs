@@ -5,6 +5,7 @@ pub mod boot;
 pub mod console;
 pub mod cpus;
 pub mod early;
+pub mod gicv2_host;
 pub mod gicv4;
 pub mod guest;
 pub mod heap;
@@ -20,8 +21,10 @@ pub mod percpu;
 #[cfg(feature = "selftest")]
 pub mod selftest;
 pub mod smmu;
+pub mod spin_table;
 pub mod vcpu;
 pub mod vgic;
+pub mod vgicv2;
 pub mod vits;
 
 use core::panic::PanicInfo;

@@ -262,7 +262,7 @@ fn handle_sync_cause(
 /// WFI. A wake-up without an interrupt for the guest is allowed: WFI may
 /// complete at any time (ARM DDI 0487, D1.6.2).
 fn wait_for_interrupt(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex) {
-    if partition.vgic.lock().has_pending(vcpu) {
+    if partition.vgic.lock().has_pending(vcpu) || super::vgicv2::has_pending(partition, vcpu) {
         return;
     }
     let index = percpu::current_index();

@@ -105,6 +105,9 @@ impl PhysicalIrqState for PhysicalRedistributors<'_> {
 /// redistributor (vCPU start, and a CPU leaving its guest: a timer line
 /// left asserted must not interrupt EL2 while no vCPU runs here).
 pub fn quiesce_forwarded_ppis(cpu: usize) {
+    if super::vgicv2::quiesce_forwarded_ppis() {
+        return;
+    }
     if let Some(rd) = irq::redistributor(cpu) {
         for ppi in FORWARDED_PPIS {
             rd.disable_private(ppi);
@@ -123,6 +126,9 @@ fn write_lr(n: usize, value: u64) {
 
 /// On every exit: the LRs the guest ran with go back into the model.
 pub fn fold(partition: &Partition, vcpu: VcpuIndex) {
+    if super::vgicv2::fold(partition, vcpu) {
+        return;
+    }
     if !cpu_interface::is_ready() {
         return;
     }
@@ -139,6 +145,9 @@ pub fn fold(partition: &Partition, vcpu: VcpuIndex) {
 
 /// Before every entry: the best pending interrupts into the LRs.
 pub fn flush(partition: &Partition, vcpu: VcpuIndex) {
+    if super::vgicv2::flush(partition, vcpu) {
+        return;
+    }
     if !cpu_interface::is_ready() {
         return;
     }
@@ -169,6 +178,9 @@ pub fn flush(partition: &Partition, vcpu: VcpuIndex) {
 
 /// Clears the LRs and leaves the virtual interface on (vCPU start/reset).
 pub fn clear_lrs() {
+    if super::vgicv2::clear_lrs() {
+        return;
+    }
     if !cpu_interface::is_ready() {
         return;
     }
@@ -184,6 +196,9 @@ pub fn clear_lrs() {
 
 /// A trapped access to the vGIC's frames.
 pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u64) -> u64 {
+    if let Some(v) = super::vgicv2::mmio(partition, vcpu, access, value) {
+        return v;
+    }
     let (result, actions, fault) = {
         let mut vgic = partition.vgic.lock();
         let (result, actions) = if access.write {
@@ -429,6 +444,9 @@ fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
 /// the running vCPU; everything else (kicks, maintenance, doorbells) is
 /// ended here, its work being the state checks every trap makes.
 pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
+    if super::gicv2_host::take_physical_interrupts(running) {
+        return;
+    }
     for _ in 0..64 {
         let intid = cpu_interface::acknowledge();
         if (1020..8192).contains(&intid) {

@@ -5,6 +5,7 @@ mod boot;
 mod console;
 mod dma_tests;
 mod gic;
+mod gicv2_tests;
 mod mmio;
 mod msix_tests;
 mod pci_tests;
@@ -120,6 +121,10 @@ extern "C" fn guest_sync_exception(esr: u64, far: u64, elr: u64) -> u64 {
 /// An IRQ reached the guest's vector (from boot.rs).
 #[no_mangle]
 extern "C" fn guest_irq() {
+    if gicv2_tests::active() {
+        gicv2_tests::handle_irq();
+        return;
+    }
     gic::handle_irq();
 }
 

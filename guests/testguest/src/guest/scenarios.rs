@@ -22,6 +22,10 @@ pub fn run(scenario: &str, boots: usize) -> ! {
             hello();
             psci::system_off()
         }
+        "gicv2" => {
+            hello();
+            super::gicv2_tests::run()
+        }
         "ticker" => {
             hello();
             ticker()
