@@ -79,8 +79,13 @@ impl Machine for Steps<'_> {
 
     fn fresh_models(&self) -> Result<(), BuildError> {
         let p = self.0;
-        let fresh = super::vits::new_all(p.id, p.config.cpus.len(), &p.config.pci, p.config.its)
-            .map_err(BuildError::Vgic)?;
+        let fresh = super::vits::new_all(
+            p.id,
+            p.config.cpus.len(),
+            &super::vits::passthrough_devices(p.id, &p.config.pci),
+            p.config.its,
+        )
+        .map_err(BuildError::Vgic)?;
         for (slot, vits) in p.vits.iter().zip(fresh) {
             *slot.lock() = vits;
         }

@@ -12,6 +12,7 @@ use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
 use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
 use crate::partition::lifecycle;
+use crate::partition::locks::Ordered;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,14 +38,17 @@ pub struct Control {
 /// is held across a kick, a `wait_parked` or a guest entry):
 /// - `control` alone;
 /// - `vits[i]` -> `vgic` (software injection reaches the vGIC from inside
-///   a vITS command; the vGIC never calls back);
+///   a vITS command; the vGIC never calls back): by type, both are held
+///   only through [`Partition::vits_and_vgic`];
 /// - `vits[0]` -> the GICv4 backend state (`gicv4`), and `vits[i]` ->
-///   `phys_devices` / `phys_events` -> the physical ITS queue, LPI
+///   `routed` -> the physical ITS queue, LPI
 ///   allocator and property table, the frame allocator;
 /// - `pci` -> `pci_mappings` -> the stage 2;
 /// - `console` -> the physical console.
 ///
-/// The order is checked by review, not by the type system yet.
+/// The `vits` -> `vgic` pair is enforced by type
+/// ([`crate::partition::locks::Ordered`]); the other orders are checked by
+/// review.
 pub struct Partition {
     /// Index in the manifest.
     pub id: PartitionId,
@@ -79,12 +83,10 @@ pub struct Partition {
     /// GICv4 direct injection of the passthrough functions' MSIs, once set
     /// up (after the ITS); absent on GICv3 hosts (software path).
     pub gicv4: spin::Once<Option<super::gicv4::Gicv4>>,
-    /// Passthrough functions MAPD'd on the physical ITS, with their ITT.
-    pub phys_devices: Mutex<alloc::collections::BTreeMap<crate::ids::PhysDeviceId, PhysAddr>>,
-    /// Passthrough events mapped on the physical ITS (software path).
-    pub phys_events: Mutex<
-        alloc::collections::BTreeMap<(crate::ids::PhysDeviceId, u32), super::msi_route::PhysEvent>,
-    >,
+    /// The GICv3 software path's state: passthrough functions MAPD'd on
+    /// the physical ITS this life and their events' physical LPIs (used
+    /// only without GICv4).
+    pub routed: Mutex<crate::gicv4::RoutedState>,
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
@@ -164,6 +166,7 @@ impl Partition {
         // The device tree goes in the last 2 MiB of RAM (arm64 booting.rst: at most 2 MiB, 8-byte aligned).
         let dtb_ipa = Ipa(config.ram.ipa.raw() + config.ram.size - (2 << 20));
         let vcpus = config.cpus.len();
+        let passthrough = super::vits::passthrough_devices(id, &config.pci);
         Ok(Self {
             id,
             ram_pa,
@@ -179,7 +182,7 @@ impl Partition {
             }),
             console: Mutex::new(VirtualUart::new()),
             vgic: Mutex::new(super::vgic::new_vgic(vcpus).map_err(BuildError::Vgic)?),
-            vits: super::vits::new_all(id, vcpus, &config.pci, config.its)
+            vits: super::vits::new_all(id, vcpus, &passthrough, config.its)
                 .map_err(BuildError::Vgic)?
                 .into_iter()
                 .map(Mutex::new)
@@ -189,8 +192,11 @@ impl Partition {
                 .map(Mutex::new),
             pci_mappings: Mutex::new(Vec::new()),
             gicv4: spin::Once::new(),
-            phys_devices: Mutex::new(alloc::collections::BTreeMap::new()),
-            phys_events: Mutex::new(alloc::collections::BTreeMap::new()),
+            routed: Mutex::new(crate::gicv4::RoutedState::new(super::msi_route::config(
+                id,
+                &config.name,
+                passthrough.iter().map(|&(_, phys)| phys),
+            ))),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             msix_warned: AtomicBool::new(false),
@@ -205,6 +211,16 @@ impl Partition {
     /// invalidation, which assumes this partition's VMID is loaded.
     pub fn stage2(&self) -> spin::MutexGuard<'_, Stage2PageTable<IdentityTables<BootFrames>>> {
         self.stage2.lock()
+    }
+
+    /// vITS `index` and the vGIC in their lock order: the only way to hold
+    /// both (vITS first; `Locked::split` gives the vITS and the right to
+    /// lock the vGIC under it). The vGIC alone is `vgic.lock()`.
+    pub fn vits_and_vgic(
+        &self,
+        index: usize,
+    ) -> Option<Ordered<'_, crate::vits::Vits, crate::vgic::Vgic>> {
+        Some(Ordered::new(self.vits.get(index)?, &self.vgic))
     }
 
     /// The partition's name.
@@ -288,14 +304,14 @@ impl Partition {
     /// and their LPIs and routes; the GICv4 backend's VMAPTI'd events and
     /// the vPEs, doorbells and functions set up at boot.
     pub fn its_footprint(&self) -> ItsFootprint {
-        let (events, lpis) = {
-            let events = self.phys_events.lock();
-            (events.len(), events.len())
+        let (devices, events) = {
+            let routed = self.routed.lock();
+            (routed.device_count(), routed.event_count())
         };
         let mut f = ItsFootprint {
-            guest_devices: self.phys_devices.lock().len(),
+            guest_devices: devices,
             guest_events: events,
-            guest_lpis: lpis,
+            guest_lpis: events,
             guest_routes: super::msi_route::routes_to(self.id.0 as usize),
             ..ItsFootprint::default()
         };
