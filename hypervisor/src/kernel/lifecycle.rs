@@ -138,8 +138,10 @@ impl Machine for Steps<'_> {
 fn reset_bridge(p: &Partition) {
     let Some(bridge) = &p.pci else { return };
     super::irq::with_pci(|ecam, _| bridge.lock().reset(ecam));
-    let mut mapped = p.pci_mappings.lock();
-    let mut s2 = p.stage2();
+    let pair = p.bar_mappings();
+    let mut held = pair.lock();
+    let (mapped, s2) = held.split();
+    let mut s2 = s2.lock();
     for m in mapped.drain(..) {
         if let Err(e) = s2.unmap(m.guest.start, m.guest.size) {
             log::error!(

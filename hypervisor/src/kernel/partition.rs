@@ -43,12 +43,13 @@ pub struct Control {
 /// - `vits[0]` -> the GICv4 backend state (`gicv4`), and `vits[i]` ->
 ///   `routed` -> the physical ITS queue, LPI
 ///   allocator and property table, the frame allocator;
-/// - `pci` -> `pci_mappings` -> the stage 2;
+/// - `pci` -> `pci_mappings` -> the stage 2 (the last two by type:
+///   [`Partition::bar_mappings`]);
 /// - `console` -> the physical console.
 ///
-/// The `vits` -> `vgic` pair is enforced by type
-/// ([`crate::partition::locks::Ordered`]); the other orders are checked by
-/// review.
+/// The `vits` -> `vgic` and `pci_mappings` -> stage-2 pairs are enforced
+/// by type ([`crate::partition::locks::Ordered`]); the other orders are
+/// checked by review.
 pub struct Partition {
     /// Index in the manifest.
     pub id: PartitionId,
@@ -59,7 +60,7 @@ pub struct Partition {
     /// The stage-2 root table.
     pub stage2_root: PhysAddr,
     /// The stage-2 tables, for mappings added after boot (passthrough MMIO).
-    stage2: Mutex<Stage2PageTable<IdentityTables<BootFrames>>>,
+    stage2: Mutex<Stage2Tables>,
     /// VTCR_EL2 for this partition.
     pub vtcr: u64,
     /// The partition's VMID.
@@ -78,8 +79,9 @@ pub struct Partition {
     pub vits: Vec<Mutex<crate::vits::Vits>>,
     /// The virtual PCI host bridge of the passthrough functions, if any.
     pub pci: Option<Mutex<crate::pci::VirtualHostBridge>>,
-    /// The BAR mappings currently in stage 2 (lock after `pci`, before the stage 2).
-    pub pci_mappings: Mutex<Vec<crate::pci::BarMapping>>,
+    /// The BAR mappings currently in stage 2 (lock after `pci`, before the
+    /// stage 2; reached only with it, through [`Partition::bar_mappings`]).
+    pci_mappings: Mutex<Vec<crate::pci::BarMapping>>,
     /// GICv4 direct injection of the passthrough functions' MSIs, once set
     /// up (after the ITS); absent on GICv3 hosts (software path).
     pub gicv4: spin::Once<Option<super::gicv4::Gicv4>>,
@@ -209,8 +211,15 @@ impl Partition {
     /// The stage-2 tables, locked. Mapping into unmapped IPA space needs no
     /// TLB maintenance; anything else goes through the table memory's
     /// invalidation, which assumes this partition's VMID is loaded.
-    pub fn stage2(&self) -> spin::MutexGuard<'_, Stage2PageTable<IdentityTables<BootFrames>>> {
+    pub fn stage2(&self) -> spin::MutexGuard<'_, Stage2Tables> {
         self.stage2.lock()
+    }
+
+    /// The BAR mappings and the stage-2 tables in their lock order: the
+    /// only way to the mappings (always changed with the tables). The
+    /// tables alone are [`Partition::stage2`].
+    pub fn bar_mappings(&self) -> Ordered<'_, Vec<crate::pci::BarMapping>, Stage2Tables> {
+        Ordered::new(&self.pci_mappings, &self.stage2)
     }
 
     /// vITS `index` and the vGIC in their lock order: the only way to hold
@@ -394,6 +403,9 @@ impl Partition {
         lifecycle::reset(&Steps(self), reason);
     }
 }
+
+/// A partition's stage-2 tables.
+pub type Stage2Tables = Stage2PageTable<IdentityTables<BootFrames>>;
 
 /// Partition RAM and stage-2 tables come from the boot frame allocator.
 pub struct BootFrames;
