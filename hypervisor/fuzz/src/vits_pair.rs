@@ -24,7 +24,7 @@ use hypervisor::ids::{
 };
 use hypervisor::mm::Ipa;
 use hypervisor::gicv4::{
-    Gicv4Backend, PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsSink, SinkError,
+    Gicv4Backend, PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsQueue, PhysItsSink, SinkError,
     VpeConfig,
 };
 use hypervisor::vgic::LpiConfig;
@@ -192,7 +192,7 @@ impl PhysIts {
     }
 }
 
-impl PhysItsSink for PhysIts {
+impl PhysItsQueue for PhysIts {
     fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
         for command in commands.iter().chain([&sync]) {
             self.check(command);
@@ -200,7 +200,9 @@ impl PhysItsSink for PhysIts {
         }
         Ok(())
     }
+}
 
+impl PhysItsSink for PhysIts {
     fn set_vlpi_config(&mut self, vintid: VirtIntId, config: LpiConfig) -> Result<(), SinkError> {
         self.configs[self.caller].insert(vintid.0, config);
         Ok(())

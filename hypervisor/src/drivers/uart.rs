@@ -1,9 +1,18 @@
 //! The console UART, whichever driver family the tree's `stdout-path`
-//! node is ([`UartKind`]): the PL011 or the BCM2835 mini UART.
+//! node is ([`UartModel`]): the PL011 or the BCM2835 mini UART.
 
 use super::bcm2835_aux::MiniUart;
 use super::pl011::Pl011;
-use crate::boot::platform::UartKind;
+
+/// The UART families this module drives (the kernel picks one from the
+/// device tree's console).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartModel {
+    /// ARM PrimeCell PL011.
+    Pl011,
+    /// The BCM2835 auxiliary "mini" UART.
+    Bcm2835Aux,
+}
 
 /// A console UART with a driver.
 pub enum Uart {
@@ -14,19 +23,17 @@ pub enum Uart {
 }
 
 impl Uart {
-    /// A driver for the UART of family `kind` at `base`; `None` for a
-    /// family without a driver (16550s: parsed, not driven yet).
+    /// A driver for the UART of family `model` at `base`.
     ///
     /// # Safety
     /// `base` must be the register frame of a UART of that family, mapped
     /// as device memory (or the MMU off), that nothing else drives.
-    pub unsafe fn new(kind: UartKind, base: usize) -> Option<Self> {
-        match kind {
+    pub unsafe fn new(model: UartModel, base: usize) -> Self {
+        match model {
             // SAFETY: forwarded from the caller.
-            UartKind::Pl011 => Some(Self::Pl011(unsafe { Pl011::new(base) })),
+            UartModel::Pl011 => Self::Pl011(unsafe { Pl011::new(base) }),
             // SAFETY: forwarded from the caller.
-            UartKind::Bcm2835Aux => Some(Self::MiniUart(unsafe { MiniUart::new(base) })),
-            UartKind::Ns16550 | UartKind::Other => None,
+            UartModel::Bcm2835Aux => Self::MiniUart(unsafe { MiniUart::new(base) }),
         }
     }
 

@@ -107,7 +107,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Bit of the "already logged" mask.
-    fn log_bit(&self) -> u16 {
+    pub(super) fn log_bit(&self) -> u16 {
         match self {
             Self::ForeignDevice { .. } => 1 << 0,
             Self::VcpuOutOfRange { .. } => 1 << 1,
@@ -364,15 +364,13 @@ impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {
     /// The owned physical device behind `event`, checked against the
     /// config; `None` (and counted) if the event must not reach the ITS.
     fn owned(&mut self, device: PhysDeviceId, event: EventId) -> Option<PhysDeviceId> {
-        let Some(entry) = self.state.config.devices.get(&device) else {
-            self.refuse(Refusal::ForeignDevice { device });
-            return None;
-        };
-        if !entry.event_in_range(event) {
-            self.refuse(Refusal::EventOutOfRange { device, event });
-            return None;
+        match super::config::owned_event(&self.state.config.devices, device, event) {
+            Ok(_) => Some(device),
+            Err(refusal) => {
+                self.refuse(refusal);
+                None
+            }
         }
-        Some(device)
     }
 
     /// The vPE of `vcpu`, or `None` (and counted).
@@ -445,7 +443,7 @@ fn config_failed(state: &mut PassthroughState, error: SinkError) {
 }
 
 /// The physical device behind a passthrough event, `None` for the others.
-fn passthrough(event: &EventRef) -> Option<PhysDeviceId> {
+pub(super) fn passthrough(event: &EventRef) -> Option<PhysDeviceId> {
     match event.backing {
         DeviceBacking::Passthrough(device) => Some(device),
         DeviceBacking::Emulated | DeviceBacking::Nothing => None,

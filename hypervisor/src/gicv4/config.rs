@@ -36,6 +36,24 @@ impl PassthroughDevice {
     }
 }
 
+/// The isolation check both passthrough backends make before a physical
+/// command names `device`: the partition owns it, and `event` fits its
+/// physical ITT.
+pub fn owned_event(
+    devices: &BTreeMap<PhysDeviceId, PassthroughDevice>,
+    device: PhysDeviceId,
+    event: EventId,
+) -> Result<PassthroughDevice, super::Refusal> {
+    let entry = devices
+        .get(&device)
+        .ok_or(super::Refusal::ForeignDevice { device })?;
+    if entry.event_in_range(event) {
+        Ok(*entry)
+    } else {
+        Err(super::Refusal::EventOutOfRange { device, event })
+    }
+}
+
 /// The passthrough configuration of one partition, fixed at construction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassthroughConfig {

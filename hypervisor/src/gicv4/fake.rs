@@ -8,7 +8,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use super::config::PassthroughConfig;
-use super::sink::{PhysItsSink, SinkError};
+use super::sink::{PhysItsQueue, PhysItsSink, SinkError};
 use crate::gic::its_cmd::{ItsCommand, RdBase};
 use crate::gic::its_queue::QueueError;
 use crate::ids::{VcpuIndex, VirtIntId};
@@ -53,6 +53,13 @@ pub struct RecordingSink {
     pub fail_submits: usize,
     /// Fail every vLPI property write.
     pub fail_config: bool,
+    /// Whether the GICv3 software path's commands (MAPD, MAPTI, MOVI,
+    /// SYNC) are the backend's to issue (for [`super::RoutedBackend`]).
+    pub gicv3: bool,
+    /// Devices MAPD'd with V=1, with their ITT address.
+    pub mapd: BTreeMap<u32, u64>,
+    /// (DeviceID, EventID) -> (physical LPI, ICID), as MAPTI/MOVI left it.
+    pub lpis: BTreeMap<(u32, u32), (u32, u16)>,
 }
 
 impl RecordingSink {
@@ -63,6 +70,15 @@ impl RecordingSink {
             vpes: config.vpes.iter().map(|v| v.vpe.0).collect(),
             doorbells: config.vpes.iter().map(|v| v.doorbell.0).collect(),
             vpe_rd: config.vpes.iter().map(|v| (v.vpe.0, v.rdbase)).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// A sink for the GICv3 software path that accepts only `devices`.
+    pub fn for_devices(devices: impl IntoIterator<Item = u32>) -> Self {
+        Self {
+            devices: devices.into_iter().collect(),
+            gicv3: true,
             ..Self::default()
         }
     }
@@ -101,7 +117,16 @@ impl RecordingSink {
             ItsCommand::Vsync { vpe_id }
             | ItsCommand::Vinvall { vpe_id }
             | ItsCommand::Vmovp { vpe_id, .. } => vpe(vpe_id),
-            // MAPD, MAPC, VMAPP, MOVALL, SYNC, ...: the kernel's, never the backend's.
+            // The software path maps its owned devices' events to physical LPIs.
+            ItsCommand::Mapd { device_id, .. }
+            | ItsCommand::Mapti { device_id, .. }
+            | ItsCommand::Movi { device_id, .. }
+                if self.gicv3 =>
+            {
+                device(device_id)
+            }
+            ItsCommand::Sync { .. } => self.gicv3,
+            // MAPC, VMAPP, MOVALL, ...: the kernel's, never the backend's.
             _ => false,
         }
     }
@@ -149,8 +174,47 @@ impl RecordingSink {
                     self.pending.remove(&(entry.vpe, entry.vintid));
                     true
                 }
+                None => self.lpis.remove(&(device_id, event_id)).is_some(),
+            },
+            ItsCommand::Mapd {
+                device_id,
+                itt_addr,
+                valid,
+                ..
+            } => {
+                if valid {
+                    self.mapd.insert(device_id, itt_addr);
+                } else {
+                    // IHI 0069, 5.3 (MAPD): V=0 unmaps the device and its ITT.
+                    self.mapd.remove(&device_id);
+                    self.lpis.retain(|&(d, _), _| d != device_id);
+                }
+                true
+            }
+            ItsCommand::Mapti {
+                device_id,
+                event_id,
+                intid,
+                icid,
+            } => {
+                self.mapd.contains_key(&device_id)
+                    && self
+                        .lpis
+                        .insert((device_id, event_id), (intid, icid))
+                        .is_none()
+            }
+            ItsCommand::Movi {
+                device_id,
+                event_id,
+                icid,
+            } => match self.lpis.get_mut(&(device_id, event_id)) {
+                Some(entry) => {
+                    entry.1 = icid;
+                    true
+                }
                 None => false,
             },
+            ItsCommand::Sync { .. } => true,
             ItsCommand::Int {
                 device_id,
                 event_id,
@@ -177,6 +241,7 @@ impl RecordingSink {
             } => {
                 self.invalidations.push(command);
                 self.events.contains_key(&(device_id, event_id))
+                    || self.lpis.contains_key(&(device_id, event_id))
             }
             ItsCommand::Vinvall { .. } => {
                 self.invalidations.push(command);
@@ -200,7 +265,7 @@ impl RecordingSink {
     }
 }
 
-impl PhysItsSink for RecordingSink {
+impl PhysItsQueue for RecordingSink {
     fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
         for command in commands.iter().chain([&sync]) {
             if !self.isolated(command) {
@@ -220,7 +285,9 @@ impl PhysItsSink for RecordingSink {
         }
         Ok(())
     }
+}
 
+impl PhysItsSink for RecordingSink {
     fn set_vlpi_config(&mut self, vintid: VirtIntId, config: LpiConfig) -> Result<(), SinkError> {
         if self.fail_config {
             return Err(SinkError::PropertyTable { vintid });

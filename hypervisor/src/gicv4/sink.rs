@@ -31,13 +31,18 @@ impl fmt::Display for SinkError {
     }
 }
 
-/// The physical ITS and the VM's vLPI tables, implemented by the kernel
-/// (and by a recording fake in tests).
-pub trait PhysItsSink {
+/// The physical ITS command queue, as both passthrough backends use it
+/// (the GICv4 one and the GICv3 software path, [`super::RoutedBackend`]);
+/// implemented by the kernel and by a recording fake in tests.
+pub trait PhysItsQueue {
     /// Queues `commands` then `sync` (a VSYNC or SYNC) and waits for the
     /// ITS to consume them: one physical queue round-trip.
     fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError>;
+}
 
+/// The physical ITS and the VM's vLPI tables, as the GICv4 backend needs
+/// them, implemented by the kernel (and by a recording fake in tests).
+pub trait PhysItsSink: PhysItsQueue {
     /// Writes the configuration byte of `vintid` in the VM's vLPI property
     /// table (the table GICR_VPROPBASER names), cleaned to the point of
     /// coherency so the redistributor's next INV/VINVALL reads it.
@@ -49,11 +54,13 @@ pub trait PhysItsSink {
     fn guest_lpi_config(&mut self, vcpu: VcpuIndex, vintid: VirtIntId) -> Option<LpiConfig>;
 }
 
-impl<S: PhysItsSink + ?Sized> PhysItsSink for &mut S {
+impl<S: PhysItsQueue + ?Sized> PhysItsQueue for &mut S {
     fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
         (**self).submit(commands, sync)
     }
+}
 
+impl<S: PhysItsSink + ?Sized> PhysItsSink for &mut S {
     fn set_vlpi_config(&mut self, vintid: VirtIntId, config: LpiConfig) -> Result<(), SinkError> {
         (**self).set_vlpi_config(vintid, config)
     }

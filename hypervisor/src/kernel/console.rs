@@ -28,8 +28,16 @@ static INTERACTIVE: [AtomicBool; 64] = [const { AtomicBool::new(false) }; 64];
 /// `base` must be such a UART reachable at this address (identity-mapped
 /// device memory, or the MMU off) that nothing else drives.
 pub unsafe fn init(base: usize, kind: crate::boot::platform::UartKind) {
+    use crate::boot::platform::UartKind;
+    use crate::drivers::uart::UartModel;
+    // 16550s are parsed from the tree, not driven yet.
+    let model = match kind {
+        UartKind::Pl011 => Some(UartModel::Pl011),
+        UartKind::Bcm2835Aux => Some(UartModel::Bcm2835Aux),
+        UartKind::Ns16550 | UartKind::Other => None,
+    };
     // SAFETY: forwarded from the caller.
-    *UART.lock() = unsafe { Uart::new(kind, base) };
+    *UART.lock() = model.map(|model| unsafe { Uart::new(model, base) });
     log::set_logger(&LOGGER).ok();
     log::set_max_level(log::LevelFilter::Info);
 }

@@ -11,8 +11,8 @@ use super::{irq, machine};
 use crate::gic::its_cmd::ItsCommand;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
 use crate::gicv4::{
-    PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsSink, SinkError, VmovpError,
-    VmovpForm, VmovpSequencer, VpeConfig, VpeMove,
+    PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsQueue, PhysItsSink, SinkError,
+    VmovpError, VmovpForm, VmovpSequencer, VpeConfig, VpeMove,
 };
 use crate::ids::{PartitionId, VcpuIndex, VirtIntId, VpeId, FIRST_LPI};
 use crate::mm::PhysAddr;
@@ -289,10 +289,11 @@ pub fn move_vcpu_vpe(
 }
 
 /// The physical ITS's command queue alone, for commands that touch no
-/// vLPI table (VMOVP and its VSYNC).
-struct ItsQueue;
+/// vLPI table (VMOVP and its VSYNC; the software path's MAPD, MAPTI, MOVI
+/// and DISCARD).
+pub struct ItsQueue;
 
-impl PhysItsSink for ItsQueue {
+impl PhysItsQueue for ItsQueue {
     fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
         let its = irq::its().ok_or(SinkError::Queue(
             crate::gic::its_queue::QueueError::BadSize(0),
@@ -302,7 +303,9 @@ impl PhysItsSink for ItsQueue {
             _ => SinkError::Queue(crate::gic::its_queue::QueueError::BadSize(0)),
         })
     }
+}
 
+impl PhysItsSink for ItsQueue {
     fn set_vlpi_config(&mut self, vintid: VirtIntId, _config: LpiConfig) -> Result<(), SinkError> {
         Err(SinkError::PropertyTable { vintid })
     }
@@ -320,7 +323,7 @@ pub struct KernelSink<'a> {
     pub gicv4: &'a Gicv4,
 }
 
-impl PhysItsSink for KernelSink<'_> {
+impl PhysItsQueue for KernelSink<'_> {
     fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
         for c in commands {
             // What the guest's commands became on the physical ITS: the
@@ -361,7 +364,9 @@ impl PhysItsSink for KernelSink<'_> {
             _ => SinkError::Queue(crate::gic::its_queue::QueueError::BadSize(0)),
         })
     }
+}
 
+impl PhysItsSink for KernelSink<'_> {
     fn set_vlpi_config(&mut self, vintid: VirtIntId, config: LpiConfig) -> Result<(), SinkError> {
         let index = u64::from(vintid.0)
             .checked_sub(u64::from(FIRST_LPI))

@@ -79,8 +79,13 @@ impl Machine for Steps<'_> {
 
     fn fresh_models(&self) -> Result<(), BuildError> {
         let p = self.0;
-        let fresh = super::vits::new_all(p.id, p.config.cpus.len(), &p.config.pci, p.config.its)
-            .map_err(BuildError::Vgic)?;
+        let fresh = super::vits::new_all(
+            p.id,
+            p.config.cpus.len(),
+            &super::vits::passthrough_devices(p.id, &p.config.pci),
+            p.config.its,
+        )
+        .map_err(BuildError::Vgic)?;
         for (slot, vits) in p.vits.iter().zip(fresh) {
             *slot.lock() = vits;
         }
@@ -134,8 +139,10 @@ impl Machine for Steps<'_> {
 fn reset_bridge(p: &Partition) {
     let Some(bridge) = &p.pci else { return };
     super::irq::with_pci(|ecam, _| bridge.lock().reset(ecam));
-    let mut mapped = p.pci_mappings.lock();
-    let mut s2 = p.stage2();
+    let pair = p.bar_mappings();
+    let mut held = pair.lock();
+    let (mapped, s2) = held.split();
+    let mut s2 = s2.lock();
     for m in mapped.drain(..) {
         if let Err(e) = s2.unmap(m.guest.start, m.guest.size) {
             log::error!(

@@ -1,12 +1,16 @@
-//! Passthrough MSIs on the software path (any GICv3): each event a guest
-//! maps on a passthrough function gets a physical LPI on the pCPU of its
-//! target vCPU; that LPI, taken at EL2, is found here in O(1) and made
-//! pending in the partition's vGIC. One exit per MSI; the GICv4 direct
-//! path (no exit) replaces it where the ITS has virtual LPIs (`kernel/gicv4.rs`).
+//! Glue of the GICv3 software path of passthrough MSIs
+//! ([`crate::gicv4::RoutedBackend`] decides what goes to the physical ITS):
+//! the kernel's resources it uses (physical LPIs, ITT frames, the device
+//! table, each vCPU's collection) and the lock-free routing table that the
+//! EL2 IRQ path reads: physical LPI -> (partition, vCPU, vINTID), found in
+//! O(1) and made pending in the partition's vGIC. One exit per MSI; the
+//! GICv4 direct path (no exit) replaces it where the ITS has virtual LPIs
+//! (`kernel/gicv4.rs`).
 
 use super::partition::Partition;
 use super::{irq, machine};
-use crate::gic::its_cmd::ItsCommand;
+use crate::gic::its_cmd::RdBase;
+use crate::gicv4::{Collection, LpiRouting, PassthroughDevice, RoutedConfig};
 use crate::ids::{PhysDeviceId, PhysIntId, VcpuIndex, VirtIntId, FIRST_LPI};
 use crate::mm::PhysAddr;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -49,227 +53,99 @@ pub fn routes_to(partition: usize) -> usize {
         .count()
 }
 
-/// A passthrough event as mapped on the physical ITS.
-#[derive(Clone, Copy, Debug)]
-pub struct PhysEvent {
-    /// Its physical LPI.
-    pub lpi: PhysIntId,
-    /// The vCPU it targets.
-    pub vcpu: VcpuIndex,
-    /// The guest's INTID.
-    pub vintid: VirtIntId,
+/// The software path's configuration of a partition: the physical
+/// functions behind its first vITS, each with an `EVENT_BITS` ITT.
+pub fn config(
+    partition: crate::ids::PartitionId,
+    name: &str,
+    devices: impl IntoIterator<Item = PhysDeviceId>,
+) -> RoutedConfig {
+    RoutedConfig {
+        partition,
+        name: alloc::string::String::from(name),
+        devices: devices
+            .into_iter()
+            .map(|d| {
+                (
+                    d,
+                    PassthroughDevice {
+                        event_id_bits: EVENT_BITS as u8,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The kernel's resources for one partition's software path.
+pub struct KernelRouting<'a>(pub &'a Partition);
+
+/// Bytes of the ITT of a device with `bits` EventID bits.
+fn itt_bytes(its: &crate::drivers::its::Its, bits: u8) -> u64 {
+    (u64::from(its.typer().itt_entry_bytes()) << bits).max(256)
 }
 
 fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
     machine::alloc_frames(size.next_multiple_of(4096), align.max(4096))
 }
 
-/// Bytes of the ITT the hypervisor gives a function on the software path.
-fn itt_bytes(its: &crate::drivers::its::Its) -> u64 {
-    (u64::from(its.typer().itt_entry_bytes()) << EVENT_BITS).max(256)
-}
-
-fn collection_of(
-    partition: &Partition,
-    vcpu: VcpuIndex,
-) -> Option<(u16, crate::gic::its_cmd::RdBase)> {
-    let cpu = partition.cpu_of(vcpu)?.0 as usize;
-    Some((cpu as u16, irq::rdbase(cpu)?))
-}
-
-/// MAPD of a passthrough function on the physical ITS (once per partition life).
-fn ensure_device(partition: &Partition, device: PhysDeviceId) -> Result<(), &'static str> {
-    let mut devices = partition.phys_devices.lock();
-    if devices.contains_key(&device) {
-        return Ok(());
+impl LpiRouting for KernelRouting<'_> {
+    fn prepare_device(&mut self, device: PhysDeviceId) -> bool {
+        irq::its().is_some_and(|its| its.prepare_device(device.0, &mut alloc).is_ok())
     }
-    let its = irq::its().ok_or("no ITS")?;
-    its.prepare_device(device.0, &mut alloc)
-        .map_err(|_| "device table")?;
-    let itt = alloc(itt_bytes(its), 4096).ok_or("no memory for an ITT")?;
-    let rdbase = irq::rdbase(0).ok_or("no redistributor")?;
-    its.submit(
-        &[ItsCommand::Mapd {
-            device_id: device.0,
-            size: (EVENT_BITS - 1) as u8,
-            itt_addr: itt.raw(),
-            valid: true,
-        }],
-        ItsCommand::Sync { rdbase },
-    )
-    .map_err(|_| {
-        machine::free_frames(itt, itt_bytes(its));
-        "MAPD refused"
-    })?;
-    devices.insert(device, itt);
-    Ok(())
-}
 
-/// The guest mapped `event` of passthrough function `device` to `vintid` on `vcpu`.
-pub fn map(
-    partition: &Partition,
-    device: PhysDeviceId,
-    event: u32,
-    vcpu: VcpuIndex,
-    vintid: VirtIntId,
-) {
-    if event >= 1 << EVENT_BITS {
-        log::warn!(
-            "partition {}: passthrough event {event} of {:#x} beyond {} bits: not delivered",
-            partition.name(),
-            device.0,
-            EVENT_BITS
-        );
-        return;
+    fn allocate_itt(&mut self, event_id_bits: u8) -> Option<PhysAddr> {
+        alloc(itt_bytes(irq::its()?, event_id_bits), 4096)
     }
-    let result = (|| {
-        ensure_device(partition, device)?;
-        let (icid, rdbase) = collection_of(partition, vcpu).ok_or("vCPU without pCPU")?;
-        let its = irq::its().ok_or("no ITS")?;
-        let lpi = irq::allocate_lpi(0xa0).ok_or("no physical LPI left")?;
-        let Some(route) = slot(lpi) else {
-            irq::free_lpi(lpi);
-            return Err("LPI beyond the table");
-        };
-        route.store(
-            pack(partition.id.0 as usize, vcpu, vintid),
-            Ordering::Release,
-        );
-        let mapped = its.submit(
-            &[
-                ItsCommand::Mapti {
-                    device_id: device.0,
-                    event_id: event,
-                    intid: lpi.0,
-                    icid,
-                },
-                ItsCommand::Inv {
-                    device_id: device.0,
-                    event_id: event,
-                },
-            ],
-            ItsCommand::Sync { rdbase },
-        );
-        if mapped.is_err() {
-            // Nothing of the event stays: neither the route nor the LPI.
-            route.store(0, Ordering::Release);
-            irq::free_lpi(lpi);
-            return Err("MAPTI refused");
+
+    fn free_itt(&mut self, itt: PhysAddr, event_id_bits: u8) {
+        if let Some(its) = irq::its() {
+            machine::free_frames(itt, itt_bytes(its, event_id_bits).next_multiple_of(4096));
         }
-        partition
-            .phys_events
-            .lock()
-            .insert((device, event), PhysEvent { lpi, vcpu, vintid });
-        Ok::<_, &'static str>(lpi)
-    })();
-    match result {
-        Ok(lpi) => log::info!(
-            "partition {}: passthrough {:#x} event {event} -> physical LPI {} -> vCPU {} vINTID {} (software path)",
-            partition.name(),
-            device.0,
-            lpi.0,
-            vcpu.0,
-            vintid.0
-        ),
-        Err(e) => log::error!("partition {}: mapping passthrough {:#x} event {event}: {e}", partition.name(), device.0),
     }
-}
 
-/// The guest moved the event to `to` (MOVI, MAPC retarget): the physical
-/// LPI follows to that vCPU's pCPU, its pending state with it (MOVI).
-pub fn move_to(partition: &Partition, device: PhysDeviceId, event: u32, to: VcpuIndex) {
-    let mut events = partition.phys_events.lock();
-    let Some(e) = events.get_mut(&(device, event)) else {
-        return;
-    };
-    let (Some((icid, rdbase)), Some(its)) = (collection_of(partition, to), irq::its()) else {
-        return;
-    };
-    if let Some(s) = slot(e.lpi) {
-        s.store(
-            pack(partition.id.0 as usize, to, e.vintid),
-            Ordering::Release,
-        );
+    fn allocate_lpi(&mut self) -> Option<PhysIntId> {
+        irq::allocate_lpi(0xa0)
     }
-    if its
-        .submit(
-            &[ItsCommand::Movi {
-                device_id: device.0,
-                event_id: event,
-                icid,
-            }],
-            ItsCommand::Sync { rdbase },
-        )
-        .is_err()
-    {
-        log::error!(
-            "partition {}: physical MOVI of {:#x} event {event} refused",
-            partition.name(),
-            device.0
-        );
-    }
-    e.vcpu = to;
-}
 
-/// The guest unmapped or discarded the event: DISCARD, route and LPI freed.
-pub fn unmap(partition: &Partition, device: PhysDeviceId, event: u32) {
-    let Some(e) = partition.phys_events.lock().remove(&(device, event)) else {
-        return;
-    };
-    discard(device, event, e);
-}
+    fn free_lpi(&mut self, lpi: PhysIntId) {
+        irq::free_lpi(lpi);
+    }
 
-fn discard(device: PhysDeviceId, event: u32, e: PhysEvent) {
-    if let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(0)) {
-        let _ = its.submit(
-            &[ItsCommand::Discard {
-                device_id: device.0,
-                event_id: event,
-            }],
-            ItsCommand::Sync { rdbase },
-        );
+    fn set_route(&mut self, lpi: PhysIntId, target: Option<(VcpuIndex, VirtIntId)>) -> bool {
+        let Some(route) = slot(lpi) else {
+            return false;
+        };
+        let value = target.map_or(0, |(vcpu, vintid)| pack(self.0.id.0 as usize, vcpu, vintid));
+        route.store(value, Ordering::Release);
+        true
     }
-    if let Some(s) = slot(e.lpi) {
-        s.store(0, Ordering::Release);
+
+    fn collection(&self, vcpu: VcpuIndex) -> Option<Collection> {
+        let cpu = self.0.cpu_of(vcpu)?.0 as usize;
+        Some(Collection {
+            icid: cpu as u16,
+            rdbase: irq::rdbase(cpu)?,
+        })
     }
-    irq::free_lpi(e.lpi);
+
+    fn home(&self) -> Option<RdBase> {
+        irq::rdbase(0)
+    }
 }
 
 /// Partition reset or stop: every physical mapping it had goes (DISCARD,
 /// MAPD V=0), its LPIs return to the allocator and its functions' ITTs to
 /// the frame allocator (the next life MAPDs them afresh).
 pub fn teardown(partition: &Partition) {
-    let events: alloc::vec::Vec<_> = core::mem::take(&mut *partition.phys_events.lock())
-        .into_iter()
-        .collect();
-    for ((device, event), e) in events {
-        discard(device, event, e);
-    }
-    let devices = core::mem::take(&mut *partition.phys_devices.lock());
-    let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(0)) else {
-        return;
-    };
-    for (d, itt) in devices {
-        let unmapped = its.submit(
-            &[ItsCommand::Mapd {
-                device_id: d.0,
-                size: 0,
-                itt_addr: 0,
-                valid: false,
-            }],
-            ItsCommand::Sync { rdbase },
+    let mut state = partition.routed.lock();
+    let report = state.teardown(&mut super::gicv4::ItsQueue, &mut KernelRouting(partition));
+    if report.discarded > 0 || report.unmapped > 0 {
+        log::info!(
+            "partition {}: software path teardown: {} event(s) discarded, {} device(s) unmapped",
+            partition.name(),
+            report.discarded,
+            report.unmapped
         );
-        // The ITS may still use an ITT whose MAPD V=0 did not complete:
-        // such an ITT is kept (and logged), not reused.
-        if unmapped.is_ok() {
-            machine::free_frames(itt, itt_bytes(its));
-        } else {
-            log::error!(
-                "partition {}: MAPD V=0 of {:#x} refused; its ITT at {} stays allocated",
-                partition.name(),
-                d.0,
-                itt
-            );
-        }
     }
 }

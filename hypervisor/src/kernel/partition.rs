@@ -12,6 +12,7 @@ use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
 use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
 use crate::partition::lifecycle;
+use crate::partition::locks::Ordered;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,14 +38,18 @@ pub struct Control {
 /// is held across a kick, a `wait_parked` or a guest entry):
 /// - `control` alone;
 /// - `vits[i]` -> `vgic` (software injection reaches the vGIC from inside
-///   a vITS command; the vGIC never calls back);
+///   a vITS command; the vGIC never calls back): by type, both are held
+///   only through [`Partition::vits_and_vgic`];
 /// - `vits[0]` -> the GICv4 backend state (`gicv4`), and `vits[i]` ->
-///   `phys_devices` / `phys_events` -> the physical ITS queue, LPI
+///   `routed` -> the physical ITS queue, LPI
 ///   allocator and property table, the frame allocator;
-/// - `pci` -> `pci_mappings` -> the stage 2;
+/// - `pci` -> `pci_mappings` -> the stage 2 (the last two by type:
+///   [`Partition::bar_mappings`]);
 /// - `console` -> the physical console.
 ///
-/// The order is checked by review, not by the type system yet.
+/// The `vits` -> `vgic` and `pci_mappings` -> stage-2 pairs are enforced
+/// by type ([`crate::partition::locks::Ordered`]); the other orders are
+/// checked by review.
 pub struct Partition {
     /// Index in the manifest.
     pub id: PartitionId,
@@ -55,7 +60,7 @@ pub struct Partition {
     /// The stage-2 root table.
     pub stage2_root: PhysAddr,
     /// The stage-2 tables, for mappings added after boot (passthrough MMIO).
-    stage2: Mutex<Stage2PageTable<IdentityTables<BootFrames>>>,
+    stage2: Mutex<Stage2Tables>,
     /// VTCR_EL2 for this partition.
     pub vtcr: u64,
     /// The partition's VMID.
@@ -74,17 +79,16 @@ pub struct Partition {
     pub vits: Vec<Mutex<crate::vits::Vits>>,
     /// The virtual PCI host bridge of the passthrough functions, if any.
     pub pci: Option<Mutex<crate::pci::VirtualHostBridge>>,
-    /// The BAR mappings currently in stage 2 (lock after `pci`, before the stage 2).
-    pub pci_mappings: Mutex<Vec<crate::pci::BarMapping>>,
+    /// The BAR mappings currently in stage 2 (lock after `pci`, before the
+    /// stage 2; reached only with it, through [`Partition::bar_mappings`]).
+    pci_mappings: Mutex<Vec<crate::pci::BarMapping>>,
     /// GICv4 direct injection of the passthrough functions' MSIs, once set
     /// up (after the ITS); absent on GICv3 hosts (software path).
     pub gicv4: spin::Once<Option<super::gicv4::Gicv4>>,
-    /// Passthrough functions MAPD'd on the physical ITS, with their ITT.
-    pub phys_devices: Mutex<alloc::collections::BTreeMap<crate::ids::PhysDeviceId, PhysAddr>>,
-    /// Passthrough events mapped on the physical ITS (software path).
-    pub phys_events: Mutex<
-        alloc::collections::BTreeMap<(crate::ids::PhysDeviceId, u32), super::msi_route::PhysEvent>,
-    >,
+    /// The GICv3 software path's state: passthrough functions MAPD'd on
+    /// the physical ITS this life and their events' physical LPIs (used
+    /// only without GICv4).
+    pub routed: Mutex<crate::gicv4::RoutedState>,
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
@@ -166,6 +170,7 @@ impl Partition {
         // The device tree goes in the last 2 MiB of RAM (arm64 booting.rst: at most 2 MiB, 8-byte aligned).
         let dtb_ipa = Ipa(config.ram.ipa.raw() + config.ram.size - (2 << 20));
         let vcpus = config.cpus.len();
+        let passthrough = super::vits::passthrough_devices(id, &config.pci);
         Ok(Self {
             id,
             ram_pa,
@@ -181,7 +186,7 @@ impl Partition {
             }),
             console: Mutex::new(VirtualUart::new()),
             vgic: Mutex::new(super::vgic::new_vgic(vcpus).map_err(BuildError::Vgic)?),
-            vits: super::vits::new_all(id, vcpus, &config.pci, config.its)
+            vits: super::vits::new_all(id, vcpus, &passthrough, config.its)
                 .map_err(BuildError::Vgic)?
                 .into_iter()
                 .map(Mutex::new)
@@ -191,8 +196,11 @@ impl Partition {
                 .map(Mutex::new),
             pci_mappings: Mutex::new(Vec::new()),
             gicv4: spin::Once::new(),
-            phys_devices: Mutex::new(alloc::collections::BTreeMap::new()),
-            phys_events: Mutex::new(alloc::collections::BTreeMap::new()),
+            routed: Mutex::new(crate::gicv4::RoutedState::new(super::msi_route::config(
+                id,
+                &config.name,
+                passthrough.iter().map(|&(_, phys)| phys),
+            ))),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             msix_warned: AtomicBool::new(false),
@@ -206,8 +214,25 @@ impl Partition {
     /// The stage-2 tables, locked. Mapping into unmapped IPA space needs no
     /// TLB maintenance; anything else goes through the table memory's
     /// invalidation, which assumes this partition's VMID is loaded.
-    pub fn stage2(&self) -> spin::MutexGuard<'_, Stage2PageTable<IdentityTables<BootFrames>>> {
+    pub fn stage2(&self) -> spin::MutexGuard<'_, Stage2Tables> {
         self.stage2.lock()
+    }
+
+    /// The BAR mappings and the stage-2 tables in their lock order: the
+    /// only way to the mappings (always changed with the tables). The
+    /// tables alone are [`Partition::stage2`].
+    pub fn bar_mappings(&self) -> Ordered<'_, Vec<crate::pci::BarMapping>, Stage2Tables> {
+        Ordered::new(&self.pci_mappings, &self.stage2)
+    }
+
+    /// vITS `index` and the vGIC in their lock order: the only way to hold
+    /// both (vITS first; `Locked::split` gives the vITS and the right to
+    /// lock the vGIC under it). The vGIC alone is `vgic.lock()`.
+    pub fn vits_and_vgic(
+        &self,
+        index: usize,
+    ) -> Option<Ordered<'_, crate::vits::Vits, crate::vgic::Vgic>> {
+        Some(Ordered::new(self.vits.get(index)?, &self.vgic))
     }
 
     /// The partition's name.
@@ -291,14 +316,14 @@ impl Partition {
     /// and their LPIs and routes; the GICv4 backend's VMAPTI'd events and
     /// the vPEs, doorbells and functions set up at boot.
     pub fn its_footprint(&self) -> ItsFootprint {
-        let (events, lpis) = {
-            let events = self.phys_events.lock();
-            (events.len(), events.len())
+        let (devices, events) = {
+            let routed = self.routed.lock();
+            (routed.device_count(), routed.event_count())
         };
         let mut f = ItsFootprint {
-            guest_devices: self.phys_devices.lock().len(),
+            guest_devices: devices,
             guest_events: events,
-            guest_lpis: lpis,
+            guest_lpis: events,
             guest_routes: super::msi_route::routes_to(self.id.0 as usize),
             ..ItsFootprint::default()
         };
@@ -381,6 +406,9 @@ impl Partition {
         lifecycle::reset(&Steps(self), reason);
     }
 }
+
+/// A partition's stage-2 tables.
+pub type Stage2Tables = Stage2PageTable<IdentityTables<BootFrames>>;
 
 /// Partition RAM and stage-2 tables come from the boot frame allocator.
 pub struct BootFrames;

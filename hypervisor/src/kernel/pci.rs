@@ -53,8 +53,10 @@ pub fn build_bridge(pci: &[String]) -> Result<Option<VirtualHostBridge>, String>
 pub fn map_bars(partition: &Partition) {
     let Some(bridge) = &partition.pci else { return };
     let mappings = bridge.lock().mappings();
-    let mut mapped = partition.pci_mappings.lock();
-    let mut s2 = partition.stage2();
+    let pair = partition.bar_mappings();
+    let mut held = pair.lock();
+    let (mapped, s2) = held.split();
+    let mut s2 = s2.lock();
     for m in mappings {
         let attrs = Stage2Attributes::device(Stage2Access::ReadWrite);
         match s2.map(m.guest.start, m.host, m.guest.size, attrs) {
@@ -233,8 +235,10 @@ fn program_msi(partition: &Partition, event: &ConfigEvent, state: crate::pci::Gu
 fn remap(partition: &Partition, device: VirtBdf) {
     let Some(bridge) = &partition.pci else { return };
     let current = bridge.lock().device_mappings(device);
-    let mut mapped = partition.pci_mappings.lock();
-    let mut s2 = partition.stage2();
+    let pair = partition.bar_mappings();
+    let mut held = pair.lock();
+    let (mapped, s2) = held.split();
+    let mut s2 = s2.lock();
     mapped.retain(|m| {
         if m.device != device {
             return true;

@@ -7,11 +7,11 @@ use super::{cpus, machine, percpu};
 use crate::arch::exception::{enter_guest, GuestRegs};
 use crate::arch::mmu;
 use crate::arch::sysreg;
+use crate::guest::dispatch::{self, SyncAction};
 use crate::guest::mmio::{Emulated, MmioMap};
 use crate::guest::psci::{self, PsciCall};
-use crate::guest::trap::{self, MmioAccess, TrapCause};
+use crate::guest::trap::{self, MmioAccess};
 use crate::ids::VcpuIndex;
-use crate::manifest::WfiPolicy;
 use crate::mm::Ipa;
 use crate::sysreg::{guest, Esr, HcrEl2, MdcrEl2, SctlrEl1};
 use core::sync::atomic::Ordering;
@@ -175,17 +175,16 @@ fn handle_sync_cause(
     let esr = sysreg::esr_el2::read();
     let far = sysreg::far_el2::read();
     let hpfar = sysreg::hpfar_el2::read();
-    match trap::decode(esr, far, hpfar) {
-        TrapCause::Hvc(_) => {
+    let cause = trap::decode(esr, far, hpfar);
+    match dispatch::sync_action(cause, esr, partition.config.wfi) {
+        SyncAction::Call { skip_first } => {
             cpu.exits.calls.fetch_add(1, Ordering::Relaxed);
+            if skip_first {
+                skip_instruction(regs);
+            }
             psci_call(partition, vcpu, regs);
         }
-        TrapCause::Smc(_) => {
-            cpu.exits.calls.fetch_add(1, Ordering::Relaxed);
-            skip_instruction(regs); // a trapped SMC returns to the SMC itself
-            psci_call(partition, vcpu, regs);
-        }
-        TrapCause::Mmio(access) => {
+        SyncAction::Mmio(access) => {
             cpu.exits.mmio.fetch_add(1, Ordering::Relaxed);
             if !emulate_mmio(partition, vcpu, access, regs) {
                 outside_partition(
@@ -200,7 +199,7 @@ fn handle_sync_cause(
                 );
             }
         }
-        TrapCause::DataAbortNoSyndrome { ipa, write, .. } => {
+        SyncAction::NoSyndrome { ipa, write } => {
             if let Some(device) = emulated_device_at(partition, ipa.raw()) {
                 // Load/store pair, writeback or SIMD access: the syndrome
                 // does not say which registers, so it cannot be emulated.
@@ -218,33 +217,26 @@ fn handle_sync_cause(
                 outside_partition(partition, vcpu, regs, ipa.raw(), far, write, false, esr);
             }
         }
-        TrapCause::InstructionAbort { ipa } => {
+        SyncAction::FetchAbort { ipa } => {
             outside_partition(partition, vcpu, regs, ipa.raw(), far, false, true, esr);
         }
-        TrapCause::Wfx => {
+        SyncAction::Wfx { wait } => {
             skip_instruction(regs);
-            // ISS.TI 0b00: WFI (WFE is never trapped).
-            if esr & 0b11 == 0 && partition.config.wfi == WfiPolicy::Doorbell {
+            if wait {
                 wait_for_interrupt(cpu, partition, vcpu);
             }
         }
-        TrapCause::SysReg {
-            encoding,
-            reg,
-            read: true,
-        } if crate::guest::cpu_features::decode(encoding).is_some() => {
+        SyncAction::IdRegisterRead { encoding, reg } => {
             let value = super::idregs::guest_read(encoding).unwrap_or(0);
             set_reg(regs, reg, value);
             skip_instruction(regs);
         }
-        TrapCause::SysReg {
-            encoding,
-            reg,
-            read: false,
-        } if super::vgic::sysreg(partition, vcpu, encoding, reg_value(regs, reg)) => {
+        SyncAction::SysRegWrite { encoding, reg }
+            if super::vgic::sysreg(partition, vcpu, encoding, reg_value(regs, reg)) =>
+        {
             skip_instruction(regs);
         }
-        TrapCause::SysReg { .. } | TrapCause::Other { .. } => {
+        SyncAction::SysRegWrite { .. } | SyncAction::Undefined => {
             let n = partition.faults.fetch_add(1, Ordering::Relaxed);
             if worth_logging(n) {
                 log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction (fault {})", partition.name(), vcpu.0, regs.elr, n + 1);
@@ -471,18 +463,13 @@ fn test_hypercall(function: u32) -> i64 {
 fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
     let call = psci::decode(regs.x[0], regs.x[1], regs.x[2], regs.x[3]);
     let result: i64 = match call {
-        PsciCall::Version => psci::VERSION_1_0,
-        PsciCall::Features(f) => {
-            if psci::implemented(f) {
-                0
-            } else {
-                psci::ret::NOT_SUPPORTED
-            }
-        }
+        // Answered without partition state (`guest::dispatch`).
+        PsciCall::Version
+        | PsciCall::Features(_)
+        | PsciCall::SmcccVersion
+        | PsciCall::MigrateInfoType
+        | PsciCall::CpuSuspend => dispatch::psci_answer(&call).unwrap_or(psci::ret::NOT_SUPPORTED),
         PsciCall::Unknown(function) => test_hypercall(function),
-        PsciCall::SmcccVersion => psci::ret::NOT_SUPPORTED,
-        PsciCall::MigrateInfoType => 2, // no Trusted OS to migrate
-        PsciCall::CpuSuspend => 0,      // a standby that wakes at once
         PsciCall::CpuOn {
             target,
             entry,

@@ -5,14 +5,16 @@
 //! operations on the partition's vGIC, whose list registers deliver it.
 //!
 //! Lock order: the partition's `vits` lock, then its `vgic` lock (the vGIC
-//! never calls back into the vITS).
+//! never calls back into the vITS), by type: software injection gets the
+//! vGIC only through the held vITS guard (`Partition::vits_and_vgic`).
 
 use super::partition::Partition;
 use crate::guest::trap::MmioAccess;
 use crate::guest_mem::{GuestMemError, GuestMemory};
-use crate::ids::{PartitionId, VcpuIndex, VirtDeviceId, VirtIntId};
+use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VirtDeviceId, VirtIntId};
 use crate::layout;
 use crate::mm::Ipa;
+use crate::partition::locks::Then;
 use crate::vgic::{Actions, VgicError};
 use crate::vits::{AccessWidth, DeviceBacking, EventRef, Vits, VitsBackend, VitsConfig};
 use alloc::collections::BTreeMap;
@@ -20,30 +22,14 @@ use alloc::collections::BTreeMap;
 /// DeviceID and EventID bits each vITS offers.
 const ID_BITS: u8 = 16;
 
-/// The `limits.count` vITSs of partition `id` with `vcpus` vCPUs (the
-/// passthrough functions belong to the first).
-pub fn new_all(
+/// The passthrough functions of partition `id` as its first vITS sees
+/// them: the guest's DeviceID is the function's virtual requester ID (the
+/// guest bridge's msi-map has base 0); behind it, the physical one.
+pub fn passthrough_devices(
     id: PartitionId,
-    vcpus: usize,
     pci: &[alloc::string::String],
-    limits: crate::manifest::ItsLimits,
-) -> Result<alloc::vec::Vec<Vits>, alloc::string::String> {
-    (0..limits.count)
-        .map(|i| new_vits(id, i as u8, vcpus, if i == 0 { pci } else { &[] }, limits))
-        .collect()
-}
-
-/// vITS `index` of partition `id` with `vcpus` vCPUs.
-fn new_vits(
-    id: PartitionId,
-    index: u8,
-    vcpus: usize,
-    pci: &[alloc::string::String],
-    limits: crate::manifest::ItsLimits,
-) -> Result<Vits, alloc::string::String> {
-    // Passthrough functions: the guest's DeviceID is its virtual requester
-    // ID (the guest bridge's msi-map has base 0); behind it, the physical one.
-    let mut devices = BTreeMap::new();
+) -> alloc::vec::Vec<(VirtDeviceId, PhysDeviceId)> {
+    let mut devices = alloc::vec::Vec::new();
     for (index, text) in pci.iter().enumerate() {
         let (Some(virt), Ok(phys)) = (
             super::pci::virtual_bdf(index),
@@ -59,11 +45,39 @@ fn new_vits(
             );
             continue;
         };
-        devices.insert(
-            VirtDeviceId(u32::from(virt.0.requester_id())),
-            DeviceBacking::Passthrough(phys),
-        );
+        devices.push((VirtDeviceId(u32::from(virt.0.requester_id())), phys));
     }
+    devices
+}
+
+/// The `limits.count` vITSs of partition `id` with `vcpus` vCPUs (the
+/// passthrough functions belong to the first).
+pub fn new_all(
+    id: PartitionId,
+    vcpus: usize,
+    passthrough: &[(VirtDeviceId, PhysDeviceId)],
+    limits: crate::manifest::ItsLimits,
+) -> Result<alloc::vec::Vec<Vits>, alloc::string::String> {
+    (0..limits.count)
+        .map(|i| {
+            let devices = if i == 0 { passthrough } else { &[] };
+            new_vits(id, i as u8, vcpus, devices, limits)
+        })
+        .collect()
+}
+
+/// vITS `index` of partition `id` with `vcpus` vCPUs.
+fn new_vits(
+    id: PartitionId,
+    index: u8,
+    vcpus: usize,
+    passthrough: &[(VirtDeviceId, PhysDeviceId)],
+    limits: crate::manifest::ItsLimits,
+) -> Result<Vits, alloc::string::String> {
+    let devices: BTreeMap<_, _> = passthrough
+        .iter()
+        .map(|&(virt, phys)| (virt, DeviceBacking::Passthrough(phys)))
+        .collect();
     let config = VitsConfig {
         partition: id,
         index,
@@ -114,16 +128,22 @@ impl GuestMemory for PartitionMemory<'_> {
     }
 }
 
-/// Software injection: LPIs live in the vGIC's per-vCPU pending sets.
+/// Software injection: LPIs live in the vGIC's per-vCPU pending sets. It
+/// never touches the physical ITS: the passthrough events' physical side
+/// is the backend in front of it (GICv4 or the GICv3 software path).
+/// It reaches the vGIC only through `vgic`, the right to lock it that
+/// the held vITS lock gives (`Partition::vits_and_vgic`).
 struct SoftwareInjection<'a> {
     partition: &'a Partition,
+    vgic: Then<'a, crate::vgic::Vgic>,
     kicks: Actions,
 }
 
 impl<'a> SoftwareInjection<'a> {
-    fn new(partition: &'a Partition) -> Self {
+    fn new(partition: &'a Partition, vgic: Then<'a, crate::vgic::Vgic>) -> Self {
         Self {
             partition,
+            vgic,
             kicks: Actions::new(),
         }
     }
@@ -137,7 +157,7 @@ impl<'a> SoftwareInjection<'a> {
         ) -> Result<Actions, VgicError>,
     ) {
         let mem = PartitionMemory(self.partition);
-        let mut vgic = self.partition.vgic.lock();
+        let mut vgic = self.vgic.lock();
         let result = match vgic.lpi_table(vcpu, &mem) {
             Ok(table) => f(&mut vgic, &table),
             Err(e) => Err(e),
@@ -151,29 +171,15 @@ impl<'a> SoftwareInjection<'a> {
 }
 
 impl VitsBackend for SoftwareInjection<'_> {
-    fn map_event(&mut self, event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
-        if let DeviceBacking::Passthrough(phys) = event.backing {
-            super::msi_route::map(self.partition, phys, event.event.0, vcpu, intid);
-        }
-    }
+    fn map_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {}
 
-    fn unmap_event(&mut self, event: EventRef, _: VcpuIndex, _: VirtIntId) {
-        if let DeviceBacking::Passthrough(phys) = event.backing {
-            super::msi_route::unmap(self.partition, phys, event.event.0);
-        }
-    }
+    fn unmap_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {}
 
-    fn discard_event(&mut self, event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
-        if let DeviceBacking::Passthrough(phys) = event.backing {
-            super::msi_route::unmap(self.partition, phys, event.event.0);
-        }
+    fn discard_event(&mut self, _: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
         self.with_vgic(vcpu, |v, _| v.clear_lpi_pending(vcpu, intid));
     }
 
-    fn move_event(&mut self, event: EventRef, from: VcpuIndex, to: VcpuIndex, intid: VirtIntId) {
-        if let DeviceBacking::Passthrough(phys) = event.backing {
-            super::msi_route::move_to(self.partition, phys, event.event.0, to);
-        }
+    fn move_event(&mut self, _: EventRef, from: VcpuIndex, to: VcpuIndex, intid: VirtIntId) {
         self.with_vgic(from, |v, _| v.move_lpi_pending(from, to, intid));
     }
 
@@ -216,10 +222,12 @@ pub fn mmio(
     };
     let offset = access.ipa.raw() - layout::extra_its(index).start.raw();
     let mem = PartitionMemory(partition);
-    let Some(vits) = partition.vits.get(index) else {
+    let Some(pair) = partition.vits_and_vgic(index) else {
         return 0;
     };
-    let mut vits = vits.lock();
+    let mut held = pair.lock();
+    let (vits, vgic) = held.split();
+    let software = SoftwareInjection::new(partition, vgic);
     let mut run = |backend: &mut dyn VitsBackend| {
         if access.write {
             vits.mmio_write(offset, width, value, &mem, backend);
@@ -232,12 +240,12 @@ pub fn mmio(
     // physical ITS as vLPIs and everything else to software injection;
     // otherwise all of it is software.
     let (result, kicks) = if index == 0 {
-        with_backend(partition, run)
+        with_backend(partition, software, run)
     } else {
-        let mut software = SoftwareInjection::new(partition);
+        let mut software = software;
         (run(&mut software), software.kicks)
     };
-    drop(vits);
+    drop(held);
     super::vgic::apply_actions(partition, vcpu, kicks);
     result
 }
@@ -248,11 +256,21 @@ pub fn mmio(
 /// `f`'s result and the vCPU kicks software injection collected.
 fn with_backend<R>(
     partition: &Partition,
+    mut software: SoftwareInjection<'_>,
     f: impl FnOnce(&mut dyn VitsBackend) -> R,
 ) -> (R, Actions) {
-    let mut software = SoftwareInjection::new(partition);
     let Some(Some(g)) = partition.gicv4.get() else {
-        return (f(&mut software), software.kicks);
+        // The GICv3 software path in front of software injection.
+        let mut routed = partition.routed.lock();
+        let (mut queue, mut routing) = (
+            super::gicv4::ItsQueue,
+            super::msi_route::KernelRouting(partition),
+        );
+        let mut backend =
+            crate::gicv4::RoutedBackend::new(&mut routed, &mut queue, &mut routing, &mut software);
+        let result = f(&mut backend);
+        drop(routed);
+        return (result, software.kicks);
     };
     let mut slot = g.state.lock();
     let Some(state) = slot.take() else {
@@ -279,15 +297,22 @@ pub fn gicv4_teardown(partition: &Partition) {
     };
     // A vITS trap (another vCPU, during a stop) holds the state out of its
     // slot under this lock: wait for it instead of skipping the teardown.
-    let _vits = partition.vits.first().map(|v| v.lock());
+    let Some(pair) = partition.vits_and_vgic(0) else {
+        return;
+    };
+    let mut held = pair.lock();
+    let (_, vgic) = held.split();
     let mut slot = g.state.lock();
     let Some(state) = slot.take() else { return };
     let sink = super::gicv4::KernelSink {
         partition,
         gicv4: g,
     };
-    let mut backend =
-        crate::gicv4::Gicv4Backend::from_parts(state, sink, SoftwareInjection::new(partition));
+    let mut backend = crate::gicv4::Gicv4Backend::from_parts(
+        state,
+        sink,
+        SoftwareInjection::new(partition, vgic),
+    );
     let report = backend.teardown();
     let (state, _, _) = backend.into_parts();
     *slot = Some(state);
