@@ -113,7 +113,7 @@ fn check_exclusive_pci_ids() {
             functions.push(crate::pci::AssignedFunction {
                 partition: p.name(),
                 bdf,
-                device_id: super::irq::phys_device_id(bdf).map(|d| d.0),
+                device_id: super::irq::phys_device_id(bdf).map(|d| d.get()),
                 stream_id: super::smmu::stream_id(bdf),
             });
         }
@@ -188,7 +188,9 @@ fn enable_console_input(platform: &Platform) {
     if console.kind != crate::boot::platform::UartKind::Pl011 {
         return;
     }
-    let intid = irq.intid().0;
+    let Some(intid) = irq.intid().map(crate::ids::PhysIntId::get) else {
+        return;
+    };
     console::enable_input(intid);
     gicd.enable_spi(intid, !irq.is_level());
     if let Some(first) = partitions().first() {
@@ -231,8 +233,8 @@ fn init_gic_cpu() {
     rd.enable_private(SGI_KICK);
     // The vGIC's maintenance interrupt (list registers to refill, EOIs of
     // interrupts not in a list register).
-    if let Some(m) = gic.maintenance {
-        rd.enable_private(m.intid().0);
+    if let Some(m) = gic.maintenance.and_then(|m| m.intid()) {
+        rd.enable_private(m.get());
     }
     cpu_interface::init();
     super::irq::init_cpu(&rd);
@@ -370,16 +372,16 @@ fn build_partitions(manifest: Manifest) {
             ));
         };
         for (v, cpu) in config.cpus.iter().enumerate() {
-            assignment[cpu.0 as usize] = Some((i, VcpuIndex(v as u16)));
+            assignment[cpu.get() as usize] = Some((i, VcpuIndex::new(v as u16)));
         }
         let name = config.name.clone();
         let vmid = match vmids.alloc() {
             Ok(v) => v.raw(),
             Err(e) => fatal(format_args!("partition {name}: no VMID left ({e:?})")),
         };
-        match Partition::new(PartitionId(i as u16), config, ram_pa, vmid, BootFrames) {
+        match Partition::new(PartitionId::new(i as u16), config, ram_pa, vmid, BootFrames) {
             Ok(p) => {
-                let cpus: Vec<u16> = p.config.cpus.iter().map(|c| c.0).collect();
+                let cpus: Vec<u16> = p.config.cpus.iter().map(|c| c.get()).collect();
                 let dma = if p.config.pci.is_empty() {
                     ""
                 } else if super::smmu::confines_dma() {

@@ -80,11 +80,11 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
     let mut cmds = Vec::new();
     for (v, cpu) in partition.config.cpus.iter().enumerate() {
         let vpt = zeroed(layout.pending_bytes.next_multiple_of(0x1_0000), 0x1_0000)?;
-        let vpe = VpeId(NEXT_VPE.fetch_add(1, Ordering::Relaxed));
+        let vpe = VpeId::new(NEXT_VPE.fetch_add(1, Ordering::Relaxed));
         let doorbell = irq::allocate_lpi(0x80).ok_or("no LPI for a doorbell")?;
-        let rdbase = irq::rdbase(cpu.0 as usize).ok_or("no redistributor for a vCPU's CPU")?;
+        let rdbase = irq::rdbase(cpu.get() as usize).ok_or("no redistributor for a vCPU's CPU")?;
         cmds.push(ItsCommand::Vmapp {
-            vpe_id: vpe.0,
+            vpe_id: vpe.get(),
             rdbase,
             vpt_addr: vpt.raw(),
             vpt_size: layout.id_bits_field(),
@@ -105,7 +105,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
             .map_err(|_| alloc::format!("bad PCI address {text:?}"))?;
         let device =
             irq::phys_device_id(bdf).ok_or_else(|| alloc::format!("{bdf}: no msi-map entry"))?;
-        its.prepare_device(device.0, &mut alloc)
+        its.prepare_device(device.get(), &mut alloc)
             .map_err(|e| alloc::format!("{e}"))?;
         let bits = super::msi_route::EVENT_BITS;
         let itt = zeroed(
@@ -113,7 +113,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
             4096,
         )?;
         cmds.push(ItsCommand::Mapd {
-            device_id: device.0,
+            device_id: device.get(),
             size: (bits - 1) as u8,
             itt_addr: itt.raw(),
             valid: true,
@@ -126,11 +126,16 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         );
     }
     let first = vpes.first().ok_or("partition without vCPUs")?.vpe;
-    let doorbells = vpes.iter().map(|v| v.doorbell.0).collect();
-    its.submit(&cmds, ItsCommand::Vsync { vpe_id: first.0 })
-        .map_err(|e| alloc::format!("{e}"))?;
+    let doorbells = vpes.iter().map(|v| v.doorbell.get()).collect();
+    its.submit(
+        &cmds,
+        ItsCommand::Vsync {
+            vpe_id: first.get(),
+        },
+    )
+    .map_err(|e| alloc::format!("{e}"))?;
     let config = PassthroughConfig {
-        partition: PartitionId(partition.id.0),
+        partition: PartitionId::new(partition.id.get()),
         vpes,
         devices,
         vlpi_id_bits: VLPI_ID_BITS as u8,
@@ -149,13 +154,13 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
 
 /// Makes `vcpu`'s vPE resident on this CPU (its vCPU is about to run).
 pub fn make_resident(g: &Gicv4, cpu: usize, vcpu: VcpuIndex) {
-    let (Some(rd), Some(vpt)) = (irq::redistributor(cpu), g.vpts.get(vcpu.0 as usize)) else {
+    let (Some(rd), Some(vpt)) = (irq::redistributor(cpu), g.vpts.get(vcpu.get() as usize)) else {
         return;
     };
     if !rd.make_vpe_resident(g.vprop, g.id_bits_field, *vpt) {
         log::error!(
             "CPU {cpu}: GICR_VPENDBASER.Dirty did not clear making vCPU {}'s vPE resident",
-            vcpu.0
+            vcpu.get()
         );
     }
 }
@@ -257,7 +262,7 @@ pub fn move_vpe(
     drop(sequencer);
     log::info!(
         "vPE {} moved from CPU {from} (RDbase {:#x}) to CPU {to} (RDbase {:#x}): {:?}, SequenceNumber {sequence}, {} commands",
-        moved.vpe.0,
+        moved.vpe.get(),
         moved.from.0,
         moved.to.0,
         form,
@@ -278,7 +283,7 @@ pub fn move_vcpu_vpe(
 ) -> Result<VpeMove, MoveError> {
     let vpt = *g
         .vpts
-        .get(usize::from(vcpu.0))
+        .get(usize::from(vcpu.get()))
         .ok_or(MoveError::Vmovp(VmovpError::VcpuOutOfRange { vcpu }))?;
     let mut guard = g.state.lock();
     let state = guard.as_mut().ok_or(MoveError::Busy)?;
@@ -347,7 +352,7 @@ impl PhysItsSink for KernelSink<'_> {
     }
 
     fn set_vlpi_config(&mut self, vintid: VirtIntId, config: LpiConfig) -> Result<(), SinkError> {
-        let index = u64::from(vintid.0)
+        let index = u64::from(vintid.get())
             .checked_sub(u64::from(FIRST_LPI))
             .filter(|i| *i < self.gicv4.vprop_bytes);
         let Some(index) = index else {
@@ -366,6 +371,6 @@ impl PhysItsSink for KernelSink<'_> {
         let mem = super::vits::PartitionMemory(self.partition);
         let vgic = self.partition.vgic.lock();
         let table = vgic.lpi_table(vcpu, &mem).ok()?;
-        table.config(vintid.0)
+        table.config(vintid.get())
     }
 }

@@ -227,7 +227,7 @@ pub fn phys_device_id(bdf: crate::pci::Bdf) -> Option<crate::ids::PhysDeviceId> 
     let bridge = machine::platform().pci.first()?;
     bridge
         .device_id(bdf.requester_id())
-        .map(crate::ids::PhysDeviceId)
+        .map(crate::ids::PhysDeviceId::new)
 }
 
 /// Runs `f` with the config-space accessor and the devices found.

@@ -20,20 +20,24 @@ pub const EVENT_BITS: u32 = 8;
 static ROUTE: [AtomicU64; ROUTES] = [const { AtomicU64::new(0) }; ROUTES];
 
 fn pack(partition: usize, vcpu: VcpuIndex, vintid: VirtIntId) -> u64 {
-    1 << 63 | (partition as u64 & 0xff) << 48 | u64::from(vcpu.0 & 0xff) << 32 | u64::from(vintid.0)
+    1 << 63
+        | (partition as u64 & 0xff) << 48
+        | u64::from(vcpu.get() & 0xff) << 32
+        | u64::from(vintid.get())
 }
 
 fn slot(lpi: PhysIntId) -> Option<&'static AtomicU64> {
-    ROUTE.get((lpi.0 as usize).checked_sub(FIRST_LPI as usize)?)
+    ROUTE.get((lpi.get() as usize).checked_sub(FIRST_LPI as usize)?)
 }
 
 /// Where physical LPI `lpi` goes, if a guest mapped it.
 pub fn lookup(lpi: u32) -> Option<(usize, VcpuIndex, VirtIntId)> {
-    let v = slot(PhysIntId(lpi))?.load(Ordering::Acquire);
+    let v = slot(PhysIntId::new(lpi)?)?.load(Ordering::Acquire);
+    let vintid = VirtIntId::new(v as u32)?;
     (v >> 63 == 1).then_some((
         (v >> 48 & 0xff) as usize,
-        VcpuIndex((v >> 32 & 0xff) as u16),
-        VirtIntId(v as u32),
+        VcpuIndex::new((v >> 32 & 0xff) as u16),
+        vintid,
     ))
 }
 
@@ -73,7 +77,7 @@ fn collection_of(
     partition: &Partition,
     vcpu: VcpuIndex,
 ) -> Option<(u16, crate::gic::its_cmd::RdBase)> {
-    let cpu = partition.cpu_of(vcpu)?.0 as usize;
+    let cpu = partition.cpu_of(vcpu)?.get() as usize;
     Some((cpu as u16, irq::rdbase(cpu)?))
 }
 
@@ -84,13 +88,13 @@ fn ensure_device(partition: &Partition, device: PhysDeviceId) -> Result<(), &'st
         return Ok(());
     }
     let its = irq::its().ok_or("no ITS")?;
-    its.prepare_device(device.0, &mut alloc)
+    its.prepare_device(device.get(), &mut alloc)
         .map_err(|_| "device table")?;
     let itt = alloc(itt_bytes(its), 4096).ok_or("no memory for an ITT")?;
     let rdbase = irq::rdbase(0).ok_or("no redistributor")?;
     its.submit(
         &[ItsCommand::Mapd {
-            device_id: device.0,
+            device_id: device.get(),
             size: (EVENT_BITS - 1) as u8,
             itt_addr: itt.raw(),
             valid: true,
@@ -117,7 +121,7 @@ pub fn map(
         log::warn!(
             "partition {}: passthrough event {event} of {:#x} beyond {} bits: not delivered",
             partition.name(),
-            device.0,
+            device.get(),
             EVENT_BITS
         );
         return;
@@ -132,19 +136,19 @@ pub fn map(
             return Err("LPI beyond the table");
         };
         route.store(
-            pack(partition.id.0 as usize, vcpu, vintid),
+            pack(partition.id.get() as usize, vcpu, vintid),
             Ordering::Release,
         );
         let mapped = its.submit(
             &[
                 ItsCommand::Mapti {
-                    device_id: device.0,
+                    device_id: device.get(),
                     event_id: event,
-                    intid: lpi.0,
+                    intid: lpi.get(),
                     icid,
                 },
                 ItsCommand::Inv {
-                    device_id: device.0,
+                    device_id: device.get(),
                     event_id: event,
                 },
             ],
@@ -166,12 +170,12 @@ pub fn map(
         Ok(lpi) => log::info!(
             "partition {}: passthrough {:#x} event {event} -> physical LPI {} -> vCPU {} vINTID {} (software path)",
             partition.name(),
-            device.0,
-            lpi.0,
-            vcpu.0,
-            vintid.0
+            device.get(),
+            lpi.get(),
+            vcpu.get(),
+            vintid.get()
         ),
-        Err(e) => log::error!("partition {}: mapping passthrough {:#x} event {event}: {e}", partition.name(), device.0),
+        Err(e) => log::error!("partition {}: mapping passthrough {:#x} event {event}: {e}", partition.name(), device.get()),
     }
 }
 
@@ -187,14 +191,14 @@ pub fn move_to(partition: &Partition, device: PhysDeviceId, event: u32, to: Vcpu
     };
     if let Some(s) = slot(e.lpi) {
         s.store(
-            pack(partition.id.0 as usize, to, e.vintid),
+            pack(partition.id.get() as usize, to, e.vintid),
             Ordering::Release,
         );
     }
     if its
         .submit(
             &[ItsCommand::Movi {
-                device_id: device.0,
+                device_id: device.get(),
                 event_id: event,
                 icid,
             }],
@@ -205,7 +209,7 @@ pub fn move_to(partition: &Partition, device: PhysDeviceId, event: u32, to: Vcpu
         log::error!(
             "partition {}: physical MOVI of {:#x} event {event} refused",
             partition.name(),
-            device.0
+            device.get()
         );
     }
     e.vcpu = to;
@@ -223,7 +227,7 @@ fn discard(device: PhysDeviceId, event: u32, e: PhysEvent) {
     if let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(0)) {
         let _ = its.submit(
             &[ItsCommand::Discard {
-                device_id: device.0,
+                device_id: device.get(),
                 event_id: event,
             }],
             ItsCommand::Sync { rdbase },
@@ -252,7 +256,7 @@ pub fn teardown(partition: &Partition) {
     for (d, itt) in devices {
         let unmapped = its.submit(
             &[ItsCommand::Mapd {
-                device_id: d.0,
+                device_id: d.get(),
                 size: 0,
                 itt_addr: 0,
                 valid: false,
@@ -267,7 +271,7 @@ pub fn teardown(partition: &Partition) {
             log::error!(
                 "partition {}: MAPD V=0 of {:#x} refused; its ITT at {} stays allocated",
                 partition.name(),
-                d.0,
+                d.get(),
                 itt
             );
         }

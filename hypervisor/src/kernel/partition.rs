@@ -246,7 +246,7 @@ impl Partition {
 
     /// The physical CPU that runs `vcpu`.
     pub fn cpu_of(&self, vcpu: VcpuIndex) -> Option<CpuIndex> {
-        self.config.cpus.get(vcpu.0 as usize).copied()
+        self.config.cpus.get(vcpu.get() as usize).copied()
     }
 
     /// Loads the next life: releases the last one, builds fresh models,
@@ -271,8 +271,8 @@ impl Partition {
         crate::arch::sysreg::sev();
         // A CPU whose partition was stopped waits in WFI, which an event
         // does not end: an interrupt does.
-        if let Some(cpu) = self.cpu_of(VcpuIndex(0)) {
-            let index = cpu.0 as usize;
+        if let Some(cpu) = self.cpu_of(VcpuIndex::new(0)) {
+            let index = cpu.get() as usize;
             if index != super::percpu::current_index()
                 && super::percpu::get(index)
                     .online
@@ -296,7 +296,7 @@ impl Partition {
             guest_devices: self.phys_devices.lock().len(),
             guest_events: events,
             guest_lpis: lpis,
-            guest_routes: super::msi_route::routes_to(self.id.0 as usize),
+            guest_routes: super::msi_route::routes_to(self.id.get() as usize),
             ..ItsFootprint::default()
         };
         if let Some(Some(g)) = self.gicv4.get() {
@@ -311,7 +311,7 @@ impl Partition {
                 f.standing_doorbells = config
                     .vpes
                     .iter()
-                    .filter(|v| v.doorbell.0 != crate::gic::its_cmd::NO_DOORBELL)
+                    .filter(|v| v.doorbell.get() != crate::gic::its_cmd::NO_DOORBELL)
                     .count();
             }
         }
@@ -353,8 +353,8 @@ impl Partition {
             log::info!(
                 "partition {}: vCPU {v} (CPU {}): {}",
                 self.name(),
-                cpu.0,
-                percpu::get(cpu.0 as usize).exits
+                cpu.get(),
+                percpu::get(cpu.get() as usize).exits
             );
         }
     }

@@ -111,8 +111,14 @@ pub fn init() {
         CONFINES_DMA.call_once(|| false);
         return;
     }
-    EVENT_INTID.store(node.eventq.map_or(0, |i| i.intid().0), Ordering::Relaxed);
-    GERROR_INTID.store(node.gerror.map_or(0, |i| i.intid().0), Ordering::Relaxed);
+    EVENT_INTID.store(
+        node.eventq.and_then(|i| i.intid()).map_or(0, |i| i.get()),
+        Ordering::Relaxed,
+    );
+    GERROR_INTID.store(
+        node.gerror.and_then(|i| i.intid()).map_or(0, |i| i.get()),
+        Ordering::Relaxed,
+    );
     SMMU.call_once(|| smmu);
     CONFINES_DMA.call_once(|| true);
 }
@@ -236,7 +242,7 @@ fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, String> {
 }
 
 fn domain(p: &Partition) -> Option<&'static DmaDomain> {
-    DOMAINS.get()?.get(p.id.0 as usize)?.as_ref()
+    DOMAINS.get()?.get(p.id.get() as usize)?.as_ref()
 }
 
 /// Points the partition's StreamIDs at its DMA stage 2 (STE, CFGI_STE,

@@ -55,12 +55,12 @@ fn new_vits(
         let Some(phys) = super::irq::phys_device_id(phys) else {
             log::warn!(
                 "partition {}: PCI {phys}: no msi-map entry, its MSIs cannot be delivered",
-                id.0
+                id.get()
             );
             continue;
         };
         devices.insert(
-            VirtDeviceId(u32::from(virt.0.requester_id())),
+            VirtDeviceId::new(u32::from(virt.0.requester_id())),
             DeviceBacking::Passthrough(phys),
         );
     }
@@ -78,7 +78,7 @@ fn new_vits(
         max_commands_per_trap: limits.max_commands_per_trap,
         devices,
         // A CPU's write to GITS_TRANSLATER carries requester ID 0, as on QEMU virt.
-        cpu_device_id: Some(VirtDeviceId(0)),
+        cpu_device_id: Some(VirtDeviceId::new(0)),
     };
     Vits::new(config).map_err(|e| alloc::format!("{e:?}"))
 }
@@ -152,26 +152,26 @@ impl<'a> SoftwareInjection<'a> {
 impl VitsBackend for SoftwareInjection<'_> {
     fn map_event(&mut self, event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
         if let DeviceBacking::Passthrough(phys) = event.backing {
-            super::msi_route::map(self.partition, phys, event.event.0, vcpu, intid);
+            super::msi_route::map(self.partition, phys, event.event.get(), vcpu, intid);
         }
     }
 
     fn unmap_event(&mut self, event: EventRef, _: VcpuIndex, _: VirtIntId) {
         if let DeviceBacking::Passthrough(phys) = event.backing {
-            super::msi_route::unmap(self.partition, phys, event.event.0);
+            super::msi_route::unmap(self.partition, phys, event.event.get());
         }
     }
 
     fn discard_event(&mut self, event: EventRef, vcpu: VcpuIndex, intid: VirtIntId) {
         if let DeviceBacking::Passthrough(phys) = event.backing {
-            super::msi_route::unmap(self.partition, phys, event.event.0);
+            super::msi_route::unmap(self.partition, phys, event.event.get());
         }
         self.with_vgic(vcpu, |v, _| v.clear_lpi_pending(vcpu, intid));
     }
 
     fn move_event(&mut self, event: EventRef, from: VcpuIndex, to: VcpuIndex, intid: VirtIntId) {
         if let DeviceBacking::Passthrough(phys) = event.backing {
-            super::msi_route::move_to(self.partition, phys, event.event.0, to);
+            super::msi_route::move_to(self.partition, phys, event.event.get(), to);
         }
         self.with_vgic(from, |v, _| v.move_lpi_pending(from, to, intid));
     }

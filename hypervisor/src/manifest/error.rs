@@ -260,11 +260,11 @@ impl fmt::Display for ErrorKind {
             }
             Self::NoCpus => write!(f, "no CPU given"),
             Self::CpuOutOfRange { cpu, count } => {
-                write!(f, "CPU {} does not exist (the machine has {count})", cpu.0)
+                write!(f, "CPU {} does not exist (the machine has {count})", cpu.get())
             }
-            Self::CpuListedTwice { cpu } => write!(f, "CPU {} is listed twice", cpu.0),
+            Self::CpuListedTwice { cpu } => write!(f, "CPU {} is listed twice", cpu.get()),
             Self::CpuTaken { cpu, other } => {
-                write!(f, "CPU {} is already given to {other}", cpu.0)
+                write!(f, "CPU {} is already given to {other}", cpu.get())
             }
             Self::RamSizeZero => write!(f, "the RAM size is zero"),
             Self::RamSizeUnaligned { size } => {

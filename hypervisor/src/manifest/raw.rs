@@ -22,12 +22,29 @@ pub(super) struct RawManifest {
     pub partition: Vec<RawPartition>,
 }
 
+/// A `cpus` list: each entry must be a CPU index the hypervisor can drive
+/// (below [`CpuIndex::COUNT`]); whether the machine has it is validation's job.
+fn cpu_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<CpuIndex>, D::Error> {
+    Vec::<u16>::deserialize(deserializer)?
+        .into_iter()
+        .map(|raw| {
+            CpuIndex::new(raw).ok_or_else(|| {
+                de::Error::custom(format!(
+                    "CPU {raw} is beyond the {} CPUs the hypervisor drives",
+                    CpuIndex::COUNT
+                ))
+            })
+        })
+        .collect()
+}
+
 /// One `[[partition]]` table.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPartition {
     name: String,
-    cpus: Vec<u16>,
+    #[serde(deserialize_with = "cpu_list")]
+    cpus: Vec<CpuIndex>,
     ram: RawRam,
     #[serde(default)]
     identity_mapped: bool,
@@ -92,7 +109,7 @@ impl RawPartition {
     pub(super) fn into_config(self) -> PartitionConfig {
         PartitionConfig {
             name: self.name,
-            cpus: self.cpus.into_iter().map(CpuIndex).collect(),
+            cpus: self.cpus,
             ram: RamConfig {
                 ipa: Ipa(self.ram.ipa),
                 size: self.ram.size.0,

@@ -39,7 +39,7 @@ fn board_manifest_parses_to_two_partitions() {
     let manifest = Manifest::parse(BOARD_MANIFEST).expect("board manifest parses");
     let alpha = PartitionConfig {
         name: "alpha".to_string(),
-        cpus: vec![CpuIndex(0), CpuIndex(1)],
+        cpus: vec![CpuIndex::from_const(0), CpuIndex::from_const(1)],
         ram: RamConfig {
             ipa: Ipa(0x4000_0000),
             size: 64 << 20,
@@ -60,7 +60,7 @@ fn board_manifest_parses_to_two_partitions() {
     };
     let beta = PartitionConfig {
         name: "beta".to_string(),
-        cpus: vec![CpuIndex(2), CpuIndex(3)],
+        cpus: vec![CpuIndex::from_const(2), CpuIndex::from_const(3)],
         ..alpha.clone()
     };
     assert_eq!(manifest.partitions, vec![alpha, beta]);

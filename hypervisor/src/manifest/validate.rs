@@ -204,7 +204,7 @@ impl Checker<'_, '_> {
             return Err(("cpus", ErrorKind::NoCpus));
         }
         for (position, &cpu) in cpus.iter().enumerate() {
-            if usize::from(cpu.0) >= self.ctx.cpu_count {
+            if usize::from(cpu.get()) >= self.ctx.cpu_count {
                 let count = self.ctx.cpu_count;
                 return Err(("cpus", ErrorKind::CpuOutOfRange { cpu, count }));
             }

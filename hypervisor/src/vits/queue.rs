@@ -121,7 +121,7 @@ impl Vits {
             let name = ItsCommand::decode(raw).map_or("command", |command| command.name());
             log::warn!(
                 "vITS {}.{}: {} at queue offset {:#x} skipped: {} (words {:#x?})",
-                self.config.partition.0,
+                self.config.partition.get(),
                 self.config.index,
                 name,
                 offset,
@@ -136,7 +136,7 @@ impl Vits {
         if self.errors.record_stall() {
             log::warn!(
                 "vITS {}.{}: command queue stalled at offset {:#x}: {:?}",
-                self.config.partition.0,
+                self.config.partition.get(),
                 self.config.index,
                 self.regs.creadr,
                 reason

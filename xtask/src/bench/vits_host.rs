@@ -110,7 +110,7 @@ impl Kind {
 /// enough for 65,536 events plus a batch.
 fn config(commands_per_trap: usize) -> VitsConfig {
     VitsConfig {
-        partition: PartitionId(0),
+        partition: PartitionId::new(0),
         index: 0,
         device_id_bits: 16,
         event_id_bits: 16,

@@ -139,7 +139,7 @@ fn invalid_board_manifest_names_both_partitions_and_the_line() {
     assert_eq!(
         error.kind,
         ErrorKind::CpuTaken {
-            cpu: CpuIndex(1),
+            cpu: CpuIndex::from_const(1),
             other: alpha()
         }
     );
@@ -237,11 +237,11 @@ fn partition_without_cpus_is_rejected() {
 
 #[test]
 fn cpu_beyond_the_machine_is_rejected() {
-    let kind = broken(1, "cpus", |p| p.cpus[1] = CpuIndex(4));
+    let kind = broken(1, "cpus", |p| p.cpus[1] = CpuIndex::from_const(4));
     assert_eq!(
         kind,
         ErrorKind::CpuOutOfRange {
-            cpu: CpuIndex(4),
+            cpu: CpuIndex::from_const(4),
             count: 4
         }
     );
@@ -249,17 +249,24 @@ fn cpu_beyond_the_machine_is_rejected() {
 
 #[test]
 fn cpu_listed_twice_in_one_partition_is_rejected() {
-    let kind = broken(0, "cpus", |p| p.cpus[1] = CpuIndex(0));
-    assert_eq!(kind, ErrorKind::CpuListedTwice { cpu: CpuIndex(0) });
+    let kind = broken(0, "cpus", |p| p.cpus[1] = CpuIndex::from_const(0));
+    assert_eq!(
+        kind,
+        ErrorKind::CpuListedTwice {
+            cpu: CpuIndex::from_const(0)
+        }
+    );
 }
 
 #[test]
 fn cpu_given_to_two_partitions_names_both() {
-    let kind = broken(1, "cpus", |p| p.cpus = vec![CpuIndex(3), CpuIndex(0)]);
+    let kind = broken(1, "cpus", |p| {
+        p.cpus = vec![CpuIndex::from_const(3), CpuIndex::from_const(0)]
+    });
     assert_eq!(
         kind,
         ErrorKind::CpuTaken {
-            cpu: CpuIndex(0),
+            cpu: CpuIndex::from_const(0),
             other: alpha()
         }
     );
