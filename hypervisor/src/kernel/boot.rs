@@ -376,7 +376,7 @@ fn build_partitions(manifest: Manifest) {
         }
         let name = config.name.clone();
         let vmid = match vmids.alloc() {
-            Ok(v) => v.raw(),
+            Ok(v) => v,
             Err(e) => fatal(format_args!("partition {name}: no VMID left ({e:?})")),
         };
         match Partition::new(PartitionId::new(i as u16), config, ram_pa, vmid, BootFrames) {

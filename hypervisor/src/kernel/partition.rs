@@ -10,7 +10,7 @@ use crate::guest::psci::PowerStates;
 use crate::guest::vuart::VirtualUart;
 use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
-use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
+use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable, Vmid};
 use crate::partition::lifecycle;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -59,7 +59,7 @@ pub struct Partition {
     /// VTCR_EL2 for this partition.
     pub vtcr: u64,
     /// The partition's VMID.
-    pub vmid: u16,
+    pub vmid: Vmid,
     /// IPA of the guest's device tree.
     pub dtb_ipa: Ipa,
     /// Lifecycle and vCPU power, under a lock.
@@ -144,7 +144,7 @@ impl Partition {
         id: PartitionId,
         config: PartitionConfig,
         ram_pa: PhysAddr,
-        vmid: u16,
+        vmid: Vmid,
         frames: BootFrames,
     ) -> Result<Self, BuildError> {
         let regime =
