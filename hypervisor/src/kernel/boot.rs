@@ -105,11 +105,7 @@ pub fn primary(dtb: usize) -> ! {
 fn check_exclusive_pci_ids() {
     let mut functions = alloc::vec::Vec::new();
     for p in partitions() {
-        for text in &p.config.pci {
-            // The manifest was validated against the machine's functions.
-            let Ok(bdf) = text.parse::<crate::pci::Bdf>() else {
-                continue;
-            };
+        for &bdf in &p.config.pci {
             functions.push(crate::pci::AssignedFunction {
                 partition: p.name(),
                 bdf,

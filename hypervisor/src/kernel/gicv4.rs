@@ -99,10 +99,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         let _ = v;
     }
     let mut devices = BTreeMap::new();
-    for text in &partition.config.pci {
-        let bdf: crate::pci::Bdf = text
-            .parse()
-            .map_err(|_| alloc::format!("bad PCI address {text:?}"))?;
+    for &bdf in &partition.config.pci {
         let device =
             irq::phys_device_id(bdf).ok_or_else(|| alloc::format!("{bdf}: no msi-map entry"))?;
         its.prepare_device(device.get(), &mut alloc)

@@ -178,10 +178,7 @@ fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, String> {
         return Ok(None);
     }
     let mut stream_ids = Vec::new();
-    for text in &p.config.pci {
-        let bdf: crate::pci::Bdf = text
-            .parse()
-            .map_err(|_| format!("bad PCI address {text}"))?;
+    for &bdf in &p.config.pci {
         let sid = stream_id(bdf)
             .ok_or_else(|| format!("PCI function {bdf} has no StreamID on the SMMU (iommu-map)"))?;
         SMMU.get()

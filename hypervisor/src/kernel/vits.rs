@@ -25,7 +25,7 @@ const ID_BITS: u8 = 16;
 pub fn new_all(
     id: PartitionId,
     vcpus: usize,
-    pci: &[alloc::string::String],
+    pci: &[crate::pci::Bdf],
     limits: crate::manifest::ItsLimits,
 ) -> Result<alloc::vec::Vec<Vits>, alloc::string::String> {
     (0..limits.count)
@@ -38,17 +38,14 @@ fn new_vits(
     id: PartitionId,
     index: u8,
     vcpus: usize,
-    pci: &[alloc::string::String],
+    pci: &[crate::pci::Bdf],
     limits: crate::manifest::ItsLimits,
 ) -> Result<Vits, alloc::string::String> {
     // Passthrough functions: the guest's DeviceID is its virtual requester
     // ID (the guest bridge's msi-map has base 0); behind it, the physical one.
     let mut devices = BTreeMap::new();
-    for (index, text) in pci.iter().enumerate() {
-        let (Some(virt), Ok(phys)) = (
-            super::pci::virtual_bdf(index),
-            text.parse::<crate::pci::Bdf>(),
-        ) else {
+    for (index, &phys) in pci.iter().enumerate() {
+        let Some(virt) = super::pci::virtual_bdf(index) else {
             continue;
         };
         // A function the host's msi-map leaves out cannot send MSIs at all.

@@ -161,11 +161,6 @@ pub enum ErrorKind {
         /// Name of the device window.
         device: String,
     },
-    /// A `pci` entry is not a bus:device.function address.
-    BadPciAddress {
-        /// The text given.
-        text: String,
-    },
     /// No PCI function at that address on the machine.
     NoSuchPciDevice {
         /// The address.
@@ -307,9 +302,6 @@ impl fmt::Display for ErrorKind {
                 "image \"{image}\" ({size:#x} bytes) does not fit inside the partition's RAM"
             ),
             Self::ImagesOverlap => write!(f, "the initrd overlaps the kernel"),
-            Self::BadPciAddress { text } => {
-                write!(f, "{text:?} is not a PCI address (use bus:device.function, e.g. \"00:01.0\")")
-            }
             Self::NoSuchPciDevice { bdf } => write!(f, "no PCI function {bdf} on this machine"),
             Self::ItsLimitOutOfRange { value, max } => write!(f, "{value} is out of range (1..={max})"),
             Self::PciDeviceListedTwice { bdf } => write!(f, "PCI function {bdf} is listed twice"),

@@ -248,6 +248,23 @@ fn wrong_type_names_the_array_element() {
 }
 
 #[test]
+fn pci_entry_that_is_not_an_address_is_a_shape_error() {
+    let error =
+        parse_err("[[partition]]\nname = \"alpha\"\ncpus = [0]\npci = [\"00:01.0\", \"edu\"]\n");
+    assert_eq!(error.field, "pci");
+    assert!(
+        matches!(&error.kind, ErrorKind::Shape(m) if m.contains("\"edu\" is not a PCI address"))
+    );
+}
+
+#[test]
+fn cpu_index_beyond_the_supported_cpus_is_a_shape_error() {
+    let error = parse_err("[[partition]]\nname = \"alpha\"\ncpus = [0, 64]\n");
+    assert!(error.field.starts_with("cpus"), "{}", error.field);
+    assert!(matches!(&error.kind, ErrorKind::Shape(m) if m.contains("CPU 64 is beyond")));
+}
+
+#[test]
 fn out_of_range_cpu_number_is_a_shape_error() {
     let error = parse_err("[[partition]]\nname = \"alpha\"\ncpus = [-1]\n");
     assert_eq!(error.field, "cpus[0]");
