@@ -76,7 +76,12 @@ macro_rules! id_common {
                 write!(f, concat!(stringify!($name), "({:#x})"), self.0)
             }
         }
+    };
+}
 
+/// Hexadecimal display, as the GIC documents name these IDs.
+macro_rules! hex_display {
+    ($name:ident) => {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{:#x}", self.0)
@@ -137,6 +142,7 @@ macro_rules! full_range_id {
         }
 
         id_common!($name($inner));
+        hex_display!($name);
     };
 }
 
@@ -227,6 +233,7 @@ macro_rules! intid {
         }
 
         id_common!($name(u32));
+        hex_display!($name);
     };
 }
 
@@ -280,6 +287,10 @@ full_range_id!(
 pub struct CpuIndex(u16);
 
 impl CpuIndex {
+    /// The first CPU of the platform's list (the one global ITS commands
+    /// such as SYNC name).
+    pub const FIRST: Self = Self(0);
+
     /// The most physical CPUs the hypervisor drives (per-CPU stacks and
     /// blocks are compiled in for this many).
     pub const COUNT: usize = 64;
@@ -322,6 +333,13 @@ impl CpuIndex {
 }
 
 id_common!(CpuIndex(u16));
+
+/// Decimal display, as the boot log numbers CPUs.
+impl fmt::Display for CpuIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {

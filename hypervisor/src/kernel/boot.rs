@@ -50,7 +50,8 @@ pub fn primary(dtb: usize) -> ! {
         .cpus
         .iter()
         .position(|c| c.mpidr == me)
-        .unwrap_or(0);
+        .and_then(crate::ids::CpuIndex::from_index)
+        .unwrap_or_default();
     percpu::init_current(boot_index);
     crate::println!("{platform}");
     init_gic(platform);
@@ -121,6 +122,12 @@ fn check_exclusive_pci_ids() {
 
 /// A secondary CPU's path into its run loop.
 pub fn secondary(index: usize) -> ! {
+    // CPU_ON is only issued for indexes below CpuIndex::COUNT.
+    let Some(index) = crate::ids::CpuIndex::from_index(index) else {
+        loop {
+            core::hint::spin_loop();
+        }
+    };
     early::enable_on_secondary();
     percpu::init_current(index);
     init_gic_cpu();

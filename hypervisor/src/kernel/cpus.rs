@@ -15,12 +15,12 @@ extern "C" {
 pub fn start_secondaries() {
     let platform = machine::platform();
     let me = percpu::current_index();
-    for (index, cpu) in platform.cpus.iter().enumerate().take(crate::arch::MAX_CPUS) {
+    for (index, cpu) in crate::ids::CpuIndex::all().zip(&platform.cpus) {
         if index == me || !cpu.available {
             continue;
         }
         let entry = secondary_entry as *const () as u64;
-        match machine::firmware_cpu_on(cpu.mpidr, entry, index as u64) {
+        match machine::firmware_cpu_on(cpu.mpidr, entry, u64::from(index.get())) {
             Ok(()) => {}
             Err(code) => log::error!(
                 "CPU {index} (MPIDR {:#x}): PSCI CPU_ON failed ({code})",
@@ -28,7 +28,7 @@ pub fn start_secondaries() {
             ),
         }
     }
-    for (index, cpu) in platform.cpus.iter().enumerate().take(crate::arch::MAX_CPUS) {
+    for (index, cpu) in crate::ids::CpuIndex::all().zip(&platform.cpus) {
         if index == me || !cpu.available {
             continue;
         }
@@ -51,7 +51,7 @@ pub fn start_secondaries() {
 }
 
 /// Sends the kick SGI to CPU `index`, so that it leaves its guest.
-pub fn kick(index: usize) {
+pub fn kick(index: crate::ids::CpuIndex) {
     cpu_interface::send_sgi(SGI_KICK, percpu::get(index).mpidr.load(Ordering::Relaxed));
     sev();
 }
@@ -59,7 +59,7 @@ pub fn kick(index: usize) {
 /// Kicks every other online CPU (used by the panic handler).
 pub fn kick_all_others() {
     let me = percpu::current_index();
-    for index in 0..crate::arch::MAX_CPUS {
+    for index in crate::ids::CpuIndex::all() {
         if index != me && percpu::get(index).online.load(Ordering::Acquire) {
             kick(index);
         }
@@ -67,7 +67,7 @@ pub fn kick_all_others() {
 }
 
 /// Waits (bounded) until CPU `index` is out of its guest.
-pub fn wait_parked(index: usize) -> bool {
+pub fn wait_parked(index: crate::ids::CpuIndex) -> bool {
     for _ in 0..50_000_000 {
         if !percpu::get(index).in_guest.load(Ordering::Acquire) {
             return true;
@@ -79,7 +79,7 @@ pub fn wait_parked(index: usize) -> bool {
 
 /// The run loop of CPU `index`: waits until its vCPU is powered on, then
 /// enters the guest. Also where a vCPU goes when it stops (`park`).
-pub fn run(index: usize) -> ! {
+pub fn run(index: crate::ids::CpuIndex) -> ! {
     // No vCPU runs here now: the EL1 timers (of a vCPU that stopped, or
     // left by firmware at boot) are stopped, so that no asserted line
     // interrupts EL2 while the CPU waits, or reads pending to a guest.

@@ -82,7 +82,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         let vpt = zeroed(layout.pending_bytes.next_multiple_of(0x1_0000), 0x1_0000)?;
         let vpe = VpeId::new(NEXT_VPE.fetch_add(1, Ordering::Relaxed));
         let doorbell = irq::allocate_lpi(0x80).ok_or("no LPI for a doorbell")?;
-        let rdbase = irq::rdbase(cpu.get() as usize).ok_or("no redistributor for a vCPU's CPU")?;
+        let rdbase = irq::rdbase(*cpu).ok_or("no redistributor for a vCPU's CPU")?;
         cmds.push(ItsCommand::Vmapp {
             vpe_id: vpe.get(),
             rdbase,
@@ -150,7 +150,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
 }
 
 /// Makes `vcpu`'s vPE resident on this CPU (its vCPU is about to run).
-pub fn make_resident(g: &Gicv4, cpu: usize, vcpu: VcpuIndex) {
+pub fn make_resident(g: &Gicv4, cpu: crate::ids::CpuIndex, vcpu: VcpuIndex) {
     let (Some(rd), Some(vpt)) = (irq::redistributor(cpu), g.vpts.get(vcpu.get() as usize)) else {
         return;
     };
@@ -166,7 +166,7 @@ pub fn make_resident(g: &Gicv4, cpu: usize, vcpu: VcpuIndex) {
 /// vLPIs for it now set its virtual pending table and ring its doorbell.
 /// Returns whether a vLPI was already pending (GICR_VPENDBASER.
 /// PendingLast), in which case the caller should not wait.
-pub fn make_non_resident(cpu: usize) -> bool {
+pub fn make_non_resident(cpu: crate::ids::CpuIndex) -> bool {
     let Some(rd) = irq::redistributor(cpu) else {
         return false;
     };
@@ -185,13 +185,13 @@ pub enum MoveError {
     /// A CPU has no redistributor the kernel knows.
     NoRedistributor {
         /// The CPU.
-        cpu: usize,
+        cpu: crate::ids::CpuIndex,
     },
     /// The vPE stayed resident on its old redistributor
     /// (GICR_VPENDBASER.Dirty never cleared).
     StillResident {
         /// The old CPU.
-        cpu: usize,
+        cpu: crate::ids::CpuIndex,
     },
     /// The partition's GICv4 state is taken (a trap is using it).
     Busy,
@@ -228,8 +228,8 @@ pub fn move_vpe(
     state: &mut PassthroughState,
     vcpu: VcpuIndex,
     vpt: PhysAddr,
-    from: usize,
-    to: usize,
+    from: crate::ids::CpuIndex,
+    to: crate::ids::CpuIndex,
 ) -> Result<VpeMove, MoveError> {
     let its = irq::its()
         .filter(|its| its.typer().virtual_lpis())
@@ -275,8 +275,8 @@ pub fn move_vpe(
 pub fn move_vcpu_vpe(
     g: &Gicv4,
     vcpu: VcpuIndex,
-    from: usize,
-    to: usize,
+    from: crate::ids::CpuIndex,
+    to: crate::ids::CpuIndex,
 ) -> Result<VpeMove, MoveError> {
     let vpt = *g
         .vpts

@@ -77,8 +77,8 @@ fn collection_of(
     partition: &Partition,
     vcpu: VcpuIndex,
 ) -> Option<(u16, crate::gic::its_cmd::RdBase)> {
-    let cpu = partition.cpu_of(vcpu)?.get() as usize;
-    Some((cpu as u16, irq::rdbase(cpu)?))
+    let cpu = partition.cpu_of(vcpu)?;
+    Some((cpu.get(), irq::rdbase(cpu)?))
 }
 
 /// MAPD of a passthrough function on the physical ITS (once per partition life).
@@ -91,7 +91,7 @@ fn ensure_device(partition: &Partition, device: PhysDeviceId) -> Result<(), &'st
     its.prepare_device(device.get(), &mut alloc)
         .map_err(|_| "device table")?;
     let itt = alloc(itt_bytes(its), 4096).ok_or("no memory for an ITT")?;
-    let rdbase = irq::rdbase(0).ok_or("no redistributor")?;
+    let rdbase = irq::rdbase(crate::ids::CpuIndex::FIRST).ok_or("no redistributor")?;
     its.submit(
         &[ItsCommand::Mapd {
             device_id: device.get(),
@@ -224,7 +224,7 @@ pub fn unmap(partition: &Partition, device: PhysDeviceId, event: u32) {
 }
 
 fn discard(device: PhysDeviceId, event: u32, e: PhysEvent) {
-    if let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(0)) {
+    if let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(crate::ids::CpuIndex::FIRST)) {
         let _ = its.submit(
             &[ItsCommand::Discard {
                 device_id: device.get(),
@@ -250,7 +250,7 @@ pub fn teardown(partition: &Partition) {
         discard(device, event, e);
     }
     let devices = core::mem::take(&mut *partition.phys_devices.lock());
-    let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(0)) else {
+    let (Some(its), Some(rdbase)) = (irq::its(), irq::rdbase(crate::ids::CpuIndex::FIRST)) else {
         return;
     };
     for (d, itt) in devices {

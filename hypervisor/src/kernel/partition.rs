@@ -272,7 +272,7 @@ impl Partition {
         // A CPU whose partition was stopped waits in WFI, which an event
         // does not end: an interrupt does.
         if let Some(cpu) = self.cpu_of(VcpuIndex::new(0)) {
-            let index = cpu.get() as usize;
+            let index = cpu;
             if index != super::percpu::current_index()
                 && super::percpu::get(index)
                     .online
@@ -349,12 +349,12 @@ impl Partition {
     /// Logs each vCPU's counters (its physical CPU's, since boot).
     pub fn log_counters(&self) {
         super::smmu::log_faults(self);
-        for (v, cpu) in self.config.cpus.iter().enumerate() {
+        for (v, &cpu) in self.config.cpus.iter().enumerate() {
             log::info!(
                 "partition {}: vCPU {v} (CPU {}): {}",
                 self.name(),
                 cpu.get(),
-                percpu::get(cpu.get() as usize).exits
+                percpu::get(cpu).exits
             );
         }
     }

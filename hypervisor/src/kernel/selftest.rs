@@ -49,7 +49,7 @@ const VPE_ID: u16 = 0;
 /// vmovp self-test: the vINTID of edu's EventID 1, raised by an ITS INT.
 pub const VINTID_INT: u32 = 8193;
 /// vmovp self-test: the CPU the vPE moves to.
-const VMOVP_TARGET: usize = 1;
+const VMOVP_TARGET: crate::ids::CpuIndex = crate::ids::CpuIndex::from_const(1);
 
 /// Vendor-specific hypervisor service calls (SMCCC OEN 6).
 pub mod hypercall {
@@ -216,7 +216,7 @@ fn its_lpi() -> Result<(), alloc::string::String> {
             device_id,
             event_id: 0,
             intid: lpi.get(),
-            icid: me as u16,
+            icid: me.get(),
         },
         ItsCommand::Inv {
             device_id,
@@ -277,12 +277,11 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
         return Err("the ITS has no virtual LPI support (GICv3): nothing to test".into());
     }
     let partition = machine::partitions().first().ok_or("no partition")?;
-    let cpu = partition
+    let cpu = *partition
         .config
         .cpus
         .first()
-        .ok_or("partition without CPU")?
-        .get() as usize;
+        .ok_or("partition without CPU")?;
     let (bdf, bar) = edu()?;
     map_bar(bar)?;
     let device_id = irq::phys_device_id(bdf)
@@ -382,7 +381,7 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
         vprop,
         vpt,
         id_bits_field: layout.id_bits_field(),
-        cpu: AtomicUsize::new(cpu),
+        cpu: AtomicUsize::new(cpu.index()),
         state: Mutex::new(state),
         vmovp,
     });
@@ -398,8 +397,11 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
 }
 
 /// Called as a vCPU is entered on `cpu`: makes the self-test's vPE resident there.
-pub fn on_vcpu_entry(cpu: usize) {
-    if let Some(t) = GICV4.get().filter(|t| t.cpu.load(Ordering::Acquire) == cpu) {
+pub fn on_vcpu_entry(cpu: crate::ids::CpuIndex) {
+    if let Some(t) = GICV4
+        .get()
+        .filter(|t| t.cpu.load(Ordering::Acquire) == cpu.index())
+    {
         if let Some(rd) = irq::redistributor(cpu) {
             if !rd.make_vpe_resident(t.vprop, t.id_bits_field, t.vpt) {
                 log::error!("selftest gicv4: GICR_VPENDBASER.Dirty did not clear");
@@ -411,7 +413,10 @@ pub fn on_vcpu_entry(cpu: usize) {
 /// The doorbell hypercall: non-resident, trigger, doorbell at EL2, resident.
 fn doorbell_call() -> i64 {
     let cpu = percpu::current_index();
-    let Some(t) = GICV4.get().filter(|t| t.cpu.load(Ordering::Acquire) == cpu) else {
+    let Some(t) = GICV4
+        .get()
+        .filter(|t| t.cpu.load(Ordering::Acquire) == cpu.index())
+    else {
         return crate::guest::psci::ret::NOT_SUPPORTED;
     };
     let Some(rd) = irq::redistributor(cpu) else {
@@ -458,7 +463,7 @@ fn vmovp_call() -> i64 {
     let from = percpu::current_index();
     let Some(t) = GICV4
         .get()
-        .filter(|t| t.vmovp && t.cpu.load(Ordering::Acquire) == from)
+        .filter(|t| t.vmovp && t.cpu.load(Ordering::Acquire) == from.index())
     else {
         return crate::guest::psci::ret::NOT_SUPPORTED;
     };
@@ -506,7 +511,7 @@ fn vmovp_call() -> i64 {
         moved.to.0,
         moved.commands
     );
-    t.cpu.store(VMOVP_TARGET, Ordering::Release);
+    t.cpu.store(VMOVP_TARGET.index(), Ordering::Release);
     if !pending_after || moved.commands == 0 {
         return -3;
     }
@@ -539,8 +544,8 @@ fn vmovp_call() -> i64 {
 }
 
 /// Counts a vmovp self-test doorbell taken on `cpu` (CPUs 0-3 counted).
-fn count_doorbell(cpu: usize) {
-    if let Some(count) = DOORBELLS_ON.get(cpu) {
+fn count_doorbell(cpu: crate::ids::CpuIndex) {
+    if let Some(count) = DOORBELLS_ON.get(cpu.index()) {
         count.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -564,7 +569,7 @@ pub fn on_doorbell(intid: u32) -> bool {
     };
     let cpu = percpu::current_index();
     count_doorbell(cpu);
-    let here = t.cpu.load(Ordering::Acquire) == cpu;
+    let here = t.cpu.load(Ordering::Acquire) == cpu.index();
     let resident = here
         && irq::redistributor(cpu)
             .is_some_and(|rd| rd.make_vpe_resident(t.vprop, t.id_bits_field, t.vpt));

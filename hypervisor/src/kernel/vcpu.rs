@@ -68,7 +68,7 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     super::vgic::flush(partition, vcpu);
     // SAFETY: TPIDR_EL2 points at this CPU's block, whose registers we just
     // set, and the stack top is this CPU's.
-    unsafe { enter_guest(crate::arch::boot::stack_top(cpu)) }
+    unsafe { enter_guest(crate::arch::boot::stack_top(cpu.index())) }
 }
 
 /// Puts the EL1 system registers in their reset state, so that nothing of
@@ -115,7 +115,9 @@ fn for_each_zeroed() {
 pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
     cpu.exits.total.fetch_add(1, Ordering::Relaxed);
     let index = cpu.index.load(Ordering::Relaxed);
-    let Some((partition, vcpu)) = machine::assignment(index) else {
+    let Some((partition, vcpu)) =
+        crate::ids::CpuIndex::from_index(index).and_then(machine::assignment)
+    else {
         log::error!("trap on CPU {index}, which runs no vCPU");
         cpus::park();
     };
@@ -499,7 +501,7 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
                     // The target's CPU may wait in WFI (partition not yet
                     // started when it came online): an interrupt ends that.
                     match partition.cpu_of(target_vcpu) {
-                        Some(cpu) => super::cpus::kick(cpu.get() as usize),
+                        Some(cpu) => super::cpus::kick(cpu),
                         None => crate::arch::sysreg::sev(),
                     }
                     0

@@ -98,7 +98,7 @@ impl PhysicalIrqState for PhysicalRedistributors<'_> {
             && self
                 .0
                 .cpu_of(vcpu)
-                .and_then(|c| irq::redistributor(c.get() as usize))
+                .and_then(irq::redistributor)
                 .is_some_and(|rd| rd.is_pending_private(intid.get()))
     }
 }
@@ -106,7 +106,7 @@ impl PhysicalIrqState for PhysicalRedistributors<'_> {
 /// Disables and deactivates the forwarded PPIs on this CPU's
 /// redistributor (vCPU start, and a CPU leaving its guest: a timer line
 /// left asserted must not interrupt EL2 while no vCPU runs here).
-pub fn quiesce_forwarded_ppis(cpu: usize) {
+pub fn quiesce_forwarded_ppis(cpu: crate::ids::CpuIndex) {
     if let Some(rd) = irq::redistributor(cpu) {
         for ppi in FORWARDED_PPIS {
             rd.disable_private(ppi);
@@ -302,7 +302,7 @@ fn apply_as(
     for vcpu in actions.kick.iter() {
         if Some(vcpu) != me {
             if let Some(cpu) = partition.cpu_of(vcpu) {
-                super::cpus::kick(cpu.get() as usize);
+                super::cpus::kick(cpu);
             }
         }
     }
@@ -310,9 +310,7 @@ fn apply_as(
         match action {
             Action::EnablePhys { vcpu, intid } | Action::DisablePhys { vcpu, intid } => {
                 let enable = matches!(action, Action::EnablePhys { .. });
-                let rd = partition
-                    .cpu_of(vcpu)
-                    .and_then(|c| irq::redistributor(c.get() as usize));
+                let rd = partition.cpu_of(vcpu).and_then(irq::redistributor);
                 match rd {
                     Some(rd) if intid.get() < 32 => {
                         if enable {
@@ -330,10 +328,7 @@ fn apply_as(
                 }
             }
             Action::DeactivatePhys { vcpu, intid } => {
-                if let Some(rd) = partition
-                    .cpu_of(vcpu)
-                    .and_then(|c| irq::redistributor(c.get() as usize))
-                {
+                if let Some(rd) = partition.cpu_of(vcpu).and_then(irq::redistributor) {
                     rd.deactivate_private(intid.get());
                 }
             }
