@@ -14,7 +14,7 @@ use hypervisor::guest_mem::GuestMemory;
 use hypervisor::ids::{EventId, PartitionId, PhysDeviceId, VcpuIndex, VirtDeviceId, VirtIntId};
 use hypervisor::mm::Ipa;
 use hypervisor::vits::{
-    offset, AccessWidth, BackendAction, DeviceBacking, EventRef, RecordingBackend, ModelBackend,
+    offset, AccessWidth, BackendAction, DeviceBacking, EventRef, ModelBackend, RecordingBackend,
     Vits, VitsBackend, VitsConfig, COMMAND_SIZE,
 };
 use hypervisor_fuzz::ram::{Ram, RAM_BASE};
@@ -73,12 +73,12 @@ impl VitsBackend for Both {
 fn config() -> VitsConfig {
     let mut devices = BTreeMap::new();
     devices.insert(
-        VirtDeviceId(1),
-        DeviceBacking::Passthrough(PhysDeviceId(0x100)),
+        VirtDeviceId::new(1),
+        DeviceBacking::Passthrough(PhysDeviceId::new(0x100)),
     );
-    devices.insert(VirtDeviceId(2), DeviceBacking::Emulated);
+    devices.insert(VirtDeviceId::new(2), DeviceBacking::Emulated);
     VitsConfig {
-        partition: PartitionId(0),
+        partition: PartitionId::new(0),
         index: 0,
         device_id_bits: 8,
         event_id_bits: 8,
@@ -90,7 +90,7 @@ fn config() -> VitsConfig {
         max_collections: 8,
         max_commands_per_trap: 32,
         devices,
-        cpu_device_id: Some(VirtDeviceId(2)),
+        cpu_device_id: Some(VirtDeviceId::new(2)),
     }
 }
 
@@ -128,7 +128,7 @@ fn width(code: u8) -> AccessWidth {
 fn check_isolation(config: &VitsConfig, actions: &[BackendAction]) {
     for action in actions {
         for vcpu in action.vcpus().into_iter().flatten() {
-            assert!(vcpu.0 < config.num_vcpus, "{action:?}");
+            assert!(vcpu.get() < config.num_vcpus, "{action:?}");
         }
         if let Some(event) = action.event() {
             assert_eq!(event.backing, config.backing(event.device), "{action:?}");
@@ -209,8 +209,8 @@ fuzz_target!(|data: &[u8]| {
                 let _ = vits.mmio_read(offset, width(code >> 4), &ram, &mut backend);
             }
             _ => {
-                let device = VirtDeviceId(u32::from(input.u8() % 8));
-                let event = EventId(u32::from(input.u8()));
+                let device = VirtDeviceId::new(u32::from(input.u8() % 8));
+                let event = EventId::new(u32::from(input.u8()));
                 let _ = vits.send_msi(device, event, &mut backend);
             }
         }
@@ -219,11 +219,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(state.event_count() <= config.max_events);
         for (_, device) in state.devices() {
             for (_, mapping) in device.events() {
-                assert!(config.is_guest_lpi(mapping.intid.0));
+                assert!(config.is_guest_lpi(mapping.intid.get()));
             }
         }
         for (_, vcpu) in state.collections() {
-            assert!(vcpu.0 < config.num_vcpus);
+            assert!(vcpu.get() < config.num_vcpus);
         }
         check_isolation(&config, &backend.recording.take());
         assert!(backend.software.route_count() <= config.max_events);

@@ -13,9 +13,9 @@
 use hypervisor::boot::guest_fdt::{
     generate, GuestConsole, GuestFdtConfig, GuestFdtError, GuestGic, GuestPci, GuestPciWindow,
 };
+use hypervisor::boot::platform::{Platform, PlatformError};
 use hypervisor::mm::addr::Range;
 use hypervisor::mm::Ipa;
-use hypervisor::boot::platform::{Platform, PlatformError};
 
 use crate::input::Input;
 

@@ -67,12 +67,14 @@ fn ipa(input: &mut Input, cfg: &VgicConfig) -> u64 {
 }
 
 fn intid(input: &mut Input, cfg: &VgicConfig) -> VirtIntId {
-    match input.u8() % 4 {
-        0 => VirtIntId(u32::from(input.u8() % 32)),
-        1 => VirtIntId(32 + u32::from(input.u16()) % (u32::from(cfg.num_spis) + 4)),
-        2 => VirtIntId(8192 + u32::from(input.u16() % 64)),
-        _ => VirtIntId(input.u32()),
-    }
+    let raw = match input.u8() % 4 {
+        0 => u32::from(input.u8() % 32),
+        1 => 32 + u32::from(input.u16()) % (u32::from(cfg.num_spis) + 4),
+        2 => 8192 + u32::from(input.u16() % 64),
+        _ => input.u32(),
+    };
+    // 1020-8191 are not INTIDs (the type refuses them): the last SPI instead.
+    VirtIntId::new(raw).unwrap_or(const { VirtIntId::from_const(1019) })
 }
 
 /// One fuzz input: a configuration, then a sequence of calls.
@@ -84,7 +86,7 @@ pub fn run(data: &[u8]) {
     };
     let mut linked = BTreeSet::new();
     for (virt, phys) in LINKS {
-        vgic.link_hw(VirtIntId(virt), PhysIntId(phys))
+        vgic.link_hw(VirtIntId::from_const(virt), PhysIntId::from_const(phys))
             .expect("linkable");
         linked.insert(phys);
     }
@@ -93,7 +95,7 @@ pub fn run(data: &[u8]) {
     let mut entered: Vec<Option<(usize, [u64; MAX_LRS])>> = vec![None; vcpus];
     let mut counters = *vgic.counters();
     while !input.is_empty() {
-        let vcpu = VcpuIndex(u16::from(input.u8()) % cfg.num_vcpus);
+        let vcpu = VcpuIndex::new(u16::from(input.u8()) % cfg.num_vcpus);
         let actions = match input.u8() % 9 {
             0 => {
                 let size = input.pick(&[1u8, 2, 4, 8, 3]);
@@ -123,7 +125,7 @@ pub fn run(data: &[u8]) {
                 }
             }
             7 => {
-                let slot = &mut entered[usize::from(vcpu.0)];
+                let slot = &mut entered[usize::from(vcpu.get())];
                 if slot.is_some() {
                     assert!(vgic.flush(vcpu, 4).is_err(), "flush twice without a fold");
                     None
@@ -138,7 +140,7 @@ pub fn run(data: &[u8]) {
             _ => {
                 // The guest ran: it changed the state bits of its list
                 // registers (or, being buggy, anything), and EOIs counted.
-                let Some((used, mut lrs)) = entered[usize::from(vcpu.0)].take() else {
+                let Some((used, mut lrs)) = entered[usize::from(vcpu.get())].take() else {
                     continue;
                 };
                 for lr in lrs.iter_mut().take(used) {
@@ -167,9 +169,9 @@ pub fn run(data: &[u8]) {
     // Once per input (each walks every interrupt of the partition).
     let mut lpis = 0;
     for v in 0..cfg.num_vcpus {
-        let _ = vgic.has_pending(VcpuIndex(v));
+        let _ = vgic.has_pending(VcpuIndex::new(v));
         lpis += (8192..8192 + 64)
-            .filter(|&i| vgic.lpi_pending(VcpuIndex(v), VirtIntId(i)))
+            .filter(|&i| vgic.lpi_pending(VcpuIndex::new(v), VirtIntId::from_const(i)))
             .count();
     }
     assert!(lpis <= cfg.max_pending_lpis * vcpus, "{lpis} LPIs pending");
@@ -177,7 +179,7 @@ pub fn run(data: &[u8]) {
 
 fn check_actions(cfg: &VgicConfig, linked: &BTreeSet<u32>, actions: &Actions) {
     for vcpu in actions.kick.iter() {
-        assert!(vcpu.0 < cfg.num_vcpus, "kick of {vcpu:?}");
+        assert!(vcpu.get() < cfg.num_vcpus, "kick of {vcpu:?}");
     }
     for action in &actions.hardware {
         let (vcpu, phys) = match *action {
@@ -187,10 +189,10 @@ fn check_actions(cfg: &VgicConfig, linked: &BTreeSet<u32>, actions: &Actions) {
             | Action::RoutePhys { vcpu, intid } => (vcpu, Some(intid)),
             Action::LpisEnabled { vcpu, .. } | Action::LpiConfigChanged { vcpu } => (vcpu, None),
         };
-        assert!(vcpu.0 < cfg.num_vcpus, "{action:?}");
+        assert!(vcpu.get() < cfg.num_vcpus, "{action:?}");
         if let Some(phys) = phys {
             assert!(
-                linked.contains(&phys.0),
+                linked.contains(&phys.get()),
                 "unlinked physical INTID: {action:?}"
             );
         }

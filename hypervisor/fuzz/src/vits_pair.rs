@@ -18,15 +18,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ram::{Ram, RAM_BASE};
 use hypervisor::gic::its_cmd::{ItsCommand, RdBase, NO_DOORBELL};
+use hypervisor::gicv4::{
+    Gicv4Backend, PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsQueue,
+    PhysItsSink, SinkError, VpeConfig,
+};
 use hypervisor::guest_mem::GuestMemory;
 use hypervisor::ids::{
     EventId, PartitionId, PhysDeviceId, PhysIntId, VcpuIndex, VirtDeviceId, VirtIntId, VpeId,
 };
 use hypervisor::mm::Ipa;
-use hypervisor::gicv4::{
-    Gicv4Backend, PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsQueue, PhysItsSink, SinkError,
-    VpeConfig,
-};
 use hypervisor::vgic::LpiConfig;
 use hypervisor::vits::{
     offset, AccessWidth, DeviceBacking, ModelBackend, Vits, VitsConfig, COMMAND_SIZE,
@@ -204,12 +204,12 @@ impl PhysItsQueue for PhysIts {
 
 impl PhysItsSink for PhysIts {
     fn set_vlpi_config(&mut self, vintid: VirtIntId, config: LpiConfig) -> Result<(), SinkError> {
-        self.configs[self.caller].insert(vintid.0, config);
+        self.configs[self.caller].insert(vintid.get(), config);
         Ok(())
     }
 
     fn guest_lpi_config(&mut self, _vcpu: VcpuIndex, vintid: VirtIntId) -> Option<LpiConfig> {
-        (vintid.0 & 1 == 0).then_some(LpiConfig {
+        (vintid.get() & 1 == 0).then_some(LpiConfig {
             priority: 0xa0,
             enabled: true,
         })
@@ -231,15 +231,15 @@ fn passthrough_config(index: usize, device: PhysDeviceId) -> PassthroughConfig {
     let first_vpe = 10 + 10 * index as u16;
     let vpes = (0..VCPUS)
         .map(|n| VpeConfig {
-            vpe: VpeId(first_vpe + n),
-            doorbell: PhysIntId(9000 + 100 * index as u32 + u32::from(n)),
+            vpe: VpeId::new(first_vpe + n),
+            doorbell: PhysIntId::from_const(9000 + 100 * index as u32 + u32::from(n)),
             rdbase: RdBase::processor(n),
         })
         .collect();
     let mut devices = BTreeMap::new();
     devices.insert(device, PassthroughDevice { event_id_bits: 5 });
     PassthroughConfig {
-        partition: PartitionId(index as u16),
+        partition: PartitionId::new(index as u16),
         vpes,
         devices,
         vlpi_id_bits: 14,
@@ -250,13 +250,13 @@ fn passthrough_config(index: usize, device: PhysDeviceId) -> PassthroughConfig {
 fn vits_config(partition: usize, index: u8, device: PhysDeviceId) -> VitsConfig {
     let mut devices = BTreeMap::new();
     if index == 0 {
-        devices.insert(VirtDeviceId(1), DeviceBacking::Passthrough(device));
+        devices.insert(VirtDeviceId::new(1), DeviceBacking::Passthrough(device));
     } else {
-        devices.insert(VirtDeviceId(1), DeviceBacking::Emulated);
+        devices.insert(VirtDeviceId::new(1), DeviceBacking::Emulated);
     }
-    devices.insert(VirtDeviceId(2), DeviceBacking::Emulated);
+    devices.insert(VirtDeviceId::new(2), DeviceBacking::Emulated);
     VitsConfig {
-        partition: PartitionId(partition as u16),
+        partition: PartitionId::new(partition as u16),
         index,
         device_id_bits: 8,
         event_id_bits: 5,
@@ -274,12 +274,12 @@ fn vits_config(partition: usize, index: u8, device: PhysDeviceId) -> VitsConfig 
 
 impl Partition {
     fn new(index: usize, phys: &mut PhysIts) -> Self {
-        let device = PhysDeviceId(0x100 * (index as u32 + 1));
+        let device = PhysDeviceId::new(0x100 * (index as u32 + 1));
         let config = passthrough_config(index, device);
         phys.owned.push(Owned {
-            devices: config.devices.keys().map(|d| d.0).collect(),
-            vpes: config.vpes.iter().map(|v| v.vpe.0).collect(),
-            doorbells: config.vpes.iter().map(|v| v.doorbell.0).collect(),
+            devices: config.devices.keys().map(|d| d.get()).collect(),
+            vpes: config.vpes.iter().map(|v| v.vpe.get()).collect(),
+            doorbells: config.vpes.iter().map(|v| v.doorbell.get()).collect(),
         });
         phys.configs.push(BTreeMap::new());
         let mut partition = Partition {
@@ -415,8 +415,8 @@ fn drive(data: &[u8]) -> usize {
                 // The guest may have disabled it or moved its queue: keep going.
             }
             3 => {
-                let device = VirtDeviceId(u32::from(input.u8() % 3));
-                let event = EventId(u32::from(input.u8() % 40));
+                let device = VirtDeviceId::new(u32::from(input.u8() % 3));
+                let event = EventId::new(u32::from(input.u8() % 40));
                 let _ = partition.with_backend(&mut phys, its, |vits, _, backend| {
                     vits.send_msi(device, event, backend)
                 });
@@ -424,7 +424,7 @@ fn drive(data: &[u8]) -> usize {
             4 => {
                 // The passthrough device itself writes to the physical ITS.
                 let event = u32::from(input.u8() % 40);
-                let device = partition.device.0;
+                let device = partition.device.get();
                 phys.msi(device, event);
                 for &(vpe, _) in &phys.pending {
                     let owner = phys.owned.iter().position(|o| o.vpes.contains(&vpe));

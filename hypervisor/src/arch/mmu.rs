@@ -2,7 +2,7 @@
 //! identity-mapped [`TableMemory`] the page-table builder writes through.
 
 use super::sysreg::{self, dsb_ish, isb};
-use crate::mm::{PaRange, PhysAddr, TableMemory, PAGE_SIZE};
+use crate::mm::{PaRange, PhysAddr, TableMemory, Vmid, PAGE_SIZE};
 use crate::sysreg::{SctlrEl2, TcrEl2, VtcrEl2, VttbrEl2};
 
 /// Above this many bytes, an invalidation drops all entries of the regime
@@ -136,11 +136,11 @@ pub unsafe fn enable_el2(root: PhysAddr, tcr: TcrEl2, mair: u64) {
 /// `root` must be the stage-2 root of the partition whose vCPU runs next
 /// on this CPU, `vmid` its own VMID and `vtcr` the shape of its tables
 /// (`Stage2::vtcr_el2`).
-pub unsafe fn load_stage2(vtcr: u64, root: PhysAddr, vmid: u16) {
+pub unsafe fn load_stage2(vtcr: u64, root: PhysAddr, vmid: Vmid) {
     // SAFETY: the caller's contract is the registers' contract.
     unsafe {
         sysreg::vtcr_el2::write(VtcrEl2(vtcr));
-        sysreg::vttbr_el2::write(VttbrEl2::new(root.raw(), vmid));
+        sysreg::vttbr_el2::write(VttbrEl2::new(root.raw(), vmid.get()));
     }
     isb();
 }

@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
 use crate::arch::cache::clean_invalidate;
-use crate::mm::PhysAddr;
+use crate::mm::{PhysAddr, Vmid};
 use crate::smmu::queue::{
     CommandQueue, CommandQueueHw, EventQueue, EventQueueHw, COMMAND_BYTES, EVENT_BYTES,
 };
@@ -500,7 +500,7 @@ impl SmmuV3 {
     }
 
     /// Drops every TLB entry of `vmid` (CMD_TLBI_S12_VMALL, CMD_SYNC).
-    pub fn invalidate_vmid(&self, vmid: u16) -> Result<(), SmmuError> {
+    pub fn invalidate_vmid(&self, vmid: Vmid) -> Result<(), SmmuError> {
         self.submit(&[Command::TlbiS12Vmall { vmid }])
     }
 

@@ -89,7 +89,7 @@ impl LpiBlock {
     /// The `index`-th INTID of the block, if inside it.
     pub fn get(&self, index: u32) -> Option<PhysIntId> {
         if index < self.count {
-            self.first.0.checked_add(index).map(PhysIntId)
+            self.first.get().checked_add(index).and_then(PhysIntId::new)
         } else {
             None
         }
@@ -156,11 +156,12 @@ impl LpiAllocator {
         if span.start == span.end {
             self.free.remove(index);
         }
-        // `first` < limit <= 2^32, so it fits an INTID.
-        Ok(LpiBlock {
-            first: PhysIntId(first as u32),
-            count,
-        })
+        // `first` >= 8192 and < limit <= 2^32, so it is an LPI.
+        let first = u32::try_from(first)
+            .ok()
+            .and_then(PhysIntId::new)
+            .ok_or(LpiError::Exhausted { count })?;
+        Ok(LpiBlock { first, count })
     }
 
     /// Returns one INTID to the allocator.
@@ -174,7 +175,7 @@ impl LpiAllocator {
     /// Returns a block to the allocator, merging it with free neighbours.
     /// On error nothing changes.
     pub fn free_block(&mut self, block: LpiBlock) -> Result<(), LpiError> {
-        let (first, count) = (block.first.0, block.count);
+        let (first, count) = (block.first.get(), block.count);
         let start = first as u64;
         let end = start + count as u64;
         if count == 0 || start < FIRST_LPI as u64 || end > self.limit {
@@ -298,7 +299,7 @@ mod tests {
         a.free_block(block).unwrap();
         assert_eq!(a.in_use(), 2);
         // A refused free changes nothing.
-        assert!(a.free(PhysIntId(block.first.0)).is_err());
+        assert!(a.free(PhysIntId::from_const(block.first.get())).is_err());
         assert_eq!(a.in_use(), 2);
         a.free(first).unwrap();
         a.free(last).unwrap();
@@ -309,8 +310,8 @@ mod tests {
     #[test]
     fn allocation_starts_at_8192() {
         let mut lpis = LpiAllocator::new(16, 8).expect("valid");
-        assert_eq!(lpis.allocate(), Ok(PhysIntId(8192)));
-        assert_eq!(lpis.allocate(), Ok(PhysIntId(8193)));
+        assert_eq!(lpis.allocate(), Ok(PhysIntId::from_const(8192)));
+        assert_eq!(lpis.allocate(), Ok(PhysIntId::from_const(8193)));
         assert_eq!(lpis.free_count(), 65536 - 8192 - 2);
     }
 
@@ -335,7 +336,7 @@ mod tests {
         let mut lpis = LpiAllocator::new(32, 8).expect("valid");
         let count = u32::MAX - FIRST_LPI + 1;
         let block = lpis.allocate_block(count).expect("whole space");
-        assert_eq!(block.get(count - 1), Some(PhysIntId(u32::MAX)));
+        assert_eq!(block.get(count - 1), Some(PhysIntId::from_const(u32::MAX)));
         assert_eq!(block.get(count), None);
         assert_eq!(lpis.allocate(), Err(LpiError::Exhausted { count: 1 }));
         assert_eq!(lpis.free_block(block), Ok(()));
@@ -372,9 +373,12 @@ mod tests {
         lpis.free_block(a).expect("free a");
         assert_eq!(
             lpis.allocate_block(64).expect("c").first,
-            PhysIntId(8192 + 64)
+            PhysIntId::from_const(8192 + 64)
         );
-        assert_eq!(lpis.allocate_block(32).expect("d").first, PhysIntId(8192));
+        assert_eq!(
+            lpis.allocate_block(32).expect("d").first,
+            PhysIntId::from_const(8192)
+        );
     }
 
     #[test]
@@ -389,22 +393,17 @@ mod tests {
                 count: 1
             })
         );
+        // 8191 is not an INTID at all: the type cannot name it.
+        assert_eq!(PhysIntId::new(8191), None);
         assert_eq!(
-            lpis.free(PhysIntId(8191)),
-            Err(LpiError::OutOfRange {
-                first: 8191,
-                count: 1
-            })
-        );
-        assert_eq!(
-            lpis.free(PhysIntId(16384)),
+            lpis.free(PhysIntId::from_const(16384)),
             Err(LpiError::OutOfRange {
                 first: 16384,
                 count: 1
             })
         );
         let block = LpiBlock {
-            first: PhysIntId(16000),
+            first: PhysIntId::from_const(16000),
             count: 1000,
         };
         assert!(matches!(
@@ -417,7 +416,7 @@ mod tests {
     fn partially_free_block_is_rejected_without_change() {
         let mut lpis = LpiAllocator::new(14, 8).expect("valid");
         let block = lpis.allocate_block(8).expect("block");
-        lpis.free(PhysIntId(8195)).expect("one of them");
+        lpis.free(PhysIntId::from_const(8195)).expect("one of them");
         let before = lpis.free_count();
         assert!(matches!(
             lpis.free_block(block),

@@ -262,9 +262,9 @@ impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {
         // own vPE, so each vPE the batch touched gets one; the last closes
         // the batch. A batch that touched one vPE ends with one VSYNC.
         for &vpe in others {
-            state.batch.push(ItsCommand::Vsync { vpe_id: vpe.0 });
+            state.batch.push(ItsCommand::Vsync { vpe_id: vpe.get() });
         }
-        let sync = ItsCommand::Vsync { vpe_id: last.0 };
+        let sync = ItsCommand::Vsync { vpe_id: last.get() };
         let count = state.batch.len().saturating_add(1) as u64;
         let result = self.sink.submit(&state.batch, sync);
         state.batch.clear();
@@ -277,7 +277,7 @@ impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {
                 state.logged |= LOGGED_SINK;
                 log::error!(
                     "partition {}: passthrough batch of {count} commands failed: {error}",
-                    state.config.partition.0
+                    state.config.partition.get()
                 );
             }
         }
@@ -294,8 +294,8 @@ impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {
             // IHI 0069, 5.3 (DISCARD): removes the translation and the
             // vLPI's pending state in its vPE's virtual pending table.
             let discard = ItsCommand::Discard {
-                device_id: device.0,
-                event_id: event.0,
+                device_id: device.get(),
+                event_id: event.get(),
             };
             if let Err(error) = self.push(discard, [Some(mapping.vpe), None]) {
                 result = result.and(Err(error));
@@ -311,7 +311,7 @@ impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {
                 .vpes
                 .iter()
                 .map(|v| v.doorbell)
-                .filter(|d| d.0 != crate::gic::its_cmd::NO_DOORBELL)
+                .filter(|d| d.get() != crate::gic::its_cmd::NO_DOORBELL)
                 .collect(),
             result,
         }
@@ -356,7 +356,7 @@ impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {
             state.logged |= bit;
             log::warn!(
                 "partition {}: passthrough intent refused: {refusal:?}",
-                state.config.partition.0
+                state.config.partition.get()
             );
         }
     }
@@ -407,8 +407,8 @@ impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {
     fn discard(&mut self, device: PhysDeviceId, event: EventId) {
         if let Some(mapping) = self.state.mapped.remove(&(device, event)) {
             let command = ItsCommand::Discard {
-                device_id: device.0,
-                event_id: event.0,
+                device_id: device.get(),
+                event_id: event.get(),
             };
             self.queue(command, [Some(mapping.vpe), None]);
         }
@@ -437,7 +437,7 @@ fn config_failed(state: &mut PassthroughState, error: SinkError) {
         state.logged |= LOGGED_CONFIG;
         log::error!(
             "partition {}: vLPI configuration not written: {error}",
-            state.config.partition.0
+            state.config.partition.get()
         );
     }
 }
@@ -483,11 +483,11 @@ impl<S: PhysItsSink, F: VitsBackend> VitsBackend for Gicv4Backend<S, F> {
         // stays so: after a DISCARD the same VMAPTI gives direct delivery
         // again with no change to the endpoint's MSI programming.
         let command = ItsCommand::Vmapti {
-            device_id: device.0,
-            event_id: event.event.0,
-            vpe_id: target.vpe.0,
-            vintid: intid.0,
-            db_intid: target.doorbell.0,
+            device_id: device.get(),
+            event_id: event.event.get(),
+            vpe_id: target.vpe.get(),
+            vintid: intid.get(),
+            db_intid: target.doorbell.get(),
         };
         self.state.mapped.insert((device, event.event), mapping);
         self.queue(command, [Some(target.vpe), None]);
@@ -546,10 +546,10 @@ impl<S: PhysItsSink, F: VitsBackend> VitsBackend for Gicv4Backend<S, F> {
         // pending vLPI moves from the old vPE's pending table to the new
         // one's, exactly once. Both vPEs are synced at the end of the batch.
         let command = ItsCommand::Vmovi {
-            device_id: device.0,
-            event_id: event.event.0,
-            vpe_id: target.vpe.0,
-            db_intid: target.doorbell.0,
+            device_id: device.get(),
+            event_id: event.event.get(),
+            vpe_id: target.vpe.get(),
+            db_intid: target.doorbell.get(),
             db_valid: true,
         };
         self.queue(command, [Some(mapping.vpe), Some(target.vpe)]);
@@ -598,8 +598,8 @@ impl<S: PhysItsSink, F: VitsBackend> VitsBackend for Gicv4Backend<S, F> {
         // IHI 0069, 5.3 (INV): the redistributor rereads the vLPI's byte
         // from the VM's vLPI property table.
         let command = ItsCommand::Inv {
-            device_id: device.0,
-            event_id: event.event.0,
+            device_id: device.get(),
+            event_id: event.event.get(),
         };
         self.queue(command, [Some(mapping.vpe), None]);
     }
@@ -628,7 +628,7 @@ impl<S: PhysItsSink, F: VitsBackend> VitsBackend for Gicv4Backend<S, F> {
             // IHI 0069, 5.3 (VINVALL): the vPE's redistributor rereads
             // every vLPI configuration.
             let command = ItsCommand::Vinvall {
-                vpe_id: target.vpe.0,
+                vpe_id: target.vpe.get(),
             };
             self.queue(command, [Some(target.vpe), None]);
         }
@@ -674,6 +674,6 @@ impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {
         let Some(mapping) = self.mapped(device, event) else {
             return;
         };
-        self.queue(build(device.0, event.0), [Some(mapping.vpe), None]);
+        self.queue(build(device.get(), event.get()), [Some(mapping.vpe), None]);
     }
 }

@@ -32,7 +32,7 @@ pub struct PassthroughDevice {
 impl PassthroughDevice {
     /// Whether `event` fits the device's physical ITT.
     pub fn event_in_range(&self, event: EventId) -> bool {
-        u64::from(event.0) >> self.event_id_bits == 0
+        u64::from(event.get()) >> self.event_id_bits == 0
     }
 }
 
@@ -116,10 +116,10 @@ impl PassthroughConfig {
             if !vpes.insert(vpe.vpe) {
                 return Err(PassthroughConfigError::DuplicateVpe { vpe: vpe.vpe });
             }
-            if vpe.doorbell.0 == NO_DOORBELL {
+            if vpe.doorbell.get() == NO_DOORBELL {
                 continue;
             }
-            if vpe.doorbell.0 < FIRST_LPI {
+            if vpe.doorbell.get() < FIRST_LPI {
                 return Err(PassthroughConfigError::DoorbellNotLpi {
                     doorbell: vpe.doorbell,
                 });
@@ -143,12 +143,12 @@ impl PassthroughConfig {
 
     /// The vPE of `vcpu`, if the partition has that vCPU.
     pub fn vpe_of(&self, vcpu: VcpuIndex) -> Option<VpeConfig> {
-        self.vpes.get(usize::from(vcpu.0)).copied()
+        self.vpes.get(usize::from(vcpu.get())).copied()
     }
 
     /// Whether `vintid` is a vLPI the vPEs' tables cover.
     pub fn is_vlpi(&self, vintid: VirtIntId) -> bool {
-        vintid.0 >= FIRST_LPI && u64::from(vintid.0) >> self.vlpi_id_bits == 0
+        vintid.get() >= FIRST_LPI && u64::from(vintid.get()) >> self.vlpi_id_bits == 0
     }
 
     /// Whether `vpe` is one of the partition's vPEs.
@@ -158,6 +158,6 @@ impl PassthroughConfig {
 
     /// Whether `doorbell` is one of the partition's doorbells, or none.
     pub fn owns_doorbell(&self, doorbell: u32) -> bool {
-        doorbell == NO_DOORBELL || self.vpes.iter().any(|v| v.doorbell.0 == doorbell)
+        doorbell == NO_DOORBELL || self.vpes.iter().any(|v| v.doorbell.get() == doorbell)
     }
 }

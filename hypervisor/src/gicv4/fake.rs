@@ -66,10 +66,14 @@ impl RecordingSink {
     /// A sink that accepts only what `config` owns.
     pub fn for_config(config: &PassthroughConfig) -> Self {
         Self {
-            devices: config.devices.keys().map(|d| d.0).collect(),
-            vpes: config.vpes.iter().map(|v| v.vpe.0).collect(),
-            doorbells: config.vpes.iter().map(|v| v.doorbell.0).collect(),
-            vpe_rd: config.vpes.iter().map(|v| (v.vpe.0, v.rdbase)).collect(),
+            devices: config.devices.keys().map(|d| d.get()).collect(),
+            vpes: config.vpes.iter().map(|v| v.vpe.get()).collect(),
+            doorbells: config.vpes.iter().map(|v| v.doorbell.get()).collect(),
+            vpe_rd: config
+                .vpes
+                .iter()
+                .map(|v| (v.vpe.get(), v.rdbase))
+                .collect(),
             ..Self::default()
         }
     }
@@ -292,11 +296,11 @@ impl PhysItsSink for RecordingSink {
         if self.fail_config {
             return Err(SinkError::PropertyTable { vintid });
         }
-        self.vprop.insert(vintid.0, config);
+        self.vprop.insert(vintid.get(), config);
         Ok(())
     }
 
     fn guest_lpi_config(&mut self, _vcpu: VcpuIndex, vintid: VirtIntId) -> Option<LpiConfig> {
-        self.guest.get(&vintid.0).copied()
+        self.guest.get(&vintid.get()).copied()
     }
 }

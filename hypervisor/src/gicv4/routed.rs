@@ -194,19 +194,19 @@ impl RoutedState {
             Ok(mapped) => log::info!(
                 "partition {}: passthrough {:#x} event {} -> physical LPI {} -> vCPU {} vINTID {} (software path)",
                 self.config.name,
-                device.0,
-                event.0,
-                mapped.lpi.0,
-                vcpu.0,
-                vintid.0
+                device.get(),
+                event.get(),
+                mapped.lpi.get(),
+                vcpu.get(),
+                vintid.get()
             ),
             Err(error) => {
                 self.stats.failures = self.stats.failures.saturating_add(1);
                 log::error!(
                     "partition {}: mapping passthrough {:#x} event {}: {error:?}",
                     self.config.name,
-                    device.0,
-                    event.0
+                    device.get(),
+                    event.get()
                 );
             }
         }
@@ -238,14 +238,14 @@ impl RoutedState {
         // configuration; SYNC on that redistributor waits for both.
         let commands = [
             ItsCommand::Mapti {
-                device_id: device.0,
-                event_id: event.0,
-                intid: lpi.0,
+                device_id: device.get(),
+                event_id: event.get(),
+                intid: lpi.get(),
                 icid: collection.icid,
             },
             ItsCommand::Inv {
-                device_id: device.0,
-                event_id: event.0,
+                device_id: device.get(),
+                event_id: event.get(),
             },
         ];
         let sync = ItsCommand::Sync {
@@ -281,7 +281,7 @@ impl RoutedState {
             .allocate_itt(owned.event_id_bits)
             .ok_or(RouteError::NoItt)?;
         let mapd = ItsCommand::Mapd {
-            device_id: device.0,
+            device_id: device.get(),
             size: owned.event_id_bits.saturating_sub(1),
             itt_addr: itt.raw(),
             valid: true,
@@ -316,8 +316,8 @@ impl RoutedState {
         // already goes to the new vCPU, whose vGIC state is the same model.
         routing.set_route(mapped.lpi, Some((to, mapped.vintid)));
         let movi = ItsCommand::Movi {
-            device_id: device.0,
-            event_id: event.0,
+            device_id: device.get(),
+            event_id: event.get(),
             icid: collection.icid,
         };
         let sync = ItsCommand::Sync {
@@ -329,8 +329,8 @@ impl RoutedState {
             log::error!(
                 "partition {}: physical MOVI of {:#x} event {} refused",
                 self.config.name,
-                device.0,
-                event.0
+                device.get(),
+                event.get()
             );
         }
         self.events
@@ -377,7 +377,7 @@ impl RoutedState {
                 .get(&device)
                 .map_or(1, |d| d.event_id_bits);
             let mapd = ItsCommand::Mapd {
-                device_id: device.0,
+                device_id: device.get(),
                 size: 0,
                 itt_addr: 0,
                 valid: false,
@@ -396,7 +396,7 @@ impl RoutedState {
                 log::error!(
                     "partition {}: MAPD V=0 of {:#x} refused; its ITT at {} stays allocated",
                     self.config.name,
-                    device.0,
+                    device.get(),
                     itt
                 );
             }
@@ -432,8 +432,8 @@ fn discard<S: PhysItsQueue + ?Sized, R: LpiRouting + ?Sized>(
     routing.set_route(mapped.lpi, None);
     if let Some(home) = routing.home() {
         let discard = ItsCommand::Discard {
-            device_id: device.0,
-            event_id: event.0,
+            device_id: device.get(),
+            event_id: event.get(),
         };
         let _ = sink.submit(&[discard], ItsCommand::Sync { rdbase: home });
     }

@@ -20,9 +20,9 @@ use crate::vits::{
 };
 
 /// The partition's passthrough function: 8 EventID bits.
-const NIC: PhysDeviceId = PhysDeviceId(0x0100);
+const NIC: PhysDeviceId = PhysDeviceId::new(0x0100);
 /// A device of another partition.
-const FOREIGN: PhysDeviceId = PhysDeviceId(0x0300);
+const FOREIGN: PhysDeviceId = PhysDeviceId::new(0x0300);
 /// vCPUs of the partition (vCPU n runs on CPU n + 2, collection n + 2).
 const VCPUS: u16 = 2;
 /// The boot CPU's redistributor, where device-wide commands sync.
@@ -32,7 +32,7 @@ fn config() -> RoutedConfig {
     let mut devices = BTreeMap::new();
     devices.insert(NIC, PassthroughDevice { event_id_bits: 8 });
     RoutedConfig {
-        partition: PartitionId(1),
+        partition: PartitionId::new(1),
         name: String::from("alpha"),
         devices,
     }
@@ -73,26 +73,26 @@ impl LpiRouting for FakeRouting {
         self.next_lpi += 1;
         let lpi = 8192 + self.next_lpi;
         self.lpis.insert(lpi);
-        Some(PhysIntId(lpi))
+        Some(PhysIntId::from_const(lpi))
     }
 
     fn free_lpi(&mut self, lpi: PhysIntId) {
-        assert!(self.lpis.remove(&lpi.0), "freed an LPI twice");
-        assert!(!self.routes.contains_key(&lpi.0), "freed a routed LPI");
+        assert!(self.lpis.remove(&lpi.get()), "freed an LPI twice");
+        assert!(!self.routes.contains_key(&lpi.get()), "freed a routed LPI");
     }
 
     fn set_route(&mut self, lpi: PhysIntId, target: Option<(VcpuIndex, VirtIntId)>) -> bool {
         match target {
-            Some(t) => self.routes.insert(lpi.0, t),
-            None => self.routes.remove(&lpi.0),
+            Some(t) => self.routes.insert(lpi.get(), t),
+            None => self.routes.remove(&lpi.get()),
         };
         true
     }
 
     fn collection(&self, vcpu: VcpuIndex) -> Option<Collection> {
-        (vcpu.0 < VCPUS).then(|| Collection {
-            icid: vcpu.0 + 2,
-            rdbase: RdBase::processor(vcpu.0 + 2),
+        (vcpu.get() < VCPUS).then(|| Collection {
+            icid: vcpu.get() + 2,
+            rdbase: RdBase::processor(vcpu.get() + 2),
         })
     }
 
@@ -110,7 +110,7 @@ struct World {
 fn world() -> World {
     World {
         state: RoutedState::new(config()),
-        sink: RecordingSink::for_devices([NIC.0]),
+        sink: RecordingSink::for_devices([NIC.get()]),
         routing: FakeRouting::default(),
     }
 }
@@ -127,9 +127,9 @@ impl World {
             &mut self.sink,
             &mut self.routing,
             device,
-            EventId(event),
-            VcpuIndex(vcpu),
-            VirtIntId(vintid),
+            EventId::new(event),
+            VcpuIndex::new(vcpu),
+            VirtIntId::from_const(vintid),
         )
     }
 
@@ -189,7 +189,7 @@ fn map_mapds_the_device_once_then_maptis_a_fresh_lpi_on_the_vcpus_collection() {
                 ItsCommand::Mapti {
                     device_id: 0x100,
                     event_id: 3,
-                    intid: first.lpi.0,
+                    intid: first.lpi.get(),
                     icid: 3
                 },
                 ItsCommand::Inv {
@@ -203,12 +203,12 @@ fn map_mapds_the_device_once_then_maptis_a_fresh_lpi_on_the_vcpus_collection() {
         )
     );
     assert_ne!(first.lpi, second.lpi);
-    assert_eq!(w.sink.lpis.get(&(0x100, 4)), Some(&(second.lpi.0, 2)));
+    assert_eq!(w.sink.lpis.get(&(0x100, 4)), Some(&(second.lpi.get(), 2)));
     assert_eq!(
-        w.routing.routes.get(&first.lpi.0),
-        Some(&(VcpuIndex(1), VirtIntId(8200)))
+        w.routing.routes.get(&first.lpi.get()),
+        Some(&(VcpuIndex::new(1), VirtIntId::from_const(8200)))
     );
-    assert_eq!(w.state.event(NIC, EventId(3)), Some(first));
+    assert_eq!(w.state.event(NIC, EventId::new(3)), Some(first));
     w.assert_clean();
 }
 
@@ -225,7 +225,7 @@ fn a_foreign_device_or_an_event_beyond_the_itt_is_refused_and_never_named() {
         w.map(NIC, 256, 0, 8200),
         Err(RouteError::Refused(Refusal::EventOutOfRange {
             device: NIC,
-            event: EventId(256)
+            event: EventId::new(256)
         }))
     );
     assert!(w.sink.batches.is_empty());
@@ -277,9 +277,13 @@ fn no_lpi_left_is_a_failure_with_the_device_still_mapped_for_later() {
 fn move_reroutes_first_then_movis_to_the_new_vcpus_collection() {
     let mut w = world();
     let mapped = w.map(NIC, 5, 0, 8200).expect("mapped");
-    assert!(w
-        .state
-        .move_to(&mut w.sink, &mut w.routing, NIC, EventId(5), VcpuIndex(1)));
+    assert!(w.state.move_to(
+        &mut w.sink,
+        &mut w.routing,
+        NIC,
+        EventId::new(5),
+        VcpuIndex::new(1)
+    ));
     assert_eq!(
         w.sink.batches.last(),
         Some(&(
@@ -293,19 +297,23 @@ fn move_reroutes_first_then_movis_to_the_new_vcpus_collection() {
             }
         ))
     );
-    assert_eq!(w.sink.lpis.get(&(0x100, 5)), Some(&(mapped.lpi.0, 3)));
+    assert_eq!(w.sink.lpis.get(&(0x100, 5)), Some(&(mapped.lpi.get(), 3)));
     assert_eq!(
-        w.routing.routes.get(&mapped.lpi.0),
-        Some(&(VcpuIndex(1), VirtIntId(8200)))
+        w.routing.routes.get(&mapped.lpi.get()),
+        Some(&(VcpuIndex::new(1), VirtIntId::from_const(8200)))
     );
     assert_eq!(
-        w.state.event(NIC, EventId(5)).map(|e| e.vcpu),
-        Some(VcpuIndex(1))
+        w.state.event(NIC, EventId::new(5)).map(|e| e.vcpu),
+        Some(VcpuIndex::new(1))
     );
     // An unmapped event moves nowhere.
-    assert!(!w
-        .state
-        .move_to(&mut w.sink, &mut w.routing, NIC, EventId(6), VcpuIndex(1)));
+    assert!(!w.state.move_to(
+        &mut w.sink,
+        &mut w.routing,
+        NIC,
+        EventId::new(6),
+        VcpuIndex::new(1)
+    ));
     w.assert_clean();
 }
 
@@ -313,7 +321,9 @@ fn move_reroutes_first_then_movis_to_the_new_vcpus_collection() {
 fn unmap_discards_then_frees_route_and_lpi() {
     let mut w = world();
     w.map(NIC, 5, 0, 8200).expect("mapped");
-    assert!(w.state.unmap(&mut w.sink, &mut w.routing, NIC, EventId(5)));
+    assert!(w
+        .state
+        .unmap(&mut w.sink, &mut w.routing, NIC, EventId::new(5)));
     assert_eq!(
         w.sink.batches.last(),
         Some(&(
@@ -325,7 +335,9 @@ fn unmap_discards_then_frees_route_and_lpi() {
         ))
     );
     assert!(w.routing.lpis.is_empty() && w.routing.routes.is_empty());
-    assert!(!w.state.unmap(&mut w.sink, &mut w.routing, NIC, EventId(5)));
+    assert!(!w
+        .state
+        .unmap(&mut w.sink, &mut w.routing, NIC, EventId::new(5)));
     w.assert_clean();
 }
 
@@ -366,7 +378,7 @@ fn an_itt_whose_unmap_failed_is_kept_not_reused() {
     w.map(NIC, 0, 0, 8200).expect("mapped");
     // Both the DISCARD and the MAPD V=0 fail: the event's LPI and route
     // are freed all the same (the route first), the ITT is not.
-    let mut failing = RecordingSink::for_devices([NIC.0]);
+    let mut failing = RecordingSink::for_devices([NIC.get()]);
     failing.fail_submits = 2;
     let report = w.state.teardown(&mut failing, &mut w.routing);
     assert_eq!(
@@ -398,10 +410,10 @@ impl Guest {
     /// A vITS whose virtual device 1 is NIC and device 2 is emulated.
     fn new() -> Self {
         let mut devices = BTreeMap::new();
-        devices.insert(VirtDeviceId(1), DeviceBacking::Passthrough(NIC));
-        devices.insert(VirtDeviceId(2), DeviceBacking::Emulated);
+        devices.insert(VirtDeviceId::new(1), DeviceBacking::Passthrough(NIC));
+        devices.insert(VirtDeviceId::new(2), DeviceBacking::Emulated);
         let config = VitsConfig {
-            partition: PartitionId(1),
+            partition: PartitionId::new(1),
             index: 0,
             device_id_bits: 16,
             event_id_bits: 16,
@@ -516,15 +528,15 @@ fn a_guests_maptis_become_physical_lpis_and_reach_the_software_side_too() {
         let routed = guest
             .world
             .state
-            .event(NIC, EventId(event))
+            .event(NIC, EventId::new(event))
             .expect("routed");
         assert_eq!(
-            guest.world.routing.routes.get(&routed.lpi.0),
-            Some(&(VcpuIndex(0), VirtIntId(8192 + event)))
+            guest.world.routing.routes.get(&routed.lpi.get()),
+            Some(&(VcpuIndex::new(0), VirtIntId::from_const(8192 + event)))
         );
     }
     // The emulated event never reaches the physical ITS; every map reaches the vGIC side.
-    assert!(guest.world.sink.lpis.keys().all(|&(d, _)| d == NIC.0));
+    assert!(guest.world.sink.lpis.keys().all(|&(d, _)| d == NIC.get()));
     let maps = guest
         .inner
         .actions
@@ -552,14 +564,14 @@ fn a_guest_movi_and_discard_follow_physically() {
     let moved = guest
         .world
         .state
-        .event(NIC, EventId(1))
+        .event(NIC, EventId::new(1))
         .expect("still mapped");
-    assert_eq!(moved.vcpu, VcpuIndex(1));
+    assert_eq!(moved.vcpu, VcpuIndex::new(1));
     assert_eq!(
-        guest.world.sink.lpis.get(&(NIC.0, 1)),
-        Some(&(moved.lpi.0, 3))
+        guest.world.sink.lpis.get(&(NIC.get(), 1)),
+        Some(&(moved.lpi.get(), 3))
     );
-    assert!(guest.world.state.event(NIC, EventId(2)).is_none());
+    assert!(guest.world.state.event(NIC, EventId::new(2)).is_none());
     assert_eq!(guest.world.routing.lpis.len(), 2);
     guest.world.assert_clean();
 }

@@ -21,11 +21,11 @@ use crate::vits::{
 };
 
 /// The partition's first passthrough device: 8 EventID bits.
-const NIC: PhysDeviceId = PhysDeviceId(0x0100);
+const NIC: PhysDeviceId = PhysDeviceId::new(0x0100);
 /// Its second: 2 EventID bits.
-const EDU: PhysDeviceId = PhysDeviceId(0x0208);
+const EDU: PhysDeviceId = PhysDeviceId::new(0x0208);
 /// A device of another partition.
-const FOREIGN: PhysDeviceId = PhysDeviceId(0x0300);
+const FOREIGN: PhysDeviceId = PhysDeviceId::new(0x0300);
 /// First vPE ID; vCPU n is vPE FIRST_VPE + n.
 const FIRST_VPE: u16 = 10;
 /// First doorbell; vCPU n rings FIRST_DOORBELL + n.
@@ -36,8 +36,8 @@ const VCPUS: u16 = 4;
 fn config() -> PassthroughConfig {
     let vpes = (0..VCPUS)
         .map(|n| VpeConfig {
-            vpe: VpeId(FIRST_VPE + n),
-            doorbell: PhysIntId(FIRST_DOORBELL + u32::from(n)),
+            vpe: VpeId::new(FIRST_VPE + n),
+            doorbell: PhysIntId::from_const(FIRST_DOORBELL + u32::from(n)),
             rdbase: RdBase::processor(n + 4),
         })
         .collect();
@@ -45,7 +45,7 @@ fn config() -> PassthroughConfig {
     devices.insert(NIC, PassthroughDevice { event_id_bits: 8 });
     devices.insert(EDU, PassthroughDevice { event_id_bits: 2 });
     PassthroughConfig {
-        partition: PartitionId(1),
+        partition: PartitionId::new(1),
         vpes,
         devices,
         vlpi_id_bits: 16,
@@ -66,26 +66,26 @@ fn backend() -> Backend {
 
 fn pt(device: PhysDeviceId, event: u32) -> EventRef {
     EventRef {
-        device: VirtDeviceId(device.0 >> 8),
+        device: VirtDeviceId::new(device.get() >> 8),
         backing: DeviceBacking::Passthrough(device),
-        event: EventId(event),
+        event: EventId::new(event),
     }
 }
 
 fn emulated(event: u32) -> EventRef {
     EventRef {
-        device: VirtDeviceId(7),
+        device: VirtDeviceId::new(7),
         backing: DeviceBacking::Emulated,
-        event: EventId(event),
+        event: EventId::new(event),
     }
 }
 
 fn vcpu(n: u16) -> VcpuIndex {
-    VcpuIndex(n)
+    VcpuIndex::new(n)
 }
 
 fn lpi(n: u32) -> VirtIntId {
-    VirtIntId(8192 + n)
+    VirtIntId::from_const(8192 + n)
 }
 
 fn vpe(n: u16) -> u16 {
@@ -95,7 +95,7 @@ fn vpe(n: u16) -> u16 {
 fn entry(n: u16, vintid: VirtIntId) -> PhysEntry {
     PhysEntry {
         vpe: vpe(n),
-        vintid: vintid.0,
+        vintid: vintid.get(),
         doorbell: FIRST_DOORBELL + u32::from(n),
     }
 }
@@ -124,15 +124,18 @@ fn map_event_issues_vmapti_with_the_vcpus_vpe_and_doorbell() {
     assert_eq!(
         commands,
         [ItsCommand::Vmapti {
-            device_id: NIC.0,
+            device_id: NIC.get(),
             event_id: 3,
             vpe_id: vpe(2),
-            vintid: lpi(40).0,
+            vintid: lpi(40).get(),
             db_intid: FIRST_DOORBELL + 2,
         }]
     );
     assert_eq!(sync, ItsCommand::Vsync { vpe_id: vpe(2) });
-    assert_eq!(b.sink().events.get(&(NIC.0, 3)), Some(&entry(2, lpi(40))));
+    assert_eq!(
+        b.sink().events.get(&(NIC.get(), 3)),
+        Some(&entry(2, lpi(40)))
+    );
     assert_clean(&b);
 }
 
@@ -143,13 +146,13 @@ fn map_event_copies_the_guest_configuration_into_the_vlpi_property_table() {
         priority: 0xa0,
         enabled: true,
     };
-    b.sink_mut().guest.insert(lpi(1).0, config);
+    b.sink_mut().guest.insert(lpi(1).get(), config);
     mapped(&mut b, NIC, 1, 0, lpi(1));
-    assert_eq!(b.sink().vprop.get(&lpi(1).0), Some(&config));
+    assert_eq!(b.sink().vprop.get(&lpi(1).get()), Some(&config));
     // Unreadable guest configuration: disabled, never delivered.
     mapped(&mut b, NIC, 2, 0, lpi(2));
     assert_eq!(
-        b.sink().vprop.get(&lpi(2).0).map(|c| c.enabled),
+        b.sink().vprop.get(&lpi(2).get()).map(|c| c.enabled),
         Some(false)
     );
 }
@@ -164,13 +167,13 @@ fn unmap_event_discards_the_physical_mapping() {
     assert_eq!(
         commands,
         [ItsCommand::Discard {
-            device_id: NIC.0,
+            device_id: NIC.get(),
             event_id: 5
         }]
     );
     assert_eq!(sync, ItsCommand::Vsync { vpe_id: vpe(1) });
     assert!(b.sink().events.is_empty());
-    assert_eq!(b.mapping(NIC, EventId(5)), None);
+    assert_eq!(b.mapping(NIC, EventId::new(5)), None);
     assert_clean(&b);
 }
 
@@ -180,13 +183,13 @@ fn discard_event_issues_discard_and_the_pending_vlpi_goes_with_it() {
     mapped(&mut b, NIC, 5, 1, lpi(5));
     b.set_pending(pt(NIC, 5), vcpu(1), lpi(5));
     b.sync();
-    assert!(b.sink().pending.contains(&(vpe(1), lpi(5).0)));
+    assert!(b.sink().pending.contains(&(vpe(1), lpi(5).get())));
     b.discard_event(pt(NIC, 5), vcpu(1), lpi(5));
     b.sync();
     assert_eq!(
         last_batch(&b).0,
         [ItsCommand::Discard {
-            device_id: NIC.0,
+            device_id: NIC.get(),
             event_id: 5
         }]
     );
@@ -207,7 +210,7 @@ fn movi_becomes_vmovi_and_the_event_and_its_pending_vlpi_change_vpe() {
     assert_eq!(
         commands[0],
         ItsCommand::Vmovi {
-            device_id: NIC.0,
+            device_id: NIC.get(),
             event_id: 7,
             vpe_id: vpe(3),
             db_intid: FIRST_DOORBELL + 3,
@@ -224,10 +227,16 @@ fn movi_becomes_vmovi_and_the_event_and_its_pending_vlpi_change_vpe() {
             ItsCommand::Vsync { vpe_id: vpe(3) }
         ]
     );
-    assert_eq!(b.sink().events.get(&(NIC.0, 7)), Some(&entry(3, lpi(7))));
-    assert_eq!(b.mapping(NIC, EventId(7)).map(|m| m.vcpu), Some(vcpu(3)));
-    assert!(b.sink().pending.contains(&(vpe(3), lpi(7).0)));
-    assert!(!b.sink().pending.contains(&(vpe(0), lpi(7).0)));
+    assert_eq!(
+        b.sink().events.get(&(NIC.get(), 7)),
+        Some(&entry(3, lpi(7)))
+    );
+    assert_eq!(
+        b.mapping(NIC, EventId::new(7)).map(|m| m.vcpu),
+        Some(vcpu(3))
+    );
+    assert!(b.sink().pending.contains(&(vpe(3), lpi(7).get())));
+    assert!(!b.sink().pending.contains(&(vpe(0), lpi(7).get())));
     assert_clean(&b);
 }
 
@@ -240,17 +249,17 @@ fn set_pending_issues_int_and_clear_pending_issues_clear() {
     assert_eq!(
         last_batch(&b).0,
         [ItsCommand::Int {
-            device_id: EDU.0,
+            device_id: EDU.get(),
             event_id: 1
         }]
     );
-    assert!(b.sink().pending.contains(&(vpe(2), lpi(100).0)));
+    assert!(b.sink().pending.contains(&(vpe(2), lpi(100).get())));
     b.clear_pending(pt(EDU, 1), vcpu(2), lpi(100));
     b.sync();
     assert_eq!(
         last_batch(&b).0,
         [ItsCommand::Clear {
-            device_id: EDU.0,
+            device_id: EDU.get(),
             event_id: 1
         }]
     );
@@ -266,14 +275,14 @@ fn reload_config_writes_the_guest_byte_then_inv_of_the_event() {
         priority: 0x40,
         enabled: true,
     };
-    b.sink_mut().guest.insert(lpi(9).0, config);
+    b.sink_mut().guest.insert(lpi(9).get(), config);
     b.reload_config(pt(NIC, 9), vcpu(1), lpi(9));
     b.sync();
-    assert_eq!(b.sink().vprop.get(&lpi(9).0), Some(&config));
+    assert_eq!(b.sink().vprop.get(&lpi(9).get()), Some(&config));
     assert_eq!(
         last_batch(&b).0,
         [ItsCommand::Inv {
-            device_id: NIC.0,
+            device_id: NIC.get(),
             event_id: 9
         }]
     );
@@ -291,15 +300,15 @@ fn reload_config_all_writes_the_vpes_bytes_then_vinvall() {
         enabled: true,
     };
     for n in 1..=3 {
-        b.sink_mut().guest.insert(lpi(n).0, on);
+        b.sink_mut().guest.insert(lpi(n).get(), on);
     }
     b.reload_config_all(vcpu(1));
     b.sync();
     assert_eq!(last_batch(&b).0, [ItsCommand::Vinvall { vpe_id: vpe(1) }]);
-    assert_eq!(b.sink().vprop.get(&lpi(1).0), Some(&on));
-    assert_eq!(b.sink().vprop.get(&lpi(2).0), Some(&on));
+    assert_eq!(b.sink().vprop.get(&lpi(1).get()), Some(&on));
+    assert_eq!(b.sink().vprop.get(&lpi(2).get()), Some(&on));
     // vCPU 2's vLPI was not reloaded.
-    assert_ne!(b.sink().vprop.get(&lpi(3).0), Some(&on));
+    assert_ne!(b.sink().vprop.get(&lpi(3).get()), Some(&on));
     // The software side hears about INVALL too.
     assert!(b
         .inner()
@@ -393,15 +402,18 @@ fn discard_then_mapti_gives_a_vlpi_again_without_touching_the_device() {
     assert_eq!(
         last_batch(&b).0,
         [ItsCommand::Vmapti {
-            device_id: NIC.0,
+            device_id: NIC.get(),
             event_id: 4,
             vpe_id: vpe(2),
-            vintid: lpi(44).0,
+            vintid: lpi(44).get(),
             db_intid: FIRST_DOORBELL + 2,
         }]
     );
     // Direct delivery again: the device's next MSI lands on vPE 2.
-    assert_eq!(b.sink().events.get(&(NIC.0, 4)), Some(&entry(2, lpi(44))));
+    assert_eq!(
+        b.sink().events.get(&(NIC.get(), 4)),
+        Some(&entry(2, lpi(44)))
+    );
     // No MAPD (the kernel's ITT stays), and the sink has no way to touch
     // the endpoint's MSI programming at all.
     assert!(b
@@ -505,15 +517,18 @@ fn out_of_range_vcpus_events_and_vintids_are_refused() {
     let mut b = backend();
     b.map_event(pt(NIC, 1), vcpu(VCPUS), lpi(1));
     b.map_event(pt(EDU, 4), vcpu(0), lpi(1));
-    b.map_event(pt(NIC, 1), vcpu(0), VirtIntId(8191));
-    b.map_event(pt(NIC, 1), vcpu(0), VirtIntId(1 << 16));
+    b.map_event(pt(NIC, 1), vcpu(0), VirtIntId::from_const(1019));
+    b.map_event(pt(NIC, 1), vcpu(0), VirtIntId::from_const(1 << 16));
     mapped(&mut b, NIC, 2, 0, lpi(2));
     b.move_event(pt(NIC, 2), vcpu(0), vcpu(VCPUS + 7), lpi(2));
     b.reload_config_all(vcpu(u16::MAX));
     b.sync();
     assert_eq!(b.stats().refused, 6);
     assert_eq!(b.sink().events.len(), 1);
-    assert_eq!(b.sink().events.get(&(NIC.0, 2)), Some(&entry(0, lpi(2))));
+    assert_eq!(
+        b.sink().events.get(&(NIC.get(), 2)),
+        Some(&entry(0, lpi(2)))
+    );
     assert_clean(&b);
 }
 
@@ -546,7 +561,10 @@ fn a_failing_sink_is_counted_and_nothing_panics() {
     b.map_event(pt(NIC, 2), vcpu(0), lpi(2));
     b.sync();
     assert_eq!(b.stats().sink_failures, 1);
-    assert_eq!(b.sink().events.get(&(NIC.0, 2)), Some(&entry(0, lpi(2))));
+    assert_eq!(
+        b.sink().events.get(&(NIC.get(), 2)),
+        Some(&entry(0, lpi(2)))
+    );
     assert_eq!(b.sink().violations, []);
 }
 
@@ -583,13 +601,16 @@ fn teardown_discards_everything_and_says_what_the_kernel_undoes() {
     assert_eq!(
         report.doorbells,
         (0..4)
-            .map(|n| PhysIntId(FIRST_DOORBELL + n))
+            .map(|n| PhysIntId::from_const(FIRST_DOORBELL + n))
             .collect::<Vec<_>>()
     );
     assert_clean(&b);
     // Restart: the same event maps again.
     mapped(&mut b, NIC, 2, 0, lpi(2));
-    assert_eq!(b.sink().events.get(&(NIC.0, 2)), Some(&entry(0, lpi(2))));
+    assert_eq!(
+        b.sink().events.get(&(NIC.get(), 2)),
+        Some(&entry(0, lpi(2)))
+    );
     assert_clean(&b);
 }
 
@@ -647,7 +668,7 @@ fn into_parts_submits_an_open_batch() {
     mapped(&mut b, NIC, 1, 0, lpi(1));
     b.set_pending(pt(NIC, 1), vcpu(0), lpi(1));
     let (state, sink, inner) = b.into_parts();
-    assert!(sink.pending.contains(&(vpe(0), lpi(1).0)));
+    assert!(sink.pending.contains(&(vpe(0), lpi(1).get())));
     let b = Gicv4Backend::from_parts(state, sink, inner);
     assert_eq!(b.mappings().count(), 1);
 }
@@ -659,7 +680,7 @@ fn config_validation_refuses_shared_vpes_doorbells_and_bad_widths() {
     assert_eq!(
         c.validate(),
         Err(PassthroughConfigError::DuplicateVpe {
-            vpe: VpeId(FIRST_VPE)
+            vpe: VpeId::new(FIRST_VPE)
         })
     );
     let mut c = config();
@@ -669,7 +690,7 @@ fn config_validation_refuses_shared_vpes_doorbells_and_bad_widths() {
         Err(PassthroughConfigError::DuplicateDoorbell { .. })
     ));
     let mut c = config();
-    c.vpes[0].doorbell = PhysIntId(40);
+    c.vpes[0].doorbell = PhysIntId::from_const(40);
     assert!(matches!(
         c.validate(),
         Err(PassthroughConfigError::DoorbellNotLpi { .. })
@@ -706,10 +727,10 @@ impl Guest {
     /// A vITS whose virtual device 1 is NIC and device 2 is emulated.
     fn new() -> Self {
         let mut devices = BTreeMap::new();
-        devices.insert(VirtDeviceId(1), DeviceBacking::Passthrough(NIC));
-        devices.insert(VirtDeviceId(2), DeviceBacking::Emulated);
+        devices.insert(VirtDeviceId::new(1), DeviceBacking::Passthrough(NIC));
+        devices.insert(VirtDeviceId::new(2), DeviceBacking::Emulated);
         let config = VitsConfig {
-            partition: PartitionId(1),
+            partition: PartitionId::new(1),
             index: 0,
             device_id_bits: 16,
             event_id_bits: 16,
@@ -778,7 +799,7 @@ fn mapti(device: u32, event: u32, intid: VirtIntId, icid: u16) -> ItsCommand {
     ItsCommand::Mapti {
         device_id: device,
         event_id: event,
-        intid: intid.0,
+        intid: intid.get(),
         icid,
     }
 }
@@ -817,7 +838,7 @@ fn a_guest_mapti_trap_is_one_submit_of_vmaptis() {
     assert_eq!(guest.backend.sink().batches.len(), 1);
     for event in 0..4 {
         assert_eq!(
-            guest.backend.sink().events.get(&(NIC.0, event)),
+            guest.backend.sink().events.get(&(NIC.get(), event)),
             Some(&entry(0, lpi(event)))
         );
     }
@@ -838,7 +859,11 @@ fn a_guest_mapc_retarget_and_movall_move_every_vlpi_with_its_pending_state() {
         device_id: 1,
         event_id: 2,
     }]);
-    assert!(guest.backend.sink().pending.contains(&(vpe(0), lpi(2).0)));
+    assert!(guest
+        .backend
+        .sink()
+        .pending
+        .contains(&(vpe(0), lpi(2).get())));
     let before = guest.backend.sink().batches.len();
     // Linux's CPU offline: retarget the collection, then MOVALL.
     guest.run(&[
@@ -857,13 +882,13 @@ fn a_guest_mapc_retarget_and_movall_move_every_vlpi_with_its_pending_state() {
     assert_eq!(vmovis, 4);
     for event in 0..4 {
         assert_eq!(
-            guest.backend.sink().events.get(&(NIC.0, event)),
+            guest.backend.sink().events.get(&(NIC.get(), event)),
             Some(&entry(3, lpi(event)))
         );
     }
     assert_eq!(
         guest.backend.sink().pending.iter().collect::<Vec<_>>(),
-        [&(vpe(3), lpi(2).0)],
+        [&(vpe(3), lpi(2).get())],
         "pending exactly once, on the new vPE"
     );
     assert_clean(&guest.backend);
@@ -889,7 +914,7 @@ fn a_guest_discard_then_mapti_of_the_same_event_is_a_vlpi_again() {
         ItsCommand::Vmapti { event_id: 1, .. }
     ));
     assert_eq!(
-        guest.backend.sink().events.get(&(NIC.0, 1)),
+        guest.backend.sink().events.get(&(NIC.get(), 1)),
         Some(&entry(1, lpi(77)))
     );
     assert_clean(&guest.backend);
@@ -927,7 +952,7 @@ fn any_event() -> impl Strategy<Value = EventRef> {
         Just(NIC),
         Just(EDU),
         Just(FOREIGN),
-        any::<u32>().prop_map(PhysDeviceId),
+        any::<u32>().prop_map(PhysDeviceId::new),
     ];
     let backing = prop_oneof![
         4 => device.prop_map(DeviceBacking::Passthrough),
@@ -936,9 +961,9 @@ fn any_event() -> impl Strategy<Value = EventRef> {
     ];
     let event = prop_oneof![0u32..8, any::<u32>()];
     (backing, event, 0u32..4).prop_map(|(backing, event, device)| EventRef {
-        device: VirtDeviceId(device),
+        device: VirtDeviceId::new(device),
         backing,
-        event: EventId(event),
+        event: EventId::new(event),
     })
 }
 
@@ -964,7 +989,7 @@ fn any_intent() -> impl Strategy<Value = Intent> {
 }
 
 fn apply(b: &mut Backend, intent: &Intent) {
-    let (v, i) = (VcpuIndex, VirtIntId);
+    let (v, i) = (VcpuIndex::new, VirtIntId::from_const);
     match *intent {
         Intent::Map(e, c, n) => b.map_event(e, v(c), i(n)),
         Intent::Unmap(e, c, n) => b.unmap_event(e, v(c), i(n)),
@@ -1013,7 +1038,7 @@ proptest! {
         if failures == 0 {
             prop_assert_eq!(&sink.command_errors, &Vec::<ItsCommand>::new());
             let model: Vec<_> = sink.events.iter().map(|(&(d, e), p)| ((d, e), p.vpe, p.vintid)).collect();
-            let ours: Vec<_> = b.mappings().map(|((d, e), m)| ((d.0, e.0), m.vpe.0, m.vintid.0)).collect();
+            let ours: Vec<_> = b.mappings().map(|((d, e), m)| ((d.get(), e.get()), m.vpe.get(), m.vintid.get())).collect();
             prop_assert_eq!(model, ours);
         }
         let report = b.teardown();

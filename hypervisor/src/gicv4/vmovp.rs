@@ -142,14 +142,14 @@ pub fn plan(
     itss: &[VmovpForm],
     sequence: u16,
 ) -> Result<Vec<VmovpStep>, VmovpError> {
-    let vsync = ItsCommand::Vsync { vpe_id: vpe.0 };
+    let vsync = ItsCommand::Vsync { vpe_id: vpe.get() };
     let Some(first) = itss.first() else {
         return Err(VmovpError::NoIts);
     };
     if itss.iter().all(|form| *form == VmovpForm::Single) {
         // One VMOVP, propagated by the hardware; the fields are RES0 then.
         let vmovp = ItsCommand::Vmovp {
-            vpe_id: vpe.0,
+            vpe_id: vpe.get(),
             rdbase: target,
             seq_num: 0,
             its_list: 0,
@@ -178,7 +178,7 @@ pub fn plan(
         its_list |= bit;
     }
     let vmovp = ItsCommand::Vmovp {
-        vpe_id: vpe.0,
+        vpe_id: vpe.get(),
         rdbase: target,
         seq_num: sequence,
         its_list,
@@ -203,7 +203,7 @@ impl PassthroughState {
         itss: &mut [(VmovpForm, S)],
         sequence: u16,
     ) -> Result<VpeMove, VmovpError> {
-        let index = usize::from(vcpu.0);
+        let index = usize::from(vcpu.get());
         let Some(current) = self.config().vpes.get(index).copied() else {
             return Err(VmovpError::VcpuOutOfRange { vcpu });
         };

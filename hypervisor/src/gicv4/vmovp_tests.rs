@@ -14,7 +14,7 @@ use crate::ids::{
 };
 use crate::vits::{DeviceBacking, EventRef, RecordingBackend, VitsBackend};
 
-const NIC: PhysDeviceId = PhysDeviceId(0x0100);
+const NIC: PhysDeviceId = PhysDeviceId::new(0x0100);
 const FIRST_VPE: u16 = 20;
 const FIRST_DOORBELL: u32 = 9100;
 const VCPUS: u16 = 2;
@@ -23,15 +23,15 @@ const VCPUS: u16 = 2;
 fn config() -> PassthroughConfig {
     let vpes = (0..VCPUS)
         .map(|n| VpeConfig {
-            vpe: VpeId(FIRST_VPE + n),
-            doorbell: PhysIntId(FIRST_DOORBELL + u32::from(n)),
+            vpe: VpeId::new(FIRST_VPE + n),
+            doorbell: PhysIntId::from_const(FIRST_DOORBELL + u32::from(n)),
             rdbase: RdBase::processor(n),
         })
         .collect();
     let mut devices = BTreeMap::new();
     devices.insert(NIC, PassthroughDevice { event_id_bits: 8 });
     PassthroughConfig {
-        partition: PartitionId(1),
+        partition: PartitionId::new(1),
         vpes,
         devices,
         vlpi_id_bits: 16,
@@ -67,8 +67,13 @@ fn assert_clean(sink: &RecordingSink) {
 
 #[test]
 fn an_its_that_propagates_vmovp_gets_one_vmovp_with_zero_sequence_and_itslist_then_vsync() {
-    let steps =
-        plan_vmovp(VpeId(5), RdBase::processor(3), &[VmovpForm::Single; 3], 77).expect("a plan");
+    let steps = plan_vmovp(
+        VpeId::new(5),
+        RdBase::processor(3),
+        &[VmovpForm::Single; 3],
+        77,
+    )
+    .expect("a plan");
     assert_eq!(
         steps,
         [VmovpStep {
@@ -86,7 +91,7 @@ fn without_single_vmovp_every_its_gets_the_same_sequence_number_and_itslist_each
         VmovpForm::ItsList { its_number: 3 },
         VmovpForm::ItsList { its_number: 15 },
     ];
-    let steps = plan_vmovp(VpeId(5), RdBase::processor(2), &forms, 0x1234).expect("a plan");
+    let steps = plan_vmovp(VpeId::new(5), RdBase::processor(2), &forms, 0x1234).expect("a plan");
     let list = 1 << 0 | 1 << 3 | 1 << 15;
     assert_eq!(
         steps,
@@ -107,23 +112,31 @@ fn without_single_vmovp_every_its_gets_the_same_sequence_number_and_itslist_each
 #[test]
 fn a_plan_with_no_its_mixed_forms_or_bad_its_numbers_is_refused() {
     let to = RdBase::processor(1);
-    assert_eq!(plan_vmovp(VpeId(1), to, &[], 0), Err(VmovpError::NoIts));
+    assert_eq!(
+        plan_vmovp(VpeId::new(1), to, &[], 0),
+        Err(VmovpError::NoIts)
+    );
     for forms in [
         [VmovpForm::Single, VmovpForm::ItsList { its_number: 1 }],
         [VmovpForm::ItsList { its_number: 1 }, VmovpForm::Single],
     ] {
         assert_eq!(
-            plan_vmovp(VpeId(1), to, &forms, 0),
+            plan_vmovp(VpeId::new(1), to, &forms, 0),
             Err(VmovpError::MixedForms)
         );
     }
     assert_eq!(
-        plan_vmovp(VpeId(1), to, &[VmovpForm::ItsList { its_number: 16 }], 0),
+        plan_vmovp(
+            VpeId::new(1),
+            to,
+            &[VmovpForm::ItsList { its_number: 16 }],
+            0
+        ),
         Err(VmovpError::ItsNumberOutOfRange { its_number: 16 })
     );
     let twice = [VmovpForm::ItsList { its_number: 4 }; 2];
     assert_eq!(
-        plan_vmovp(VpeId(1), to, &twice, 0),
+        plan_vmovp(VpeId::new(1), to, &twice, 0),
         Err(VmovpError::DuplicateItsNumber { its_number: 4 })
     );
 }
@@ -143,12 +156,12 @@ fn move_vpe_issues_vmovp_then_vsync_in_one_batch_and_records_the_new_rdbase() {
     let mut state = state();
     let mut itss = [(VmovpForm::Single, sink())];
     let moved = state
-        .move_vpe(VcpuIndex(1), RdBase::processor(3), &mut itss, 9)
+        .move_vpe(VcpuIndex::new(1), RdBase::processor(3), &mut itss, 9)
         .expect("moved");
     assert_eq!(
         moved,
         VpeMove {
-            vpe: VpeId(FIRST_VPE + 1),
+            vpe: VpeId::new(FIRST_VPE + 1),
             from: RdBase::processor(1),
             to: RdBase::processor(3),
             commands: 2,
@@ -180,7 +193,7 @@ fn move_vpe_over_an_itslist_submits_to_each_its_in_order_with_one_sequence_numbe
         (VmovpForm::ItsList { its_number: 5 }, sink()),
     ];
     state
-        .move_vpe(VcpuIndex(0), RdBase::processor(1), &mut itss, 41)
+        .move_vpe(VcpuIndex::new(0), RdBase::processor(1), &mut itss, 41)
         .expect("moved");
     for (_, its) in &itss {
         assert_eq!(
@@ -200,7 +213,7 @@ fn moving_a_vpe_where_it_already_is_costs_no_command() {
     let mut state = state();
     let mut itss = [(VmovpForm::Single, sink())];
     let moved = state
-        .move_vpe(VcpuIndex(1), RdBase::processor(1), &mut itss, 0)
+        .move_vpe(VcpuIndex::new(1), RdBase::processor(1), &mut itss, 0)
         .expect("nothing to do");
     assert_eq!(moved.commands, 0);
     assert!(itss[0].1.batches.is_empty());
@@ -211,9 +224,9 @@ fn a_vcpu_without_a_vpe_is_refused_and_nothing_is_submitted() {
     let mut state = state();
     let mut itss = [(VmovpForm::Single, sink())];
     assert_eq!(
-        state.move_vpe(VcpuIndex(VCPUS), RdBase::processor(0), &mut itss, 0),
+        state.move_vpe(VcpuIndex::new(VCPUS), RdBase::processor(0), &mut itss, 0),
         Err(VmovpError::VcpuOutOfRange {
-            vcpu: VcpuIndex(VCPUS)
+            vcpu: VcpuIndex::new(VCPUS)
         })
     );
     assert!(itss[0].1.batches.is_empty());
@@ -230,7 +243,7 @@ fn a_failed_its_stops_the_sequence_and_leaves_the_recorded_rdbase() {
         (VmovpForm::ItsList { its_number: 2 }, sink()),
     ];
     assert_eq!(
-        state.move_vpe(VcpuIndex(0), RdBase::processor(1), &mut itss, 3),
+        state.move_vpe(VcpuIndex::new(0), RdBase::processor(1), &mut itss, 3),
         Err(VmovpError::Sink {
             its: 1,
             completed: 1,
@@ -244,9 +257,9 @@ fn a_failed_its_stops_the_sequence_and_leaves_the_recorded_rdbase() {
 
 fn nic(event: u32) -> EventRef {
     EventRef {
-        device: VirtDeviceId(1),
+        device: VirtDeviceId::new(1),
         backing: DeviceBacking::Passthrough(NIC),
-        event: EventId(event),
+        event: EventId::new(event),
     }
 }
 
@@ -255,23 +268,23 @@ fn nic(event: u32) -> EventRef {
 /// same vPE ID, and the teardown unmaps the vPE at its new RDbase.
 #[test]
 fn a_pending_vlpi_survives_the_move_and_later_commands_and_teardown_follow_it() {
-    let vintid = VirtIntId(8200);
+    let vintid = VirtIntId::from_const(8200);
     let mut backend = Gicv4Backend::new(config(), sink(), RecordingBackend::new()).expect("ok");
-    backend.map_event(nic(4), VcpuIndex(1), vintid);
-    backend.set_pending(nic(4), VcpuIndex(1), vintid);
+    backend.map_event(nic(4), VcpuIndex::new(1), vintid);
+    backend.set_pending(nic(4), VcpuIndex::new(1), vintid);
     backend.sync();
     let (mut state, its, inner) = backend.into_parts();
     let mut itss = [(VmovpForm::Single, its)];
     state
-        .move_vpe(VcpuIndex(1), RdBase::processor(0), &mut itss, 0)
+        .move_vpe(VcpuIndex::new(1), RdBase::processor(0), &mut itss, 0)
         .expect("moved");
     let [(_, its)] = itss;
-    assert!(its.pending.contains(&(FIRST_VPE + 1, vintid.0)));
+    assert!(its.pending.contains(&(FIRST_VPE + 1, vintid.get())));
     let mut backend = Gicv4Backend::from_parts(state, its, inner);
     // A MOVI after the move is a VMOVI naming vPE IDs only.
-    backend.move_event(nic(4), VcpuIndex(1), VcpuIndex(0), vintid);
+    backend.move_event(nic(4), VcpuIndex::new(1), VcpuIndex::new(0), vintid);
     backend.sync();
-    assert!(backend.sink().pending.contains(&(FIRST_VPE, vintid.0)));
+    assert!(backend.sink().pending.contains(&(FIRST_VPE, vintid.get())));
     let report = backend.teardown();
     assert_eq!(report.vpes[1].rdbase, RdBase::processor(0));
     assert_clean(backend.sink());

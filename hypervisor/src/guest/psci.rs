@@ -168,13 +168,13 @@ impl PowerStates {
     /// The vCPU whose MPIDR is `mpidr`, if it exists in this partition.
     pub fn vcpu_of_mpidr(&self, mpidr: u64) -> Option<VcpuIndex> {
         let index = usize::try_from(mpidr & 0xff_00ff_ffff).ok()?;
-        (index < self.vcpus.len()).then_some(VcpuIndex(index as u16))
+        (index < self.vcpus.len()).then_some(VcpuIndex::new(index as u16))
     }
 
     /// The state of `vcpu`.
     pub fn get(&self, vcpu: VcpuIndex) -> VcpuPower {
         self.vcpus
-            .get(vcpu.0 as usize)
+            .get(vcpu.get() as usize)
             .copied()
             .unwrap_or(VcpuPower::Off)
     }
@@ -199,12 +199,12 @@ impl PowerStates {
         entry_ok: bool,
     ) -> Result<VcpuIndex, i64> {
         let vcpu = self.vcpu_of_mpidr(target).ok_or(ret::INVALID_PARAMETERS)?;
-        match self.vcpus[vcpu.0 as usize] {
+        match self.vcpus[vcpu.get() as usize] {
             VcpuPower::On => Err(ret::ALREADY_ON),
             VcpuPower::OnPending { .. } => Err(ret::ON_PENDING),
             VcpuPower::Off if !entry_ok => Err(ret::INVALID_ADDRESS),
             VcpuPower::Off => {
-                self.vcpus[vcpu.0 as usize] = VcpuPower::OnPending { entry, context };
+                self.vcpus[vcpu.get() as usize] = VcpuPower::OnPending { entry, context };
                 Ok(vcpu)
             }
         }
@@ -212,7 +212,7 @@ impl PowerStates {
 
     /// The vCPU's physical CPU picked up a pending CPU_ON: returns (entry, context).
     pub fn take_pending(&mut self, vcpu: VcpuIndex) -> Option<(u64, u64)> {
-        let slot = self.vcpus.get_mut(vcpu.0 as usize)?;
+        let slot = self.vcpus.get_mut(vcpu.get() as usize)?;
         match *slot {
             VcpuPower::OnPending { entry, context } => {
                 *slot = VcpuPower::On;
@@ -224,7 +224,7 @@ impl PowerStates {
 
     /// CPU_OFF of `vcpu`.
     pub fn cpu_off(&mut self, vcpu: VcpuIndex) {
-        if let Some(v) = self.vcpus.get_mut(vcpu.0 as usize) {
+        if let Some(v) = self.vcpus.get_mut(vcpu.get() as usize) {
             *v = VcpuPower::Off;
         }
     }
@@ -281,17 +281,17 @@ mod tests {
         let mut p = PowerStates::new(2);
         p.start(0x4020_0000, 0x4800_0000);
         assert_eq!(
-            p.take_pending(VcpuIndex(0)),
+            p.take_pending(VcpuIndex::new(0)),
             Some((0x4020_0000, 0x4800_0000))
         );
         assert_eq!(p.affinity_info(1, 0), 1);
-        assert_eq!(p.cpu_on(1, 0x4020_1000, 1, true), Ok(VcpuIndex(1)));
+        assert_eq!(p.cpu_on(1, 0x4020_1000, 1, true), Ok(VcpuIndex::new(1)));
         assert_eq!(p.affinity_info(1, 0), 2);
         assert_eq!(p.cpu_on(1, 0x4020_1000, 1, true), Err(ret::ON_PENDING));
-        assert_eq!(p.take_pending(VcpuIndex(1)), Some((0x4020_1000, 1)));
+        assert_eq!(p.take_pending(VcpuIndex::new(1)), Some((0x4020_1000, 1)));
         assert_eq!(p.cpu_on(1, 0x4020_1000, 1, true), Err(ret::ALREADY_ON));
         assert_eq!(p.affinity_info(1, 0), 0);
-        p.cpu_off(VcpuIndex(1));
+        p.cpu_off(VcpuIndex::new(1));
         assert_eq!(p.affinity_info(1, 0), 1);
     }
 

@@ -50,7 +50,8 @@ pub fn primary(dtb: usize) -> ! {
         .cpus
         .iter()
         .position(|c| c.mpidr == me)
-        .unwrap_or(0);
+        .and_then(crate::ids::CpuIndex::from_index)
+        .unwrap_or_default();
     percpu::init_current(boot_index);
     crate::println!("{platform}");
     init_gic(platform);
@@ -106,15 +107,11 @@ pub fn primary(dtb: usize) -> ! {
 fn check_exclusive_pci_ids() {
     let mut functions = alloc::vec::Vec::new();
     for p in partitions() {
-        for text in &p.config.pci {
-            // The manifest was validated against the machine's functions.
-            let Ok(bdf) = text.parse::<crate::pci::Bdf>() else {
-                continue;
-            };
+        for &bdf in &p.config.pci {
             functions.push(crate::pci::AssignedFunction {
                 partition: p.name(),
                 bdf,
-                device_id: super::irq::phys_device_id(bdf).map(|d| d.0),
+                device_id: super::irq::phys_device_id(bdf).map(|d| d.get()),
                 stream_id: super::smmu::stream_id(bdf),
             });
         }
@@ -126,6 +123,12 @@ fn check_exclusive_pci_ids() {
 
 /// A secondary CPU's path into its run loop.
 pub fn secondary(index: usize) -> ! {
+    // CPU_ON is only issued for indexes below CpuIndex::COUNT.
+    let Some(index) = crate::ids::CpuIndex::from_index(index) else {
+        loop {
+            core::hint::spin_loop();
+        }
+    };
     early::enable_on_secondary();
     percpu::init_current(index);
     init_gic_cpu();
@@ -198,7 +201,9 @@ fn enable_console_input(platform: &Platform) {
     if console.kind != crate::boot::platform::UartKind::Pl011 {
         return;
     }
-    let intid = irq.intid().0;
+    let Some(intid) = irq.intid().map(crate::ids::PhysIntId::get) else {
+        return;
+    };
     console::enable_input(intid);
     gicd.enable_spi(intid, !irq.is_level());
     if let Some(first) = partitions().first() {
@@ -242,8 +247,8 @@ fn init_gic_cpu() {
     rd.enable_private(SGI_KICK);
     // The vGIC's maintenance interrupt (list registers to refill, EOIs of
     // interrupts not in a list register).
-    if let Some(m) = gic.maintenance {
-        rd.enable_private(m.intid().0);
+    if let Some(m) = gic.maintenance.and_then(|m| m.intid()) {
+        rd.enable_private(m.get());
     }
     cpu_interface::init();
     super::irq::init_cpu(&rd);
@@ -382,15 +387,15 @@ fn build_partitions(manifest: Manifest) {
             ));
         };
         for (v, cpu) in config.cpus.iter().enumerate() {
-            assignment[cpu.0 as usize] = Some((i, VcpuIndex(v as u16)));
+            assignment[cpu.get() as usize] = Some((i, VcpuIndex::new(v as u16)));
         }
         let name = config.name.clone();
         let vmid = match vmids.alloc() {
-            Ok(v) => v.raw(),
+            Ok(v) => v,
             Err(e) => fatal(format_args!("partition {name}: no VMID left ({e:?})")),
         };
         let (heap_before, frames_before) = (super::heap::live_bytes(), machine::free_frame_bytes());
-        match Partition::new(PartitionId(i as u16), config, ram_pa, vmid, BootFrames) {
+        match Partition::new(PartitionId::new(i as u16), config, ram_pa, vmid, BootFrames) {
             Ok(p) => {
                 // The hypervisor's own memory for this partition (bench figures).
                 crate::println!(
@@ -399,7 +404,7 @@ fn build_partitions(manifest: Manifest) {
                     frames_before.saturating_sub(machine::free_frame_bytes()) >> 10,
                     p.config.cpus.len()
                 );
-                let cpus: Vec<u16> = p.config.cpus.iter().map(|c| c.0).collect();
+                let cpus: Vec<u16> = p.config.cpus.iter().map(|c| c.get()).collect();
                 let dma = if p.config.pci.is_empty() {
                     ""
                 } else if super::smmu::confines_dma() {

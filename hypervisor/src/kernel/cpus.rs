@@ -15,18 +15,18 @@ extern "C" {
 pub fn start_secondaries() {
     let platform = machine::platform();
     let me = percpu::current_index();
-    for (index, cpu) in platform.cpus.iter().enumerate().take(crate::arch::MAX_CPUS) {
+    for (index, cpu) in crate::ids::CpuIndex::all().zip(&platform.cpus) {
         if index == me || !cpu.available {
             continue;
         }
-        if super::spin_table::uses_spin_table(platform, index) {
-            if let Err(e) = super::spin_table::release(platform, index) {
+        if super::spin_table::uses_spin_table(platform, index.index()) {
+            if let Err(e) = super::spin_table::release(platform, index.index()) {
                 log::error!("CPU {index} (MPIDR {:#x}): spin table: {e}", cpu.mpidr);
             }
             continue;
         }
         let entry = secondary_entry as *const () as u64;
-        match machine::firmware_cpu_on(cpu.mpidr, entry, index as u64) {
+        match machine::firmware_cpu_on(cpu.mpidr, entry, u64::from(index.get())) {
             Ok(()) => {}
             Err(code) => log::error!(
                 "CPU {index} (MPIDR {:#x}): PSCI CPU_ON failed ({code})",
@@ -34,7 +34,7 @@ pub fn start_secondaries() {
             ),
         }
     }
-    for (index, cpu) in platform.cpus.iter().enumerate().take(crate::arch::MAX_CPUS) {
+    for (index, cpu) in crate::ids::CpuIndex::all().zip(&platform.cpus) {
         if index == me || !cpu.available {
             continue;
         }
@@ -57,8 +57,8 @@ pub fn start_secondaries() {
 }
 
 /// Sends the kick SGI to CPU `index`, so that it leaves its guest.
-pub fn kick(index: usize) {
-    if super::gicv2_host::kick(index) {
+pub fn kick(index: crate::ids::CpuIndex) {
+    if super::gicv2_host::kick(index.index()) {
         sev();
         return;
     }
@@ -69,7 +69,7 @@ pub fn kick(index: usize) {
 /// Kicks every other online CPU (used by the panic handler).
 pub fn kick_all_others() {
     let me = percpu::current_index();
-    for index in 0..crate::arch::MAX_CPUS {
+    for index in crate::ids::CpuIndex::all() {
         if index != me && percpu::get(index).online.load(Ordering::Acquire) {
             kick(index);
         }
@@ -77,7 +77,7 @@ pub fn kick_all_others() {
 }
 
 /// Waits (bounded) until CPU `index` is out of its guest.
-pub fn wait_parked(index: usize) -> bool {
+pub fn wait_parked(index: crate::ids::CpuIndex) -> bool {
     for _ in 0..50_000_000 {
         if !percpu::get(index).in_guest.load(Ordering::Acquire) {
             return true;
@@ -89,7 +89,7 @@ pub fn wait_parked(index: usize) -> bool {
 
 /// The run loop of CPU `index`: waits until its vCPU is powered on, then
 /// enters the guest. Also where a vCPU goes when it stops (`park`).
-pub fn run(index: usize) -> ! {
+pub fn run(index: crate::ids::CpuIndex) -> ! {
     // No vCPU runs here now: the EL1 timers (of a vCPU that stopped, or
     // left by firmware at boot) are stopped, so that no asserted line
     // interrupts EL2 while the CPU waits, or reads pending to a guest.

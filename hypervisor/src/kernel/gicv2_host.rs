@@ -71,8 +71,8 @@ pub fn init(gic: &GicV2) {
     if let Some(v) = gic.virtual_cpu_interface {
         GICV.call_once(|| v);
     }
-    if let Some(m) = gic.maintenance {
-        MAINTENANCE.store(m.intid().0, Ordering::Relaxed);
+    if let Some(intid) = gic.maintenance.and_then(|m| m.intid()) {
+        MAINTENANCE.store(intid.get(), Ordering::Relaxed);
     }
     gicd.enable();
     // SAFETY: mapped above as device memory; the tree names the frame.
@@ -97,7 +97,7 @@ pub fn init_cpu() {
     };
     let me = percpu::current_index();
     let mask = gicd.own_target_mask();
-    if let Some(t) = TARGETS.get(me) {
+    if let Some(t) = TARGETS.get(me.index()) {
         t.store(mask, Ordering::Release);
     }
     gicd.enable_private(SGI_KICK);

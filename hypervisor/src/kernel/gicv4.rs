@@ -82,11 +82,11 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
     let mut cmds = Vec::new();
     for (v, cpu) in partition.config.cpus.iter().enumerate() {
         let vpt = zeroed(layout.pending_bytes.next_multiple_of(0x1_0000), 0x1_0000)?;
-        let vpe = VpeId(NEXT_VPE.fetch_add(1, Ordering::Relaxed));
+        let vpe = VpeId::new(NEXT_VPE.fetch_add(1, Ordering::Relaxed));
         let doorbell = irq::allocate_lpi(0x80).ok_or("no LPI for a doorbell")?;
-        let rdbase = irq::rdbase(cpu.0 as usize).ok_or("no redistributor for a vCPU's CPU")?;
+        let rdbase = irq::rdbase(*cpu).ok_or("no redistributor for a vCPU's CPU")?;
         cmds.push(ItsCommand::Vmapp {
-            vpe_id: vpe.0,
+            vpe_id: vpe.get(),
             rdbase,
             vpt_addr: vpt.raw(),
             vpt_size: layout.id_bits_field(),
@@ -101,13 +101,10 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         let _ = v;
     }
     let mut devices = BTreeMap::new();
-    for text in &partition.config.pci {
-        let bdf: crate::pci::Bdf = text
-            .parse()
-            .map_err(|_| alloc::format!("bad PCI address {text:?}"))?;
+    for &bdf in &partition.config.pci {
         let device =
             irq::phys_device_id(bdf).ok_or_else(|| alloc::format!("{bdf}: no msi-map entry"))?;
-        its.prepare_device(device.0, &mut alloc)
+        its.prepare_device(device.get(), &mut alloc)
             .map_err(|e| alloc::format!("{e}"))?;
         let bits = super::msi_route::EVENT_BITS;
         let itt = zeroed(
@@ -115,7 +112,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
             4096,
         )?;
         cmds.push(ItsCommand::Mapd {
-            device_id: device.0,
+            device_id: device.get(),
             size: (bits - 1) as u8,
             itt_addr: itt.raw(),
             valid: true,
@@ -128,11 +125,16 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         );
     }
     let first = vpes.first().ok_or("partition without vCPUs")?.vpe;
-    let doorbells = vpes.iter().map(|v| v.doorbell.0).collect();
-    its.submit(&cmds, ItsCommand::Vsync { vpe_id: first.0 })
-        .map_err(|e| alloc::format!("{e}"))?;
+    let doorbells = vpes.iter().map(|v| v.doorbell.get()).collect();
+    its.submit(
+        &cmds,
+        ItsCommand::Vsync {
+            vpe_id: first.get(),
+        },
+    )
+    .map_err(|e| alloc::format!("{e}"))?;
     let config = PassthroughConfig {
-        partition: PartitionId(partition.id.0),
+        partition: PartitionId::new(partition.id.get()),
         vpes,
         devices,
         vlpi_id_bits: VLPI_ID_BITS as u8,
@@ -151,14 +153,14 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
 }
 
 /// Makes `vcpu`'s vPE resident on this CPU (its vCPU is about to run).
-pub fn make_resident(g: &Gicv4, cpu: usize, vcpu: VcpuIndex) {
-    let (Some(rd), Some(vpt)) = (irq::redistributor(cpu), g.vpts.get(vcpu.0 as usize)) else {
+pub fn make_resident(g: &Gicv4, cpu: crate::ids::CpuIndex, vcpu: VcpuIndex) {
+    let (Some(rd), Some(vpt)) = (irq::redistributor(cpu), g.vpts.get(vcpu.get() as usize)) else {
         return;
     };
     if !rd.make_vpe_resident(g.vprop, g.id_bits_field, *vpt) {
         log::error!(
             "CPU {cpu}: GICR_VPENDBASER.Dirty did not clear making vCPU {}'s vPE resident",
-            vcpu.0
+            vcpu.get()
         );
     }
 }
@@ -167,7 +169,7 @@ pub fn make_resident(g: &Gicv4, cpu: usize, vcpu: VcpuIndex) {
 /// vLPIs for it now set its virtual pending table and ring its doorbell.
 /// Returns whether a vLPI was already pending (GICR_VPENDBASER.
 /// PendingLast), in which case the caller should not wait.
-pub fn make_non_resident(cpu: usize) -> bool {
+pub fn make_non_resident(cpu: crate::ids::CpuIndex) -> bool {
     let Some(rd) = irq::redistributor(cpu) else {
         return false;
     };
@@ -186,13 +188,13 @@ pub enum MoveError {
     /// A CPU has no redistributor the kernel knows.
     NoRedistributor {
         /// The CPU.
-        cpu: usize,
+        cpu: crate::ids::CpuIndex,
     },
     /// The vPE stayed resident on its old redistributor
     /// (GICR_VPENDBASER.Dirty never cleared).
     StillResident {
         /// The old CPU.
-        cpu: usize,
+        cpu: crate::ids::CpuIndex,
     },
     /// The partition's GICv4 state is taken (a trap is using it).
     Busy,
@@ -229,8 +231,8 @@ pub fn move_vpe(
     state: &mut PassthroughState,
     vcpu: VcpuIndex,
     vpt: PhysAddr,
-    from: usize,
-    to: usize,
+    from: crate::ids::CpuIndex,
+    to: crate::ids::CpuIndex,
 ) -> Result<VpeMove, MoveError> {
     let its = irq::its()
         .filter(|its| its.typer().virtual_lpis())
@@ -260,7 +262,7 @@ pub fn move_vpe(
     drop(sequencer);
     log::info!(
         "vPE {} moved from CPU {from} (RDbase {:#x}) to CPU {to} (RDbase {:#x}): {:?}, SequenceNumber {sequence}, {} commands",
-        moved.vpe.0,
+        moved.vpe.get(),
         moved.from.0,
         moved.to.0,
         form,
@@ -276,12 +278,12 @@ pub fn move_vpe(
 pub fn move_vcpu_vpe(
     g: &Gicv4,
     vcpu: VcpuIndex,
-    from: usize,
-    to: usize,
+    from: crate::ids::CpuIndex,
+    to: crate::ids::CpuIndex,
 ) -> Result<VpeMove, MoveError> {
     let vpt = *g
         .vpts
-        .get(usize::from(vcpu.0))
+        .get(usize::from(vcpu.get()))
         .ok_or(MoveError::Vmovp(VmovpError::VcpuOutOfRange { vcpu }))?;
     let mut guard = g.state.lock();
     let state = guard.as_mut().ok_or(MoveError::Busy)?;
@@ -368,7 +370,7 @@ impl PhysItsQueue for KernelSink<'_> {
 
 impl PhysItsSink for KernelSink<'_> {
     fn set_vlpi_config(&mut self, vintid: VirtIntId, config: LpiConfig) -> Result<(), SinkError> {
-        let index = u64::from(vintid.0)
+        let index = u64::from(vintid.get())
             .checked_sub(u64::from(FIRST_LPI))
             .filter(|i| *i < self.gicv4.vprop_bytes);
         let Some(index) = index else {
@@ -387,6 +389,6 @@ impl PhysItsSink for KernelSink<'_> {
         let mem = super::vits::PartitionMemory(self.partition);
         let vgic = self.partition.vgic.lock();
         let table = vgic.lpi_table(vcpu, &mem).ok()?;
-        table.config(vintid.0)
+        table.config(vintid.get())
     }
 }

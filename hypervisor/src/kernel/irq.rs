@@ -30,8 +30,8 @@ fn alloc(size: u64, align: u64) -> Option<crate::mm::PhysAddr> {
 }
 
 /// The calling CPU's redistributor, once `init_cpu` found it.
-pub fn redistributor(cpu: usize) -> Option<Redistributor> {
-    let base = REDISTRIBUTORS.get(cpu)?.load(Ordering::Acquire);
+pub fn redistributor(cpu: crate::ids::CpuIndex) -> Option<Redistributor> {
+    let base = REDISTRIBUTORS.get(cpu.index())?.load(Ordering::Acquire);
     // SAFETY: the base was found by `Redistributor::find` in a mapped region.
     (base != 0).then(|| unsafe { Redistributor::from_base(base) })
 }
@@ -69,7 +69,7 @@ pub fn configure_lpi(intid: PhysIntId, priority: u8, enabled: bool) {
 }
 
 /// How the ITS names CPU `cpu`'s redistributor (GITS_TYPER.PTA).
-pub fn rdbase(cpu: usize) -> Option<RdBase> {
+pub fn rdbase(cpu: crate::ids::CpuIndex) -> Option<RdBase> {
     let its = its()?;
     let rd = redistributor(cpu)?;
     Some(if its.typer().pta() {
@@ -98,7 +98,7 @@ pub fn init_lpis() {
 /// Every CPU: remember its redistributor and enable its LPIs.
 pub fn init_cpu(rd: &Redistributor) {
     let cpu = percpu::current_index();
-    REDISTRIBUTORS[cpu].store(rd.base(), Ordering::Release);
+    REDISTRIBUTORS[cpu.index()].store(rd.base(), Ordering::Release);
     if !rd.typer().plpis() {
         return; // GICR_TYPER.PLPIS == 0: no physical LPIs
     }
@@ -126,16 +126,17 @@ pub fn init_its() {
     };
     let cpus = machine::platform().cpus.len().min(crate::arch::MAX_CPUS);
     let mut maps = Vec::new();
-    for cpu in 0..cpus {
+    for cpu in crate::ids::CpuIndex::all().take(cpus) {
         if let Some(rd) = rdbase(cpu) {
             maps.push(ItsCommand::Mapc {
-                icid: cpu as u16,
+                icid: cpu.get(),
                 rdbase: rd,
                 valid: true,
             });
         }
     }
-    let Some(sync) = rdbase(0).map(|rdbase| ItsCommand::Sync { rdbase }) else {
+    let Some(sync) = rdbase(crate::ids::CpuIndex::FIRST).map(|rdbase| ItsCommand::Sync { rdbase })
+    else {
         return;
     };
     match its.submit(&maps, sync) {
@@ -227,7 +228,7 @@ pub fn phys_device_id(bdf: crate::pci::Bdf) -> Option<crate::ids::PhysDeviceId> 
     let bridge = machine::platform().pci.first()?;
     bridge
         .device_id(bdf.requester_id())
-        .map(crate::ids::PhysDeviceId)
+        .map(crate::ids::PhysDeviceId::new)
 }
 
 /// Runs `f` with the config-space accessor and the devices found.

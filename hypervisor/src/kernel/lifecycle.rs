@@ -32,8 +32,8 @@ impl Machine for Steps<'_> {
     fn kick_others(&self) {
         let me = percpu::current_index();
         for &cpu in &self.0.config.cpus {
-            if cpu.0 as usize != me {
-                cpus::kick(cpu.0 as usize);
+            if cpu != me {
+                cpus::kick(cpu);
             }
         }
     }
@@ -41,11 +41,11 @@ impl Machine for Steps<'_> {
     fn wait_others_parked(&self) -> bool {
         let me = percpu::current_index();
         for &cpu in &self.0.config.cpus {
-            if cpu.0 as usize != me && !cpus::wait_parked(cpu.0 as usize) {
+            if cpu != me && !cpus::wait_parked(cpu) {
                 log::error!(
                     "partition {}: CPU {} did not leave the guest; stopping the partition",
                     self.0.name(),
-                    cpu.0
+                    cpu.get()
                 );
                 return false;
             }

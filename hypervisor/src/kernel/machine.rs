@@ -44,8 +44,8 @@ pub fn partitions() -> &'static [Partition] {
 }
 
 /// The partition and vCPU that physical CPU `cpu` runs, if any.
-pub fn assignment(cpu: usize) -> Option<(&'static Partition, VcpuIndex)> {
-    let (p, v) = (*ASSIGNMENT.get()?.get(cpu)?)?;
+pub fn assignment(cpu: crate::ids::CpuIndex) -> Option<(&'static Partition, VcpuIndex)> {
+    let (p, v) = (*ASSIGNMENT.get()?.get(cpu.index())?)?;
     Some((&partitions()[p], v))
 }
 

@@ -24,20 +24,24 @@ pub const EVENT_BITS: u32 = 8;
 static ROUTE: [AtomicU64; ROUTES] = [const { AtomicU64::new(0) }; ROUTES];
 
 fn pack(partition: usize, vcpu: VcpuIndex, vintid: VirtIntId) -> u64 {
-    1 << 63 | (partition as u64 & 0xff) << 48 | u64::from(vcpu.0 & 0xff) << 32 | u64::from(vintid.0)
+    1 << 63
+        | (partition as u64 & 0xff) << 48
+        | u64::from(vcpu.get() & 0xff) << 32
+        | u64::from(vintid.get())
 }
 
 fn slot(lpi: PhysIntId) -> Option<&'static AtomicU64> {
-    ROUTE.get((lpi.0 as usize).checked_sub(FIRST_LPI as usize)?)
+    ROUTE.get((lpi.get() as usize).checked_sub(FIRST_LPI as usize)?)
 }
 
 /// Where physical LPI `lpi` goes, if a guest mapped it.
 pub fn lookup(lpi: u32) -> Option<(usize, VcpuIndex, VirtIntId)> {
-    let v = slot(PhysIntId(lpi))?.load(Ordering::Acquire);
+    let v = slot(PhysIntId::new(lpi)?)?.load(Ordering::Acquire);
+    let vintid = VirtIntId::new(v as u32)?;
     (v >> 63 == 1).then_some((
         (v >> 48 & 0xff) as usize,
-        VcpuIndex((v >> 32 & 0xff) as u16),
-        VirtIntId(v as u32),
+        VcpuIndex::new((v >> 32 & 0xff) as u16),
+        vintid,
     ))
 }
 
@@ -91,7 +95,7 @@ fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
 
 impl LpiRouting for KernelRouting<'_> {
     fn prepare_device(&mut self, device: PhysDeviceId) -> bool {
-        irq::its().is_some_and(|its| its.prepare_device(device.0, &mut alloc).is_ok())
+        irq::its().is_some_and(|its| its.prepare_device(device.get(), &mut alloc).is_ok())
     }
 
     fn allocate_itt(&mut self, event_id_bits: u8) -> Option<PhysAddr> {
@@ -116,21 +120,23 @@ impl LpiRouting for KernelRouting<'_> {
         let Some(route) = slot(lpi) else {
             return false;
         };
-        let value = target.map_or(0, |(vcpu, vintid)| pack(self.0.id.0 as usize, vcpu, vintid));
+        let value = target.map_or(0, |(vcpu, vintid)| {
+            pack(self.0.id.get() as usize, vcpu, vintid)
+        });
         route.store(value, Ordering::Release);
         true
     }
 
     fn collection(&self, vcpu: VcpuIndex) -> Option<Collection> {
-        let cpu = self.0.cpu_of(vcpu)?.0 as usize;
+        let cpu = self.0.cpu_of(vcpu)?;
         Some(Collection {
-            icid: cpu as u16,
+            icid: cpu.get(),
             rdbase: irq::rdbase(cpu)?,
         })
     }
 
     fn home(&self) -> Option<RdBase> {
-        irq::rdbase(0)
+        irq::rdbase(crate::ids::CpuIndex::FIRST)
     }
 }
 

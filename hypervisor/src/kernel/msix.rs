@@ -229,7 +229,7 @@ fn perform(
         guest.address,
         guest.data,
         physical.address,
-        device_id.map_or(u32::MAX, |d| d.0),
+        device_id.map_or(u32::MAX, |d| d.get()),
         physical.data,
         if physical.masked { "masked" } else { "unmasked" }
     );

@@ -10,7 +10,7 @@ use crate::guest::psci::PowerStates;
 use crate::guest::vuart::VirtualUart;
 use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
-use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
+use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable, Vmid};
 use crate::partition::lifecycle;
 use crate::partition::locks::Ordered;
 use alloc::string::String;
@@ -64,7 +64,7 @@ pub struct Partition {
     /// VTCR_EL2 for this partition.
     pub vtcr: u64,
     /// The partition's VMID.
-    pub vmid: u16,
+    pub vmid: Vmid,
     /// IPA of the guest's device tree.
     pub dtb_ipa: Ipa,
     /// Lifecycle and vCPU power, under a lock.
@@ -150,7 +150,7 @@ impl Partition {
         id: PartitionId,
         config: PartitionConfig,
         ram_pa: PhysAddr,
-        vmid: u16,
+        vmid: Vmid,
         frames: BootFrames,
     ) -> Result<Self, BuildError> {
         let regime =
@@ -274,7 +274,7 @@ impl Partition {
 
     /// The physical CPU that runs `vcpu`.
     pub fn cpu_of(&self, vcpu: VcpuIndex) -> Option<CpuIndex> {
-        self.config.cpus.get(vcpu.0 as usize).copied()
+        self.config.cpus.get(vcpu.get() as usize).copied()
     }
 
     /// Loads the next life: releases the last one, builds fresh models,
@@ -299,8 +299,8 @@ impl Partition {
         crate::arch::sysreg::sev();
         // A CPU whose partition was stopped waits in WFI, which an event
         // does not end: an interrupt does.
-        if let Some(cpu) = self.cpu_of(VcpuIndex(0)) {
-            let index = cpu.0 as usize;
+        if let Some(cpu) = self.cpu_of(VcpuIndex::new(0)) {
+            let index = cpu;
             if index != super::percpu::current_index()
                 && super::percpu::get(index)
                     .online
@@ -324,7 +324,7 @@ impl Partition {
             guest_devices: devices,
             guest_events: events,
             guest_lpis: events,
-            guest_routes: super::msi_route::routes_to(self.id.0 as usize),
+            guest_routes: super::msi_route::routes_to(self.id.get() as usize),
             ..ItsFootprint::default()
         };
         if let Some(Some(g)) = self.gicv4.get() {
@@ -339,7 +339,7 @@ impl Partition {
                 f.standing_doorbells = config
                     .vpes
                     .iter()
-                    .filter(|v| v.doorbell.0 != crate::gic::its_cmd::NO_DOORBELL)
+                    .filter(|v| v.doorbell.get() != crate::gic::its_cmd::NO_DOORBELL)
                     .count();
             }
         }
@@ -377,12 +377,12 @@ impl Partition {
     /// Logs each vCPU's counters (its physical CPU's, since boot).
     pub fn log_counters(&self) {
         super::smmu::log_faults(self);
-        for (v, cpu) in self.config.cpus.iter().enumerate() {
+        for (v, &cpu) in self.config.cpus.iter().enumerate() {
             log::info!(
                 "partition {}: vCPU {v} (CPU {}): {}",
                 self.name(),
-                cpu.0,
-                percpu::get(cpu.0 as usize).exits
+                cpu.get(),
+                percpu::get(cpu).exits
             );
         }
     }

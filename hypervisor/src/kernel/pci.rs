@@ -23,16 +23,13 @@ pub fn virtual_bdf(index: usize) -> Option<VirtBdf> {
 
 /// Builds the virtual host bridge for the manifest's `pci` list (host
 /// addresses, validated at boot).
-pub fn build_bridge(pci: &[String]) -> Result<Option<VirtualHostBridge>, String> {
+pub fn build_bridge(pci: &[Bdf]) -> Result<Option<VirtualHostBridge>, String> {
     if pci.is_empty() {
         return Ok(None);
     }
     irq::with_pci(|ecam, devices| {
         let mut list = Vec::new();
-        for (index, text) in pci.iter().enumerate() {
-            let bdf: Bdf = text
-                .parse()
-                .map_err(|_| alloc::format!("bad PCI address {text:?}"))?;
+        for (index, &bdf) in pci.iter().enumerate() {
             let device = devices
                 .iter()
                 .find(|d| d.bdf() == bdf)

@@ -100,9 +100,9 @@ const PERCPU_INIT: PerCpu = PerCpu {
 static PERCPU: [PerCpu; MAX_CPUS] = [PERCPU_INIT; MAX_CPUS];
 
 /// Binds the calling CPU to block `index` (TPIDR_EL2).
-pub fn init_current(index: usize) {
-    let block = &PERCPU[index];
-    block.index.store(index, Ordering::Relaxed);
+pub fn init_current(index: crate::ids::CpuIndex) {
+    let block = &PERCPU[index.index()];
+    block.index.store(index.index(), Ordering::Relaxed);
     block
         .mpidr
         .store(crate::arch::sysreg::mpidr(), Ordering::Relaxed);
@@ -111,8 +111,9 @@ pub fn init_current(index: usize) {
 }
 
 /// The block of CPU `index`.
-pub fn get(index: usize) -> &'static PerCpu {
-    &PERCPU[index]
+pub fn get(index: crate::ids::CpuIndex) -> &'static PerCpu {
+    // CpuIndex::COUNT == MAX_CPUS: in bounds.
+    &PERCPU[index.index()]
 }
 
 /// The calling CPU's block, or `None` before `init_current`.
@@ -124,6 +125,8 @@ pub fn current() -> Option<&'static PerCpu> {
 }
 
 /// The calling CPU's index, or 0 before `init_current` (boot CPU).
-pub fn current_index() -> usize {
-    current().map_or(0, |b| b.index.load(Ordering::Relaxed))
+pub fn current_index() -> crate::ids::CpuIndex {
+    current()
+        .and_then(|b| crate::ids::CpuIndex::from_index(b.index.load(Ordering::Relaxed)))
+        .unwrap_or_default()
 }

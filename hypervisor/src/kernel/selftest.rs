@@ -49,7 +49,7 @@ const VPE_ID: u16 = 0;
 /// vmovp self-test: the vINTID of edu's EventID 1, raised by an ITS INT.
 pub const VINTID_INT: u32 = 8193;
 /// vmovp self-test: the CPU the vPE moves to.
-const VMOVP_TARGET: usize = 1;
+const VMOVP_TARGET: crate::ids::CpuIndex = crate::ids::CpuIndex::from_const(1);
 
 /// Vendor-specific hypervisor service calls (SMCCC OEN 6).
 pub mod hypercall {
@@ -176,7 +176,7 @@ fn poll_for(intid: PhysIntId) -> bool {
         if !(1020..8192).contains(&got) {
             cpu_interface::end_of_interrupt(got);
             cpu_interface::deactivate(got);
-            if got == intid.0 {
+            if got == intid.get() {
                 return true;
             }
         }
@@ -198,7 +198,7 @@ fn its_lpi() -> Result<(), alloc::string::String> {
     map_bar(bar)?;
     let device_id = irq::phys_device_id(bdf)
         .ok_or("edu has no msi-map entry")?
-        .0;
+        .get();
     its.prepare_device(device_id, &mut |s, a| machine::alloc_frames(s, a))
         .map_err(|e| alloc::format!("{e}"))?;
     let itt = itt(its, 1)?;
@@ -215,8 +215,8 @@ fn its_lpi() -> Result<(), alloc::string::String> {
         ItsCommand::Mapti {
             device_id,
             event_id: 0,
-            intid: lpi.0,
-            icid: me as u16,
+            intid: lpi.get(),
+            icid: me.get(),
         },
         ItsCommand::Inv {
             device_id,
@@ -229,10 +229,10 @@ fn its_lpi() -> Result<(), alloc::string::String> {
     if !poll_for(lpi) {
         return Err(alloc::format!(
             "LPI {} from edu (DeviceID {device_id:#x}) never arrived",
-            lpi.0
+            lpi.get()
         ));
     }
-    crate::println!("selftest its: edu {bdf} (DeviceID {device_id:#x}) EventID 0 -> LPI {} taken at EL2 on CPU {me}", lpi.0);
+    crate::println!("selftest its: edu {bdf} (DeviceID {device_id:#x}) EventID 0 -> LPI {} taken at EL2 on CPU {me}", lpi.get());
     write_edu(bar, EDU_ACK, 1);
     its.submit(
         &[ItsCommand::Discard {
@@ -244,12 +244,15 @@ fn its_lpi() -> Result<(), alloc::string::String> {
     .map_err(|e| alloc::format!("{e}"))?;
     write_edu(bar, EDU_RAISE, 1);
     if poll_for(lpi) {
-        return Err(alloc::format!("LPI {} still arrived after DISCARD", lpi.0));
+        return Err(alloc::format!(
+            "LPI {} still arrived after DISCARD",
+            lpi.get()
+        ));
     }
     write_edu(bar, EDU_ACK, 1);
     crate::println!(
         "selftest its: after DISCARD, edu's MSI no longer raises LPI {}",
-        lpi.0
+        lpi.get()
     );
     its.submit(
         &[ItsCommand::Mapd {
@@ -274,17 +277,16 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
         return Err("the ITS has no virtual LPI support (GICv3): nothing to test".into());
     }
     let partition = machine::partitions().first().ok_or("no partition")?;
-    let cpu = partition
+    let cpu = *partition
         .config
         .cpus
         .first()
-        .ok_or("partition without CPU")?
-        .0 as usize;
+        .ok_or("partition without CPU")?;
     let (bdf, bar) = edu()?;
     map_bar(bar)?;
     let device_id = irq::phys_device_id(bdf)
         .ok_or("edu has no msi-map entry")?
-        .0;
+        .get();
     its.prepare_device(device_id, &mut |s, a| machine::alloc_frames(s, a))
         .map_err(|e| alloc::format!("{e}"))?;
     // The VM's vLPI property table and the vPE's pending table, 16 ID bits.
@@ -331,7 +333,7 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
             event_id: 0,
             vpe_id: VPE_ID,
             vintid: VINTID,
-            db_intid: doorbell.0,
+            db_intid: doorbell.get(),
         },
     ];
     let mut state = None;
@@ -341,17 +343,17 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
             event_id: 1,
             vpe_id: VPE_ID,
             vintid: VINTID_INT,
-            db_intid: doorbell.0,
+            db_intid: doorbell.get(),
         });
         let mut devices = BTreeMap::new();
         devices.insert(
-            PhysDeviceId(device_id),
+            PhysDeviceId::new(device_id),
             PassthroughDevice { event_id_bits: 1 },
         );
         let config = PassthroughConfig {
-            partition: PartitionId(partition.id.0),
+            partition: PartitionId::new(partition.id.get()),
             vpes: alloc::vec![VpeConfig {
-                vpe: VpeId(VPE_ID),
+                vpe: VpeId::new(VPE_ID),
                 doorbell,
                 rdbase,
             }],
@@ -379,7 +381,7 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
         vprop,
         vpt,
         id_bits_field: layout.id_bits_field(),
-        cpu: AtomicUsize::new(cpu),
+        cpu: AtomicUsize::new(cpu.index()),
         state: Mutex::new(state),
         vmovp,
     });
@@ -387,7 +389,7 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
         "selftest {}: edu {bdf} (DeviceID {device_id:#x}) EventID 0 -> vPE {VPE_ID} vINTID {VINTID}{} (doorbell LPI {}), vPE on CPU {cpu} for partition {} vCPU 0, edu BAR0 at IPA {}",
         if vmovp { "vmovp" } else { "gicv4" },
         if vmovp { ", EventID 1 -> vINTID 8193" } else { "" },
-        doorbell.0,
+        doorbell.get(),
         partition.name(),
         EDU_IPA
     );
@@ -395,8 +397,11 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
 }
 
 /// Called as a vCPU is entered on `cpu`: makes the self-test's vPE resident there.
-pub fn on_vcpu_entry(cpu: usize) {
-    if let Some(t) = GICV4.get().filter(|t| t.cpu.load(Ordering::Acquire) == cpu) {
+pub fn on_vcpu_entry(cpu: crate::ids::CpuIndex) {
+    if let Some(t) = GICV4
+        .get()
+        .filter(|t| t.cpu.load(Ordering::Acquire) == cpu.index())
+    {
         if let Some(rd) = irq::redistributor(cpu) {
             if !rd.make_vpe_resident(t.vprop, t.id_bits_field, t.vpt) {
                 log::error!("selftest gicv4: GICR_VPENDBASER.Dirty did not clear");
@@ -408,7 +413,10 @@ pub fn on_vcpu_entry(cpu: usize) {
 /// The doorbell hypercall: non-resident, trigger, doorbell at EL2, resident.
 fn doorbell_call() -> i64 {
     let cpu = percpu::current_index();
-    let Some(t) = GICV4.get().filter(|t| t.cpu.load(Ordering::Acquire) == cpu) else {
+    let Some(t) = GICV4
+        .get()
+        .filter(|t| t.cpu.load(Ordering::Acquire) == cpu.index())
+    else {
         return crate::guest::psci::ret::NOT_SUPPORTED;
     };
     let Some(rd) = irq::redistributor(cpu) else {
@@ -422,7 +430,7 @@ fn doorbell_call() -> i64 {
     }
     crate::println!(
         "selftest gicv4: vPE {VPE_ID} non-resident (Dirty cleared: {clean}, PendingLast before: {pending_before}); edu triggered; doorbell LPI {} {} at EL2",
-        t.doorbell.0,
+        t.doorbell.get(),
         if rang { "taken" } else { "NOT taken" }
     );
     if !rd.make_vpe_resident(t.vprop, t.id_bits_field, t.vpt) {
@@ -455,7 +463,7 @@ fn vmovp_call() -> i64 {
     let from = percpu::current_index();
     let Some(t) = GICV4
         .get()
-        .filter(|t| t.vmovp && t.cpu.load(Ordering::Acquire) == from)
+        .filter(|t| t.vmovp && t.cpu.load(Ordering::Acquire) == from.index())
     else {
         return crate::guest::psci::ret::NOT_SUPPORTED;
     };
@@ -473,7 +481,7 @@ fn vmovp_call() -> i64 {
     let pending_before = vpt_pending(t, VINTID);
     crate::println!(
         "selftest vmovp: vPE {VPE_ID} non-resident on CPU {from} (Dirty cleared: {clean}); edu triggered; doorbell LPI {} {} on CPU {from} (old redistributor); vINTID {VINTID} pending in the vPE's VPT: {pending_before}",
-        t.doorbell.0,
+        t.doorbell.get(),
         if rang_here { "taken" } else { "NOT taken" },
     );
     if !(clean && rang_here && pending_before) {
@@ -486,7 +494,7 @@ fn vmovp_call() -> i64 {
         let Some(state) = guard.as_mut() else {
             return -2;
         };
-        super::gicv4::move_vpe(state, VcpuIndex(0), t.vpt, from, VMOVP_TARGET)
+        super::gicv4::move_vpe(state, VcpuIndex::new(0), t.vpt, from, VMOVP_TARGET)
     };
     let moved = match moved {
         Ok(moved) => moved,
@@ -498,12 +506,12 @@ fn vmovp_call() -> i64 {
     let pending_after = vpt_pending(t, VINTID);
     crate::println!(
         "selftest vmovp: VMOVP vPE {} RDbase {:#x} -> {:#x} (CPU {from} -> CPU {VMOVP_TARGET}) and VSYNC: {} commands; vINTID {VINTID} still pending in the VPT: {pending_after}",
-        moved.vpe.0,
+        moved.vpe.get(),
         moved.from.0,
         moved.to.0,
         moved.commands
     );
-    t.cpu.store(VMOVP_TARGET, Ordering::Release);
+    t.cpu.store(VMOVP_TARGET.index(), Ordering::Release);
     if !pending_after || moved.commands == 0 {
         return -3;
     }
@@ -536,8 +544,8 @@ fn vmovp_call() -> i64 {
 }
 
 /// Counts a vmovp self-test doorbell taken on `cpu` (CPUs 0-3 counted).
-fn count_doorbell(cpu: usize) {
-    if let Some(count) = DOORBELLS_ON.get(cpu) {
+fn count_doorbell(cpu: crate::ids::CpuIndex) {
+    if let Some(count) = DOORBELLS_ON.get(cpu.index()) {
         count.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -556,12 +564,12 @@ fn doorbells_call() -> i64 {
 /// here, makes it resident (as a vCPU's wake-up would). Returns whether it
 /// was that doorbell.
 pub fn on_doorbell(intid: u32) -> bool {
-    let Some(t) = GICV4.get().filter(|t| t.vmovp && t.doorbell.0 == intid) else {
+    let Some(t) = GICV4.get().filter(|t| t.vmovp && t.doorbell.get() == intid) else {
         return false;
     };
     let cpu = percpu::current_index();
     count_doorbell(cpu);
-    let here = t.cpu.load(Ordering::Acquire) == cpu;
+    let here = t.cpu.load(Ordering::Acquire) == cpu.index();
     let resident = here
         && irq::redistributor(cpu)
             .is_some_and(|rd| rd.make_vpe_resident(t.vprop, t.id_bits_field, t.vpt));

@@ -20,7 +20,7 @@ use super::machine::platform;
 use super::partition::{BootFrames, Partition, IPA_BITS};
 use crate::arch::mmu::IdentityTables;
 use crate::drivers::smmuv3::SmmuV3;
-use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable};
+use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable, Vmid};
 use crate::smmu::dma_faults::{DmaFault, DmaFaultLog, LogDecision};
 use crate::smmu::S2Config;
 use alloc::format;
@@ -40,11 +40,11 @@ pub trait DmaTranslator: Send + Sync {
     fn prepare_stream(&self, sid: u32) -> Result<(), String>;
     /// STE of `sid`: stage 2 with VMID `vmid`, root `root`, in the format
     /// VTCR_EL2 value `vtcr` describes; CFGI_STE and CMD_SYNC.
-    fn attach_stage2(&self, sid: u32, vmid: u16, root: PhysAddr, vtcr: u64) -> Result<(), String>;
+    fn attach_stage2(&self, sid: u32, vmid: Vmid, root: PhysAddr, vtcr: u64) -> Result<(), String>;
     /// STE of `sid` back to abort; CFGI_STE and CMD_SYNC.
     fn detach(&self, sid: u32) -> Result<(), String>;
     /// TLBI_S12_VMALL for `vmid`, CMD_SYNC.
-    fn invalidate_vmid(&self, vmid: u16) -> Result<(), String>;
+    fn invalidate_vmid(&self, vmid: Vmid) -> Result<(), String>;
     /// Hands every queued event to `f` as a fault; returns how many.
     fn drain_faults(&self, f: &mut dyn FnMut(DmaFault)) -> usize;
     /// GERROR bits newly set (acknowledged), if any.
@@ -66,7 +66,7 @@ static DOMAINS: Once<Vec<Option<DmaDomain>>> = Once::new();
 /// A partition's DMA stage 2 and the StreamIDs that use it.
 struct DmaDomain {
     /// The partition's VMID (tags the SMMU's TLB entries).
-    vmid: u16,
+    vmid: Vmid,
     /// The table's root and format (the partition's VTCR_EL2).
     root: PhysAddr,
     vtcr: u64,
@@ -111,8 +111,14 @@ pub fn init() {
         CONFINES_DMA.call_once(|| false);
         return;
     }
-    EVENT_INTID.store(node.eventq.map_or(0, |i| i.intid().0), Ordering::Relaxed);
-    GERROR_INTID.store(node.gerror.map_or(0, |i| i.intid().0), Ordering::Relaxed);
+    EVENT_INTID.store(
+        node.eventq.and_then(|i| i.intid()).map_or(0, |i| i.get()),
+        Ordering::Relaxed,
+    );
+    GERROR_INTID.store(
+        node.gerror.and_then(|i| i.intid()).map_or(0, |i| i.get()),
+        Ordering::Relaxed,
+    );
     SMMU.call_once(|| smmu);
     CONFINES_DMA.call_once(|| true);
 }
@@ -172,10 +178,7 @@ fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, String> {
         return Ok(None);
     }
     let mut stream_ids = Vec::new();
-    for text in &p.config.pci {
-        let bdf: crate::pci::Bdf = text
-            .parse()
-            .map_err(|_| format!("bad PCI address {text}"))?;
+    for &bdf in &p.config.pci {
         let sid = stream_id(bdf)
             .ok_or_else(|| format!("PCI function {bdf} has no StreamID on the SMMU (iommu-map)"))?;
         SMMU.get()
@@ -236,7 +239,7 @@ fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, String> {
 }
 
 fn domain(p: &Partition) -> Option<&'static DmaDomain> {
-    DOMAINS.get()?.get(p.id.0 as usize)?.as_ref()
+    DOMAINS.get()?.get(p.id.get() as usize)?.as_ref()
 }
 
 /// Points the partition's StreamIDs at its DMA stage 2 (STE, CFGI_STE,
@@ -370,7 +373,7 @@ impl DmaTranslator for SmmuV3 {
         SmmuV3::prepare_stream(self, sid, &mut alloc).map_err(|e| format!("{e}"))
     }
 
-    fn attach_stage2(&self, sid: u32, vmid: u16, root: PhysAddr, vtcr: u64) -> Result<(), String> {
+    fn attach_stage2(&self, sid: u32, vmid: Vmid, root: PhysAddr, vtcr: u64) -> Result<(), String> {
         // A PS above the SMMU's OAS (QEMU: the CPU's 48 bits against 44)
         // is capped by the driver (`S2Config::for_smmu`): every address the
         // DMA stage 2 maps lies below both.
@@ -382,7 +385,7 @@ impl DmaTranslator for SmmuV3 {
         SmmuV3::detach(self, sid).map_err(|e| format!("{e}"))
     }
 
-    fn invalidate_vmid(&self, vmid: u16) -> Result<(), String> {
+    fn invalidate_vmid(&self, vmid: Vmid) -> Result<(), String> {
         SmmuV3::invalidate_vmid(self, vmid).map_err(|e| format!("{e}"))
     }
 

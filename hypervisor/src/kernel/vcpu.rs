@@ -31,7 +31,7 @@ fn mdcr_for_guest() -> MdcrEl2 {
 pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -> ! {
     let cpu = percpu::current_index();
     reset_el1_state();
-    sysreg::vmpidr_el2::write(guest::vmpidr(vcpu.0));
+    sysreg::vmpidr_el2::write(guest::vmpidr(vcpu.get()));
     sysreg::vpidr_el2::write(sysreg::midr_el1::read());
     // SAFETY: guest::CPTR traps nothing EL2 uses (it is soft-float).
     unsafe { sysreg::cptr_el2::write(guest::CPTR) };
@@ -68,7 +68,7 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     super::vgic::flush(partition, vcpu);
     // SAFETY: TPIDR_EL2 points at this CPU's block, whose registers we just
     // set, and the stack top is this CPU's.
-    unsafe { enter_guest(crate::arch::boot::stack_top(cpu)) }
+    unsafe { enter_guest(crate::arch::boot::stack_top(cpu.index())) }
 }
 
 /// Puts the EL1 system registers in their reset state, so that nothing of
@@ -115,7 +115,9 @@ fn for_each_zeroed() {
 pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
     cpu.exits.total.fetch_add(1, Ordering::Relaxed);
     let index = cpu.index.load(Ordering::Relaxed);
-    let Some((partition, vcpu)) = machine::assignment(index) else {
+    let Some((partition, vcpu)) =
+        crate::ids::CpuIndex::from_index(index).and_then(machine::assignment)
+    else {
         log::error!("trap on CPU {index}, which runs no vCPU");
         cpus::park();
     };
@@ -133,7 +135,7 @@ pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
             log::error!(
                 "partition {}: vCPU {} took {} (ESR_EL2 {esr:#x}, ELR {:#x})",
                 partition.name(),
-                vcpu.0,
+                vcpu.get(),
                 if vector == 3 {
                     "an SError"
                 } else {
@@ -157,7 +159,7 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
         log::error!(
             "partition {}: vCPU {} is stuck: it took the same exception (ESR_EL1 {:#x}) at PC {:#x} {repeats} times in a row; its handler makes no progress",
             partition.name(),
-            vcpu.0,
+            vcpu.get(),
             sysreg::esr_el1::read(),
             sysreg::elr_el1::read(),
         );
@@ -206,7 +208,7 @@ fn handle_sync_cause(
                 log::warn!(
                     "partition {}: vCPU {}: {} the {} at IPA {:#x} with an instruction the hypervisor cannot emulate (no syndrome; ESR_EL2 {esr:#x}, PC {:#x}): abort injected",
                     partition.name(),
-                    vcpu.0,
+                    vcpu.get(),
                     if write { "wrote to" } else { "read from" },
                     device.name(),
                     ipa.raw(),
@@ -239,7 +241,7 @@ fn handle_sync_cause(
         SyncAction::SysRegWrite { .. } | SyncAction::Undefined => {
             let n = partition.faults.fetch_add(1, Ordering::Relaxed);
             if worth_logging(n) {
-                log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction (fault {})", partition.name(), vcpu.0, regs.elr, n + 1);
+                log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction (fault {})", partition.name(), vcpu.get(), regs.elr, n + 1);
             }
             inject_undefined(regs);
         }
@@ -359,7 +361,7 @@ fn outside_partition(
         log::warn!(
             "partition {}: vCPU {} {} IPA {ipa:#x} outside the partition (ESR_EL2 {esr:#x}, PC {:#x}): abort injected",
             partition.name(),
-            vcpu.0,
+            vcpu.get(),
             if instruction { "fetched from" } else if write { "wrote to" } else { "read from" },
             regs.elr
         );
@@ -486,7 +488,7 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
                     // The target's CPU may wait in WFI (partition not yet
                     // started when it came online): an interrupt ends that.
                     match partition.cpu_of(target_vcpu) {
-                        Some(cpu) => super::cpus::kick(cpu.0 as usize),
+                        Some(cpu) => super::cpus::kick(cpu),
                         None => crate::arch::sysreg::sev(),
                     }
                     0

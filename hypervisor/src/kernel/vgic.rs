@@ -80,7 +80,9 @@ pub fn config(vcpus: usize) -> VgicConfig {
 pub fn new_vgic(vcpus: usize) -> Result<Vgic, alloc::string::String> {
     let mut vgic = Vgic::new(config(vcpus)).map_err(|e| alloc::format!("{e:?}"))?;
     for ppi in FORWARDED_PPIS {
-        vgic.link_hw(VirtIntId(ppi), PhysIntId(ppi))
+        let not_ppi = || alloc::format!("{ppi} is not a PPI");
+        let (virt, phys) = (VirtIntId::new(ppi), PhysIntId::new(ppi));
+        vgic.link_hw(virt.ok_or_else(not_ppi)?, phys.ok_or_else(not_ppi)?)
             .map_err(|e| alloc::format!("{e:?}"))?;
     }
     Ok(vgic)
@@ -92,19 +94,19 @@ struct PhysicalRedistributors<'a>(&'a Partition);
 
 impl PhysicalIrqState for PhysicalRedistributors<'_> {
     fn pending(&self, vcpu: VcpuIndex, intid: PhysIntId) -> bool {
-        intid.0 < 32
+        intid.get() < 32
             && self
                 .0
                 .cpu_of(vcpu)
-                .and_then(|c| irq::redistributor(c.0 as usize))
-                .is_some_and(|rd| rd.is_pending_private(intid.0))
+                .and_then(irq::redistributor)
+                .is_some_and(|rd| rd.is_pending_private(intid.get()))
     }
 }
 
 /// Disables and deactivates the forwarded PPIs on this CPU's
 /// redistributor (vCPU start, and a CPU leaving its guest: a timer line
 /// left asserted must not interrupt EL2 while no vCPU runs here).
-pub fn quiesce_forwarded_ppis(cpu: usize) {
+pub fn quiesce_forwarded_ppis(cpu: crate::ids::CpuIndex) {
     if super::vgicv2::quiesce_forwarded_ppis() {
         return;
     }
@@ -170,7 +172,7 @@ pub fn flush(partition: &Partition, vcpu: VcpuIndex) {
         Err(e) => log::error!(
             "partition {}: vCPU {}: vGIC flush: {e:?}",
             partition.name(),
-            vcpu.0
+            vcpu.get()
         ),
     }
     crate::arch::sysreg::isb();
@@ -220,7 +222,7 @@ pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u
         log::warn!(
             "partition {}: vCPU {}: vGIC: {} of {} bytes at reserved or read-only IPA {}: RAZ/WI (logged once, further ones only counted)",
             partition.name(),
-            bad.vcpu.0,
+            bad.vcpu.get(),
             if bad.write { "write" } else { "read" },
             bad.size,
             bad.ipa
@@ -239,10 +241,12 @@ pub fn sysreg(partition: &Partition, vcpu: VcpuIndex, encoding: u32, value: u64)
         }
         // Group 0 SGIs: the guest's interrupts are all Group 1; ignored.
         sysreg_enc::ICC_SGI0R => Ok(Actions::new()),
-        sysreg_enc::ICC_DIR => partition
-            .vgic
-            .lock()
-            .deactivate(vcpu, VirtIntId((value & 0xff_ffff) as u32)),
+        // IHI 0069, 12.2.9: a DIR write of a special INTID (1020-1023) or
+        // of a reserved one is ignored.
+        sysreg_enc::ICC_DIR => match VirtIntId::new((value & 0xff_ffff) as u32) {
+            Some(intid) => partition.vgic.lock().deactivate(vcpu, intid),
+            None => Ok(Actions::new()),
+        },
         _ => return false,
     };
     apply(partition, vcpu, result);
@@ -252,7 +256,7 @@ pub fn sysreg(partition: &Partition, vcpu: VcpuIndex, encoding: u32, value: u64)
 /// Drives the virtual console's interrupt line (level-sensitive SPI
 /// [`crate::layout::CONSOLE_SPI`]) to `high`.
 pub fn set_console_line(partition: &Partition, me: VcpuIndex, high: bool) {
-    let intid = VirtIntId(32 + crate::layout::CONSOLE_SPI);
+    let intid = const { VirtIntId::from_const(32 + crate::layout::CONSOLE_SPI) };
     let result = partition.vgic.lock().set_line(me, intid, high);
     apply(partition, me, result);
 }
@@ -264,19 +268,25 @@ pub fn set_console_line_from(
     running: Option<(&Partition, VcpuIndex)>,
     high: bool,
 ) {
-    let intid = VirtIntId(32 + crate::layout::CONSOLE_SPI);
-    let result = partition.vgic.lock().set_line(VcpuIndex(0), intid, high);
+    let intid = const { VirtIntId::from_const(32 + crate::layout::CONSOLE_SPI) };
+    let result = partition
+        .vgic
+        .lock()
+        .set_line(VcpuIndex::new(0), intid, high);
     // No kick for the vCPU running here: it takes it on this very entry.
     let me = running
         .filter(|(r, _)| r.id == partition.id)
-        .map_or(VcpuIndex(u16::MAX), |(_, v)| v);
-    apply(partition, me, result);
+        .map(|(_, v)| v);
+    apply_as(partition, me, result);
 }
 
 /// A hardware-linked interrupt (an EL1 timer) taken at EL2 while
 /// `vcpu` ran: pending in the model; the guest's deactivation ends it.
 pub fn inject_forwarded(partition: &Partition, vcpu: VcpuIndex, intid: u32) {
-    let result = partition.vgic.lock().inject(vcpu, VirtIntId(intid));
+    let Some(intid) = VirtIntId::new(intid) else {
+        return;
+    };
+    let result = partition.vgic.lock().inject(vcpu, intid);
     apply(partition, vcpu, result);
 }
 
@@ -287,17 +297,27 @@ pub fn apply_actions(partition: &Partition, me: VcpuIndex, actions: Actions) {
 
 /// Carries out what the model asked for.
 fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, crate::vgic::VgicError>) {
+    apply_as(partition, Some(me), result)
+}
+
+/// [`apply`] from `me`, or from outside any vCPU of the partition (`None`:
+/// every vCPU in the kick set is kicked).
+fn apply_as(
+    partition: &Partition,
+    me: Option<VcpuIndex>,
+    result: Result<Actions, crate::vgic::VgicError>,
+) {
     let actions = match result {
         Ok(a) => a,
         Err(e) => {
-            log::warn!("partition {}: vCPU {}: vGIC: {e:?}", partition.name(), me.0);
+            log::warn!("partition {}: vCPU {me:?}: vGIC: {e:?}", partition.name());
             return;
         }
     };
     for vcpu in actions.kick.iter() {
-        if vcpu != me {
+        if Some(vcpu) != me {
             if let Some(cpu) = partition.cpu_of(vcpu) {
-                super::cpus::kick(cpu.0 as usize);
+                super::cpus::kick(cpu);
             }
         }
     }
@@ -305,31 +325,26 @@ fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, crate::vg
         match action {
             Action::EnablePhys { vcpu, intid } | Action::DisablePhys { vcpu, intid } => {
                 let enable = matches!(action, Action::EnablePhys { .. });
-                let rd = partition
-                    .cpu_of(vcpu)
-                    .and_then(|c| irq::redistributor(c.0 as usize));
+                let rd = partition.cpu_of(vcpu).and_then(irq::redistributor);
                 match rd {
-                    Some(rd) if intid.0 < 32 => {
+                    Some(rd) if intid.get() < 32 => {
                         if enable {
-                            rd.enable_private(intid.0)
+                            rd.enable_private(intid.get())
                         } else {
-                            rd.disable_private(intid.0)
+                            rd.disable_private(intid.get())
                         }
                     }
                     _ => log::warn!(
                         "partition {}: no physical interrupt {} to {}",
                         partition.name(),
-                        intid.0,
+                        intid.get(),
                         if enable { "enable" } else { "disable" }
                     ),
                 }
             }
             Action::DeactivatePhys { vcpu, intid } => {
-                if let Some(rd) = partition
-                    .cpu_of(vcpu)
-                    .and_then(|c| irq::redistributor(c.0 as usize))
-                {
-                    rd.deactivate_private(intid.0);
+                if let Some(rd) = partition.cpu_of(vcpu).and_then(irq::redistributor) {
+                    rd.deactivate_private(intid.get());
                 }
             }
             Action::LpisEnabled { vcpu, enabled } => pending_table(partition, me, vcpu, enabled),
@@ -344,7 +359,7 @@ fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, crate::vg
 /// GICv4 a passthrough vLPI's pending state stays in the vPE's VPT (the
 /// hypervisor's memory, which the guest never sees), see
 /// docs/vgic-conformance.md.
-fn pending_table(partition: &Partition, me: VcpuIndex, vcpu: VcpuIndex, enabled: bool) {
+fn pending_table(partition: &Partition, me: Option<VcpuIndex>, vcpu: VcpuIndex, enabled: bool) {
     let mut mem = super::vits::PartitionMemory(partition);
     let (result, faults) = {
         let mut vgic = partition.vgic.lock();
@@ -373,13 +388,13 @@ fn pending_table(partition: &Partition, me: VcpuIndex, vcpu: VcpuIndex, enabled:
                 log::warn!(
                     "partition {}: vCPU {}: GICR_PENDBASER names memory outside the partition's RAM: pending table ignored (logged once, further ones only counted)",
                     partition.name(),
-                    vcpu.0
+                    vcpu.get()
                 );
             }
             log::debug!(
                 "partition {}: vCPU {}: EnableLPIs {}: pending table {} ({} LPIs, {} bytes{})",
                 partition.name(),
-                vcpu.0,
+                vcpu.get(),
                 u8::from(enabled),
                 if enabled { "loaded" } else { "stored" },
                 done.lpis,
@@ -390,12 +405,12 @@ fn pending_table(partition: &Partition, me: VcpuIndex, vcpu: VcpuIndex, enabled:
                     ""
                 }
             );
-            apply(partition, me, Ok(actions));
+            apply_as(partition, me, Ok(actions));
         }
         Err(e) => log::warn!(
             "partition {}: vCPU {}: vGIC: {e:?}",
             partition.name(),
-            vcpu.0
+            vcpu.get()
         ),
     }
 }
@@ -406,7 +421,7 @@ fn is_doorbell(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
         p.gicv4
             .get()
             .and_then(Option::as_ref)
-            .is_some_and(|g| g.doorbells.get(v.0 as usize) == Some(&lpi))
+            .is_some_and(|g| g.doorbells.get(v.get() as usize) == Some(&lpi))
     })
 }
 
@@ -435,8 +450,8 @@ fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
     // No kick for the vCPU running here: it takes it on this very entry.
     let me = running
         .filter(|(r, _)| r.id == partition.id)
-        .map_or(VcpuIndex(u16::MAX), |(_, v)| v);
-    apply(partition, me, result);
+        .map(|(_, v)| v);
+    apply_as(partition, me, result);
     true
 }
 

@@ -58,7 +58,7 @@ fn fresh(vcpus: usize) -> Result<VgicV2, VgicV2Error> {
     let mut model = VgicV2::new(n, NUM_SPIS)?;
     for v in 0..n {
         for ppi in super::vgic::FORWARDED_PPIS {
-            model.link_hw(VcpuIndex(v), ppi, PhysIntId(ppi))?;
+            model.link_hw(VcpuIndex::new(v), ppi, PhysIntId::from_const(ppi))?;
         }
     }
     Ok(model)
@@ -144,7 +144,7 @@ pub fn flush(partition: &Partition, vcpu: VcpuIndex) -> bool {
         Err(e) => log::error!(
             "partition {}: vCPU {}: vGICv2 flush: {e:?}",
             partition.name(),
-            vcpu.0
+            vcpu.get()
         ),
     }
     true
@@ -211,7 +211,7 @@ fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, VgicV2Err
             log::debug!(
                 "partition {}: vCPU {}: vGICv2: {e:?}",
                 partition.name(),
-                me.0
+                me.get()
             );
             return;
         }
@@ -219,7 +219,7 @@ fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, VgicV2Err
     for vcpu in actions.kick.iter() {
         if vcpu != me {
             if let Some(cpu) = partition.cpu_of(vcpu) {
-                super::cpus::kick(cpu.0 as usize);
+                super::cpus::kick(cpu);
             }
         }
     }
@@ -234,19 +234,19 @@ fn apply(partition: &Partition, me: VcpuIndex, result: Result<Actions, VgicV2Err
             | Action::DeactivatePhys { vcpu, intid } => (vcpu, intid),
             _ => continue,
         };
-        if partition.cpu_of(vcpu).map(|c| c.0 as usize) != Some(here) {
+        if partition.cpu_of(vcpu) != Some(here) {
             log::debug!(
                 "partition {}: vGICv2: PPI {} of vCPU {} is banked on another CPU",
                 partition.name(),
-                intid.0,
-                vcpu.0
+                intid.get(),
+                vcpu.get()
             );
             continue;
         }
         match action {
-            Action::EnablePhys { .. } => gicd.enable_private(intid.0),
-            Action::DisablePhys { .. } => gicd.disable_private(intid.0),
-            _ => gicd.deactivate_private(intid.0),
+            Action::EnablePhys { .. } => gicd.enable_private(intid.get()),
+            Action::DisablePhys { .. } => gicd.disable_private(intid.get()),
+            _ => gicd.deactivate_private(intid.get()),
         }
     }
 }

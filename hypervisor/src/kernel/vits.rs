@@ -27,25 +27,22 @@ const ID_BITS: u8 = 16;
 /// guest bridge's msi-map has base 0); behind it, the physical one.
 pub fn passthrough_devices(
     id: PartitionId,
-    pci: &[alloc::string::String],
+    pci: &[crate::pci::Bdf],
 ) -> alloc::vec::Vec<(VirtDeviceId, PhysDeviceId)> {
     let mut devices = alloc::vec::Vec::new();
-    for (index, text) in pci.iter().enumerate() {
-        let (Some(virt), Ok(phys)) = (
-            super::pci::virtual_bdf(index),
-            text.parse::<crate::pci::Bdf>(),
-        ) else {
+    for (index, &phys) in pci.iter().enumerate() {
+        let Some(virt) = super::pci::virtual_bdf(index) else {
             continue;
         };
         // A function the host's msi-map leaves out cannot send MSIs at all.
         let Some(phys) = super::irq::phys_device_id(phys) else {
             log::warn!(
                 "partition {}: PCI {phys}: no msi-map entry, its MSIs cannot be delivered",
-                id.0
+                id.get()
             );
             continue;
         };
-        devices.push((VirtDeviceId(u32::from(virt.0.requester_id())), phys));
+        devices.push((VirtDeviceId::new(u32::from(virt.0.requester_id())), phys));
     }
     devices
 }
@@ -93,7 +90,7 @@ fn new_vits(
         max_commands_per_trap: limits.max_commands_per_trap,
         devices,
         // A CPU's write to GITS_TRANSLATER carries requester ID 0, as on QEMU virt.
-        cpu_device_id: Some(VirtDeviceId(0)),
+        cpu_device_id: Some(VirtDeviceId::new(0)),
     };
     Vits::new(config).map_err(|e| alloc::format!("{e:?}"))
 }

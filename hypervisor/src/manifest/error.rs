@@ -161,11 +161,6 @@ pub enum ErrorKind {
         /// Name of the device window.
         device: String,
     },
-    /// A `pci` entry is not a bus:device.function address.
-    BadPciAddress {
-        /// The text given.
-        text: String,
-    },
     /// No PCI function at that address on the machine.
     NoSuchPciDevice {
         /// The address.
@@ -271,11 +266,11 @@ impl fmt::Display for ErrorKind {
             }
             Self::NoCpus => write!(f, "no CPU given"),
             Self::CpuOutOfRange { cpu, count } => {
-                write!(f, "CPU {} does not exist (the machine has {count})", cpu.0)
+                write!(f, "CPU {} does not exist (the machine has {count})", cpu.get())
             }
-            Self::CpuListedTwice { cpu } => write!(f, "CPU {} is listed twice", cpu.0),
+            Self::CpuListedTwice { cpu } => write!(f, "CPU {} is listed twice", cpu.get()),
             Self::CpuTaken { cpu, other } => {
-                write!(f, "CPU {} is already given to {other}", cpu.0)
+                write!(f, "CPU {} is already given to {other}", cpu.get())
             }
             Self::RamSizeZero => write!(f, "the RAM size is zero"),
             Self::RamSizeUnaligned { size } => {
@@ -318,9 +313,6 @@ impl fmt::Display for ErrorKind {
                 "image \"{image}\" ({size:#x} bytes) does not fit inside the partition's RAM"
             ),
             Self::ImagesOverlap => write!(f, "the initrd overlaps the kernel"),
-            Self::BadPciAddress { text } => {
-                write!(f, "{text:?} is not a PCI address (use bus:device.function, e.g. \"00:01.0\")")
-            }
             Self::NoSuchPciDevice { bdf } => write!(f, "no PCI function {bdf} on this machine"),
             Self::ItsLimitOutOfRange { value, max } => write!(f, "{value} is out of range (1..={max})"),
             Self::HeapBudget { budget, needed, heap } => write!(

@@ -107,8 +107,8 @@ pub struct PartitionConfig {
     /// Base IPA of the guest's virtual PL011.
     pub console_ipa: Ipa,
     /// PCI functions passed through, by host bus:device.function address
-    /// (checked against the machine at boot).
-    pub pci: Vec<String>,
+    /// (parsed with the manifest, checked against the machine at boot).
+    pub pci: Vec<crate::pci::Bdf>,
     /// Limits of the partition's virtual ITS.
     pub its: ItsLimits,
     /// What a vCPU's WFI does.

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::{ImageConfig, PartitionConfig, RamConfig, DEFAULT_CONSOLE_IPA};
 use crate::ids::CpuIndex;
 use crate::mm::Ipa;
+use crate::pci::Bdf;
 
 /// The whole document.
 #[derive(Deserialize)]
@@ -22,12 +23,44 @@ pub(super) struct RawManifest {
     pub partition: Vec<RawPartition>,
 }
 
+/// A `cpus` list: each entry must be a CPU index the hypervisor can drive
+/// (below [`CpuIndex::COUNT`]); whether the machine has it is validation's job.
+fn cpu_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<CpuIndex>, D::Error> {
+    Vec::<u16>::deserialize(deserializer)?
+        .into_iter()
+        .map(|raw| {
+            CpuIndex::new(raw).ok_or_else(|| {
+                de::Error::custom(format!(
+                    "CPU {raw} is beyond the {} CPUs the hypervisor drives",
+                    CpuIndex::COUNT
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A `pci` list: each entry a `bb:dd.f` address; whether the machine has
+/// it is validation's job.
+fn pci_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Bdf>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .into_iter()
+        .map(|text| {
+            text.parse().map_err(|_| {
+                de::Error::custom(format!(
+                    "{text:?} is not a PCI address (use bus:device.function, e.g. \"00:01.0\")"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// One `[[partition]]` table.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPartition {
     name: String,
-    cpus: Vec<u16>,
+    #[serde(deserialize_with = "cpu_list")]
+    cpus: Vec<CpuIndex>,
     ram: RawRam,
     #[serde(default)]
     identity_mapped: bool,
@@ -36,9 +69,10 @@ pub(super) struct RawPartition {
     #[serde(default)]
     bootargs: String,
     console_ipa: Option<u64>,
-    /// PCI functions given to the partition, by host address ("00:01.0").
-    #[serde(default)]
-    pci: Vec<String>,
+    /// PCI functions given to the partition, by host address ("00:01.0"),
+    /// parsed here once.
+    #[serde(default, deserialize_with = "pci_list")]
+    pci: Vec<Bdf>,
     /// Limits of the partition's virtual ITS (defaults if absent).
     #[serde(default)]
     its: RawIts,
@@ -93,7 +127,7 @@ impl RawPartition {
     pub(super) fn into_config(self) -> PartitionConfig {
         PartitionConfig {
             name: self.name,
-            cpus: self.cpus.into_iter().map(CpuIndex).collect(),
+            cpus: self.cpus,
             ram: RamConfig {
                 ipa: Ipa(self.ram.ipa),
                 size: self.ram.size.0,

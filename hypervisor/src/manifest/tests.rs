@@ -39,7 +39,7 @@ fn board_manifest_parses_to_two_partitions() {
     let manifest = Manifest::parse(BOARD_MANIFEST).expect("board manifest parses");
     let alpha = PartitionConfig {
         name: "alpha".to_string(),
-        cpus: vec![CpuIndex(0), CpuIndex(1)],
+        cpus: vec![CpuIndex::from_const(0), CpuIndex::from_const(1)],
         ram: RamConfig {
             ipa: Ipa(0x4000_0000),
             size: 64 << 20,
@@ -60,7 +60,7 @@ fn board_manifest_parses_to_two_partitions() {
     };
     let beta = PartitionConfig {
         name: "beta".to_string(),
-        cpus: vec![CpuIndex(2), CpuIndex(3)],
+        cpus: vec![CpuIndex::from_const(2), CpuIndex::from_const(3)],
         ..alpha.clone()
     };
     assert_eq!(manifest.partitions, vec![alpha, beta]);
@@ -245,6 +245,23 @@ fn wrong_type_names_the_array_element() {
     assert_eq!(error.partition, named("alpha"));
     assert_eq!(error.field, "cpus[1]");
     assert_eq!(error.line, Some(3));
+}
+
+#[test]
+fn pci_entry_that_is_not_an_address_is_a_shape_error() {
+    let error =
+        parse_err("[[partition]]\nname = \"alpha\"\ncpus = [0]\npci = [\"00:01.0\", \"edu\"]\n");
+    assert_eq!(error.field, "pci");
+    assert!(
+        matches!(&error.kind, ErrorKind::Shape(m) if m.contains("\"edu\" is not a PCI address"))
+    );
+}
+
+#[test]
+fn cpu_index_beyond_the_supported_cpus_is_a_shape_error() {
+    let error = parse_err("[[partition]]\nname = \"alpha\"\ncpus = [0, 64]\n");
+    assert!(error.field.starts_with("cpus"), "{}", error.field);
+    assert!(matches!(&error.kind, ErrorKind::Shape(m) if m.contains("CPU 64 is beyond")));
 }
 
 #[test]

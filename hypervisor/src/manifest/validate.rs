@@ -166,15 +166,12 @@ impl Checker<'_, '_> {
         Ok(())
     }
 
-    /// Each `pci` entry: a valid address, present on the machine, given to
+    /// Each `pci` entry (an address since parsing): present on the machine, given to
     /// one partition once. Without an SMMU, DMA must be declared
     /// `dma = "unconfined"` and needs IPA == PA.
     fn check_pci(&self) -> Result<(), Fault> {
         let mut seen: Vec<crate::pci::Bdf> = Vec::new();
-        for text in &self.partition.pci {
-            let bdf: crate::pci::Bdf = text
-                .parse()
-                .map_err(|_| ("pci", ErrorKind::BadPciAddress { text: text.clone() }))?;
+        for &bdf in &self.partition.pci {
             let name = alloc::format!("{bdf}");
             if !self.ctx.pci_devices.contains(&bdf) {
                 return Err(("pci", ErrorKind::NoSuchPciDevice { bdf: name }));
@@ -183,11 +180,7 @@ impl Checker<'_, '_> {
                 return Err(("pci", ErrorKind::PciDeviceListedTwice { bdf: name }));
             }
             seen.push(bdf);
-            let taken = self.earlier.iter().position(|p| {
-                p.pci
-                    .iter()
-                    .any(|t| t.parse::<crate::pci::Bdf>().is_ok_and(|b| b == bdf))
-            });
+            let taken = self.earlier.iter().position(|p| p.pci.contains(&bdf));
             if let Some(index) = taken {
                 let other = partition_ref(index, &self.earlier[index].name);
                 return Err(("pci", ErrorKind::PciDeviceTaken { bdf: name, other }));
@@ -231,7 +224,7 @@ impl Checker<'_, '_> {
             return Err(("cpus", ErrorKind::NoCpus));
         }
         for (position, &cpu) in cpus.iter().enumerate() {
-            if usize::from(cpu.0) >= self.ctx.cpu_count {
+            if usize::from(cpu.get()) >= self.ctx.cpu_count {
                 let count = self.ctx.cpu_count;
                 return Err(("cpus", ErrorKind::CpuOutOfRange { cpu, count }));
             }

@@ -43,7 +43,8 @@ impl VmidWidth {
     }
 }
 
-/// A virtual machine identifier.
+/// A virtual machine identifier: 8 or 16 bits, as the CPU (or the SMMU)
+/// implements them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Vmid(u16);
 
@@ -51,9 +52,34 @@ impl Vmid {
     /// The hypervisor's own VMID, never handed to a partition.
     pub const HYPERVISOR: Self = Self(0);
 
+    /// The VMID `raw` if it fits `width` (below 256 for 8-bit VMIDs).
+    pub const fn new(raw: u16, width: VmidWidth) -> Option<Self> {
+        if (raw as u32) < width.count() {
+            Some(Self(raw))
+        } else {
+            None
+        }
+    }
+
+    /// The VMID `raw` of a 16-bit-VMID machine (every `u16` is one), for
+    /// constants and for values read back from hardware tables.
+    pub const fn from_const(raw: u16) -> Self {
+        Self(raw)
+    }
+
     /// The raw value.
+    pub const fn get(self) -> u16 {
+        self.0
+    }
+
+    /// The raw value (same as [`Self::get`]).
     pub const fn raw(self) -> u16 {
         self.0
+    }
+
+    /// Whether the VMID fits `bits` bits (an SMMU's IDR0.VMID16 width).
+    pub const fn fits_bits(self, bits: u8) -> bool {
+        bits >= 16 || (self.0 as u32) >> bits == 0
     }
 }
 
@@ -153,6 +179,30 @@ mod tests {
         assert_eq!(VmidWidth::from_id_field(0b0000), VmidWidth::Bits8);
         assert_eq!(VmidWidth::from_id_field(0b0010), VmidWidth::Bits16);
         assert!(VmidWidth::Bits16.is_16bit());
+    }
+
+    #[test]
+    fn vmid_new_states_the_width() {
+        assert_eq!(Vmid::new(255, VmidWidth::Bits8).map(Vmid::get), Some(255));
+        assert_eq!(Vmid::new(256, VmidWidth::Bits8), None);
+        assert_eq!(
+            Vmid::new(u16::MAX, VmidWidth::Bits16).map(Vmid::get),
+            Some(u16::MAX)
+        );
+        assert!(Vmid::from_const(255).fits_bits(8));
+        assert!(!Vmid::from_const(256).fits_bits(8));
+        assert!(Vmid::from_const(u16::MAX).fits_bits(16));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn vmid_new_round_trips_exactly_on_its_width(raw in proptest::prelude::any::<u16>()) {
+            proptest::prop_assert_eq!(Vmid::new(raw, VmidWidth::Bits16).map(Vmid::get), Some(raw));
+            proptest::prop_assert_eq!(
+                Vmid::new(raw, VmidWidth::Bits8).map(Vmid::get),
+                (raw < 256).then_some(raw)
+            );
+        }
     }
 
     #[test]

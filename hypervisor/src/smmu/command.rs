@@ -1,6 +1,8 @@
 //! SMMUv3 commands (IHI 0070, 4 "Commands"): the few the hypervisor issues,
 //! encoded into 16-byte command queue entries (dword 0 first).
 
+use crate::mm::Vmid;
+
 /// Command opcodes, SMMU CMD_* numbers.
 pub mod op {
     /// CMD_PREFETCH_CONFIG.
@@ -76,12 +78,12 @@ pub enum Command {
     /// CMD_TLBI_S12_VMALL: every TLB entry tagged with `vmid`.
     TlbiS12Vmall {
         /// The VMID.
-        vmid: u16,
+        vmid: Vmid,
     },
     /// CMD_TLBI_S2_IPA: stage-2 entries of `vmid` for the page at `ipa`.
     TlbiS2Ipa {
         /// The VMID.
-        vmid: u16,
+        vmid: Vmid,
         /// The IPA (bits [51:12] are used).
         ipa: u64,
         /// Leaf: only last-level entries.
@@ -139,11 +141,11 @@ impl Command {
             Self::CfgiAll => [opcode, 31],
             Self::TlbiEl2All | Self::TlbiNsnhAll => [opcode, 0],
             // VMID [47:32].
-            Self::TlbiS12Vmall { vmid } => [opcode | ((vmid as u64) << 32), 0],
+            Self::TlbiS12Vmall { vmid } => [opcode | ((vmid.get() as u64) << 32), 0],
             // VMID [47:32]; NUM/SCALE 0 (one page); dword 1: Leaf bit 0,
             // TTL and TG 0 (no hint), Address [51:12].
             Self::TlbiS2Ipa { vmid, ipa, leaf } => [
-                opcode | ((vmid as u64) << 32),
+                opcode | ((vmid.get() as u64) << 32),
                 (ipa & ADDR_51_12) | leaf as u64,
             ],
             // CS [13:12]; MSH, MSIAttr, MSIData and MSIAddress 0 (no MSI).
@@ -223,7 +225,10 @@ mod tests {
     #[test]
     fn tlbi_s12_vmall_places_vmid() {
         assert_eq!(
-            Command::TlbiS12Vmall { vmid: 0xabcd }.encode(),
+            Command::TlbiS12Vmall {
+                vmid: crate::mm::Vmid::from_const(0xabcd)
+            }
+            .encode(),
             [0x0000_abcd_0000_0028, 0]
         );
     }
@@ -232,7 +237,7 @@ mod tests {
     fn tlbi_s2_ipa_places_vmid_address_and_leaf() {
         assert_eq!(
             Command::TlbiS2Ipa {
-                vmid: 5,
+                vmid: crate::mm::Vmid::from_const(5),
                 ipa: 0x0000_0089_abcd_e123,
                 leaf: true
             }
@@ -242,7 +247,7 @@ mod tests {
         // Bits above 51 are not part of the address.
         assert_eq!(
             Command::TlbiS2Ipa {
-                vmid: 0,
+                vmid: crate::mm::Vmid::from_const(0),
                 ipa: u64::MAX,
                 leaf: false
             }
@@ -282,7 +287,9 @@ mod tests {
             Command::TlbiNsnhAll,
             Command::TlbiEl2All,
             Command::SYNC,
-            Command::TlbiS12Vmall { vmid: 0 },
+            Command::TlbiS12Vmall {
+                vmid: crate::mm::Vmid::from_const(0),
+            },
         ] {
             assert!(opcode_name(cmd.opcode()).starts_with("CMD_"));
         }

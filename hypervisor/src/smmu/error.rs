@@ -3,6 +3,7 @@
 use core::fmt;
 
 use super::queue::QueueError;
+use crate::mm::Vmid;
 
 /// Errors of the SMMUv3 layer, carrying what a log reader needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,7 +17,7 @@ pub enum SmmuError {
     /// A VMID wider than the SMMU's VMIDs (IDR0.VMID16).
     VmidTooLarge {
         /// The VMID asked for.
-        vmid: u16,
+        vmid: Vmid,
         /// VMID bits the SMMU has.
         bits: u8,
     },

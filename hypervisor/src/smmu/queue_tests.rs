@@ -121,7 +121,9 @@ fn submit_appends_cmd_sync_and_waits_for_cons_to_pass_it() {
     q.submit(
         &[
             Command::CfgiSte { sid: 8, leaf: true },
-            Command::TlbiS12Vmall { vmid: 3 },
+            Command::TlbiS12Vmall {
+                vmid: crate::mm::Vmid::from_const(3),
+            },
         ],
         100,
     )
@@ -158,7 +160,13 @@ fn a_batch_larger_than_the_ring_waits_for_room_and_completes() {
 fn many_batches_wrap_around_the_ring() {
     let mut q = CommandQueue::new(FakeCmdq::new(3, 3), Ring::new(3).unwrap());
     for vmid in 0..50u16 {
-        q.submit(&[Command::TlbiS12Vmall { vmid }], 100).unwrap();
+        q.submit(
+            &[Command::TlbiS12Vmall {
+                vmid: crate::mm::Vmid::from_const(vmid),
+            }],
+            100,
+        )
+        .unwrap();
     }
     assert_eq!(q.hw().executed.len(), 100);
     assert_eq!(q.hw().executed[98], [0x0000_0031_0000_0028, 0]);
@@ -196,7 +204,7 @@ fn a_refused_command_is_reported_replaced_by_sync_and_the_queue_runs_on() {
             &[
                 Command::CfgiAll,
                 Command::TlbiS2Ipa {
-                    vmid: 1,
+                    vmid: crate::mm::Vmid::from_const(1),
                     ipa: 0x1000,
                     leaf: true,
                 },
@@ -221,7 +229,13 @@ fn a_refused_command_is_reported_replaced_by_sync_and_the_queue_runs_on() {
     // Acknowledged: GERRORN caught up with GERROR.
     assert!(!q.hw().stopped());
     // The next batch completes, and the SMMU ran the SYNC put in its place.
-    q.submit(&[Command::TlbiS12Vmall { vmid: 1 }], 100).unwrap();
+    q.submit(
+        &[Command::TlbiS12Vmall {
+            vmid: crate::mm::Vmid::from_const(1),
+        }],
+        100,
+    )
+    .unwrap();
     assert_eq!(
         opcodes(&q.hw().executed),
         [0x04, 0x46, 0x30, 0x46, 0x28, 0x46]

@@ -4,6 +4,7 @@
 
 use super::features::oas_bits;
 use super::{SmmuError, SmmuFeatures};
+use crate::mm::Vmid;
 
 /// STE.Config: abort every transaction, record nothing.
 pub const CONFIG_ABORT: u64 = 0b000;
@@ -29,7 +30,7 @@ const VTCR_PS: u32 = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct S2Config {
     /// The partition's VMID (tags the SMMU's TLB entries, CMD_TLBI_S12_VMALL).
-    pub vmid: u16,
+    pub vmid: Vmid,
     /// Physical address of the stage-2 root table (or concatenated roots).
     pub ttb: u64,
     /// S2T0SZ: the IPA size is 64 - t0sz bits.
@@ -51,7 +52,7 @@ impl S2Config {
     /// (`vtcr`) with root `ttb`: 4 KiB granule, T0SZ/SL0 consistent
     /// (IPA 25..=48 bits, at most 16 concatenated roots) and `ttb` aligned
     /// to the root's size.
-    pub fn from_vtcr(vmid: u16, ttb: u64, vtcr: u64) -> Result<Self, SmmuError> {
+    pub fn from_vtcr(vmid: Vmid, ttb: u64, vtcr: u64) -> Result<Self, SmmuError> {
         let field = |shift: u32, width: u32| (vtcr >> shift) & ((1 << width) - 1);
         let tg0 = field(VTCR_TG0, 2);
         if tg0 != 0 {
@@ -129,7 +130,7 @@ impl S2Config {
     /// beyond the OAS is not an error (the CPU's PARange is often wider than
     /// the SMMU's OAS, as on QEMU: 48 against 44 bits): `for_smmu` caps it.
     pub fn check(&self, features: &SmmuFeatures) -> Result<(), SmmuError> {
-        if features.vmid_bits < 16 && u32::from(self.vmid) >> features.vmid_bits != 0 {
+        if !self.vmid.fits_bits(features.vmid_bits) {
             return Err(SmmuError::VmidTooLarge {
                 vmid: self.vmid,
                 bits: features.vmid_bits,
@@ -246,7 +247,7 @@ impl Ste {
         let mut raw = [0; 8];
         raw[0] = 1 | (CONFIG_S2_TRANSLATE << 1);
         raw[1] = SHCFG_INCOMING << 44;
-        raw[2] = cfg.vmid as u64
+        raw[2] = cfg.vmid.get() as u64
             | (cfg.vtcr_bits() << 32)
             | (1 << 51) // S2AA64
             | (1 << 53) // S2AFFD
@@ -267,8 +268,8 @@ impl Ste {
     }
 
     /// STE.S2VMID.
-    pub const fn vmid(&self) -> u16 {
-        self.0[2] as u16
+    pub const fn vmid(&self) -> Vmid {
+        Vmid::from_const(self.0[2] as u16)
     }
 }
 

@@ -34,7 +34,7 @@ fn invalid_ste_is_all_zero() {
 #[test]
 fn stage2_ste_places_every_field() {
     let cfg = S2Config {
-        vmid: 0xbeef,
+        vmid: crate::mm::Vmid::from_const(0xbeef),
         ttb: 0x0000_0012_3456_7000,
         t0sz: 24,
         sl0: 1,
@@ -70,13 +70,13 @@ fn stage2_ste_places_every_field() {
     assert_eq!(&ste.0[4..], &[0; 4]);
     assert!(ste.valid());
     assert_eq!(ste.config(), 0b110);
-    assert_eq!(ste.vmid(), 0xbeef);
+    assert_eq!(ste.vmid(), crate::mm::Vmid::from_const(0xbeef));
 }
 
 #[test]
 fn stage2_ste_masks_out_of_range_fields() {
     let cfg = S2Config {
-        vmid: 1,
+        vmid: crate::mm::Vmid::from_const(1),
         ttb: 0xfff0_0000_0000_1fff,
         t0sz: 0xff,
         sl0: 0xff,
@@ -97,11 +97,11 @@ fn stage2_ste_masks_out_of_range_fields() {
 fn from_vtcr_takes_the_cpu_stage2_format() {
     let vtcr = cpu_vtcr_40();
     // 40-bit IPA at level 1: two concatenated tables, 8 KiB aligned.
-    let cfg = S2Config::from_vtcr(7, 0x4008_2000, vtcr).unwrap();
+    let cfg = S2Config::from_vtcr(crate::mm::Vmid::from_const(7), 0x4008_2000, vtcr).unwrap();
     assert_eq!(
         cfg,
         S2Config {
-            vmid: 7,
+            vmid: crate::mm::Vmid::from_const(7),
             ttb: 0x4008_2000,
             t0sz: 24,
             sl0: 1,
@@ -119,7 +119,8 @@ fn from_vtcr_takes_the_cpu_stage2_format() {
 
 #[test]
 fn from_vtcr_refuses_a_root_not_aligned_to_its_concatenated_size() {
-    let err = S2Config::from_vtcr(7, 0x4008_1000, cpu_vtcr_40()).unwrap_err();
+    let err = S2Config::from_vtcr(crate::mm::Vmid::from_const(7), 0x4008_1000, cpu_vtcr_40())
+        .unwrap_err();
     assert_eq!(
         err,
         SmmuError::TtbMisaligned {
@@ -134,27 +135,27 @@ fn from_vtcr_refuses_other_granules_and_bad_sizes() {
     let vtcr = cpu_vtcr_40();
     // TG0 = 64 KiB.
     assert!(matches!(
-        S2Config::from_vtcr(1, 0, vtcr | (1 << 14)),
+        S2Config::from_vtcr(crate::mm::Vmid::from_const(1), 0, vtcr | (1 << 14)),
         Err(SmmuError::BadVtcr { field: "TG0", .. })
     ));
     // PS = 7 is reserved.
     assert!(matches!(
-        S2Config::from_vtcr(1, 0, vtcr | (7 << 16)),
+        S2Config::from_vtcr(crate::mm::Vmid::from_const(1), 0, vtcr | (7 << 16)),
         Err(SmmuError::BadVtcr { field: "PS", .. })
     ));
     // T0SZ = 40: a 24-bit IPA is below the 4 KiB granule's minimum.
     assert!(matches!(
-        S2Config::from_vtcr(1, 0, (vtcr & !0x3f) | 40),
+        S2Config::from_vtcr(crate::mm::Vmid::from_const(1), 0, (vtcr & !0x3f) | 40),
         Err(SmmuError::BadVtcr { field: "T0SZ", .. })
     ));
     // SL0 = level 2 cannot start a 40-bit IPA (it would need 512 tables).
     assert!(matches!(
-        S2Config::from_vtcr(1, 0, vtcr & !(0b11 << 6)),
+        S2Config::from_vtcr(crate::mm::Vmid::from_const(1), 0, vtcr & !(0b11 << 6)),
         Err(SmmuError::BadVtcr { field: "SL0", .. })
     ));
     // SL0 = 0b11 is not a 4 KiB start level here.
     assert!(matches!(
-        S2Config::from_vtcr(1, 0, vtcr | (0b11 << 6)),
+        S2Config::from_vtcr(crate::mm::Vmid::from_const(1), 0, vtcr | (0b11 << 6)),
         Err(SmmuError::BadVtcr { field: "SL0", .. })
     ));
 }
@@ -164,7 +165,7 @@ fn every_ipa_size_the_cpu_builds_is_accepted() {
     for ipa_bits in Stage2::MIN_IPA_BITS..=48 {
         let s2 = Stage2::new(ipa_bits).unwrap();
         let vtcr = s2.vtcr_el2(PaRange::BITS_48, true).unwrap();
-        let cfg = S2Config::from_vtcr(1, 0x10_0000, vtcr)
+        let cfg = S2Config::from_vtcr(crate::mm::Vmid::from_const(1), 0x10_0000, vtcr)
             .unwrap_or_else(|e| panic!("{ipa_bits}-bit IPA: {e}"));
         assert_eq!(u32::from(cfg.ipa_bits()), ipa_bits);
     }
@@ -173,13 +174,18 @@ fn every_ipa_size_the_cpu_builds_is_accepted() {
 #[test]
 fn check_refuses_vmid_ps_and_ipa_beyond_the_smmu() {
     let mut features = qemu_features();
-    let cfg = S2Config::from_vtcr(0x1ff, 0x4000_0000, cpu_vtcr_40()).unwrap();
+    let cfg = S2Config::from_vtcr(
+        crate::mm::Vmid::from_const(0x1ff),
+        0x4000_0000,
+        cpu_vtcr_40(),
+    )
+    .unwrap();
     cfg.check(&features).unwrap();
     features.vmid_bits = 8;
     assert_eq!(
         cfg.check(&features),
         Err(SmmuError::VmidTooLarge {
-            vmid: 0x1ff,
+            vmid: crate::mm::Vmid::from_const(0x1ff),
             bits: 8
         })
     );
@@ -213,7 +219,7 @@ fn check_refuses_vmid_ps_and_ipa_beyond_the_smmu() {
     // Root above the OAS.
     let cfg = S2Config {
         ttb: 1 << 44,
-        ..S2Config::from_vtcr(1, 0, cpu_vtcr_40()).unwrap()
+        ..S2Config::from_vtcr(crate::mm::Vmid::from_const(1), 0, cpu_vtcr_40()).unwrap()
     };
     assert!(matches!(
         cfg.check(&qemu_features()),
@@ -226,7 +232,7 @@ fn check_refuses_vmid_ps_and_ipa_beyond_the_smmu() {
 
 #[test]
 fn noncacheable_walks_clear_the_walk_cacheability() {
-    let cfg = S2Config::from_vtcr(1, 0x4000_0000, cpu_vtcr_40())
+    let cfg = S2Config::from_vtcr(crate::mm::Vmid::from_const(1), 0x4000_0000, cpu_vtcr_40())
         .unwrap()
         .with_noncacheable_walks();
     let dw2 = Ste::stage2(&cfg).0[2];
@@ -241,7 +247,7 @@ fn for_smmu_caps_a_cpu_pa_range_wider_than_the_oas() {
         .unwrap()
         .vtcr_el2(PaRange::BITS_48, true)
         .unwrap();
-    let cfg = S2Config::from_vtcr(3, 0x4000_0000, vtcr).unwrap();
+    let cfg = S2Config::from_vtcr(crate::mm::Vmid::from_const(3), 0x4000_0000, vtcr).unwrap();
     assert_eq!(cfg.ps, 5);
     let smmu = cfg.for_smmu(&qemu_features()).unwrap();
     assert_eq!(smmu.ps, 4, "S2PS = OAS (44 bits)");
@@ -257,10 +263,13 @@ fn for_smmu_caps_a_cpu_pa_range_wider_than_the_oas() {
     let nc = cfg.for_smmu(&features).unwrap();
     assert_eq!((nc.ir, nc.or, nc.sh), (0, 0, 0b10));
     // And an invalid configuration is still refused.
-    assert!(S2Config { vmid: 0x100, ..cfg }
-        .for_smmu(&SmmuFeatures {
-            vmid_bits: 8,
-            ..qemu_features()
-        })
-        .is_err());
+    assert!(S2Config {
+        vmid: crate::mm::Vmid::from_const(0x100),
+        ..cfg
+    }
+    .for_smmu(&SmmuFeatures {
+        vmid_bits: 8,
+        ..qemu_features()
+    })
+    .is_err());
 }

@@ -143,7 +143,7 @@ mod tests {
 
     fn cfg(vmid: u16) -> S2Config {
         S2Config {
-            vmid,
+            vmid: crate::mm::Vmid::from_const(vmid),
             ttb: 0x4000_0000,
             t0sz: 24,
             sl0: 1,

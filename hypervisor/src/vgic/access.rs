@@ -31,7 +31,7 @@ pub(super) fn decode_frame(config: &VgicConfig, ipa: Ipa) -> Option<Frame> {
     if offset >= config.redist_size() {
         return None;
     }
-    let vcpu = VcpuIndex(u16::try_from(offset / REDIST_STRIDE).ok()?);
+    let vcpu = VcpuIndex::new(u16::try_from(offset / REDIST_STRIDE).ok()?);
     let inner = offset % REDIST_STRIDE;
     Some(if inner < SGI_FRAME {
         Frame::Rd(vcpu, inner)

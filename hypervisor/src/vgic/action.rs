@@ -12,14 +12,14 @@ pub struct VcpuMask(pub u64);
 impl VcpuMask {
     /// Adds `vcpu` (ignored if its index is 64 or more).
     pub fn insert(&mut self, vcpu: VcpuIndex) {
-        if let Some(bit) = 1u64.checked_shl(u32::from(vcpu.0)) {
+        if let Some(bit) = 1u64.checked_shl(u32::from(vcpu.get())) {
             self.0 |= bit;
         }
     }
 
     /// Whether `vcpu` is in the set.
     pub fn contains(&self, vcpu: VcpuIndex) -> bool {
-        1u64.checked_shl(u32::from(vcpu.0))
+        1u64.checked_shl(u32::from(vcpu.get()))
             .is_some_and(|bit| self.0 & bit != 0)
     }
 
@@ -30,7 +30,9 @@ impl VcpuMask {
 
     /// The vCPUs in the set, lowest first.
     pub fn iter(&self) -> impl Iterator<Item = VcpuIndex> + '_ {
-        (0..64u16).filter(|i| self.0 & (1 << i) != 0).map(VcpuIndex)
+        (0..64u16)
+            .filter(|i| self.0 & (1 << i) != 0)
+            .map(VcpuIndex::new)
     }
 }
 

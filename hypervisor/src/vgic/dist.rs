@@ -95,7 +95,7 @@ impl Vgic {
     /// A guest read of the distributor frame.
     pub(super) fn dist_read(&mut self, access: Access) -> Result<u64, Fault> {
         let off = access.offset;
-        if let Some(result) = self.irq_regs_read(Bank::Spis, VcpuIndex(0), access) {
+        if let Some(result) = self.irq_regs_read(Bank::Spis, VcpuIndex::new(0), access) {
             return result;
         }
         match off {
@@ -277,7 +277,7 @@ impl Vgic {
         if newly_enabled {
             // Anything pending may now be forwarded, on any vCPU.
             for v in 0..self.config.num_vcpus {
-                actions.kick(VcpuIndex(v));
+                actions.kick(VcpuIndex::new(v));
             }
         }
     }
@@ -316,7 +316,7 @@ impl Vgic {
             return;
         };
         let (phys, listed) = (irq.hw, irq.listed.map(|l| l.vcpu));
-        let target = self.target(VcpuIndex(0), n);
+        let target = self.target(VcpuIndex::new(0), n);
         if let (Some(intid), Some(vcpu)) = (phys, target) {
             actions.push(Action::RoutePhys { vcpu, intid });
         }

@@ -189,7 +189,7 @@ impl Vgic {
     ) -> Result<Actions, VgicError> {
         self.check_lpi(intid)?;
         let enabled_lpis = self.vcpu(vcpu)?.redist.enable_lpis;
-        let lookup = self.lookup_config(vcpu, intid.0, source, false)?;
+        let lookup = self.lookup_config(vcpu, intid.get(), source, false)?;
         // The budget is partition-wide: moves and folds relocate LPIs
         // between vCPUs, so only a total bounds memory whatever the guest does.
         let budget = self
@@ -198,11 +198,11 @@ impl Vgic {
             .saturating_mul(usize::from(self.config.num_vcpus));
         let total = self.lpi_total();
         let lpis = &mut self.vcpu_mut(vcpu)?.lpis;
-        if !lpis.contains(intid.0) && total >= budget {
+        if !lpis.contains(intid.get()) && total >= budget {
             self.counters.lpi_overflows = self.counters.lpi_overflows.saturating_add(1);
             return Err(VgicError::LpiPendingFull { vcpu, intid });
         }
-        lpis.insert(intid.0);
+        lpis.insert(intid.get());
         let mut actions = Actions::new();
         if enabled_lpis && lookup.enabled {
             actions.kick(vcpu);
@@ -217,9 +217,11 @@ impl Vgic {
         intid: VirtIntId,
     ) -> Result<Actions, VgicError> {
         self.check_lpi(intid)?;
-        self.vcpu_mut(vcpu)?.lpis.remove(intid.0);
+        self.vcpu_mut(vcpu)?.lpis.remove(intid.get());
         let mut actions = Actions::new();
-        self.for_listed_copy(vcpu, intid.0, &mut actions, |listed| listed.cancel = true);
+        self.for_listed_copy(vcpu, intid.get(), &mut actions, |listed| {
+            listed.cancel = true
+        });
         Ok(actions)
     }
 
@@ -236,7 +238,7 @@ impl Vgic {
         self.vcpu(from)?;
         let mut actions = Actions::new();
         if from != to {
-            self.move_one(from, to, intid.0, &mut actions);
+            self.move_one(from, to, intid.get(), &mut actions);
         }
         Ok(actions)
     }
@@ -269,10 +271,12 @@ impl Vgic {
         source: &dyn LpiConfigSource,
     ) -> Result<Actions, VgicError> {
         self.check_lpi(intid)?;
-        let config = self.lookup_config(vcpu, intid.0, source, true)?;
+        let config = self.lookup_config(vcpu, intid.get(), source, true)?;
         let state = self.vcpu(vcpu)?;
         let mut actions = Actions::new();
-        if config.enabled && state.redist.enable_lpis && state.lpis.pending().any(|i| i == intid.0)
+        if config.enabled
+            && state.redist.enable_lpis
+            && state.lpis.pending().any(|i| i == intid.get())
         {
             actions.kick(vcpu);
         }
@@ -306,10 +310,10 @@ impl Vgic {
         let Ok(state) = self.vcpu(vcpu) else {
             return false;
         };
-        state.lpis.pending().any(|i| i == intid.0)
+        state.lpis.pending().any(|i| i == intid.get())
             || self.vcpus.iter().enumerate().any(|(index, holder)| {
-                holder.lpis.listed.get(&intid.0).is_some_and(|l| {
-                    !l.cancel && l.redirect.unwrap_or(VcpuIndex(index as u16)) == vcpu
+                holder.lpis.listed.get(&intid.get()).is_some_and(|l| {
+                    !l.cancel && l.redirect.unwrap_or(VcpuIndex::new(index as u16)) == vcpu
                 })
             })
     }
@@ -345,7 +349,7 @@ impl Vgic {
         change: impl Fn(&mut ListedLpi),
     ) {
         for (index, holder) in self.vcpus.iter_mut().enumerate() {
-            let here = VcpuIndex(index as u16);
+            let here = VcpuIndex::new(index as u16);
             if let Some(listed) = holder.lpis.listed.get_mut(&intid) {
                 if !listed.cancel && listed.redirect.unwrap_or(here) == owner {
                     change(listed);
@@ -392,7 +396,7 @@ impl Vgic {
     }
 
     fn check_lpi(&self, intid: VirtIntId) -> Result<(), VgicError> {
-        if self.config.is_lpi(intid.0) {
+        if self.config.is_lpi(intid.get()) {
             Ok(())
         } else {
             Err(VgicError::NoSuchInterrupt(intid))

@@ -57,7 +57,7 @@ impl Vgic {
     pub(super) fn irq(&self, vcpu: VcpuIndex, intid: u32) -> Option<&Irq> {
         if intid < 32 {
             self.vcpus
-                .get(usize::from(vcpu.0))?
+                .get(usize::from(vcpu.get()))?
                 .private
                 .get(intid as usize)
         } else {
@@ -69,7 +69,7 @@ impl Vgic {
     pub(super) fn irq_mut(&mut self, vcpu: VcpuIndex, intid: u32) -> Option<&mut Irq> {
         if intid < 32 {
             self.vcpus
-                .get_mut(usize::from(vcpu.0))?
+                .get_mut(usize::from(vcpu.get()))?
                 .private
                 .get_mut(intid as usize)
         } else {
@@ -95,7 +95,7 @@ impl Vgic {
         // vCPU i has Aff0 = i and Aff1 = Aff2 = Aff3 = 0.
         let aff0 = router & 0xff;
         if router & !0xff == 0 && aff0 < u64::from(self.config.num_vcpus) {
-            Route::Vcpu(VcpuIndex(aff0 as u16))
+            Route::Vcpu(VcpuIndex::new(aff0 as u16))
         } else {
             Route::Nowhere
         }
@@ -113,7 +113,7 @@ impl Vgic {
         }
         match self.route(intid) {
             Route::Vcpu(v) => Some(v),
-            Route::Any => Some(VcpuIndex(0)),
+            Route::Any => Some(VcpuIndex::new(0)),
             Route::Nowhere => None,
         }
     }
@@ -285,9 +285,9 @@ impl Vgic {
     /// SGIs and PPIs `vcpu` names the banked copy; for SPIs it is ignored.
     pub fn inject(&mut self, vcpu: VcpuIndex, intid: VirtIntId) -> Result<Actions, VgicError> {
         self.vcpu(vcpu)?;
-        let target = self.target(vcpu, intid.0);
+        let target = self.target(vcpu, intid.get());
         let irq = self
-            .irq_mut(vcpu, intid.0)
+            .irq_mut(vcpu, intid.get())
             .ok_or(VgicError::NoSuchInterrupt(intid))?;
         irq.latch = true;
         let mut actions = Actions::new();
@@ -307,9 +307,9 @@ impl Vgic {
         high: bool,
     ) -> Result<Actions, VgicError> {
         self.vcpu(vcpu)?;
-        let target = self.target(vcpu, intid.0);
+        let target = self.target(vcpu, intid.get());
         let irq = self
-            .irq_mut(vcpu, intid.0)
+            .irq_mut(vcpu, intid.get())
             .ok_or(VgicError::NoSuchInterrupt(intid))?;
         let rising = high && !irq.line;
         irq.line = high;
@@ -327,15 +327,15 @@ impl Vgic {
     /// (IHI 0069, 4.9.2). A PPI is linked on every vCPU (the virtual timer,
     /// PPI 27, on each vCPU's own pCPU).
     pub fn link_hw(&mut self, intid: VirtIntId, phys: PhysIntId) -> Result<(), VgicError> {
-        let linkable = (16..self.config.spi_end()).contains(&intid.0) && phys.0 < 1020;
+        let linkable = (16..self.config.spi_end()).contains(&intid.get()) && phys.get() < 1020;
         if !linkable {
             return Err(VgicError::NoSuchInterrupt(intid));
         }
-        if intid.0 < 32 {
+        if intid.get() < 32 {
             for vcpu in &mut self.vcpus {
-                vcpu.private[intid.0 as usize].hw = Some(phys);
+                vcpu.private[intid.get() as usize].hw = Some(phys);
             }
-        } else if let Some(irq) = self.irq_mut(VcpuIndex(0), intid.0) {
+        } else if let Some(irq) = self.irq_mut(VcpuIndex::new(0), intid.get()) {
             irq.hw = Some(phys);
         }
         Ok(())
@@ -347,12 +347,12 @@ impl Vgic {
     pub fn deactivate(&mut self, vcpu: VcpuIndex, intid: VirtIntId) -> Result<Actions, VgicError> {
         self.vcpu(vcpu)?;
         let mut actions = Actions::new();
-        let Some(irq) = self.irq_mut(vcpu, intid.0) else {
+        let Some(irq) = self.irq_mut(vcpu, intid.get()) else {
             // IHI 0069, 12.2.4: deactivating an INTID that is not active
             // (or an LPI, which has no active state) has no effect.
             return Ok(actions);
         };
-        let mine = intid.0 < 32 || irq.owner == Some(vcpu);
+        let mine = intid.get() < 32 || irq.owner == Some(vcpu);
         if irq.active && irq.listed.is_none() && mine {
             irq.active = false;
             irq.owner = None;

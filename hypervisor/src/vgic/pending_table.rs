@@ -104,12 +104,12 @@ impl Vgic {
                 for bit in (0..8).filter(|b| byte & (1 << b) != 0) {
                     let index = (offset + i as u64) * 8 + bit;
                     let intid = u64::from(FIRST_LPI) + index;
-                    let Ok(intid) = u32::try_from(intid) else {
+                    let Some(intid) = u32::try_from(intid).ok().and_then(VirtIntId::new) else {
                         continue;
                     };
                     // A full budget is counted by set_lpi_pending; the
                     // rest of the table is still read (each bit once).
-                    if let Ok(a) = self.set_lpi_pending(vcpu, VirtIntId(intid), config) {
+                    if let Ok(a) = self.set_lpi_pending(vcpu, intid, config) {
                         actions.merge(a);
                         done.lpis += 1;
                     }
@@ -144,7 +144,7 @@ impl Vgic {
         let mut pending: alloc::vec::Vec<u32> = self.vcpu(vcpu)?.lpis.pending().collect();
         for holder in &self.vcpus {
             for intid in holder.lpis.listed.keys() {
-                if self.lpi_pending(vcpu, VirtIntId(*intid)) {
+                if VirtIntId::new(*intid).is_some_and(|i| self.lpi_pending(vcpu, i)) {
                     pending.push(*intid);
                 }
             }
@@ -153,9 +153,11 @@ impl Vgic {
         pending.dedup();
         for &intid in &pending {
             // Out of the model: the table holds them from now on.
-            self.clear_lpi_pending(vcpu, VirtIntId(intid))
-                .map(|a| actions.merge(a))
-                .ok();
+            if let Some(intid) = VirtIntId::new(intid) {
+                self.clear_lpi_pending(vcpu, intid)
+                    .map(|a| actions.merge(a))
+                    .ok();
+            }
         }
         let Some((first, bytes)) = span else {
             return Ok((actions, done));

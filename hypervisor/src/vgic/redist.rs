@@ -179,10 +179,10 @@ impl Vgic {
     pub(super) fn gicr_typer(&self, vcpu: VcpuIndex) -> u64 {
         let typer = GicrTyper(0)
             .with_plpis(self.config.lpis())
-            .with_last(vcpu.0.saturating_add(1) == self.config.num_vcpus)
-            .with_processor_number(u64::from(vcpu.0))
+            .with_last(vcpu.get().saturating_add(1) == self.config.num_vcpus)
+            .with_processor_number(u64::from(vcpu.get()))
             // Affinity_Value is Aff3.Aff2.Aff1.Aff0; only Aff0 is non-zero.
-            .with_affinity(u64::from(vcpu.0 & 0xff));
+            .with_affinity(u64::from(vcpu.get() & 0xff));
         typer.0
     }
 

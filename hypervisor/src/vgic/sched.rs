@@ -337,7 +337,9 @@ impl Vgic {
         });
         let state = LrState::from_flags(pending, active);
         match irq.hw {
-            Some(phys) => ListRegister::hardware(intid, phys.0, irq.priority, irq.group1, state),
+            Some(phys) => {
+                ListRegister::hardware(intid, phys.get(), irq.priority, irq.group1, state)
+            }
             // A level-sensitive interrupt asks for EOI maintenance so its
             // line is sampled again once the guest deactivates it.
             None => {

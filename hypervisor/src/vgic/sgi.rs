@@ -36,7 +36,7 @@ pub fn decode_sgi1r(value: u64, sender: VcpuIndex, num_vcpus: u16) -> SgiRequest
     let mut targets = VcpuMask::default();
     let mut missing = 0;
     if value & field::IRM != 0 {
-        for v in (0..num_vcpus).map(VcpuIndex).filter(|&v| v != sender) {
+        for v in (0..num_vcpus).map(VcpuIndex::new).filter(|&v| v != sender) {
             targets.insert(v);
         }
         return SgiRequest {
@@ -55,7 +55,7 @@ pub fn decode_sgi1r(value: u64, sender: VcpuIndex, num_vcpus: u16) -> SgiRequest
         }
         let aff0 = range * 16 + bit;
         if upper == 0 && aff0 < num_vcpus {
-            targets.insert(VcpuIndex(aff0));
+            targets.insert(VcpuIndex::new(aff0));
         } else {
             missing += 1;
         }

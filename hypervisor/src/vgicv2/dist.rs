@@ -119,7 +119,7 @@ impl VgicV2 {
                 bits
             }
             0xf10..=0xf2f if word || width == 1 => {
-                let bank = &self.banks[usize::from(vcpu.0)];
+                let bank = &self.banks[usize::from(vcpu.get())];
                 let base = (offset & !0xf) as usize;
                 let first = (offset as usize - base) % 16;
                 let mut value = 0;
@@ -180,7 +180,7 @@ impl VgicV2 {
                 let set = offset >= SPENDSGIR;
                 let first = (offset as usize & 0xf) % 16;
                 let all = self.all_vcpus();
-                let bank = &mut self.banks[usize::from(vcpu.0)];
+                let bank = &mut self.banks[usize::from(vcpu.get())];
                 for byte in 0..usize::from(width) {
                     let Some(sources) = bank.sgi_sources.get_mut(first + byte) else {
                         continue;
@@ -206,7 +206,7 @@ impl VgicV2 {
     /// `sender` on the CPU target list, all others, or the sender only.
     pub fn send_sgi(&mut self, sender: VcpuIndex, value: u32) -> Actions {
         let sgi = (value & 0xf) as usize;
-        let me = 1u8.checked_shl(u32::from(sender.0)).unwrap_or(0);
+        let me = 1u8.checked_shl(u32::from(sender.get())).unwrap_or(0);
         let targets = match (value >> SGIR_FILTER_SHIFT) & 0x3 {
             0b00 => (value >> SGIR_TARGETS_SHIFT) as u8,
             0b01 => self.all_vcpus() & !me,
@@ -225,7 +225,7 @@ impl VgicV2 {
     /// Pending as a read of GICD_ISPENDR sees it, list registers included.
     fn pending_view(&self, vcpu: VcpuIndex, intid: u32, irq: &IrqV2) -> bool {
         if intid < 16 {
-            return self.banks[usize::from(vcpu.0)].sgi_sources[intid as usize] != 0
+            return self.banks[usize::from(vcpu.get())].sgi_sources[intid as usize] != 0
                 || irq.listed.is_some_and(|l| l.pending);
         }
         irq.pending || irq.listed.is_some_and(|l| l.pending && !l.cancel_pending)
@@ -243,7 +243,7 @@ impl VgicV2 {
         match (targets, intid < PRIVATE) {
             (false, _) => irq.priority,
             // IHI 0048B, 4.3.12: the SGI/PPI bytes read as the reading CPU.
-            (true, true) => 1u8.checked_shl(u32::from(vcpu.0)).unwrap_or(0),
+            (true, true) => 1u8.checked_shl(u32::from(vcpu.get())).unwrap_or(0),
             (true, false) => irq.targets,
         }
     }
@@ -347,7 +347,7 @@ impl VgicV2 {
         }
         if kick {
             let targets = if intid < PRIVATE {
-                1u8.checked_shl(u32::from(vcpu.0)).unwrap_or(0)
+                1u8.checked_shl(u32::from(vcpu.get())).unwrap_or(0)
             } else {
                 irq.targets
             };
@@ -371,5 +371,5 @@ fn bit_bank(offset: u64) -> (BitBank, u32) {
 
 /// The lowest vCPU in a target byte.
 fn lowest(targets: u8) -> Option<VcpuIndex> {
-    (targets != 0).then(|| VcpuIndex(targets.trailing_zeros() as u16))
+    (targets != 0).then(|| VcpuIndex::new(targets.trailing_zeros() as u16))
 }

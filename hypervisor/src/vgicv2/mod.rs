@@ -163,7 +163,7 @@ impl VgicV2 {
         intid: u32,
         pintid: PhysIntId,
     ) -> Result<(), VgicV2Error> {
-        if intid < 16 || !(16..MAX_INTID).contains(&pintid.0) {
+        if intid < 16 || !(16..MAX_INTID).contains(&pintid.get()) {
             return Err(VgicV2Error::NoSuchIntId(intid));
         }
         self.irq_mut(vcpu, intid)?.hw = Some(pintid);
@@ -180,7 +180,7 @@ impl VgicV2 {
         let irq = self.irq_mut(vcpu, intid)?;
         irq.pending = true;
         let targets = if intid < PRIVATE {
-            1u8 << vcpu.0
+            1u8 << vcpu.get()
         } else {
             irq.targets
         };
@@ -194,7 +194,7 @@ impl VgicV2 {
         }
         let bank = self
             .banks
-            .get(usize::from(vcpu.0))
+            .get(usize::from(vcpu.get()))
             .ok_or(VgicV2Error::NoSuchVcpu(vcpu))?;
         match intid.checked_sub(PRIVATE) {
             None => Ok(&bank.private[intid as usize]),
@@ -211,7 +211,7 @@ impl VgicV2 {
         }
         let bank = self
             .banks
-            .get_mut(usize::from(vcpu.0))
+            .get_mut(usize::from(vcpu.get()))
             .ok_or(VgicV2Error::NoSuchVcpu(vcpu))?;
         match intid.checked_sub(PRIVATE) {
             None => Ok(&mut bank.private[intid as usize]),
@@ -227,7 +227,7 @@ impl VgicV2 {
         let mut actions = Actions::new();
         for vcpu in 0..self.vcpus() {
             if targets & (1 << vcpu) != 0 {
-                actions.kick(VcpuIndex(vcpu));
+                actions.kick(VcpuIndex::new(vcpu));
             }
         }
         actions

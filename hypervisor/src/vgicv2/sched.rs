@@ -49,7 +49,7 @@ impl VgicV2 {
     /// them), then by priority (lower value first), then by INTID.
     fn candidates(&self, vcpu: VcpuIndex) -> Vec<Candidate> {
         let mut found = Vec::new();
-        let Some(bank) = self.banks.get(usize::from(vcpu.0)) else {
+        let Some(bank) = self.banks.get(usize::from(vcpu.get())) else {
             return found;
         };
         let forward = self.enabled;
@@ -77,7 +77,7 @@ impl VgicV2 {
             let pending = irq.pending
                 && irq.enabled
                 && forward
-                && (mine || (!irq.active && irq.targets & (1 << vcpu.0) != 0));
+                && (mine || (!irq.active && irq.targets & (1 << vcpu.get()) != 0));
             if pending || (irq.active && mine) {
                 let intid = (PRIVATE as usize + index) as u16;
                 found.push(candidate(intid, 0, false, irq, pending));
@@ -112,7 +112,7 @@ impl VgicV2 {
             let state = LrState::from_flags(pending, c.active);
             let lr = match c.hw {
                 Some(pintid) if c.intid >= 16 => {
-                    ListRegisterV2::hardware(c.intid, pintid.0 as u16, c.priority, state)
+                    ListRegisterV2::hardware(c.intid, pintid.get() as u16, c.priority, state)
                 }
                 _ => ListRegisterV2::software(c.intid, c.source, c.priority, state, !c.edge),
             };
@@ -127,7 +127,7 @@ impl VgicV2 {
             // Underflow: refill when at most one register is still in use.
             image.hcr |= hcr::UIE;
         }
-        self.lr_contents[usize::from(vcpu.0)] = contents;
+        self.lr_contents[usize::from(vcpu.get())] = contents;
         Ok(image)
     }
 
@@ -135,7 +135,7 @@ impl VgicV2 {
     fn take_listed(&mut self, vcpu: VcpuIndex, c: &Candidate, pending: bool) {
         let intid = u32::from(c.intid);
         if intid < 16 && pending {
-            self.banks[usize::from(vcpu.0)].sgi_sources[intid as usize] &= !(1 << c.source);
+            self.banks[usize::from(vcpu.get())].sgi_sources[intid as usize] &= !(1 << c.source);
         }
         let Ok(irq) = self.irq_mut(vcpu, intid) else {
             return;
@@ -167,7 +167,7 @@ impl VgicV2 {
         lrs: &[ListRegisterV2],
     ) -> Result<Actions, VgicV2Error> {
         self.irq(vcpu, 0)?;
-        let contents = core::mem::take(&mut self.lr_contents[usize::from(vcpu.0)]);
+        let contents = core::mem::take(&mut self.lr_contents[usize::from(vcpu.get())]);
         let mut actions = Actions::new();
         for (index, &(intid, source)) in contents.iter().enumerate() {
             let intid = u32::from(intid);
@@ -205,7 +205,8 @@ impl VgicV2 {
                 irq.owner = None;
             }
             if intid < 16 && pending {
-                self.banks[usize::from(vcpu.0)].sgi_sources[intid as usize] |= 1 << (source & 7);
+                self.banks[usize::from(vcpu.get())].sgi_sources[intid as usize] |=
+                    1 << (source & 7);
             }
         }
         Ok(actions)

@@ -12,9 +12,9 @@ use super::dist::offset::*;
 use super::*;
 use crate::vgic::LrState;
 
-const V0: VcpuIndex = VcpuIndex(0);
-const V1: VcpuIndex = VcpuIndex(1);
-const V2: VcpuIndex = VcpuIndex(2);
+const V0: VcpuIndex = VcpuIndex::new(0);
+const V1: VcpuIndex = VcpuIndex::new(1);
+const V2: VcpuIndex = VcpuIndex::new(2);
 
 fn vgic(vcpus: u16) -> VgicV2 {
     let mut vgic = VgicV2::new(vcpus, 64).unwrap();
@@ -241,13 +241,13 @@ fn icpendr_while_listed_drops_the_registers_pending_state() {
 #[test]
 fn hardware_linked_interrupts_carry_the_physical_id_and_its_actions() {
     let mut vgic = vgic(1);
-    vgic.link_hw(V0, 27, PhysIntId(27)).unwrap();
+    vgic.link_hw(V0, 27, PhysIntId::from_const(27)).unwrap();
     let actions = write(&mut vgic, V0, ISENABLER, 1 << 27);
     assert_eq!(
         actions.hardware,
         [Action::EnablePhys {
             vcpu: V0,
-            intid: PhysIntId(27)
+            intid: PhysIntId::from_const(27)
         }]
     );
     assert_eq!(vgic.inject(V0, 27).unwrap().kick, VcpuMask(1));
@@ -262,7 +262,7 @@ fn hardware_linked_interrupts_carry_the_physical_id_and_its_actions() {
         actions.hardware,
         [Action::DeactivatePhys {
             vcpu: V0,
-            intid: PhysIntId(27)
+            intid: PhysIntId::from_const(27)
         }]
     );
     // Pending while active is not allowed with HW = 1: listed active only.
@@ -272,7 +272,7 @@ fn hardware_linked_interrupts_carry_the_physical_id_and_its_actions() {
     assert_eq!(image.lrs[0].state(), LrState::Active);
     assert_eq!(image.hcr, hcr::EN | hcr::NPIE);
     assert_eq!(
-        vgic.link_hw(V0, 3, PhysIntId(27)),
+        vgic.link_hw(V0, 3, PhysIntId::from_const(27)),
         Err(VgicV2Error::NoSuchIntId(3))
     );
 }
@@ -318,10 +318,10 @@ proptest! {
         let mut vgic = VgicV2::new(3, 64).unwrap();
         for step in steps {
             match step {
-                Step::Read(v, o, w) => { let _ = vgic.mmio_read(VcpuIndex(v), o, w); }
-                Step::Write(v, o, w, x) => { let _ = vgic.mmio_write(VcpuIndex(v), o, w, x); }
+                Step::Read(v, o, w) => { let _ = vgic.mmio_read(VcpuIndex::new(v), o, w); }
+                Step::Write(v, o, w, x) => { let _ = vgic.mmio_write(VcpuIndex::new(v), o, w, x); }
                 Step::Flush(v, n) => {
-                    if let Ok(image) = vgic.flush(VcpuIndex(v), n) {
+                    if let Ok(image) = vgic.flush(VcpuIndex::new(v), n) {
                         prop_assert!(image.lrs.len() <= n.min(64));
                         let mut ids: Vec<u16> = image.lrs.iter().map(|l| l.vintid()).collect();
                         ids.sort_unstable();
@@ -331,9 +331,9 @@ proptest! {
                 }
                 Step::Fold(v, lrs) => {
                     let lrs: Vec<ListRegisterV2> = lrs.into_iter().map(ListRegisterV2).collect();
-                    let _ = vgic.fold(VcpuIndex(v), &lrs);
+                    let _ = vgic.fold(VcpuIndex::new(v), &lrs);
                 }
-                Step::Inject(v, i) => { let _ = vgic.inject(VcpuIndex(v), i); }
+                Step::Inject(v, i) => { let _ = vgic.inject(VcpuIndex::new(v), i); }
             }
         }
     }

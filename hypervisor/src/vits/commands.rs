@@ -10,7 +10,7 @@ use super::regs::Registers;
 use super::state::{DeviceEntry, EventEntry, TranslationState};
 use crate::gic::its_cmd::{ItsCommand, RdBase};
 use crate::guest_mem::GuestMemory;
-use crate::ids::{EventId, VcpuIndex, VirtCollectionId, VirtDeviceId, VirtIntId};
+use crate::ids::{EventId, VcpuIndex, VirtCollectionId, VirtDeviceId};
 use crate::mm::Ipa;
 
 /// Why a command did not complete.
@@ -53,12 +53,12 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
                 size,
                 itt_addr,
                 valid,
-            } => self.mapd(VirtDeviceId(device_id), size, Ipa(itt_addr), valid),
+            } => self.mapd(VirtDeviceId::new(device_id), size, Ipa(itt_addr), valid),
             ItsCommand::Mapc {
                 icid,
                 rdbase,
                 valid,
-            } => Ok(self.mapc(VirtCollectionId(icid), rdbase, valid)?),
+            } => Ok(self.mapc(VirtCollectionId::new(icid), rdbase, valid)?),
             ItsCommand::Mapti {
                 device_id,
                 event_id,
@@ -87,12 +87,12 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
                 device_id,
                 event_id,
             } => Ok(self.inv(device_id, event_id)?),
-            ItsCommand::Invall { icid } => Ok(self.invall(VirtCollectionId(icid))?),
+            ItsCommand::Invall { icid } => Ok(self.invall(VirtCollectionId::new(icid))?),
             ItsCommand::Movi {
                 device_id,
                 event_id,
                 icid,
-            } => Ok(self.movi(device_id, event_id, VirtCollectionId(icid))?),
+            } => Ok(self.movi(device_id, event_id, VirtCollectionId::new(icid))?),
             ItsCommand::Movall { rdbase1, rdbase2 } => Ok(self.movall(rdbase1, rdbase2)?),
             // IHI 0069, 5.3 (SYNC): SYNC waits for earlier commands' effects on
             // one redistributor. Backend calls are ordered and the batch
@@ -115,12 +115,12 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         itt_addr: Ipa,
         valid: bool,
     ) -> Result<(), Failure> {
-        if !fits(u64::from(device.0), self.config.device_id_bits) {
+        if !fits(u64::from(device.get()), self.config.device_id_bits) {
             return Err(CommandError::DeviceOutOfRange { device }.into());
         }
         if !self
             .regs
-            .device_in_table(device.0, self.mem)
+            .device_in_table(device.get(), self.mem)
             .map_err(Failure::Stall)?
         {
             return Err(CommandError::DeviceNotInTable { device }.into());
@@ -165,7 +165,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         rdbase: RdBase,
         valid: bool,
     ) -> Result<(), CommandError> {
-        if !self.regs.collection_in_table(icid.0, self.config) {
+        if !self.regs.collection_in_table(icid.get(), self.config) {
             return Err(CommandError::CollectionOutOfRange { icid });
         }
         if !valid {
@@ -213,22 +213,21 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         intid: u32,
         icid: u16,
     ) -> Result<(), CommandError> {
-        let (device, event) = (VirtDeviceId(device_id), EventId(event_id));
+        let (device, event) = (VirtDeviceId::new(device_id), EventId::new(event_id));
         let entry = mapped_device(self.config, self.state, device)?;
         if !entry.event_in_range(event) {
             return Err(CommandError::EventOutOfRange { device, event });
         }
         let backing = entry.backing;
-        if !self.config.is_guest_lpi(intid) {
-            let intid = VirtIntId(intid);
+        let Some(intid) = self.config.guest_lpi(intid) else {
             return Err(CommandError::IntIdOutOfRange {
                 device,
                 event,
                 intid,
             });
-        }
-        let icid = VirtCollectionId(icid);
-        if !self.regs.collection_in_table(icid.0, self.config) {
+        };
+        let icid = VirtCollectionId::new(icid);
+        if !self.regs.collection_in_table(icid.get(), self.config) {
             return Err(CommandError::CollectionOutOfRange { icid });
         }
         if entry.event(event).is_some() {
@@ -237,10 +236,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         if self.state.event_count() >= self.config.max_events {
             return Err(CommandError::EventLimit { device, event });
         }
-        let mapping = EventEntry {
-            intid: VirtIntId(intid),
-            icid,
-        };
+        let mapping = EventEntry { intid, icid };
         self.state.insert_event(device, event, mapping);
         // An event whose collection is not mapped yet translates to
         // nothing; MAPC of that collection makes it live later.
@@ -287,7 +283,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
     /// INVALL (IHI 0069, 5.3): reload the configuration of every LPI of
     /// the collection's vCPU.
     fn invall(&mut self, icid: VirtCollectionId) -> Result<(), CommandError> {
-        if !self.regs.collection_in_table(icid.0, self.config) {
+        if !self.regs.collection_in_table(icid.get(), self.config) {
             return Err(CommandError::CollectionOutOfRange { icid });
         }
         let vcpu = target(self.state, icid)?;
@@ -304,7 +300,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         icid: VirtCollectionId,
     ) -> Result<(), CommandError> {
         let (event, mapping, from) = live_event(self.config, self.state, device_id, event_id)?;
-        if !self.regs.collection_in_table(icid.0, self.config) {
+        if !self.regs.collection_in_table(icid.get(), self.config) {
             return Err(CommandError::CollectionOutOfRange { icid });
         }
         let to = target(self.state, icid)?;
@@ -334,7 +330,7 @@ fn mapped_device<'s>(
     state: &'s TranslationState,
     device: VirtDeviceId,
 ) -> Result<&'s DeviceEntry, CommandError> {
-    if !fits(u64::from(device.0), config.device_id_bits) {
+    if !fits(u64::from(device.get()), config.device_id_bits) {
         return Err(CommandError::DeviceOutOfRange { device });
     }
     state
@@ -357,7 +353,7 @@ pub(super) fn live_event(
     device_id: u32,
     event_id: u32,
 ) -> Result<(EventRef, EventEntry, VcpuIndex), CommandError> {
-    let (device, event) = (VirtDeviceId(device_id), EventId(event_id));
+    let (device, event) = (VirtDeviceId::new(device_id), EventId::new(event_id));
     let entry = mapped_device(config, state, device)?;
     if !entry.event_in_range(event) {
         return Err(CommandError::EventOutOfRange { device, event });
@@ -397,7 +393,7 @@ fn live_events(
 /// number, which the vGIC makes equal to the vCPU index.
 fn vcpu_of(config: &VitsConfig, rdbase: RdBase) -> Result<VcpuIndex, CommandError> {
     match u16::try_from(rdbase.0) {
-        Ok(index) if index < config.num_vcpus => Ok(VcpuIndex(index)),
+        Ok(index) if index < config.num_vcpus => Ok(VcpuIndex::new(index)),
         _ => Err(CommandError::TargetOutOfRange { rdbase: rdbase.0 }),
     }
 }

@@ -4,7 +4,7 @@
 
 use alloc::collections::BTreeMap;
 
-use crate::ids::{PartitionId, PhysDeviceId, VirtDeviceId, FIRST_LPI};
+use crate::ids::{PartitionId, PhysDeviceId, VirtDeviceId, VirtIntId, FIRST_LPI};
 
 /// What stands behind a virtual DeviceID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl VitsConfig {
         }
         let mut seen: BTreeMap<PhysDeviceId, VirtDeviceId> = BTreeMap::new();
         for (&device, backing) in &self.devices {
-            if !fits(u64::from(device.0), self.device_id_bits) {
+            if !fits(u64::from(device.get()), self.device_id_bits) {
                 return Err(ConfigError::DeviceIdTooWide { device });
             }
             if let DeviceBacking::Passthrough(phys) = backing {
@@ -115,6 +115,12 @@ impl VitsConfig {
             .get(&device)
             .copied()
             .unwrap_or(DeviceBacking::Nothing)
+    }
+
+    /// `intid` as the guest's INTID if it is an LPI of the guest's range (the
+    /// decode boundary of MAPTI/MAPI).
+    pub fn guest_lpi(&self, intid: u32) -> Option<VirtIntId> {
+        VirtIntId::new_lpi(intid, self.lpi_id_bits)
     }
 
     /// Whether `intid` is an LPI of the guest's range.

@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-use crate::ids::{EventId, VirtCollectionId, VirtDeviceId, VirtIntId};
+use crate::ids::{EventId, VirtCollectionId, VirtDeviceId};
 use crate::mm::Ipa;
 
 /// Why a guest command was skipped, with the IDs it named.
@@ -57,7 +57,8 @@ pub enum CommandError {
     IntIdOutOfRange {
         device: VirtDeviceId,
         event: EventId,
-        intid: VirtIntId,
+        /// The raw value the guest wrote (not an INTID of the guest).
+        intid: u32,
     },
     /// The ICID is beyond the collection ID width or the Collection table.
     CollectionOutOfRange { icid: VirtCollectionId },
@@ -193,7 +194,7 @@ impl fmt::Display for CommandError {
                 intid,
             } => write!(
                 f,
-                "DeviceID {device} EventID {event}: INTID {intid} is not a guest LPI"
+                "DeviceID {device} EventID {event}: INTID {intid:#x} is not a guest LPI"
             ),
             Self::CollectionOutOfRange { icid } => write!(f, "ICID {icid} out of range"),
             Self::CollectionNotMapped { icid } => write!(f, "ICID {icid} not mapped"),

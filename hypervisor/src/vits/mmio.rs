@@ -138,7 +138,7 @@ impl Vits {
             if self.errors.record_register() {
                 log::warn!(
                     "vITS {}.{}: GITS_CWRITER {:#x} beyond the {:#x}-byte queue ignored",
-                    self.config.partition.0,
+                    self.config.partition.get(),
                     self.config.index,
                     new_offset,
                     self.regs.queue_size()
@@ -169,6 +169,6 @@ impl Vits {
             return;
         };
         // A dropped MSI is counted in send_msi; the writer learns nothing.
-        let _ = self.send_msi(device, EventId(event as u32), backend);
+        let _ = self.send_msi(device, EventId::new(event as u32), backend);
     }
 }

@@ -113,7 +113,7 @@ impl Vits {
         if !self.regs.enabled {
             return Err(TranslateError::Disabled);
         }
-        match commands::live_event(&self.config, &self.state, device.0, event.0) {
+        match commands::live_event(&self.config, &self.state, device.get(), event.get()) {
             Ok((event, mapping, vcpu)) => {
                 backend.set_pending(event, vcpu, mapping.intid);
                 Ok(())
@@ -122,7 +122,7 @@ impl Vits {
                 if self.errors.record_translation() {
                     log::warn!(
                         "vITS {}.{}: MSI dropped: {}",
-                        self.config.partition.0,
+                        self.config.partition.get(),
                         self.config.index,
                         error
                     );

@@ -62,14 +62,14 @@ impl ModelBackend {
     /// Whether `intid` is pending on `vcpu`.
     pub fn is_pending(&self, vcpu: VcpuIndex, intid: VirtIntId) -> bool {
         self.pending
-            .get(usize::from(vcpu.0))
+            .get(usize::from(vcpu.get()))
             .is_some_and(|set| set.contains(&intid))
     }
 
     /// The LPIs pending on `vcpu`, lowest first.
     pub fn pending(&self, vcpu: VcpuIndex) -> impl Iterator<Item = VirtIntId> + '_ {
         self.pending
-            .get(usize::from(vcpu.0))
+            .get(usize::from(vcpu.get()))
             .into_iter()
             .flat_map(|set| set.iter().copied())
     }
@@ -83,7 +83,7 @@ impl ModelBackend {
     /// Returns whether it was.
     pub fn acknowledge(&mut self, vcpu: VcpuIndex, intid: VirtIntId) -> bool {
         self.pending
-            .get_mut(usize::from(vcpu.0))
+            .get_mut(usize::from(vcpu.get()))
             .is_some_and(|set| set.remove(&intid))
     }
 
@@ -108,7 +108,7 @@ impl ModelBackend {
     /// move never drops one.
     fn add_pending(&mut self, vcpu: VcpuIndex, intid: VirtIntId, is_move: bool) {
         let cap = self.max_pending_per_vcpu;
-        let Some(set) = self.pending.get_mut(usize::from(vcpu.0)) else {
+        let Some(set) = self.pending.get_mut(usize::from(vcpu.get())) else {
             return;
         };
         if set.contains(&intid) {
@@ -123,7 +123,7 @@ impl ModelBackend {
 
     fn remove_pending(&mut self, vcpu: VcpuIndex, intid: VirtIntId) -> bool {
         self.pending
-            .get_mut(usize::from(vcpu.0))
+            .get_mut(usize::from(vcpu.get()))
             .is_some_and(|set| set.remove(&intid))
     }
 }
@@ -147,7 +147,7 @@ impl VitsBackend for ModelBackend {
     fn move_event(&mut self, event: EventRef, from: VcpuIndex, to: VcpuIndex, intid: VirtIntId) {
         self.routes
             .insert((event.device, event.event), Route { vcpu: to, intid });
-        if usize::from(to.0) < self.pending.len() && self.remove_pending(from, intid) {
+        if usize::from(to.get()) < self.pending.len() && self.remove_pending(from, intid) {
             self.add_pending(to, intid, true);
         }
     }
@@ -169,10 +169,10 @@ impl VitsBackend for ModelBackend {
     }
 
     fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex) {
-        if from == to || usize::from(to.0) >= self.pending.len() {
+        if from == to || usize::from(to.get()) >= self.pending.len() {
             return;
         }
-        let Some(set) = self.pending.get_mut(usize::from(from.0)) else {
+        let Some(set) = self.pending.get_mut(usize::from(from.get())) else {
             return;
         };
         let moved = core::mem::take(set);

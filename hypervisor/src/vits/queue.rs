@@ -80,10 +80,10 @@ impl Vits {
         let touched = match ItsCommand::decode(raw) {
             Ok(ItsCommand::Mapc { icid, .. }) => self
                 .state
-                .collection_event_count(crate::ids::VirtCollectionId(icid)),
+                .collection_event_count(crate::ids::VirtCollectionId::new(icid)),
             Ok(ItsCommand::Mapd { device_id, .. }) => self
                 .state
-                .device(crate::ids::VirtDeviceId(device_id))
+                .device(crate::ids::VirtDeviceId::new(device_id))
                 .map_or(0, |device| device.event_count()),
             // Every LPI pending on the source vCPU moves; at most every
             // event of this vITS is one.
@@ -155,7 +155,7 @@ impl Vits {
             let name = ItsCommand::decode(raw).map_or("command", |command| command.name());
             log::warn!(
                 "vITS {}.{}: {} at queue offset {:#x} skipped: {} (words {:#x?})",
-                self.config.partition.0,
+                self.config.partition.get(),
                 self.config.index,
                 name,
                 offset,
@@ -170,7 +170,7 @@ impl Vits {
         if self.errors.record_stall() {
             log::warn!(
                 "vITS {}.{}: command queue stalled at offset {:#x}: {:?}",
-                self.config.partition.0,
+                self.config.partition.get(),
                 self.config.index,
                 self.regs.creadr,
                 reason

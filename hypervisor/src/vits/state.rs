@@ -43,8 +43,8 @@ pub struct EventEntry {
 /// A free slot of an event table: INTID 0 is never an LPI (LPIs start at
 /// 8192), so no mapping looks like it.
 const FREE: EventEntry = EventEntry {
-    intid: VirtIntId(0),
-    icid: VirtCollectionId(0),
+    intid: VirtIntId::from_const(0),
+    icid: VirtCollectionId::new(0),
 };
 
 /// Slots an event table may reach however empty it is: one MSI-X
@@ -106,7 +106,7 @@ impl DeviceEntry {
         let table = (0u32..)
             .zip(&self.table)
             .filter(|(_, slot)| **slot != FREE)
-            .map(|(id, &slot)| (EventId(id), slot));
+            .map(|(id, &slot)| (EventId::new(id), slot));
         table.chain(self.sparse.iter().map(|(&id, &entry)| (id, entry)))
     }
 
@@ -122,7 +122,7 @@ impl DeviceEntry {
 
     /// Whether `event` fits the ITT size.
     pub fn event_in_range(&self, event: EventId) -> bool {
-        u64::from(event.0) >> self.event_bits == 0
+        u64::from(event.get()) >> self.event_bits == 0
     }
 
     /// The mapping of `event`: one table slot, or the sparse map for an
@@ -210,7 +210,7 @@ impl DeviceEntry {
         // holds everything below its end and the sparse map the rest.
         let moved = match u32::try_from(len) {
             Ok(end) => {
-                let above = self.sparse.split_off(&EventId(end));
+                let above = self.sparse.split_off(&EventId::new(end));
                 core::mem::replace(&mut self.sparse, above)
             }
             Err(_) => core::mem::take(&mut self.sparse),
@@ -226,7 +226,7 @@ impl DeviceEntry {
 /// The table slot of an EventID (usize::MAX, which no table reaches, if
 /// it does not fit a usize).
 fn slot_index(event: EventId) -> usize {
-    usize::try_from(event.0).unwrap_or(usize::MAX)
+    usize::try_from(event.get()).unwrap_or(usize::MAX)
 }
 
 /// A place in `TranslationState::entries` as an index.
@@ -446,7 +446,7 @@ impl TranslationState {
 
     /// The device mapped at `device`.
     pub fn device(&self, device: VirtDeviceId) -> Option<&DeviceEntry> {
-        let place = self.index.get(device.0)?;
+        let place = self.index.get(device.get())?;
         self.entries.get(place_index(place))?.as_ref()
     }
 
@@ -535,12 +535,12 @@ impl TranslationState {
         }
         let at = self.order.partition_point(|&(id, _)| id < device);
         self.order.insert(at, (device, place));
-        self.index.insert(device.0, place);
+        self.index.insert(device.get(), place);
     }
 
     /// Unmaps a device and returns it with the events it had.
     pub(super) fn remove_device(&mut self, device: VirtDeviceId) -> Option<DeviceEntry> {
-        let place = self.index.remove(device.0)?;
+        let place = self.index.remove(device.get())?;
         let entry = self.entries.get_mut(place_index(place))?.take()?;
         self.free.push(place);
         if let Ok(at) = self.order.binary_search_by_key(&device, |&(id, _)| id) {
@@ -563,7 +563,7 @@ impl TranslationState {
         event: EventId,
         mapping: EventEntry,
     ) -> bool {
-        let Some(place) = self.index.get(device.0) else {
+        let Some(place) = self.index.get(device.get()) else {
             return false;
         };
         let Some(Some(entry)) = self.entries.get_mut(place_index(place)) else {
@@ -661,7 +661,7 @@ impl TranslationState {
     }
 
     fn device_entry_mut(&mut self, device: VirtDeviceId) -> Option<&mut DeviceEntry> {
-        let place = self.index.get(device.0)?;
+        let place = self.index.get(device.get())?;
         self.entries.get_mut(place_index(place))?.as_mut()
     }
 

@@ -114,7 +114,7 @@ impl Kind {
 /// enough for 65,536 events plus a batch.
 fn config(commands_per_trap: usize) -> VitsConfig {
     VitsConfig {
-        partition: PartitionId(0),
+        partition: PartitionId::new(0),
         index: 0,
         device_id_bits: 16,
         event_id_bits: 16,
@@ -210,8 +210,8 @@ impl<B: VitsBackend> Fixture<B> {
         let mut found = 0u64;
         for index in 0..self.events {
             let (device_id, event_id) = base_event(index);
-            if let Some(entry) = state.event(VirtDeviceId(device_id), EventId(event_id)) {
-                found += u64::from(entry.intid.0);
+            if let Some(entry) = state.event(VirtDeviceId::new(device_id), EventId::new(event_id)) {
+                found += u64::from(entry.intid.get());
             }
         }
         std::hint::black_box(found);

@@ -305,7 +305,10 @@ fn our_platform_parser_reads_back_the_same_machine() {
     assert_eq!(gic.its[0].registers.start.raw(), 0x0808_0000);
     assert_eq!(gic.redistributor_regions[0].size, 0x4_0000);
     assert_eq!(
-        (guest.timer.phys.intid().0, guest.timer.virt.intid().0),
+        (
+            guest.timer.phys.intid().unwrap().get(),
+            guest.timer.virt.intid().unwrap().get()
+        ),
         (30, 27)
     );
     let console = guest.console.unwrap();
@@ -313,7 +316,7 @@ fn our_platform_parser_reads_back_the_same_machine() {
         (console.registers.start.raw(), console.clock_hz),
         (0x0900_0000, Some(24_000_000))
     );
-    assert_eq!(console.interrupt.unwrap().intid().0, 33);
+    assert_eq!(console.interrupt.unwrap().intid().unwrap().get(), 33);
     let pci = &guest.pci[0];
     assert_eq!(pci.mem64().unwrap().cpu_address.raw(), 0x80_0000_0000);
     assert_eq!(pci.msi_map[0].msi_controller, gic.its[0].phandle.unwrap());
@@ -541,8 +544,18 @@ fn gicv2_partition_gets_a_gic400_node_and_ppi_cpu_masks() {
         (0x0800_0000, 0x0801_0000)
     );
     assert_eq!(v2.cpu_interface.size, 0x2000);
-    assert_eq!(guest.timer.virt.intid().0, 27);
-    assert_eq!(guest.console.unwrap().interrupt.unwrap().intid().0, 33);
+    assert_eq!(guest.timer.virt.intid().unwrap().get(), 27);
+    assert_eq!(
+        guest
+            .console
+            .unwrap()
+            .interrupt
+            .unwrap()
+            .intid()
+            .unwrap()
+            .get(),
+        33
+    );
 }
 
 #[test]

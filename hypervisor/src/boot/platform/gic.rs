@@ -67,14 +67,14 @@ impl GicInterrupt {
     }
 
     /// The interrupt's INTID on the physical GIC.
-    pub fn intid(&self) -> PhysIntId {
-        let base = match self.kind {
+    pub fn intid(&self) -> Option<PhysIntId> {
+        let base: u32 = match self.kind {
             InterruptKind::Spi => 32,
             InterruptKind::Ppi => 16,
             InterruptKind::ExtendedSpi => 4096,
             InterruptKind::ExtendedPpi => 1056,
         };
-        PhysIntId(base + self.number)
+        base.checked_add(self.number).and_then(PhysIntId::new)
     }
 
     /// Whether the interrupt is level-sensitive (flags 4 or 8).
@@ -91,7 +91,14 @@ impl fmt::Display for GicInterrupt {
             InterruptKind::ExtendedSpi => "ESPI",
             InterruptKind::ExtendedPpi => "EPPI",
         };
-        write!(f, "{kind} {} (INTID {})", self.number, self.intid().0)
+        match self.intid() {
+            Some(intid) => write!(f, "{kind} {} (INTID {})", self.number, intid.get()),
+            None => write!(
+                f,
+                "{kind} {} (outside the INTIDs the GIC model takes)",
+                self.number
+            ),
+        }
     }
 }
 

@@ -80,18 +80,21 @@ fn qemu_virt_gicv4_gic_its_and_timer() {
     assert_eq!(gic.its[0].registers, range(0x0808_0000, 0x2_0000));
     assert_eq!(gic.its[0].node, "/intc@8000000/its@8080000");
     assert_eq!(gic.maintenance, Some(ppi(9)));
-    assert_eq!(gic.maintenance.unwrap().intid(), crate::ids::PhysIntId(25));
+    assert_eq!(
+        gic.maintenance.unwrap().intid(),
+        crate::ids::PhysIntId::new(25)
+    );
     let timer = &platform.timer;
     assert_eq!(timer.secure_phys, Some(ppi(13)));
     assert_eq!(
         (
-            timer.phys.intid().0,
-            timer.virt.intid().0,
-            timer.hyp_phys.intid().0
+            timer.phys.intid().unwrap().get(),
+            timer.virt.intid().unwrap().get(),
+            timer.hyp_phys.intid().unwrap().get()
         ),
         (30, 27, 26)
     );
-    assert_eq!(timer.hyp_virt.map(|i| i.intid().0), Some(28));
+    assert_eq!(timer.hyp_virt.map(|i| i.intid().unwrap().get()), Some(28));
     assert_eq!(timer.clock_frequency, None);
 }
 
@@ -104,7 +107,10 @@ fn qemu_virt_gicv4_console_and_pcie() {
     assert_eq!(console.compatible, ["arm,pl011", "arm,primecell"]);
     assert_eq!(console.registers, range(0x0900_0000, 0x1000));
     assert_eq!(console.clock_hz, Some(24_000_000));
-    assert_eq!(console.interrupt.map(|i| i.intid().0), Some(33));
+    assert_eq!(
+        console.interrupt.map(|i| i.intid().unwrap().get()),
+        Some(33)
+    );
     assert_eq!(console.baud, None);
 
     assert_eq!(platform.pci.len(), 1);
@@ -251,7 +257,7 @@ fn qemu_virt_smmuv3_registers_interrupts_and_coherency() {
     assert!(smmu.dma_coherent);
     assert_eq!(smmu.phandle, Some(0x8007));
     // interrupt-names = "eventq", "priq", "cmdq-sync", "gerror" on SPIs 74-77.
-    let intid = |irq: Option<GicInterrupt>| irq.map(|i| i.intid().0);
+    let intid = |irq: Option<GicInterrupt>| irq.map(|i| i.intid().unwrap().get());
     assert_eq!(intid(smmu.eventq), Some(32 + 74));
     assert_eq!(intid(smmu.priq), Some(32 + 75));
     assert_eq!(intid(smmu.cmdq_sync), Some(32 + 76));
@@ -466,7 +472,10 @@ fn synthetic_board_translates_through_soc_ranges() {
         (Some(115_200), Some(1_843_200))
     );
     assert_eq!((console.reg_shift, console.reg_io_width), (2, 4));
-    assert_eq!(console.interrupt.map(|i| i.intid().0), Some(37));
+    assert_eq!(
+        console.interrupt.map(|i| i.intid().unwrap().get()),
+        Some(37)
+    );
 }
 
 #[test]
@@ -498,9 +507,9 @@ fn synthetic_board_cpus_reservations_timer_and_chosen() {
     let timer = &platform.timer;
     assert_eq!(
         (
-            timer.phys.intid().0,
-            timer.virt.intid().0,
-            timer.hyp_phys.intid().0
+            timer.phys.intid().unwrap().get(),
+            timer.virt.intid().unwrap().get(),
+            timer.hyp_phys.intid().unwrap().get()
         ),
         (30, 27, 26)
     );

@@ -64,7 +64,7 @@ impl PropertyTable {
     /// Sets LPI `intid`'s priority and enable. The redistributor may have
     /// cached the old value: follow with an ITS INV (or INVALL).
     pub fn configure(&self, intid: PhysIntId, priority: u8, enabled: bool) {
-        let index = u64::from(intid.0.saturating_sub(crate::ids::FIRST_LPI));
+        let index = u64::from(intid.get().saturating_sub(crate::ids::FIRST_LPI));
         if index >= self.layout.property_bytes {
             return;
         }

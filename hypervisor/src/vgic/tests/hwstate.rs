@@ -16,20 +16,22 @@ struct FakePhys {
 
 impl PhysicalIrqState for FakePhys {
     fn pending(&self, vcpu: VcpuIndex, intid: PhysIntId) -> bool {
-        self.asked.borrow_mut().push((vcpu.0, intid.0));
-        self.pending.contains(&(vcpu.0, intid.0))
+        self.asked.borrow_mut().push((vcpu.get(), intid.get()));
+        self.pending.contains(&(vcpu.get(), intid.get()))
     }
 }
 
 fn linked_timers() -> Vgic {
     let mut g = vgic();
-    g.link_hw(VirtIntId(27), PhysIntId(27)).unwrap();
-    g.link_hw(VirtIntId(30), PhysIntId(30)).unwrap();
+    g.link_hw(VirtIntId::from_const(27), PhysIntId::from_const(27))
+        .unwrap();
+    g.link_hw(VirtIntId::from_const(30), PhysIntId::from_const(30))
+        .unwrap();
     g
 }
 
 fn read_with(g: &mut Vgic, v: u16, ipa: u64, phys: &FakePhys) -> u64 {
-    g.mmio_read_with(VcpuIndex(v), Ipa(ipa), 4, phys)
+    g.mmio_read_with(VcpuIndex::new(v), Ipa(ipa), 4, phys)
 }
 
 #[test]
@@ -66,7 +68,7 @@ fn only_linked_interrupts_ask_the_physical_side_on_their_own_vcpu() {
     read_with(&mut g, 0, sgi_frame(0) + 0x100, &phys);
     read_with(&mut g, 0, sgi_frame(0) + 0x204, &phys);
     read_with(&mut g, 0, GICD + 0x200, &phys);
-    g.mmio_read_with(VcpuIndex(0), Ipa(sgi_frame(0) + 0x203), 1, &phys);
+    g.mmio_read_with(VcpuIndex::new(0), Ipa(sgi_frame(0) + 0x203), 1, &phys);
     assert!(phys.asked.borrow().is_empty());
 }
 
@@ -79,11 +81,11 @@ fn the_model_pending_state_and_the_line_combine() {
     assert_eq!(read_with(&mut g, 0, sgi_frame(0) + 0x200, &none), 1 << 27);
     // Listed and acknowledged by the guest, line still high: active and
     // pending, as a level interrupt on hardware.
-    let image = g.flush(VcpuIndex(0), 4).unwrap();
+    let image = g.flush(VcpuIndex::new(0), 4).unwrap();
     let mut cpu = FakeCpuIf::enter(image, 4);
     assert_eq!(cpu.acknowledge().map(|t| t.intid), Some(27));
     let (lrs, hcr) = cpu.exit();
-    g.fold(VcpuIndex(0), lrs, hcr, 0).unwrap();
+    g.fold(VcpuIndex::new(0), lrs, hcr, 0).unwrap();
     let high = FakePhys {
         pending: alloc::vec![(0, 27)],
         ..FakePhys::default()
@@ -98,7 +100,8 @@ fn the_model_pending_state_and_the_line_combine() {
 #[test]
 fn a_linked_spi_reads_its_line_on_its_target() {
     let mut g = vgic();
-    g.link_hw(VirtIntId(40), PhysIntId(72)).unwrap();
+    g.link_hw(VirtIntId::from_const(40), PhysIntId::from_const(72))
+        .unwrap();
     // IROUTER of SPI 40 -> vCPU 3.
     write(&mut g, 0, GICD + 0x6000 + 8 * 40, 8, 3);
     let phys = FakePhys {

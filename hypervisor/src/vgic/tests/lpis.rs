@@ -31,15 +31,15 @@ fn configure(mem: &mut FakeGuestMemory, intid: u32, priority: u8, enabled: bool)
 }
 
 fn set(g: &mut Vgic, mem: &FakeGuestMemory, v: u16, intid: u32) -> Actions {
-    let table = g.lpi_table(VcpuIndex(v), mem).unwrap();
-    g.set_lpi_pending(VcpuIndex(v), VirtIntId(intid), &table)
+    let table = g.lpi_table(VcpuIndex::new(v), mem).unwrap();
+    g.set_lpi_pending(VcpuIndex::new(v), VirtIntId::from_const(intid), &table)
         .unwrap()
 }
 
 /// Every vCPU's pending copies of `intid`, as (vCPU, pending).
 fn holders(g: &Vgic, intid: u32) -> Vec<u16> {
     (0..4)
-        .filter(|&v| g.lpi_pending(VcpuIndex(v), VirtIntId(intid)))
+        .filter(|&v| g.lpi_pending(VcpuIndex::new(v), VirtIntId::from_const(intid)))
         .collect()
 }
 
@@ -48,12 +48,12 @@ fn lpi_priority_and_enable_come_from_the_guest_property_table() {
     let (mut g, mut mem) = setup();
     configure(&mut mem, 8200, 0x50, true);
     configure(&mut mem, 8201, 0x30, false);
-    assert!(set(&mut g, &mem, 1, 8200).kick.contains(VcpuIndex(1)));
+    assert!(set(&mut g, &mem, 1, 8200).kick.contains(VcpuIndex::new(1)));
     assert!(
         set(&mut g, &mem, 1, 8201).kick.is_empty(),
         "disabled: no kick"
     );
-    let image = g.flush(VcpuIndex(1), 4).unwrap();
+    let image = g.flush(VcpuIndex::new(1), 4).unwrap();
     assert_eq!(image.used, 1);
     let listed = ListRegister(image.lrs[0]);
     assert_eq!(
@@ -65,9 +65,9 @@ fn lpi_priority_and_enable_come_from_the_guest_property_table() {
         ),
         (8200, 0x50, true, false)
     );
-    g.fold(VcpuIndex(1), &image.lrs[..4], 0, 0).unwrap();
+    g.fold(VcpuIndex::new(1), &image.lrs[..4], 0, 0).unwrap();
     assert!(
-        g.lpi_pending(VcpuIndex(1), VirtIntId(8201)),
+        g.lpi_pending(VcpuIndex::new(1), VirtIntId::from_const(8201)),
         "stays pending while disabled"
     );
 }
@@ -82,17 +82,17 @@ fn a_property_change_takes_effect_on_invalidate() {
         run_guest(&mut g, 0, 4, 4).is_empty(),
         "cached: still disabled"
     );
-    let table = g.lpi_table(VcpuIndex(0), &mem).unwrap();
+    let table = g.lpi_table(VcpuIndex::new(0), &mem).unwrap();
     let actions = g
-        .invalidate_lpi(VcpuIndex(0), VirtIntId(9000), &table)
+        .invalidate_lpi(VcpuIndex::new(0), VirtIntId::from_const(9000), &table)
         .unwrap();
-    assert!(actions.kick.contains(VcpuIndex(0)));
+    assert!(actions.kick.contains(VcpuIndex::new(0)));
     assert_eq!(run_guest(&mut g, 0, 4, 4).len(), 1);
     configure(&mut mem, 9001, 0x40, false);
     set(&mut g, &mem, 0, 9001);
     configure(&mut mem, 9001, 0x20, true);
-    let table = g.lpi_table(VcpuIndex(0), &mem).unwrap();
-    g.invalidate_all_lpis(VcpuIndex(0), &table).unwrap();
+    let table = g.lpi_table(VcpuIndex::new(0), &mem).unwrap();
+    g.invalidate_all_lpis(VcpuIndex::new(0), &table).unwrap();
     assert_eq!(
         run_guest(&mut g, 0, 4, 4),
         [Taken {
@@ -110,16 +110,21 @@ fn lpis_wait_for_enable_lpis_and_unreadable_entries_never_fire() {
     set(&mut g, &mem, 2, 8192);
     assert!(run_guest(&mut g, 2, 4, 4).is_empty());
     let actions = write(&mut g, 2, rd_frame(2), 4, 1);
-    assert!(actions.kick.contains(VcpuIndex(2)));
+    assert!(actions.kick.contains(VcpuIndex::new(2)));
     assert_eq!(run_guest(&mut g, 2, 4, 4).len(), 1);
     // INTID 0xffff is past the 32 KiB of RAM the table has here.
     set(&mut g, &mem, 2, 0xffff);
     assert_eq!(g.counters().lpi_unreadable, 1);
     assert!(run_guest(&mut g, 2, 4, 4).is_empty());
-    let no_table = g.lpi_table(VcpuIndex(3), &mem).unwrap();
-    let not_lpi = g.set_lpi_pending(VcpuIndex(3), VirtIntId(8191), &no_table);
-    assert_eq!(not_lpi, Err(VgicError::NoSuchInterrupt(VirtIntId(8191))));
-    let too_wide = g.set_lpi_pending(VcpuIndex(3), VirtIntId(1 << 16), &no_table);
+    let no_table = g.lpi_table(VcpuIndex::new(3), &mem).unwrap();
+    // The last SPI is not an LPI; 8191 is no INTID at all.
+    assert_eq!(VirtIntId::new(8191), None);
+    let not_lpi = g.set_lpi_pending(VcpuIndex::new(3), VirtIntId::from_const(1019), &no_table);
+    assert_eq!(
+        not_lpi,
+        Err(VgicError::NoSuchInterrupt(VirtIntId::from_const(1019)))
+    );
+    let too_wide = g.set_lpi_pending(VcpuIndex::new(3), VirtIntId::from_const(1 << 16), &no_table);
     assert!(too_wide.is_err());
 }
 
@@ -129,9 +134,13 @@ fn moving_a_pending_lpi_keeps_exactly_one_instance() {
     configure(&mut mem, 8300, 0x40, true);
     set(&mut g, &mem, 0, 8300);
     let actions = g
-        .move_lpi_pending(VcpuIndex(0), VcpuIndex(2), VirtIntId(8300))
+        .move_lpi_pending(
+            VcpuIndex::new(0),
+            VcpuIndex::new(2),
+            VirtIntId::from_const(8300),
+        )
         .unwrap();
-    assert!(actions.kick.contains(VcpuIndex(2)));
+    assert!(actions.kick.contains(VcpuIndex::new(2)));
     assert_eq!(holders(&g, 8300), [2]);
     assert!(run_guest(&mut g, 0, 4, 4).is_empty());
     assert_eq!(run_guest(&mut g, 2, 4, 4).len(), 1, "config moved with it");
@@ -143,20 +152,28 @@ fn moving_a_listed_lpi_redirects_it_when_its_vcpu_folds() {
     let (mut g, mut mem) = setup();
     configure(&mut mem, 8400, 0x40, true);
     set(&mut g, &mem, 0, 8400);
-    let image = g.flush(VcpuIndex(0), 4).unwrap();
+    let image = g.flush(VcpuIndex::new(0), 4).unwrap();
     let actions = g
-        .move_lpi_pending(VcpuIndex(0), VcpuIndex(1), VirtIntId(8400))
+        .move_lpi_pending(
+            VcpuIndex::new(0),
+            VcpuIndex::new(1),
+            VirtIntId::from_const(8400),
+        )
         .unwrap();
     assert!(
-        actions.kick.contains(VcpuIndex(0)),
+        actions.kick.contains(VcpuIndex::new(0)),
         "vCPU 0 must exit to give it up"
     );
-    g.move_lpi_pending(VcpuIndex(1), VcpuIndex(3), VirtIntId(8400))
-        .unwrap();
+    g.move_lpi_pending(
+        VcpuIndex::new(1),
+        VcpuIndex::new(3),
+        VirtIntId::from_const(8400),
+    )
+    .unwrap();
     assert_eq!(holders(&g, 8400), [3]);
     set(&mut g, &mem, 3, 8400); // coalesces with the copy on its way
-    let actions = g.fold(VcpuIndex(0), &image.lrs[..4], 0, 0).unwrap();
-    assert!(actions.kick.contains(VcpuIndex(3)));
+    let actions = g.fold(VcpuIndex::new(0), &image.lrs[..4], 0, 0).unwrap();
+    assert!(actions.kick.contains(VcpuIndex::new(3)));
     assert_eq!(holders(&g, 8400), [3]);
     assert_eq!(run_guest(&mut g, 3, 4, 4).len(), 1);
     assert!((0..4).all(|v| run_guest(&mut g, v, 4, 4).is_empty()));
@@ -167,12 +184,13 @@ fn an_lpi_taken_before_the_move_is_not_delivered_again() {
     let (mut g, mut mem) = setup();
     configure(&mut mem, 8500, 0x40, true);
     set(&mut g, &mem, 1, 8500);
-    let image = g.flush(VcpuIndex(1), 4).unwrap();
+    let image = g.flush(VcpuIndex::new(1), 4).unwrap();
     let mut cpu = FakeCpuIf::enter(image, 4);
     cpu.acknowledge();
-    g.move_all_lpis(VcpuIndex(1), VcpuIndex(2)).unwrap();
+    g.move_all_lpis(VcpuIndex::new(1), VcpuIndex::new(2))
+        .unwrap();
     let (lrs, hcr) = cpu.exit();
-    g.fold(VcpuIndex(1), lrs, hcr, 0).unwrap();
+    g.fold(VcpuIndex::new(1), lrs, hcr, 0).unwrap();
     assert!(holders(&g, 8500).is_empty());
 }
 
@@ -181,10 +199,11 @@ fn clear_while_listed_drops_the_listed_copy() {
     let (mut g, mut mem) = setup();
     configure(&mut mem, 8600, 0x40, true);
     set(&mut g, &mem, 0, 8600);
-    let image = g.flush(VcpuIndex(0), 4).unwrap();
-    g.clear_lpi_pending(VcpuIndex(0), VirtIntId(8600)).unwrap();
+    let image = g.flush(VcpuIndex::new(0), 4).unwrap();
+    g.clear_lpi_pending(VcpuIndex::new(0), VirtIntId::from_const(8600))
+        .unwrap();
     assert!(holders(&g, 8600).is_empty());
-    g.fold(VcpuIndex(0), &image.lrs[..4], 0, 0).unwrap();
+    g.fold(VcpuIndex::new(0), &image.lrs[..4], 0, 0).unwrap();
     assert!(holders(&g, 8600).is_empty());
 }
 
@@ -195,7 +214,8 @@ fn move_all_moves_every_pending_lpi() {
         configure(&mut mem, intid, 0x40, true);
         set(&mut g, &mem, 1, intid);
     }
-    g.move_all_lpis(VcpuIndex(1), VcpuIndex(0)).unwrap();
+    g.move_all_lpis(VcpuIndex::new(1), VcpuIndex::new(0))
+        .unwrap();
     assert!((8700..8710).all(|i| holders(&g, i) == [0]));
     let mut taken = 0;
     for _ in 0..4 {
@@ -211,22 +231,23 @@ fn the_pending_set_is_bounded_and_overflows_are_counted() {
     for intid in 8192..8192 + 96 {
         set(&mut g, &mem, 0, intid);
     }
-    g.move_all_lpis(VcpuIndex(0), VcpuIndex(1)).unwrap();
+    g.move_all_lpis(VcpuIndex::new(0), VcpuIndex::new(1))
+        .unwrap();
     for intid in 8192..8192 + 32 {
         set(&mut g, &mem, 2, intid);
     }
-    let table = g.lpi_table(VcpuIndex(0), &mem).unwrap();
-    let full = g.set_lpi_pending(VcpuIndex(0), VirtIntId(9999), &table);
+    let table = g.lpi_table(VcpuIndex::new(0), &mem).unwrap();
+    let full = g.set_lpi_pending(VcpuIndex::new(0), VirtIntId::from_const(9999), &table);
     assert_eq!(
         full,
         Err(VgicError::LpiPendingFull {
-            vcpu: VcpuIndex(0),
-            intid: VirtIntId(9999)
+            vcpu: VcpuIndex::new(0),
+            intid: VirtIntId::from_const(9999)
         })
     );
     assert_eq!(g.counters().lpi_overflows, 1);
     // Already pending there: not a new instance, so not refused.
     assert!(g
-        .set_lpi_pending(VcpuIndex(2), VirtIntId(8192), &table)
+        .set_lpi_pending(VcpuIndex::new(2), VirtIntId::from_const(8192), &table)
         .is_ok());
 }

@@ -59,12 +59,12 @@ pub(super) fn sgi_frame(v: u16) -> u64 {
 
 /// A guest read by vCPU `v`.
 pub(super) fn read(vgic: &mut Vgic, v: u16, ipa: u64, size: u8) -> u64 {
-    vgic.mmio_read(VcpuIndex(v), Ipa(ipa), size)
+    vgic.mmio_read(VcpuIndex::new(v), Ipa(ipa), size)
 }
 
 /// A guest write by vCPU `v`.
 pub(super) fn write(vgic: &mut Vgic, v: u16, ipa: u64, size: u8, value: u64) -> Actions {
-    vgic.mmio_write(VcpuIndex(v), Ipa(ipa), size, value)
+    vgic.mmio_write(VcpuIndex::new(v), Ipa(ipa), size, value)
 }
 /// Enables and sets the priority of `intid` (banked for vCPU `v` if < 32).
 pub(super) fn enable(vgic: &mut Vgic, v: u16, intid: u32, priority: u8) {
@@ -87,7 +87,7 @@ pub(super) fn enable(vgic: &mut Vgic, v: u16, intid: u32, priority: u8) {
 
 /// Makes `intid` pending through the kernel's injection call.
 pub(super) fn inject(vgic: &mut Vgic, v: u16, intid: u32) {
-    vgic.inject(VcpuIndex(v), VirtIntId(intid))
+    vgic.inject(VcpuIndex::new(v), VirtIntId::from_const(intid))
         .expect("injectable");
 }
 
@@ -176,7 +176,7 @@ pub(super) fn with_state(lr: ListRegister, state: LrState) -> u64 {
 /// One guest run on vCPU `v` with `lrs` list registers: flush, let the
 /// guest take and EOI up to `take` interrupts, fold. Returns what it took.
 pub(super) fn run_guest(vgic: &mut Vgic, v: u16, lrs: usize, take: usize) -> Vec<Taken> {
-    let image = vgic.flush(VcpuIndex(v), lrs).expect("flush");
+    let image = vgic.flush(VcpuIndex::new(v), lrs).expect("flush");
     let mut cpu = FakeCpuIf::enter(image, lrs);
     let mut taken = Vec::new();
     for _ in 0..take {
@@ -185,6 +185,7 @@ pub(super) fn run_guest(vgic: &mut Vgic, v: u16, lrs: usize, take: usize) -> Vec
         taken.push(t);
     }
     let (read_back, hcr) = cpu.exit();
-    vgic.fold(VcpuIndex(v), read_back, hcr, 0).expect("fold");
+    vgic.fold(VcpuIndex::new(v), read_back, hcr, 0)
+        .expect("fold");
     taken
 }

@@ -50,14 +50,15 @@ fn bits(mem: &FakeGuestMemory, table: u64) -> Vec<u32> {
 fn enable_lpis(g: &mut Vgic, mem: &mut FakeGuestMemory, on: bool) -> TableTransfer {
     let actions = write(g, 0, rd_frame(0) + gicr_offset::CTLR, 4, u64::from(on));
     assert!(actions.hardware.contains(&Action::LpisEnabled {
-        vcpu: VcpuIndex(0),
+        vcpu: VcpuIndex::new(0),
         enabled: on
     }));
     let done = if on {
-        let table = g.lpi_table(VcpuIndex(0), mem).unwrap();
-        g.load_pending_table(VcpuIndex(0), mem, &table).unwrap()
+        let table = g.lpi_table(VcpuIndex::new(0), mem).unwrap();
+        g.load_pending_table(VcpuIndex::new(0), mem, &table)
+            .unwrap()
     } else {
-        g.store_pending_table(VcpuIndex(0), mem).unwrap()
+        g.store_pending_table(VcpuIndex::new(0), mem).unwrap()
     };
     done.1
 }
@@ -102,7 +103,7 @@ fn ptz_says_the_table_is_zero_and_it_is_not_read() {
     assert!(run_guest(&mut g, 0, 4, 16).is_empty());
     // PTZ written in the upper word alone counts too; a later write without it clears it.
     write(&mut g, 0, rd_frame(0) + gicr_offset::CTLR, 4, 0);
-    g.store_pending_table(VcpuIndex(0), &mut mem).unwrap();
+    g.store_pending_table(VcpuIndex::new(0), &mut mem).unwrap();
     write(
         &mut g,
         0,
@@ -121,13 +122,13 @@ fn ptz_says_the_table_is_zero_and_it_is_not_read() {
 fn clearing_enable_lpis_writes_the_pending_state_back_and_holds_none() {
     let (mut g, mut mem) = setup(&[8200, 8300, 9000]);
     enable_lpis(&mut g, &mut mem, true);
-    let table = g.lpi_table(VcpuIndex(0), &mem).unwrap();
+    let table = g.lpi_table(VcpuIndex::new(0), &mem).unwrap();
     for intid in [8200, 8300, 9000] {
-        g.set_lpi_pending(VcpuIndex(0), VirtIntId(intid), &table)
+        g.set_lpi_pending(VcpuIndex::new(0), VirtIntId::from_const(intid), &table)
             .unwrap();
     }
     // 8300 sits in a list register (written by another vCPU's trap: not folded).
-    let image = g.flush(VcpuIndex(0), 1).unwrap();
+    let image = g.flush(VcpuIndex::new(0), 1).unwrap();
     assert_eq!(image.used, 1);
     // A stale bit the table had before must be cleared by the write-back.
     set_bit(&mut mem, PEND, 10_000);
@@ -135,9 +136,9 @@ fn clearing_enable_lpis_writes_the_pending_state_back_and_holds_none() {
     assert_eq!(done.lpis, 3);
     assert_eq!(bits(&mem, PEND), [8200, 8300, 9000]);
     // The listed copy is dropped when its vCPU folds; nothing left in the model.
-    g.fold(VcpuIndex(0), &image.lrs[..1], 0, 0).unwrap();
+    g.fold(VcpuIndex::new(0), &image.lrs[..1], 0, 0).unwrap();
     for intid in [8200, 8300, 9000] {
-        assert!(!g.lpi_pending(VcpuIndex(0), VirtIntId(intid)));
+        assert!(!g.lpi_pending(VcpuIndex::new(0), VirtIntId::from_const(intid)));
     }
     // Enabled again (PTZ = 0): the same three, each once.
     let done = enable_lpis(&mut g, &mut mem, true);

@@ -127,23 +127,28 @@ proptest! {
                     prop_assert!(actions.kick.0 >> 4 == 0, "kicks name existing vCPUs");
                 }
                 Op::Sgi { vcpu, value } => {
-                    if let Ok(actions) = g.send_sgi(VcpuIndex(vcpu), value) {
+                    if let Ok(actions) = g.send_sgi(VcpuIndex::new(vcpu), value) {
                         prop_assert!(actions.kick.0 >> 4 == 0);
                     }
                 }
                 Op::Inject { vcpu, intid } => {
-                    let _ = g.inject(VcpuIndex(vcpu), VirtIntId(intid));
+                    // 1020-8191 are not INTIDs: the type refuses them before the model.
+                    if let Some(intid) = VirtIntId::new(intid) {
+                        let _ = g.inject(VcpuIndex::new(vcpu), intid);
+                    }
                 }
                 Op::SetLpi { vcpu, intid } => {
-                    if let Ok(table) = g.lpi_table(VcpuIndex(vcpu), &mem) {
-                        let _ = g.set_lpi_pending(VcpuIndex(vcpu), VirtIntId(intid), &table);
+                    if let (Ok(table), Some(intid)) = (g.lpi_table(VcpuIndex::new(vcpu), &mem), VirtIntId::new(intid)) {
+                        let _ = g.set_lpi_pending(VcpuIndex::new(vcpu), intid, &table);
                     }
                 }
                 Op::MoveLpi { from, to, intid } => {
-                    let _ = g.move_lpi_pending(VcpuIndex(from), VcpuIndex(to), VirtIntId(intid));
+                    if let Some(intid) = VirtIntId::new(intid) {
+                        let _ = g.move_lpi_pending(VcpuIndex::new(from), VcpuIndex::new(to), intid);
+                    }
                 }
                 Op::Run { vcpu, lrs, take, lr_noise } => {
-                    let Ok(image) = g.flush(VcpuIndex(vcpu), lrs) else { continue };
+                    let Ok(image) = g.flush(VcpuIndex::new(vcpu), lrs) else { continue };
                     prop_assert!(image.used <= lrs);
                     let mut cpu = FakeCpuIf::enter(image, lrs);
                     for _ in 0..take {
@@ -159,7 +164,7 @@ proptest! {
                         cpu.lrs[0] ^= lr_noise & (3 << 62);
                     }
                     let (read_back, hcr) = cpu.exit();
-                    prop_assert!(g.fold(VcpuIndex(vcpu), read_back, hcr, lr_noise & vmcr::VEOIM).is_ok());
+                    prop_assert!(g.fold(VcpuIndex::new(vcpu), read_back, hcr, lr_noise & vmcr::VEOIM).is_ok());
                 }
             }
             prop_assert!(g.lpi_total() <= config().max_pending_lpis * 4);
@@ -190,8 +195,8 @@ proptest! {
             } else {
                 let intid = 8192 + pick - 96;
                 mem.write(Ipa(0x4000_0000 + u64::from(pick - 96)), &[priority | 1]).unwrap();
-                let table = g.lpi_table(VcpuIndex(0), &mem).unwrap();
-                g.set_lpi_pending(VcpuIndex(0), VirtIntId(intid), &table).unwrap();
+                let table = g.lpi_table(VcpuIndex::new(0), &mem).unwrap();
+                g.set_lpi_pending(VcpuIndex::new(0), VirtIntId::from_const(intid), &table).unwrap();
                 expected.push(intid);
             }
         }
@@ -204,7 +209,7 @@ proptest! {
         expected.sort_unstable();
         prop_assert_eq!(got, expected, "each exactly once");
         prop_assert!(delivered.windows(2).all(|w| w[0].priority <= w[1].priority), "{:?}", delivered);
-        prop_assert!(!g.has_pending(VcpuIndex(0)));
+        prop_assert!(!g.has_pending(VcpuIndex::new(0)));
     }
 
     #[test]
@@ -234,21 +239,21 @@ proptest! {
             let slot = lpi as usize;
             match kind {
                 0 => {
-                    let table = g.lpi_table(VcpuIndex(route[slot]), &mem).unwrap();
-                    g.set_lpi_pending(VcpuIndex(route[slot]), VirtIntId(intid), &table).unwrap();
+                    let table = g.lpi_table(VcpuIndex::new(route[slot]), &mem).unwrap();
+                    g.set_lpi_pending(VcpuIndex::new(route[slot]), VirtIntId::from_const(intid), &table).unwrap();
                     owed[slot] = true;
                     credits[slot] += 1;
                 }
                 1 => {
-                    g.move_lpi_pending(VcpuIndex(route[slot]), VcpuIndex(vcpu), VirtIntId(intid)).unwrap();
+                    g.move_lpi_pending(VcpuIndex::new(route[slot]), VcpuIndex::new(vcpu), VirtIntId::from_const(intid)).unwrap();
                     route[slot] = vcpu;
                 }
                 2 => {
-                    g.clear_lpi_pending(VcpuIndex(route[slot]), VirtIntId(intid)).unwrap();
+                    g.clear_lpi_pending(VcpuIndex::new(route[slot]), VirtIntId::from_const(intid)).unwrap();
                     owed[slot] = false;
                 }
                 3 if cpus[usize::from(vcpu)].is_none() => {
-                    let image = g.flush(VcpuIndex(vcpu), 2).unwrap();
+                    let image = g.flush(VcpuIndex::new(vcpu), 2).unwrap();
                     cpus[usize::from(vcpu)] = Some(FakeCpuIf::enter(image, 2));
                 }
                 _ => {
@@ -262,19 +267,19 @@ proptest! {
                             cpu.end_of_interrupt(t.intid);
                         }
                         let (lrs, hcr) = cpu.exit();
-                        g.fold(VcpuIndex(vcpu), lrs, hcr, 0).unwrap();
+                        g.fold(VcpuIndex::new(vcpu), lrs, hcr, 0).unwrap();
                     }
                 }
             }
             for i in 0..4u32 {
-                let places = (0..4).filter(|&v| g.lpi_pending(VcpuIndex(v), VirtIntId(8192 + i))).count();
+                let places = (0..4).filter(|&v| g.lpi_pending(VcpuIndex::new(v), VirtIntId::from_const(8192 + i))).count();
                 prop_assert!(places <= 1, "LPI {} pending in {} places", 8192 + i, places);
             }
         }
         for (v, cpu) in cpus.iter_mut().enumerate() {
             if let Some(cpu) = cpu.take() {
                 let (lrs, hcr) = cpu.exit();
-                g.fold(VcpuIndex(v as u16), lrs, hcr, 0).unwrap();
+                g.fold(VcpuIndex::new(v as u16), lrs, hcr, 0).unwrap();
             }
         }
         for _ in 0..4 {

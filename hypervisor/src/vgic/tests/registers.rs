@@ -148,7 +148,7 @@ fn the_first_invalid_access_is_reported_once() {
     let report = g.take_fault_report().expect("one report");
     assert_eq!(
         (report.vcpu, report.ipa, report.write),
-        (VcpuIndex(1), Ipa(GICD + 0x24), true)
+        (VcpuIndex::new(1), Ipa(GICD + 0x24), true)
     );
     assert_eq!(g.take_fault_report(), None);
 }
@@ -285,9 +285,9 @@ fn propbaser_and_pendbaser_keep_guest_fields_until_lpis_are_enabled() {
         read(&mut g, 0, rd + gicr_offset::PROPBASER, 8),
         0x070f_ffff_ffff_ff9f
     );
-    assert!(actions
-        .hardware
-        .contains(&Action::LpiConfigChanged { vcpu: VcpuIndex(0) }));
+    assert!(actions.hardware.contains(&Action::LpiConfigChanged {
+        vcpu: VcpuIndex::new(0)
+    }));
     write(
         &mut g,
         0,
@@ -307,7 +307,7 @@ fn propbaser_and_pendbaser_keep_guest_fields_until_lpis_are_enabled() {
         "EnableLPIs and CES"
     );
     assert!(actions.hardware.contains(&Action::LpisEnabled {
-        vcpu: VcpuIndex(0),
+        vcpu: VcpuIndex::new(0),
         enabled: true
     }));
     write(&mut g, 0, rd + gicr_offset::PROPBASER, 8, 0x4000_000f);
@@ -354,13 +354,17 @@ fn accesses_outside_every_frame_are_counted() {
 #[test]
 fn hardware_linked_spi_enable_and_route_become_physical_actions() {
     let mut g = vgic();
-    g.link_hw(VirtIntId(40), crate::ids::PhysIntId(72)).unwrap();
+    g.link_hw(
+        VirtIntId::from_const(40),
+        crate::ids::PhysIntId::from_const(72),
+    )
+    .unwrap();
     let actions = write(&mut g, 0, GICD + 0x104, 4, 1 << 8);
-    let phys = crate::ids::PhysIntId(72);
+    let phys = crate::ids::PhysIntId::from_const(72);
     assert_eq!(
         actions.hardware,
         [Action::EnablePhys {
-            vcpu: VcpuIndex(0),
+            vcpu: VcpuIndex::new(0),
             intid: phys
         }]
     );
@@ -368,7 +372,7 @@ fn hardware_linked_spi_enable_and_route_become_physical_actions() {
     assert_eq!(
         actions.hardware,
         [Action::RoutePhys {
-            vcpu: VcpuIndex(2),
+            vcpu: VcpuIndex::new(2),
             intid: phys
         }]
     );
@@ -376,13 +380,16 @@ fn hardware_linked_spi_enable_and_route_become_physical_actions() {
     assert_eq!(
         actions.hardware,
         [Action::DisablePhys {
-            vcpu: VcpuIndex(2),
+            vcpu: VcpuIndex::new(2),
             intid: phys
         }]
     );
     assert!(
-        g.link_hw(VirtIntId(3), phys).is_err(),
+        g.link_hw(VirtIntId::from_const(3), phys).is_err(),
         "SGIs cannot be linked"
     );
-    assert!(g.link_hw(VirtIntId(96), phys).is_err(), "beyond the SPIs");
+    assert!(
+        g.link_hw(VirtIntId::from_const(96), phys).is_err(),
+        "beyond the SPIs"
+    );
 }

@@ -38,18 +38,18 @@ fn mapd_mapc_mapti_map_event_to_collection_vcpu() {
         [A::Map {
             event: event_ref(1, 5),
             vcpu: vcpu(0),
-            intid: VirtIntId(8197)
+            intid: VirtIntId::from_const(8197)
         }]
     );
-    let device = h.vits.state().device(VirtDeviceId(1)).expect("mapped");
+    let device = h.vits.state().device(VirtDeviceId::new(1)).expect("mapped");
     assert_eq!(device.backing, DeviceBacking::Passthrough(PASSTHROUGH));
     assert_eq!(device.event_bits, 8);
     assert_eq!(device.itt_addr, Ipa(ITT));
-    let event = h.vits.state().event(VirtDeviceId(1), EventId(5));
+    let event = h.vits.state().event(VirtDeviceId::new(1), EventId::new(5));
     assert_eq!(
         event,
         Some(EventEntry {
-            intid: VirtIntId(8197),
+            intid: VirtIntId::from_const(8197),
             icid: icid(0)
         })
     );
@@ -62,11 +62,11 @@ fn mapd_resolves_emulated_and_unbacked_devices() {
     h.submit(&[cmd::mapd(2, 4, ITT, true), cmd::mapd(7, 4, ITT, true)]);
     let state = h.vits.state();
     assert_eq!(
-        state.device(VirtDeviceId(2)).map(|d| d.backing),
+        state.device(VirtDeviceId::new(2)).map(|d| d.backing),
         Some(DeviceBacking::Emulated)
     );
     assert_eq!(
-        state.device(VirtDeviceId(7)).map(|d| d.backing),
+        state.device(VirtDeviceId::new(7)).map(|d| d.backing),
         Some(DeviceBacking::Nothing)
     );
 }
@@ -77,7 +77,10 @@ fn mapd_with_more_event_bits_than_id_bits_is_skipped() {
     h.submit(&[cmd::mapd(1, 17, ITT, true), cmd::mapd(1, 16, ITT, true)]);
     assert_eq!(errors(&h, CommandErrorKind::IttTooLarge), 1);
     assert_eq!(
-        h.vits.state().device(VirtDeviceId(1)).map(|d| d.event_bits),
+        h.vits
+            .state()
+            .device(VirtDeviceId::new(1))
+            .map(|d| d.event_bits),
         Some(16)
     );
 }
@@ -99,7 +102,7 @@ fn mapd_beyond_flat_device_table_is_skipped() {
     // One 64 KiB page of 8-byte entries holds DeviceIDs 0..8192.
     h.submit(&[cmd::mapd(8192, 4, ITT, true), cmd::mapd(8191, 4, ITT, true)]);
     assert_eq!(errors(&h, CommandErrorKind::DeviceNotInTable), 1);
-    assert!(h.vits.state().device(VirtDeviceId(8191)).is_some());
+    assert!(h.vits.state().device(VirtDeviceId::new(8191)).is_some());
 }
 
 #[test]
@@ -114,8 +117,8 @@ fn mapd_needs_a_valid_level1_entry_in_a_two_level_table() {
         .unwrap();
     h.submit(&[cmd::mapd(100, 4, ITT, true), cmd::mapd(8200, 4, ITT, true)]);
     assert_eq!(errors(&h, CommandErrorKind::DeviceNotInTable), 1);
-    assert!(h.vits.state().device(VirtDeviceId(100)).is_none());
-    assert!(h.vits.state().device(VirtDeviceId(8200)).is_some());
+    assert!(h.vits.state().device(VirtDeviceId::new(100)).is_none());
+    assert!(h.vits.state().device(VirtDeviceId::new(8200)).is_some());
 }
 
 #[test]
@@ -137,7 +140,10 @@ fn mapd_beyond_the_device_cap_is_skipped_but_remap_is_not() {
     h.submit(&[cmd::mapd(0, 6, ITT, true)]);
     assert_eq!(errors(&h, CommandErrorKind::DeviceLimit), 1);
     assert_eq!(
-        h.vits.state().device(VirtDeviceId(0)).map(|d| d.event_bits),
+        h.vits
+            .state()
+            .device(VirtDeviceId::new(0))
+            .map(|d| d.event_bits),
         Some(6)
     );
 }
@@ -154,12 +160,12 @@ fn mapd_unmap_discards_the_devices_live_events() {
             A::Discard {
                 event: event_ref(1, 1),
                 vcpu: vcpu(0),
-                intid: VirtIntId(8193)
+                intid: VirtIntId::from_const(8193)
             },
             A::Discard {
                 event: event_ref(1, 2),
                 vcpu: vcpu(0),
-                intid: VirtIntId(8194)
+                intid: VirtIntId::from_const(8194)
             },
         ]
     );
@@ -175,7 +181,10 @@ fn mapd_remap_of_a_mapped_device_drops_its_old_events() {
     assert!(matches!(actions[0], A::Discard { .. }));
     assert_eq!(h.vits.state().event_count(), 0);
     assert_eq!(
-        h.vits.state().device(VirtDeviceId(1)).map(|d| d.event_bits),
+        h.vits
+            .state()
+            .device(VirtDeviceId::new(1))
+            .map(|d| d.event_bits),
         Some(4)
     );
 }
@@ -197,7 +206,7 @@ fn mapc_makes_events_waiting_on_the_collection_live() {
         [A::Map {
             event: event_ref(1, 4),
             vcpu: vcpu(3),
-            intid: VirtIntId(8300)
+            intid: VirtIntId::from_const(8300)
         }]
     );
 }
@@ -213,13 +222,13 @@ fn mapc_retarget_of_a_live_collection_moves_its_events() {
                 event: event_ref(1, 1),
                 from: vcpu(0),
                 to: vcpu(2),
-                intid: VirtIntId(8193)
+                intid: VirtIntId::from_const(8193)
             },
             A::Move {
                 event: event_ref(1, 2),
                 from: vcpu(0),
                 to: vcpu(2),
-                intid: VirtIntId(8194)
+                intid: VirtIntId::from_const(8194)
             },
         ]
     );
@@ -246,7 +255,7 @@ fn mapc_unmap_unmaps_events_and_later_int_is_skipped() {
         [A::Unmap {
             event: event_ref(1, 1),
             vcpu: vcpu(0),
-            intid: VirtIntId(8193)
+            intid: VirtIntId::from_const(8193)
         }]
     );
     assert_eq!(errors(&h, CommandErrorKind::CollectionNotMapped), 1);
@@ -254,10 +263,7 @@ fn mapc_unmap_unmaps_events_and_later_int_is_skipped() {
     let actions = after_setup(&mut h, &[], &[cmd::mapc(0, 1, true)]);
     assert!(matches!(
         actions[..],
-        [A::Map {
-            vcpu: VcpuIndex(1),
-            ..
-        }]
+        [A::Map { vcpu, .. }] if vcpu == VcpuIndex::new(1)
     ));
 }
 
@@ -319,8 +325,8 @@ fn mapti_errors_are_skipped_and_counted_by_kind() {
     assert_eq!(errors(&h, CommandErrorKind::IntIdOutOfRange), 2);
     assert_eq!(h.backend.take(), [A::Sync]);
     // The old mapping survives the duplicate.
-    let kept = h.vits.state().event(VirtDeviceId(1), EventId(1));
-    assert_eq!(kept.map(|e| e.intid), Some(VirtIntId(8193)));
+    let kept = h.vits.state().event(VirtDeviceId::new(1), EventId::new(1));
+    assert_eq!(kept.map(|e| e.intid), Some(VirtIntId::from_const(8193)));
 }
 
 #[test]
@@ -347,7 +353,7 @@ fn mapi_uses_the_event_id_as_intid() {
         [A::Map {
             event: event_ref(1, 8200),
             vcpu: vcpu(1),
-            intid: VirtIntId(8200)
+            intid: VirtIntId::from_const(8200)
         }]
     );
     assert_eq!(errors(&h, CommandErrorKind::IntIdOutOfRange), 1);
@@ -361,7 +367,7 @@ fn int_clear_inv_name_the_event_target_and_lpi() {
         &basic_setup(&[7]),
         &[cmd::int(1, 7), cmd::clear(1, 7), cmd::inv(1, 7)],
     );
-    let (event, vcpu, intid) = (event_ref(1, 7), vcpu(0), VirtIntId(8199));
+    let (event, vcpu, intid) = (event_ref(1, 7), vcpu(0), VirtIntId::from_const(8199));
     assert_eq!(
         actions,
         [
@@ -402,7 +408,7 @@ fn discard_unmaps_the_event_and_clears_its_pending_state() {
         [A::Discard {
             event: event_ref(1, 7),
             vcpu: vcpu(0),
-            intid: VirtIntId(8199)
+            intid: VirtIntId::from_const(8199)
         }]
     );
     assert_eq!(errors(&h, CommandErrorKind::EventNotMapped), 1);
@@ -432,10 +438,10 @@ fn movi_retargets_the_event_to_the_new_collections_vcpu() {
             event: event_ref(1, 7),
             from: vcpu(0),
             to: vcpu(2),
-            intid: VirtIntId(8199)
+            intid: VirtIntId::from_const(8199)
         }]
     );
-    let moved = h.vits.state().event(VirtDeviceId(1), EventId(7));
+    let moved = h.vits.state().event(VirtDeviceId::new(1), EventId::new(7));
     assert_eq!(moved.map(|e| e.icid), Some(icid(2)));
     assert_eq!(h.vits.state().events_in_collection(icid(2)).count(), 1);
     assert_eq!(h.vits.state().events_in_collection(icid(0)).count(), 0);
@@ -448,7 +454,7 @@ fn movi_between_collections_of_one_vcpu_tells_the_backend_nothing() {
     setup.push(cmd::mapc(5, 0, true));
     let actions = after_setup(&mut h, &setup, &[cmd::movi(1, 7, 5)]);
     assert!(actions.is_empty());
-    let moved = h.vits.state().event(VirtDeviceId(1), EventId(7));
+    let moved = h.vits.state().event(VirtDeviceId::new(1), EventId::new(7));
     assert_eq!(moved.map(|e| e.icid), Some(icid(5)));
 }
 
@@ -511,7 +517,7 @@ fn unknown_and_gicv4_commands_are_skipped_and_the_queue_continues() {
     ]);
     assert_eq!(errors(&h, CommandErrorKind::UnknownOpcode), 2);
     assert_eq!(errors(&h, CommandErrorKind::VirtualCommand), 2);
-    assert!(h.vits.state().device(VirtDeviceId(1)).is_some());
+    assert!(h.vits.state().device(VirtDeviceId::new(1)).is_some());
     assert_eq!(h.creadr(), 5 * COMMAND_SIZE);
 }
 

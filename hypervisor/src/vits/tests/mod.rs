@@ -34,15 +34,18 @@ pub(super) const COLLECTION_TABLE: u64 = RAM_BASE + 0x2_0000;
 pub(super) const ITT: u64 = RAM_BASE + 0x3_0000;
 
 /// The passthrough device behind virtual DeviceID 1.
-pub(super) const PASSTHROUGH: PhysDeviceId = PhysDeviceId(0x0100);
+pub(super) const PASSTHROUGH: PhysDeviceId = PhysDeviceId::new(0x0100);
 
 /// The configuration most tests use: 16-bit IDs, 4 vCPUs, small caps.
 pub(super) fn config() -> VitsConfig {
     let mut devices = BTreeMap::new();
-    devices.insert(VirtDeviceId(1), DeviceBacking::Passthrough(PASSTHROUGH));
-    devices.insert(VirtDeviceId(2), DeviceBacking::Emulated);
+    devices.insert(
+        VirtDeviceId::new(1),
+        DeviceBacking::Passthrough(PASSTHROUGH),
+    );
+    devices.insert(VirtDeviceId::new(2), DeviceBacking::Emulated);
     VitsConfig {
-        partition: PartitionId(3),
+        partition: PartitionId::new(3),
         index: 0,
         device_id_bits: 16,
         event_id_bits: 16,
@@ -54,7 +57,7 @@ pub(super) fn config() -> VitsConfig {
         max_collections: 256,
         max_commands_per_trap: 64,
         devices,
-        cpu_device_id: Some(VirtDeviceId(0)),
+        cpu_device_id: Some(VirtDeviceId::new(0)),
     }
 }
 
@@ -229,7 +232,7 @@ pub(super) fn basic_setup(events: &[u32]) -> Vec<[u64; 4]> {
 pub(super) fn assert_isolated(config: &VitsConfig, actions: &[BackendAction]) {
     for action in actions {
         for vcpu in action.vcpus().into_iter().flatten() {
-            assert!(vcpu.0 < config.num_vcpus, "{action:?} names {vcpu:?}");
+            assert!(vcpu.get() < config.num_vcpus, "{action:?} names {vcpu:?}");
         }
         if let Some(event) = action.event() {
             assert_eq!(
@@ -250,18 +253,18 @@ pub(super) fn assert_isolated(config: &VitsConfig, actions: &[BackendAction]) {
 /// The event reference for `event` of device `device` under `config()`.
 pub(super) fn event_ref(device: u32, event: u32) -> EventRef {
     EventRef {
-        device: VirtDeviceId(device),
-        backing: config().backing(VirtDeviceId(device)),
-        event: crate::ids::EventId(event),
+        device: VirtDeviceId::new(device),
+        backing: config().backing(VirtDeviceId::new(device)),
+        event: crate::ids::EventId::new(event),
     }
 }
 
 /// Shorthand for a vCPU index.
 pub(super) fn vcpu(index: u16) -> VcpuIndex {
-    VcpuIndex(index)
+    VcpuIndex::new(index)
 }
 
 /// Shorthand for a collection ID.
 pub(super) fn icid(id: u16) -> VirtCollectionId {
-    VirtCollectionId(id)
+    VirtCollectionId::new(id)
 }

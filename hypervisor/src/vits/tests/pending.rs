@@ -5,7 +5,7 @@ use super::*;
 use crate::ids::{EventId, VirtIntId};
 
 fn lpi(event: u32) -> VirtIntId {
-    VirtIntId(8192 + event)
+    VirtIntId::from_const(8192 + event)
 }
 
 #[test]
@@ -17,7 +17,9 @@ fn int_makes_the_lpi_pending_on_the_collections_vcpu() {
     assert!(h.backend.is_pending(vcpu(0), lpi(1)));
     assert_eq!(h.backend.pending_count(), 1);
     assert_eq!(
-        h.backend.route(VirtDeviceId(1), EventId(1)).map(|r| r.vcpu),
+        h.backend
+            .route(VirtDeviceId::new(1), EventId::new(1))
+            .map(|r| r.vcpu),
         Some(vcpu(0))
     );
 }
@@ -41,7 +43,9 @@ fn movi_moves_pending_interrupt_to_new_vcpu() {
     assert!(h.backend.is_pending(vcpu(2), lpi(1)));
     assert_eq!(h.backend.pending_count(), 1);
     assert_eq!(
-        h.backend.route(VirtDeviceId(1), EventId(1)).map(|r| r.vcpu),
+        h.backend
+            .route(VirtDeviceId::new(1), EventId::new(1))
+            .map(|r| r.vcpu),
         Some(vcpu(2))
     );
 }
@@ -66,10 +70,10 @@ fn mapc_retarget_then_movall_delivers_each_pending_lpi_once() {
     commands.extend([cmd::int(1, 1), cmd::int(1, 2)]);
     h.submit(&commands);
     h.backend
-        .set_pending(event_ref(1, 9), vcpu(0), VirtIntId(8200));
+        .set_pending(event_ref(1, 9), vcpu(0), VirtIntId::from_const(8200));
     h.submit(&[cmd::mapc(0, 1, true), cmd::movall(0, 1)]);
     let on1: Vec<_> = h.backend.pending(vcpu(1)).collect();
-    assert_eq!(on1, [lpi(1), lpi(2), VirtIntId(8200)]);
+    assert_eq!(on1, [lpi(1), lpi(2), VirtIntId::from_const(8200)]);
     assert_eq!(h.backend.pending(vcpu(0)).count(), 0);
     for intid in on1 {
         assert!(h.backend.acknowledge(vcpu(1), intid));

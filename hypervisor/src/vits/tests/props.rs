@@ -241,26 +241,32 @@ impl Model {
             .map(|(id, dev)| {
                 let events = dev
                     .events()
-                    .map(|(e, m)| (e.0, (m.intid.0, m.icid.0)))
+                    .map(|(e, m)| (e.get(), (m.intid.get(), m.icid.get())))
                     .collect();
-                (id.0, (dev.event_bits, events))
+                (id.get(), (dev.event_bits, events))
             })
             .collect();
         assert_eq!(devices, self.devices, "devices and events");
-        let collections: BTreeMap<u16, u16> =
-            state.collections().map(|(c, v)| (c.0, v.0)).collect();
+        let collections: BTreeMap<u16, u16> = state
+            .collections()
+            .map(|(c, v)| (c.get(), v.get()))
+            .collect();
         assert_eq!(collections, self.collections, "collections");
         let pending: BTreeSet<(u16, u32)> = (0..4)
-            .flat_map(|v| h.backend.pending(vcpu(v)).map(move |i| (v, i.0)))
+            .flat_map(|v| h.backend.pending(vcpu(v)).map(move |i| (v, i.get())))
             .collect();
         assert_eq!(pending, self.pending, "pending LPIs");
         assert_eq!(h.vits.errors().total_commands(), self.errors, "errors");
         // Routes are exactly the live events.
         for (&d, (_, events)) in &self.devices {
             for (&e, &(intid, icid)) in events {
-                let route = h.backend.route(VirtDeviceId(d), EventId(e));
+                let route = h.backend.route(VirtDeviceId::new(d), EventId::new(e));
                 let want = self.collections.get(&icid).map(|&v| (v, intid));
-                assert_eq!(route.map(|r| (r.vcpu.0, r.intid.0)), want, "route {d}/{e}");
+                assert_eq!(
+                    route.map(|r| (r.vcpu.get(), r.intid.get())),
+                    want,
+                    "route {d}/{e}"
+                );
             }
         }
     }
@@ -469,7 +475,7 @@ proptest! {
                     h.vits.mmio_read(o, w, &h.mem, &mut tee);
                 }
                 GuestOp::Msi(d, e) => {
-                    let _ = h.vits.send_msi(VirtDeviceId(d), EventId(e), &mut tee);
+                    let _ = h.vits.send_msi(VirtDeviceId::new(d), EventId::new(e), &mut tee);
                 }
             }
             let config = h.vits.config().clone();
@@ -484,14 +490,14 @@ proptest! {
             prop_assert_eq!(slots, state.event_table_slots());
             prop_assert!(slots <= 2 * config.max_events);
             for (id, device) in state.devices() {
-                prop_assert!(id.0 < 1 << config.device_id_bits);
+                prop_assert!(id.get() < 1 << config.device_id_bits);
                 prop_assert!(device.event_bits <= config.event_id_bits);
                 for (_, mapping) in device.events() {
-                    prop_assert!(config.is_guest_lpi(mapping.intid.0));
+                    prop_assert!(config.is_guest_lpi(mapping.intid.get()));
                 }
             }
             for (_, target) in state.collections() {
-                prop_assert!(target.0 < config.num_vcpus);
+                prop_assert!(target.get() < config.num_vcpus);
             }
             let queue = h.vits.regs.queue_size();
             prop_assert!(h.vits.regs.creadr < queue);

@@ -143,7 +143,7 @@ fn a_stalled_queue_resumes_only_on_retry() {
     h.write(offset::CTLR, Word, 1);
     h.write(offset::CWRITER, Double, end | 1);
     assert_eq!(h.creadr(), 3 * COMMAND_SIZE);
-    assert!(h.vits.state().device(VirtDeviceId(1)).is_some());
+    assert!(h.vits.state().device(VirtDeviceId::new(1)).is_some());
 }
 
 #[test]
@@ -166,12 +166,12 @@ fn commands_run_in_queue_order() {
     let map = core::mem::discriminant(&BackendAction::Map {
         event: event_ref(1, 1),
         vcpu: vcpu(0),
-        intid: crate::ids::VirtIntId(0),
+        intid: crate::ids::VirtIntId::from_const(0),
     });
     let pend = core::mem::discriminant(&BackendAction::SetPending {
         event: event_ref(1, 1),
         vcpu: vcpu(0),
-        intid: crate::ids::VirtIntId(0),
+        intid: crate::ids::VirtIntId::from_const(0),
     });
     assert_eq!(
         kinds,

@@ -80,8 +80,8 @@ impl TranslationState {
         &self,
         icid: VirtCollectionId,
     ) -> impl Iterator<Item = (VirtDeviceId, EventId)> + '_ {
-        let lo = (icid, VirtDeviceId(0), EventId(0));
-        let hi = (icid, VirtDeviceId(u32::MAX), EventId(u32::MAX));
+        let lo = (icid, VirtDeviceId::new(0), EventId::new(0));
+        let hi = (icid, VirtDeviceId::new(u32::MAX), EventId::new(u32::MAX));
         self.by_collection
             .range(lo..=hi)
             .map(|&(_, device, event)| (device, event))

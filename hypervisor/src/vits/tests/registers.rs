@@ -191,7 +191,7 @@ fn translater_write_makes_the_mapped_event_pending() {
     let pend = BackendAction::SetPending {
         event: event_ref(0, 3),
         vcpu: vcpu(1),
-        intid: crate::ids::VirtIntId(8300),
+        intid: crate::ids::VirtIntId::from_const(8300),
     };
     assert_eq!(h.backend.take(), [pend, pend]);
     assert_eq!(h.vits.errors().translations(), 1);
@@ -203,9 +203,11 @@ fn translater_writes_are_ignored_while_disabled() {
     h.submit(&basic_setup(&[3]));
     h.write(offset::CTLR, Word, 0);
     h.backend.take();
-    let result = h
-        .vits
-        .send_msi(VirtDeviceId(1), crate::ids::EventId(3), &mut h.backend);
+    let result = h.vits.send_msi(
+        VirtDeviceId::new(1),
+        crate::ids::EventId::new(3),
+        &mut h.backend,
+    );
     assert_eq!(result, Err(TranslateError::Disabled));
     h.write(offset::TRANSLATER, Word, 3);
     assert!(h.backend.take().is_empty());
@@ -220,20 +222,21 @@ fn emulated_device_msi_translates_through_send_msi() {
         cmd::mapti(2, 1, 8201, 0),
     ]);
     h.backend.take();
-    let ok = h
-        .vits
-        .send_msi(VirtDeviceId(2), crate::ids::EventId(1), &mut h.backend);
+    let ok = h.vits.send_msi(
+        VirtDeviceId::new(2),
+        crate::ids::EventId::new(1),
+        &mut h.backend,
+    );
     assert_eq!(ok, Ok(()));
     assert!(matches!(
         h.backend.take()[..],
-        [BackendAction::SetPending {
-            vcpu: VcpuIndex(2),
-            ..
-        }]
+        [BackendAction::SetPending { vcpu, .. }] if vcpu == VcpuIndex::new(2)
     ));
-    let bad = h
-        .vits
-        .send_msi(VirtDeviceId(2), crate::ids::EventId(2), &mut h.backend);
+    let bad = h.vits.send_msi(
+        VirtDeviceId::new(2),
+        crate::ids::EventId::new(2),
+        &mut h.backend,
+    );
     assert!(matches!(bad, Err(TranslateError::Untranslatable(_))));
 }
 
@@ -284,15 +287,17 @@ fn config_validation_refuses_unusable_configs() {
     bad.max_commands_per_trap = 0;
     assert!(matches!(Vits::new(bad), Err(ConfigError::ZeroCap { .. })));
     let mut bad = config();
-    bad.devices
-        .insert(VirtDeviceId(9), DeviceBacking::Passthrough(PASSTHROUGH));
+    bad.devices.insert(
+        VirtDeviceId::new(9),
+        DeviceBacking::Passthrough(PASSTHROUGH),
+    );
     assert!(matches!(
         Vits::new(bad),
         Err(ConfigError::AliasedDevice { .. })
     ));
     let mut bad = config();
     bad.devices
-        .insert(VirtDeviceId(1 << 16), DeviceBacking::Emulated);
+        .insert(VirtDeviceId::new(1 << 16), DeviceBacking::Emulated);
     assert!(matches!(
         Vits::new(bad),
         Err(ConfigError::DeviceIdTooWide { .. })

@@ -82,7 +82,7 @@ fn reference_contents(entry: &reference::DeviceEntry) -> Contents {
 
 /// Applies `op` to both; asserts they answer alike.
 fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::TranslationState) {
-    let d = VirtDeviceId;
+    let d = VirtDeviceId::new;
     match op {
         StateOp::Mapd(device, bits, valid) => {
             let got = new.remove_device(d(device)).map(|e| contents(&e));
@@ -97,21 +97,21 @@ fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::Translati
         }
         StateOp::InsertEvent(device, event, intid, collection) => {
             let mapping = EventEntry {
-                intid: VirtIntId(intid),
+                intid: VirtIntId::from_const(intid),
                 icid: icid(collection),
             };
-            let got = new.insert_event(d(device), EventId(event), mapping);
-            let want = old.insert_event(d(device), EventId(event), mapping);
+            let got = new.insert_event(d(device), EventId::new(event), mapping);
+            let want = old.insert_event(d(device), EventId::new(event), mapping);
             assert_eq!(got, want, "{op:?}");
         }
         StateOp::RemoveEvent(device, event) => {
-            let got = new.remove_event(d(device), EventId(event));
-            let want = old.remove_event(d(device), EventId(event));
+            let got = new.remove_event(d(device), EventId::new(event));
+            let want = old.remove_event(d(device), EventId::new(event));
             assert_eq!(got, want, "{op:?}");
         }
         StateOp::SetCollection(device, event, collection) => {
-            new.set_event_collection(d(device), EventId(event), icid(collection));
-            old.set_event_collection(d(device), EventId(event), icid(collection));
+            new.set_event_collection(d(device), EventId::new(event), icid(collection));
+            old.set_event_collection(d(device), EventId::new(event), icid(collection));
         }
         StateOp::MapCollection(collection, target) => {
             let got = new.map_collection(icid(collection), vcpu(target));
@@ -162,7 +162,7 @@ fn assert_same(new: &TranslationState, old: &reference::TranslationState, probes
         assert_eq!(new.collection(icid(c)), old.collection(icid(c)));
     }
     for &(device, event) in probes {
-        let (device, event) = (VirtDeviceId(device), EventId(event));
+        let (device, event) = (VirtDeviceId::new(device), EventId::new(event));
         assert_eq!(new.event(device, event), old.event(device, event));
         assert_eq!(
             new.device(device).map(contents),
@@ -208,14 +208,14 @@ proptest! {
 #[test]
 fn a_huge_itt_and_scattered_event_ids_allocate_nothing_in_proportion() {
     let mut state = TranslationState::with_max_events(16);
-    state.insert_device(VirtDeviceId(1), DeviceBacking::Nothing, 32, Ipa(ITT));
+    state.insert_device(VirtDeviceId::new(1), DeviceBacking::Nothing, 32, Ipa(ITT));
     assert_eq!(state.event_table_slots(), 0, "MAPD allocates no table");
     let mapping = EventEntry {
-        intid: VirtIntId(8192),
+        intid: VirtIntId::from_const(8192),
         icid: icid(0),
     };
     for event in [u32::MAX, 1 << 31, 1 << 20, 70_000] {
-        assert!(state.insert_event(VirtDeviceId(1), EventId(event), mapping));
+        assert!(state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping));
     }
     assert_eq!(
         state.event_table_slots(),
@@ -223,13 +223,13 @@ fn a_huge_itt_and_scattered_event_ids_allocate_nothing_in_proportion() {
         "scattered EventIDs stay sparse"
     );
     assert_eq!(
-        state.event(VirtDeviceId(1), EventId(u32::MAX)),
+        state.event(VirtDeviceId::new(1), EventId::new(u32::MAX)),
         Some(mapping)
     );
     // Ascending EventIDs from 0 fill a table, which takes the sparse events
     // it comes to cover.
     for event in 0..16 {
-        assert!(state.insert_event(VirtDeviceId(1), EventId(event), mapping));
+        assert!(state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping));
     }
     let table = state.event_table_slots();
     assert!(
@@ -238,10 +238,10 @@ fn a_huge_itt_and_scattered_event_ids_allocate_nothing_in_proportion() {
     );
     assert_eq!(state.event_count(), 20);
     let events: Vec<u32> = state
-        .device(VirtDeviceId(1))
+        .device(VirtDeviceId::new(1))
         .unwrap()
         .events()
-        .map(|(e, _)| e.0)
+        .map(|(e, _)| e.get())
         .collect();
     let mut want: Vec<u32> = (0..16).collect();
     want.extend([70_000, 1 << 20, 1 << 31, u32::MAX]);
@@ -252,14 +252,14 @@ fn a_huge_itt_and_scattered_event_ids_allocate_nothing_in_proportion() {
 fn unmapping_a_device_returns_its_table_slots_to_the_allowance() {
     let mut state = TranslationState::with_max_events(64);
     let mapping = EventEntry {
-        intid: VirtIntId(8192),
+        intid: VirtIntId::from_const(8192),
         icid: icid(0),
     };
     for round in 0..10u32 {
-        let device = VirtDeviceId(round);
+        let device = VirtDeviceId::new(round);
         state.insert_device(device, DeviceBacking::Nothing, 16, Ipa(ITT));
         for event in 0..64 {
-            assert!(state.insert_event(device, EventId(event), mapping));
+            assert!(state.insert_event(device, EventId::new(event), mapping));
         }
         assert_eq!(state.device(device).unwrap().table_slots(), 64);
         state.remove_device(device);
@@ -277,16 +277,16 @@ fn many_devices_are_found_after_growth_and_removals() {
         .map(|i| i.wrapping_mul(0x1_0001) ^ (i << 20))
         .collect();
     for &id in &ids {
-        new.insert_device(VirtDeviceId(id), DeviceBacking::Nothing, 4, Ipa(ITT));
-        old.insert_device(VirtDeviceId(id), DeviceBacking::Nothing, 4, Ipa(ITT));
+        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Nothing, 4, Ipa(ITT));
+        old.insert_device(VirtDeviceId::new(id), DeviceBacking::Nothing, 4, Ipa(ITT));
     }
     for &id in ids.iter().step_by(2) {
-        assert!(new.remove_device(VirtDeviceId(id)).is_some());
-        old.remove_device(VirtDeviceId(id));
+        assert!(new.remove_device(VirtDeviceId::new(id)).is_some());
+        old.remove_device(VirtDeviceId::new(id));
     }
     for &id in ids.iter().step_by(4) {
-        new.insert_device(VirtDeviceId(id), DeviceBacking::Emulated, 5, Ipa(ITT));
-        old.insert_device(VirtDeviceId(id), DeviceBacking::Emulated, 5, Ipa(ITT));
+        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Emulated, 5, Ipa(ITT));
+        old.insert_device(VirtDeviceId::new(id), DeviceBacking::Emulated, 5, Ipa(ITT));
     }
     let probes: Vec<(u32, u32)> = ids
         .iter()
@@ -295,8 +295,8 @@ fn many_devices_are_found_after_growth_and_removals() {
         .collect();
     for &(id, _) in &probes {
         assert_eq!(
-            new.device(VirtDeviceId(id)).map(contents),
-            old.device(VirtDeviceId(id)).map(reference_contents),
+            new.device(VirtDeviceId::new(id)).map(contents),
+            old.device(VirtDeviceId::new(id)).map(reference_contents),
             "device {id:#x}"
         );
     }
