@@ -45,6 +45,8 @@ pub struct Counts {
     pub hypercalls: Vec<u64>,
     /// Instructions of each command batch of `BATCHES[i]` SYNCs, all boots.
     pub batches: [Vec<u64>; BATCHES.len()],
+    /// Batch samples left out because vCPU 1 ran meanwhile.
+    pub batches_left_out: [usize; BATCHES.len()],
     /// Instructions of each CWRITER write announcing `CWRITERS[i]` SYNCs.
     pub cwriters: [Vec<u64>; CWRITERS.len()],
 }
@@ -149,7 +151,9 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
             let (found, hypercalls, output) = boot_once((config.command)(), &log)?;
             for (i, n) in BATCHES.iter().enumerate() {
                 let marker = format!("passthrough: command batch of {n}: ");
-                into.batches[i].extend(parse_marked(&output, &marker));
+                let (kept, left_out) = parse_batches(&output, &marker);
+                into.batches[i].extend(kept);
+                into.batches_left_out[i] += left_out;
             }
             for (i, n) in CWRITERS.iter().enumerate() {
                 let marker = format!("passthrough: CWRITER write of {n}: ");
@@ -195,14 +199,15 @@ pub fn measure(configs: &[Config], logs: &Path, report: &mut Report) -> Result<S
         for (i, n) in BATCHES.iter().enumerate() {
             let mut batch: Vec<f64> = c.batches[i].iter().map(|&n| n as f64).collect();
             let name = format!("{}_instructions_per_batch_of_{n}", config.tag);
+            let left_out = c.batches_left_out[i];
             report.push(if batch.is_empty() {
-                Figure::missing(&name, "instructions", "a command batch", "not measured: the guest printed no batch line")
+                Figure::missing(&name, "instructions", "a command batch", "not measured: the guest printed no batch line during which vCPU 1 stayed still")
             } else {
                 Figure::number(
                     name,
                     median(&mut batch),
                     "instructions",
-                    format!("instructions from the guest's first queue write of {n} SYNC commands to its CREADR read that sees them done (CWRITER write and CREADR polling, trapped under the hypervisor), {}; median of {} boots", config.what, batch.len()),
+                    format!("instructions from the guest's first queue write of {n} SYNC commands to its CREADR read that sees them done (CWRITER write and CREADR polling, trapped under the hypervisor), {}; median of {} samples over {BOOTS} boots, {left_out} more left out because vCPU 1 ran meanwhile (one-thread icount runs a CPU for a whole time slice: such a sample counts vCPU 1's wait loop too)", config.what, batch.len()),
                 )
             });
         }
@@ -303,6 +308,22 @@ fn boot_once(cmd: Command, log: &Path) -> Result<(Vec<u64>, Vec<u64>, String), S
     Ok((found, hypercalls, outcome.output))
 }
 
+/// Instructions of each `<marker>` batch line during which the guest's
+/// vCPU 1 stayed still, and how many lines were left out because it ran
+/// (`(vCPU 1 ran: true)`): QEMU's one TCG thread runs one CPU at a time,
+/// each for a time slice (the time to the next virtual timer deadline over
+/// the CPU count), and vCPU 1 spins in its wait loop, so a sample that
+/// spans a switch to it counts a whole slice of that loop (millions of
+/// instructions) that has nothing to do with the batch.
+fn parse_batches(out: &str, marker: &str) -> (Vec<u64>, usize) {
+    const RAN: &str = "(vCPU 1 ran: true)";
+    let (ran, still): (Vec<&str>, Vec<&str>) = out
+        .lines()
+        .filter(|line| line.contains(marker))
+        .partition(|line| line.contains(RAN));
+    (parse_marked(&still.join("\n"), marker), ran.len())
+}
+
 /// Instructions of each null hypercall round trip in a console log.
 fn parse_hypercalls(out: &str) -> Vec<u64> {
     parse_marked(out, "passthrough: hypercall round trip: ")
@@ -383,12 +404,25 @@ passthrough: hypercall round trip: 3 ticks
     }
 
     #[test]
+    fn batch_samples_during_which_vcpu1_ran_are_left_out() {
+        let out = "\
+passthrough: command batch of 16: 100 ticks at 1000000000 Hz (vCPU 1 ran: false)
+passthrough: command batch of 16: 12600000 ticks at 1000000000 Hz (vCPU 1 ran: true)
+passthrough: command batch of 1: 7 ticks at 1000000000 Hz (vCPU 1 ran: false)
+passthrough: command batch of 16: 6 ticks at 62500000 Hz
+";
+        let marker = "passthrough: command batch of 16: ";
+        assert_eq!(parse_batches(out, marker), (vec![100, 96], 1));
+    }
+
+    #[test]
     fn spread_is_the_relative_difference_of_boot_medians() {
         let c = Counts {
             all: vec![100, 101],
             boot_medians: vec![100.0, 101.0],
             hypercalls: vec![],
             batches: Default::default(),
+            batches_left_out: Default::default(),
             cwriters: Default::default(),
         };
         assert!((c.spread() - 0.01).abs() < 1e-9);
