@@ -68,6 +68,9 @@ pub fn primary(dtb: usize) -> ! {
     enable_console_input(platform);
     cpus::start_secondaries();
     super::irq::init_its();
+    if super::irq::its().is_some() {
+        crate::println!("GICv4    {}", super::gicv4::direct_injection());
+    }
     // After the ITS: the DMA stage 2 maps its doorbell page.
     super::smmu::build_domains(partitions());
     enable_smmu_interrupts();

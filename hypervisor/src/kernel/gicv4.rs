@@ -10,6 +10,7 @@ use super::partition::Partition;
 use super::{irq, machine};
 use crate::gic::its_cmd::ItsCommand;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
+use crate::gic::v4::{DirectInjection, GicV4Ids};
 use crate::gicv4::{
     PassthroughConfig, PassthroughDevice, PassthroughState, PhysItsQueue, PhysItsSink, SinkError,
     VmovpError, VmovpForm, VmovpSequencer, VpeConfig, VpeMove,
@@ -65,13 +66,44 @@ fn zeroed(size: u64, align: u64) -> Result<PhysAddr, String> {
     Ok(pa)
 }
 
+/// Whether passthrough MSIs are direct-injected ([`DirectInjection`]),
+/// decided once from GITS_TYPER, every CPU's GICR_TYPER and GICD_TYPER2:
+/// GICv4.0 only; a GICv4.1 GIC is refused (its VMAPP and VPENDBASER
+/// differ from the 4.0 forms this backend writes) and, like a GICv3 one,
+/// served by the software path.
+pub fn direct_injection() -> DirectInjection {
+    static DECISION: spin::Once<DirectInjection> = spin::Once::new();
+    *DECISION.call_once(|| {
+        let Some(its) = irq::its() else {
+            return DirectInjection::Unavailable;
+        };
+        let (mut any, mut all, mut seen) = (0u64, u64::MAX, false);
+        for cpu in crate::ids::CpuIndex::all() {
+            if let Some(rd) = irq::redistributor(cpu) {
+                let typer = rd.typer().0;
+                any |= typer;
+                all &= typer;
+                seen = true;
+            }
+        }
+        GicV4Ids {
+            gits_typer: its.typer().0,
+            gicr_typer_any: any,
+            gicr_typer_all: if seen { all } else { 0 },
+            gicd_typer2: machine::gicd().map_or(0, |d| d.typer2()),
+        }
+        .direct_injection()
+    })
+}
+
 /// Sets up GICv4 for `partition` if it has passthrough functions and the
-/// ITS has virtual LPIs; otherwise passthrough MSIs take the software path.
+/// GIC offers GICv4.0 direct injection ([`direct_injection`]); otherwise
+/// passthrough MSIs take the software path.
 pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
     let Some(its) = irq::its() else {
         return Ok(None);
     };
-    if partition.pci.is_none() || !its.typer().virtual_lpis() {
+    if partition.pci.is_none() || direct_injection() != DirectInjection::V40 {
         return Ok(None);
     }
     let layout =

@@ -11,7 +11,8 @@ register_structs! {
         (0x0000 => ctlr: ReadWrite<u32>),
         (0x0004 => typer: ReadOnly<u32>),
         (0x0008 => iidr: ReadOnly<u32>),
-        (0x000c => _reserved0),
+        (0x000c => typer2: ReadOnly<u32>),
+        (0x0010 => _reserved0),
         (0x0080 => igroupr: [ReadWrite<u32>; 32]),
         (0x0100 => isenabler: [ReadWrite<u32>; 32]),
         (0x0180 => icenabler: [ReadWrite<u32>; 32]),
@@ -58,6 +59,11 @@ impl Distributor {
     /// GICD_TYPER.
     pub fn typer(&self) -> GicdTyper {
         GicdTyper(self.regs().typer.get())
+    }
+
+    /// GICD_TYPER2 (GICv4.1 vPE ID width; RAZ before GICv4.1).
+    pub fn typer2(&self) -> u32 {
+        self.regs().typer2.get()
     }
 
     /// GICD_IIDR.
