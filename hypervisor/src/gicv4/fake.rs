@@ -304,3 +304,79 @@ impl PhysItsSink for RecordingSink {
         self.guest.get(&vintid.get()).copied()
     }
 }
+
+/// A guest's vITS for the end-to-end tests of both backends: guest RAM at
+/// [`GUEST_RAM`] (command queue first, then the device and collection
+/// tables), virtual device 1 backed by the passthrough function `nic`,
+/// device 2 emulated.
+pub mod guest {
+    use alloc::collections::BTreeMap;
+
+    use crate::gic::its_cmd::ItsCommand;
+    use crate::guest_mem::{FakeGuestMemory, GuestMemory};
+    use crate::ids::{PartitionId, PhysDeviceId, VirtDeviceId};
+    use crate::mm::Ipa;
+    use crate::vits::{
+        offset, AccessWidth, DeviceBacking, Vits, VitsBackend, VitsConfig, COMMAND_SIZE,
+    };
+
+    /// Where the guest's RAM (and its command queue) starts.
+    pub const GUEST_RAM: u64 = 0x4000_0000;
+    const QUEUE: u64 = GUEST_RAM;
+    const QUEUE_BYTES: u64 = 0x1_0000;
+
+    /// The vITS and the guest RAM it reads its queue from.
+    pub fn vits(nic: PhysDeviceId, vcpus: u16) -> (Vits, FakeGuestMemory) {
+        let mut devices = BTreeMap::new();
+        devices.insert(VirtDeviceId::new(1), DeviceBacking::Passthrough(nic));
+        devices.insert(VirtDeviceId::new(2), DeviceBacking::Emulated);
+        let config = VitsConfig {
+            partition: PartitionId::new(1),
+            index: 0,
+            device_id_bits: 16,
+            event_id_bits: 16,
+            lpi_id_bits: 16,
+            collection_id_bits: 8,
+            num_vcpus: vcpus,
+            max_devices: 8,
+            max_events: 64,
+            max_collections: 256,
+            max_commands_per_trap: 64,
+            devices,
+            cpu_device_id: None,
+        };
+        let vits = Vits::new(config).expect("valid");
+        (vits, FakeGuestMemory::new(Ipa(GUEST_RAM), 0x10_0000))
+    }
+
+    /// What the guest's driver does first: device and collection tables
+    /// (64 KiB pages), the command queue, then GITS_CTLR.Enabled.
+    pub fn enable<B: VitsBackend>(vits: &mut Vits, mem: &FakeGuestMemory, backend: &mut B) {
+        let (valid, page_64k) = (1u64 << 63, 0b10u64 << 8);
+        let double = AccessWidth::Double;
+        let device_table = valid | page_64k | (GUEST_RAM + 0x1_0000);
+        let collection_table = valid | page_64k | (GUEST_RAM + 0x2_0000);
+        vits.mmio_write(offset::BASER, double, device_table, mem, backend);
+        vits.mmio_write(offset::BASER + 8, double, collection_table, mem, backend);
+        vits.mmio_write(offset::CBASER, double, valid | QUEUE | 15, mem, backend);
+        vits.mmio_write(offset::CTLR, AccessWidth::Word, 1, mem, backend);
+    }
+
+    /// Writes `commands` into the queue and rings CWRITER: one trap.
+    pub fn run<B: VitsBackend>(
+        vits: &mut Vits,
+        mem: &mut FakeGuestMemory,
+        backend: &mut B,
+        commands: &[ItsCommand],
+    ) {
+        let mut at = vits.mmio_read(offset::CWRITER, AccessWidth::Double, &*mem, backend);
+        for command in commands {
+            for (i, word) in command.encode().iter().enumerate() {
+                let ipa = Ipa(QUEUE + at + 8 * i as u64);
+                mem.write_u64(ipa, *word).expect("queue in RAM");
+            }
+            at = (at + COMMAND_SIZE) % QUEUE_BYTES;
+        }
+        vits.mmio_write(offset::CWRITER, AccessWidth::Double, at, &*mem, backend);
+    }
+}

@@ -6,18 +6,14 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::fake::guest::{self, GUEST_RAM};
 use super::fake::RecordingSink;
 use super::*;
 use crate::gic::its_cmd::{ItsCommand, RdBase};
-use crate::guest_mem::{FakeGuestMemory, GuestMemory};
-use crate::ids::{
-    EventId, PartitionId, PhysDeviceId, PhysIntId, VcpuIndex, VirtDeviceId, VirtIntId,
-};
-use crate::mm::{Ipa, PhysAddr};
-use crate::vits::{
-    offset, AccessWidth, BackendAction, DeviceBacking, RecordingBackend, Vits, VitsConfig,
-    COMMAND_SIZE,
-};
+use crate::guest_mem::FakeGuestMemory;
+use crate::ids::{EventId, PartitionId, PhysDeviceId, PhysIntId, VcpuIndex, VirtIntId};
+use crate::mm::PhysAddr;
+use crate::vits::{BackendAction, RecordingBackend, Vits};
 
 /// The partition's passthrough function: 8 EventID bits.
 const NIC: PhysDeviceId = PhysDeviceId::new(0x0100);
@@ -395,10 +391,6 @@ fn an_itt_whose_unmap_failed_is_kept_not_reused() {
 
 // End to end: a guest's commands through a real vITS.
 
-const RAM: u64 = 0x4000_0000;
-const QUEUE: u64 = RAM;
-const QUEUE_BYTES: u64 = 0x1_0000;
-
 struct Guest {
     vits: Vits,
     mem: FakeGuestMemory,
@@ -409,48 +401,18 @@ struct Guest {
 impl Guest {
     /// A vITS whose virtual device 1 is NIC and device 2 is emulated.
     fn new() -> Self {
-        let mut devices = BTreeMap::new();
-        devices.insert(VirtDeviceId::new(1), DeviceBacking::Passthrough(NIC));
-        devices.insert(VirtDeviceId::new(2), DeviceBacking::Emulated);
-        let config = VitsConfig {
-            partition: PartitionId::new(1),
-            index: 0,
-            device_id_bits: 16,
-            event_id_bits: 16,
-            lpi_id_bits: 16,
-            collection_id_bits: 8,
-            num_vcpus: VCPUS,
-            max_devices: 8,
-            max_events: 64,
-            max_collections: 256,
-            max_commands_per_trap: 64,
-            devices,
-            cpu_device_id: None,
-        };
+        let (vits, mem) = guest::vits(NIC, VCPUS);
         let mut guest = Self {
-            vits: Vits::new(config).expect("valid"),
-            mem: FakeGuestMemory::new(Ipa(RAM), 0x10_0000),
+            vits,
+            mem,
             world: world(),
             inner: RecordingBackend::new(),
         };
-        let (valid, page_64k) = (1u64 << 63, 0b10u64 << 8);
-        guest.write(offset::BASER, valid | page_64k | (RAM + 0x1_0000));
-        guest.write(offset::BASER + 8, valid | page_64k | (RAM + 0x2_0000));
-        guest.write(offset::CBASER, valid | QUEUE | 15);
-        guest.write_width(offset::CTLR, AccessWidth::Word, 1);
-        guest
-    }
-
-    fn write(&mut self, at: u64, value: u64) {
-        self.write_width(at, AccessWidth::Double, value);
-    }
-
-    fn write_width(&mut self, at: u64, width: AccessWidth, value: u64) {
-        let w = &mut self.world;
+        let w = &mut guest.world;
         let mut backend =
-            RoutedBackend::new(&mut w.state, &mut w.sink, &mut w.routing, &mut self.inner);
-        self.vits
-            .mmio_write(at, width, value, &self.mem, &mut backend);
+            RoutedBackend::new(&mut w.state, &mut w.sink, &mut w.routing, &mut guest.inner);
+        guest::enable(&mut guest.vits, &guest.mem, &mut backend);
+        guest
     }
 
     /// Writes `commands` into the queue and rings CWRITER: one trap.
@@ -458,20 +420,7 @@ impl Guest {
         let w = &mut self.world;
         let mut backend =
             RoutedBackend::new(&mut w.state, &mut w.sink, &mut w.routing, &mut self.inner);
-        let mut at = self.vits.mmio_read(
-            offset::CWRITER,
-            AccessWidth::Double,
-            &self.mem,
-            &mut backend,
-        );
-        for command in commands {
-            for (i, word) in command.encode().iter().enumerate() {
-                let ipa = Ipa(QUEUE + at + 8 * i as u64);
-                self.mem.write_u64(ipa, *word).expect("queue in RAM");
-            }
-            at = (at + COMMAND_SIZE) % QUEUE_BYTES;
-        }
-        self.write(offset::CWRITER, at);
+        guest::run(&mut self.vits, &mut self.mem, &mut backend, commands);
     }
 }
 
@@ -481,13 +430,13 @@ fn guest_setup() -> Guest {
         ItsCommand::Mapd {
             device_id: 1,
             size: 7,
-            itt_addr: RAM + 0x3_0000,
+            itt_addr: GUEST_RAM + 0x3_0000,
             valid: true
         },
         ItsCommand::Mapd {
             device_id: 2,
             size: 7,
-            itt_addr: RAM + 0x3_1000,
+            itt_addr: GUEST_RAM + 0x3_1000,
             valid: true
         },
         ItsCommand::Mapc {

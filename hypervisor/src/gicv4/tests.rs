@@ -6,19 +6,16 @@ use alloc::vec::Vec;
 
 use proptest::prelude::*;
 
+use super::fake::guest::{self, GUEST_RAM};
 use super::fake::{PhysEntry, RecordingSink};
 use super::*;
 use crate::gic::its_cmd::{ItsCommand, RdBase};
-use crate::guest_mem::{FakeGuestMemory, GuestMemory};
+use crate::guest_mem::FakeGuestMemory;
 use crate::ids::{
     EventId, PartitionId, PhysDeviceId, PhysIntId, VcpuIndex, VirtDeviceId, VirtIntId, VpeId,
 };
-use crate::mm::Ipa;
 use crate::vgic::LpiConfig;
-use crate::vits::{
-    offset, AccessWidth, BackendAction, DeviceBacking, EventRef, RecordingBackend, Vits,
-    VitsBackend, VitsConfig, COMMAND_SIZE,
-};
+use crate::vits::{BackendAction, DeviceBacking, EventRef, RecordingBackend, Vits, VitsBackend};
 
 /// The partition's first passthrough device: 8 EventID bits.
 const NIC: PhysDeviceId = PhysDeviceId::new(0x0100);
@@ -713,10 +710,6 @@ fn config_validation_refuses_shared_vpes_doorbells_and_bad_widths() {
 
 // End to end: a real vITS, driven by guest commands, over this backend.
 
-const RAM: u64 = 0x4000_0000;
-const QUEUE: u64 = RAM;
-const QUEUE_BYTES: u64 = 0x1_0000;
-
 struct Guest {
     vits: Vits,
     mem: FakeGuestMemory,
@@ -726,64 +719,19 @@ struct Guest {
 impl Guest {
     /// A vITS whose virtual device 1 is NIC and device 2 is emulated.
     fn new() -> Self {
-        let mut devices = BTreeMap::new();
-        devices.insert(VirtDeviceId::new(1), DeviceBacking::Passthrough(NIC));
-        devices.insert(VirtDeviceId::new(2), DeviceBacking::Emulated);
-        let config = VitsConfig {
-            partition: PartitionId::new(1),
-            index: 0,
-            device_id_bits: 16,
-            event_id_bits: 16,
-            lpi_id_bits: 16,
-            collection_id_bits: 8,
-            num_vcpus: VCPUS,
-            max_devices: 8,
-            max_events: 64,
-            max_collections: 256,
-            max_commands_per_trap: 64,
-            devices,
-            cpu_device_id: None,
-        };
+        let (vits, mem) = guest::vits(NIC, VCPUS);
         let mut guest = Self {
-            vits: Vits::new(config).expect("valid"),
-            mem: FakeGuestMemory::new(Ipa(RAM), 0x10_0000),
+            vits,
+            mem,
             backend: backend(),
         };
-        let (valid, page_64k) = (1u64 << 63, 0b10u64 << 8);
-        guest.write(offset::BASER, valid | page_64k | (RAM + 0x1_0000));
-        guest.write(offset::BASER + 8, valid | page_64k | (RAM + 0x2_0000));
-        guest.write(offset::CBASER, valid | QUEUE | 15);
-        guest.vits.mmio_write(
-            offset::CTLR,
-            AccessWidth::Word,
-            1,
-            &guest.mem,
-            &mut guest.backend,
-        );
+        guest::enable(&mut guest.vits, &guest.mem, &mut guest.backend);
         guest
-    }
-
-    fn write(&mut self, at: u64, value: u64) {
-        self.vits
-            .mmio_write(at, AccessWidth::Double, value, &self.mem, &mut self.backend);
     }
 
     /// Writes `commands` into the queue and rings CWRITER: one trap.
     fn run(&mut self, commands: &[ItsCommand]) {
-        let mut at = self.vits.mmio_read(
-            offset::CWRITER,
-            AccessWidth::Double,
-            &self.mem,
-            &mut self.backend,
-        );
-        for command in commands {
-            for (i, word) in command.encode().iter().enumerate() {
-                let ipa = Ipa(QUEUE + at + 8 * i as u64);
-                self.mem.write_u64(ipa, *word).expect("queue in RAM");
-            }
-            at = (at + COMMAND_SIZE) % QUEUE_BYTES;
-        }
-        self.write(offset::CWRITER, at);
+        guest::run(&mut self.vits, &mut self.mem, &mut self.backend, commands);
     }
 }
 
@@ -812,13 +760,13 @@ fn guest_setup() -> Guest {
         ItsCommand::Mapd {
             device_id: 1,
             size: 7,
-            itt_addr: RAM + 0x3_0000,
+            itt_addr: GUEST_RAM + 0x3_0000,
             valid: true,
         },
         ItsCommand::Mapd {
             device_id: 2,
             size: 7,
-            itt_addr: RAM + 0x3_1000,
+            itt_addr: GUEST_RAM + 0x3_1000,
             valid: true,
         },
         mapc(0, 0),
