@@ -4,6 +4,8 @@ mod bench;
 mod board;
 mod build;
 mod fuzz;
+#[cfg(test)]
+mod layering;
 mod linux;
 mod qemu;
 mod scenarios;

@@ -2,9 +2,10 @@
 //! partitions; on each secondary, from CPU_ON to its first vCPU. What it
 //! builds for the whole machine it installs in [`super::machine`].
 
-use super::machine::{self, alloc_frames, fatal, partitions, platform};
-use super::partition::{BootFrames, Partition};
-use super::{console, cpus, early, halt, percpu};
+use super::halt::halt;
+use super::machine::{self, alloc_frames, fatal, platform};
+use super::partition::{self, all as partitions};
+use super::{console, early, lifecycle, percpu};
 use crate::boot::bundle::Bundle;
 use crate::boot::platform::{Gic, Platform};
 use crate::drivers::gicv3::{cpu_interface, Distributor, Redistributor, SGI_KICK};
@@ -15,6 +16,7 @@ use crate::mm::frame::FrameAllocator;
 use crate::mm::vmid::{VmidAllocator, VmidWidth};
 use crate::mm::PhysAddr;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 /// Bytes of the hypervisor heap (in BSS).
 const HEAP_SIZE: usize = crate::partition::budget::HEAP_BYTES;
@@ -66,7 +68,7 @@ pub fn primary(dtb: usize) -> ! {
     super::vgicv2::setup_partitions();
     check_exclusive_pci_ids();
     enable_console_input(platform);
-    cpus::start_secondaries();
+    start_secondaries();
     super::irq::init_its();
     if super::irq::its().is_some() {
         crate::println!("GICv4    {}", super::gicv4::direct_injection());
@@ -95,14 +97,14 @@ pub fn primary(dtb: usize) -> ! {
     for p in partitions() {
         // Every partition is loaded before any starts: a bad image layout
         // stops the boot before a guest runs.
-        if let Err(e) = p.load() {
+        if let Err(e) = lifecycle::load(p) {
             fatal(format_args!("partition {}: {e}", p.name()));
         }
     }
     for p in partitions() {
-        p.start();
+        lifecycle::start(p);
     }
-    cpus::run(boot_index)
+    super::vcpu::run(boot_index)
 }
 
 /// Refuses to start if PCI functions of different partitions share a
@@ -135,7 +137,7 @@ pub fn secondary(index: usize) -> ! {
     early::enable_on_secondary();
     percpu::init_current(index);
     init_gic_cpu();
-    cpus::run(index)
+    super::vcpu::run(index)
 }
 
 fn init_gic(platform: &Platform) {
@@ -398,7 +400,7 @@ fn build_partitions(manifest: Manifest) {
             Err(e) => fatal(format_args!("partition {name}: no VMID left ({e:?})")),
         };
         let (heap_before, frames_before) = (super::heap::live_bytes(), machine::free_frame_bytes());
-        match Partition::new(PartitionId::new(i as u16), config, ram_pa, vmid, BootFrames) {
+        match lifecycle::build(PartitionId::new(i as u16), config, ram_pa, vmid) {
             Ok(p) => {
                 // The hypervisor's own memory for this partition (bench figures).
                 crate::println!(
@@ -427,13 +429,63 @@ fn build_partitions(manifest: Manifest) {
             Err(e) => fatal(format_args!("partition {name}: {e}")),
         }
     }
-    machine::install_partitions(parts);
+    partition::install_partitions(parts);
     for p in partitions() {
         super::pci::map_bars(p);
     }
-    machine::install_assignment(assignment);
+    partition::install_assignment(assignment);
     crate::println!(
         "heap: {} bytes live of {HEAP_SIZE} once the partitions are built",
         super::heap::live_bytes()
     );
+}
+
+extern "C" {
+    /// The PSCI CPU_ON entry point in boot.rs.
+    fn secondary_entry();
+}
+
+/// Starts every other CPU of the platform with PSCI CPU_ON.
+fn start_secondaries() {
+    let platform = machine::platform();
+    let me = percpu::current_index();
+    for (index, cpu) in crate::ids::CpuIndex::all().zip(&platform.cpus) {
+        if index == me || !cpu.available {
+            continue;
+        }
+        if super::spin_table::uses_spin_table(platform, index.index()) {
+            if let Err(e) = super::spin_table::release(platform, index.index()) {
+                log::error!("CPU {index} (MPIDR {:#x}): spin table: {e}", cpu.mpidr);
+            }
+            continue;
+        }
+        let entry = secondary_entry as *const () as u64;
+        match machine::firmware_cpu_on(cpu.mpidr, entry, u64::from(index.get())) {
+            Ok(()) => {}
+            Err(code) => log::error!(
+                "CPU {index} (MPIDR {:#x}): PSCI CPU_ON failed ({code})",
+                cpu.mpidr
+            ),
+        }
+    }
+    for (index, cpu) in crate::ids::CpuIndex::all().zip(&platform.cpus) {
+        if index == me || !cpu.available {
+            continue;
+        }
+        // Up to 2 s of the system counter: emulated CPUs can be slow to start.
+        let deadline =
+            crate::arch::sysreg::counter() + 2 * crate::arch::sysreg::counter_frequency();
+        let online = loop {
+            if percpu::get(index).online.load(Ordering::Acquire) {
+                break true;
+            }
+            if crate::arch::sysreg::counter() > deadline {
+                break false;
+            }
+            core::hint::spin_loop();
+        };
+        if !online {
+            log::warn!("CPU {index} did not come online");
+        }
+    }
 }

@@ -6,7 +6,6 @@
 use super::partition::Partition;
 use crate::console::mux::{ConsoleMux, Input};
 use crate::drivers::uart::Uart;
-use crate::ids::VcpuIndex;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -104,9 +103,13 @@ pub fn is_input_interrupt(intid: u32) -> bool {
 
 /// The console's interrupt, taken at EL2: every byte waiting goes to the
 /// partition with the focus (`Ctrl-\` moves the focus), whose virtual
-/// PL011 raises its receive interrupt.
-pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
-    let partitions = super::machine::partitions();
+/// PL011 raises its receive interrupt (`raise_line`, under the console
+/// lock); `Ctrl-]` logs every partition's `status`.
+pub fn take_input(
+    partitions: &[Partition],
+    raise_line: impl Fn(&Partition),
+    status: impl Fn(&Partition),
+) {
     for _ in 0..64 {
         let Some(byte) = UART.lock().as_mut().and_then(Uart::get) else {
             return;
@@ -116,7 +119,7 @@ pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
             Input::Ignore => {}
             Input::Counters => {
                 for p in partitions {
-                    p.log_status();
+                    status(p);
                 }
             }
             Input::Focus { index } => {
@@ -152,7 +155,7 @@ pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
                 }
                 // Under the console lock, as the guest's own accesses do.
                 if console.irq_line() != before {
-                    super::vgic::set_console_line_from(p, running, true);
+                    raise_line(p);
                 }
             }
         }

@@ -12,7 +12,7 @@
 
 use super::{early, machine, percpu};
 use crate::boot::platform::GicV2;
-use crate::drivers::gicv2::{CpuInterface, Distributor, HypInterface, SPURIOUS};
+use crate::drivers::gicv2::{CpuInterface, Distributor, HypInterface};
 use crate::drivers::gicv3::SGI_KICK;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use spin::Once;
@@ -123,32 +123,7 @@ pub fn kick(index: usize) -> bool {
     true
 }
 
-/// Takes the interrupts pending at the calling CPU's interface (bounded):
-/// the EL1 timers' PPIs go to the running vCPU (priority dropped, left
-/// active until the guest deactivates the HW-linked virtual interrupt);
-/// kicks and the maintenance PPI only make the CPU leave its guest (the
-/// next flush reschedules); anything else is deactivated. Returns false if
-/// this host is not a GICv2.
-pub fn take_physical_interrupts(
-    running: Option<(&super::partition::Partition, crate::ids::VcpuIndex)>,
-) -> bool {
-    let Some(gicc) = GICC.get() else {
-        return false;
-    };
-    for _ in 0..64 {
-        let iar = gicc.acknowledge();
-        // IAR[9:0] is the INTID; 1020-1023 are special (none pending).
-        if (iar & 0x3ff) >= 1020 || iar == SPURIOUS {
-            break;
-        }
-        gicc.end_of_interrupt(iar);
-        let intid = iar & 0x3ff;
-        match running {
-            Some((partition, vcpu)) if super::vgic::FORWARDED_PPIS.contains(&intid) => {
-                super::vgicv2::inject_forwarded(partition, vcpu, intid);
-            }
-            _ => gicc.deactivate(iar),
-        }
-    }
-    true
+/// The physical CPU interface (GICC), if this host is a GICv2.
+pub fn cpu_interface() -> Option<&'static CpuInterface> {
+    GICC.get()
 }

@@ -6,7 +6,7 @@
 //! ITS. A vPE is resident while its vCPU runs (static partitioning: always,
 //! once started), so a passthrough MSI reaches the guest with no exit.
 
-use super::partition::Partition;
+use super::partition::{Gicv4, Partition};
 use super::{irq, machine};
 use crate::gic::its_cmd::ItsCommand;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
@@ -34,25 +34,6 @@ static NEXT_VPE: AtomicU16 = AtomicU16::new(1);
 /// with ITSList, every ITS must see the sequences in the same order
 /// (IHI 0069, 5.3, VMOVP).
 static VMOVP: Mutex<VmovpSequencer> = Mutex::new(VmovpSequencer::new());
-
-/// One partition's GICv4 resources.
-pub struct Gicv4 {
-    /// The backend's persistent state (taken for the length of a trap).
-    pub state: Mutex<Option<PassthroughState>>,
-    /// The VM's vLPI property table (GICR_VPROPBASER).
-    pub vprop: PhysAddr,
-    /// Its size in bytes.
-    vprop_bytes: u64,
-    /// GICR_VPROPBASER.IDbits.
-    pub id_bits_field: u8,
-    /// Each vCPU's virtual pending table (GICR_VPENDBASER).
-    pub vpts: Vec<PhysAddr>,
-    /// Each vCPU's doorbell (a physical LPI the ITS raises for a vLPI that
-    /// arrives while the vPE is not resident).
-    pub doorbells: Vec<u32>,
-    /// VMAPTI, VMOVI, DISCARD lines logged (guest-driven: rate-limited).
-    pub command_log: crate::console::log_limit::RateLimit<3>,
-}
 
 fn alloc(size: u64, align: u64) -> Option<PhysAddr> {
     machine::alloc_frames(size.next_multiple_of(4096), align.max(4096))
@@ -138,7 +119,7 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
             irq::phys_device_id(bdf).ok_or_else(|| alloc::format!("{bdf}: no msi-map entry"))?;
         its.prepare_device(device.get(), &mut alloc)
             .map_err(|e| alloc::format!("{e}"))?;
-        let bits = super::msi_route::EVENT_BITS;
+        let bits = super::irq::EVENT_BITS;
         let itt = zeroed(
             (u64::from(its.typer().itt_entry_bytes()) << bits).max(256),
             4096,
@@ -287,7 +268,7 @@ pub fn move_vpe(
     };
     let mut sequencer = VMOVP.lock();
     let sequence = sequencer.take();
-    let mut itss = [(form, ItsQueue)];
+    let mut itss = [(form, irq::ItsQueue)];
     let moved = state
         .move_vpe(vcpu, target, &mut itss, sequence)
         .map_err(MoveError::Vmovp)?;
@@ -320,33 +301,6 @@ pub fn move_vcpu_vpe(
     let mut guard = g.state.lock();
     let state = guard.as_mut().ok_or(MoveError::Busy)?;
     move_vpe(state, vcpu, vpt, from, to)
-}
-
-/// The physical ITS's command queue alone, for commands that touch no
-/// vLPI table (VMOVP and its VSYNC; the software path's MAPD, MAPTI, MOVI
-/// and DISCARD).
-pub struct ItsQueue;
-
-impl PhysItsQueue for ItsQueue {
-    fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
-        let its = irq::its().ok_or(SinkError::Queue(
-            crate::gic::its_queue::QueueError::BadSize(0),
-        ))?;
-        its.submit(commands, sync).map_err(|e| match e {
-            crate::drivers::its::ItsError::Queue(q) => SinkError::Queue(q),
-            _ => SinkError::Queue(crate::gic::its_queue::QueueError::BadSize(0)),
-        })
-    }
-}
-
-impl PhysItsSink for ItsQueue {
-    fn set_vlpi_config(&mut self, vintid: VirtIntId, _config: LpiConfig) -> Result<(), SinkError> {
-        Err(SinkError::PropertyTable { vintid })
-    }
-
-    fn guest_lpi_config(&mut self, _vcpu: VcpuIndex, _vintid: VirtIntId) -> Option<LpiConfig> {
-        None
-    }
 }
 
 /// The backend's way to the physical ITS and the VM's vLPI table.
@@ -418,7 +372,7 @@ impl PhysItsSink for KernelSink<'_> {
     }
 
     fn guest_lpi_config(&mut self, vcpu: VcpuIndex, vintid: VirtIntId) -> Option<LpiConfig> {
-        let mem = super::vits::PartitionMemory(self.partition);
+        let mem = super::partition::PartitionMemory(self.partition);
         let vgic = self.partition.vgic.lock();
         let table = vgic.lpi_table(vcpu, &mem).ok()?;
         table.config(vintid.get())

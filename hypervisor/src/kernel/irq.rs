@@ -10,7 +10,9 @@ use crate::drivers::gicv3::Redistributor;
 use crate::drivers::its::Its;
 use crate::gic::its_cmd::{ItsCommand, RdBase};
 use crate::gic::lpi::{LpiAllocator, LpiTableLayout};
-use crate::ids::PhysIntId;
+use crate::gicv4::{PhysItsQueue, PhysItsSink, SinkError};
+use crate::ids::{PhysIntId, VcpuIndex, VirtIntId};
+use crate::vgic::LpiConfig;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::{Mutex, Once};
@@ -236,4 +238,43 @@ pub fn with_pci<R>(f: impl FnOnce(&mut Ecam, &[crate::pci::PciDevice]) -> R) -> 
     let mut guard = PCI.get()?.lock();
     let (ecam, devices) = &mut *guard;
     Some(f(ecam, devices))
+}
+
+/// The virtual timer's PPI (EL1 virtual timer, INTID 27), forwarded to the
+/// guest with the HW bit so that its deactivation reaches the hardware.
+pub const VTIMER_INTID: u32 = 27;
+/// The EL1 physical timer's PPI (INTID 30): the guest owns CNTP_*
+/// (CNTHCTL_EL2.EL1PCEN) and its device tree names this PPI; forwarded
+/// like the virtual timer. The hypervisor itself uses neither timer.
+pub const PTIMER_INTID: u32 = 30;
+/// The PPIs forwarded to the vCPU running on a CPU, HW-linked 1:1.
+pub const FORWARDED_PPIS: [u32; 2] = [VTIMER_INTID, PTIMER_INTID];
+/// EventID bits of the ITT the hypervisor gives a passthrough function.
+pub const EVENT_BITS: u32 = 8;
+
+/// The physical ITS's command queue alone, for commands that touch no
+/// vLPI table (VMOVP and its VSYNC; the software path's MAPD, MAPTI, MOVI
+/// and DISCARD).
+pub struct ItsQueue;
+
+impl PhysItsQueue for ItsQueue {
+    fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
+        let its = its().ok_or(SinkError::Queue(
+            crate::gic::its_queue::QueueError::BadSize(0),
+        ))?;
+        its.submit(commands, sync).map_err(|e| match e {
+            crate::drivers::its::ItsError::Queue(q) => SinkError::Queue(q),
+            _ => SinkError::Queue(crate::gic::its_queue::QueueError::BadSize(0)),
+        })
+    }
+}
+
+impl PhysItsSink for ItsQueue {
+    fn set_vlpi_config(&mut self, vintid: VirtIntId, _config: LpiConfig) -> Result<(), SinkError> {
+        Err(SinkError::PropertyTable { vintid })
+    }
+
+    fn guest_lpi_config(&mut self, _vcpu: VcpuIndex, _vintid: VirtIntId) -> Option<LpiConfig> {
+        None
+    }
 }

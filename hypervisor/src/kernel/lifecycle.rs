@@ -1,14 +1,183 @@
-//! The hardware steps of a partition's lifecycle: the order is decided in
-//! [`crate::partition::lifecycle`] (pure, host-tested); [`Steps`] carries
-//! out each step on one partition, from one of its own vCPUs (its VMID
-//! loaded, as the stage-2 TLB maintenance of the release needs).
+//! A partition's life on the hardware: building it, loading, starting,
+//! stopping and resetting it, and the status lines about it. The order of
+//! the steps is decided in [`crate::partition::lifecycle`] (pure,
+//! host-tested); [`Steps`] carries out each step on one partition, from
+//! one of its own vCPUs (its VMID loaded, as the stage-2 TLB maintenance
+//! of the release needs).
 
-use super::partition::{BuildError, Partition};
+use super::partition::{BootFrames, BuildError, Models, Partition};
 use super::{cpus, percpu};
+use crate::gicv4::{ItsFootprint, RoutedState};
 use crate::guest::vuart::VirtualUart;
-use crate::partition::lifecycle::{Footprint, Machine, ReleaseStep, RunState};
+use crate::ids::{PartitionId, VcpuIndex};
+use crate::manifest::PartitionConfig;
+use crate::mm::{PhysAddr, Vmid};
+use crate::partition::lifecycle::{self, Footprint, Machine, ReleaseStep, RunState};
 use alloc::string::String;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Builds partition `id` with its subsystems' first state (vGIC, vITSs,
+/// virtual PCI bridge, software-path routing config).
+pub fn build(
+    id: PartitionId,
+    config: PartitionConfig,
+    ram_pa: PhysAddr,
+    vmid: Vmid,
+) -> Result<Partition, BuildError> {
+    let vcpus = config.cpus.len();
+    let passthrough = super::vits::passthrough_devices(id, &config.pci);
+    let models = Models {
+        vgic: super::vgic::new_vgic(vcpus).map_err(BuildError::Vgic)?,
+        vits: super::vits::new_all(id, vcpus, &passthrough, config.its)
+            .map_err(BuildError::Vgic)?,
+        pci: super::pci::build_bridge(&config.pci).map_err(BuildError::Pci)?,
+        routed: RoutedState::new(super::msi_route::config(
+            id,
+            &config.name,
+            passthrough.iter().map(|&(_, phys)| phys),
+        )),
+    };
+    Partition::new(id, config, ram_pa, vmid, BootFrames, models)
+}
+
+/// Loads the next life: releases the last one, builds fresh models,
+/// copies the images and the device tree into guest RAM and attaches
+/// the functions' DMA ([`crate::partition::lifecycle::load`]).
+pub fn load(p: &Partition) -> Result<(), BuildError> {
+    let boot = p.control.lock().boot_count;
+    lifecycle::load(&Steps(p), boot)
+}
+
+/// Makes vCPU 0 pending at the entry point with x0 = the device tree.
+pub fn start(p: &Partition) {
+    p.released.store(false, Ordering::Release);
+    let mut control = p.control.lock();
+    control.run = RunState::Running;
+    control
+        .power
+        .start(p.config.kernel.ipa.raw(), p.dtb_ipa.raw());
+    let boot = control.boot_count;
+    drop(control);
+    log_its_footprint(p, format_args!("at start (boot {boot})"));
+    crate::arch::sysreg::sev();
+    // A CPU whose partition was stopped waits in WFI, which an event
+    // does not end: an interrupt does.
+    if let Some(cpu) = p.cpu_of(VcpuIndex::new(0)) {
+        let index = cpu;
+        if index != percpu::current_index()
+            && percpu::get(index)
+                .online
+                .load(core::sync::atomic::Ordering::Acquire)
+        {
+            cpus::kick(index);
+        }
+    }
+}
+
+/// What the partition holds on the physical ITS, from the bookkeeping
+/// of both paths: the software path's MAPD'd functions, mapped events
+/// and their LPIs and routes; the GICv4 backend's VMAPTI'd events and
+/// the vPEs, doorbells and functions set up at boot.
+pub fn its_footprint(p: &Partition) -> ItsFootprint {
+    let (devices, events) = {
+        let routed = p.routed.lock();
+        (routed.device_count(), routed.event_count())
+    };
+    let mut f = ItsFootprint {
+        guest_devices: devices,
+        guest_events: events,
+        guest_lpis: events,
+        guest_routes: super::msi_route::routes_to(p.id.get() as usize),
+        ..ItsFootprint::default()
+    };
+    if let Some(Some(g)) = p.gicv4.get() {
+        // A vITS trap takes the backend's state out of its slot under
+        // the first vITS's lock: with that lock held, the state is there.
+        let _vits = p.vits.first().map(|v| v.lock());
+        if let Some(state) = g.state.lock().as_ref() {
+            let config = state.config();
+            f.guest_events += state.mapped_count();
+            f.standing_devices = config.devices.len();
+            f.standing_vpes = config.vpes.len();
+            f.standing_doorbells = config
+                .vpes
+                .iter()
+                .filter(|v| v.doorbell.get() != crate::gic::its_cmd::NO_DOORBELL)
+                .count();
+        }
+    }
+    f
+}
+
+/// Logs the partition's physical ITS footprint and the machine's LPI
+/// and frame usage, for partitions with passthrough functions (the
+/// reset scenario compares these lines across lives).
+pub fn log_its_footprint(p: &Partition, when: core::fmt::Arguments<'_>) {
+    if p.pci.is_none() {
+        return;
+    }
+    log::info!(
+        "partition {}: physical ITS footprint {when}: {}; machine: LPIs in use {}, free frames {} KiB, heap live {} bytes",
+        p.name(),
+        its_footprint(p),
+        super::irq::lpis_in_use(),
+        super::machine::free_frame_bytes() >> 10,
+        super::heap::live_bytes()
+    );
+}
+
+/// Stops the partition: every vCPU leaves the guest and parks
+/// ([`crate::partition::lifecycle::stop`]).
+pub fn stop(p: &Partition, reason: &str) {
+    lifecycle::stop(&Steps(p), reason);
+}
+
+/// Logs each vCPU's counters (its physical CPU's, since boot).
+pub fn log_counters(p: &Partition) {
+    super::smmu::log_faults(p);
+    for (v, &cpu) in p.config.cpus.iter().enumerate() {
+        log::info!(
+            "partition {}: vCPU {v} (CPU {}): {}",
+            p.name(),
+            cpu.get(),
+            percpu::get(cpu).exits
+        );
+    }
+}
+
+/// The counters and, with passthrough functions, what the partition
+/// holds on the physical ITS now (the console's Ctrl-]).
+pub fn log_status(p: &Partition) {
+    let (run, boot) = {
+        let control = p.control.lock();
+        (control.run, control.boot_count)
+    };
+    log::info!("partition {}: {run:?}, boot {boot}", p.name());
+    log_counters(p);
+    log_its_footprint(p, format_args!("now"));
+}
+
+/// Resets the partition from one of its vCPUs: parks the others, reloads
+/// the images and device tree, and restarts vCPU 0
+/// ([`crate::partition::lifecycle::reset`]).
+pub fn reset(p: &Partition, reason: &str) {
+    lifecycle::reset(&Steps(p), reason);
+}
+
+/// Called when a partition stops: when none is left, the machine powers off.
+pub fn partition_stopped() {
+    static POWERING_OFF: AtomicBool = AtomicBool::new(false);
+    let all = super::partition::all().iter().all(|p| {
+        // Stopped, and done releasing its devices (another CPU may be
+        // tearing a partition down that is already marked stopped).
+        p.control.lock().run == RunState::Stopped && p.released.load(Ordering::SeqCst)
+    });
+    // Two partitions may stop at once on two CPUs: one of them powers off.
+    if all && !POWERING_OFF.swap(true, Ordering::AcqRel) {
+        crate::println!("hypervisor: all partitions stopped; powering off");
+        super::machine::firmware_system_off();
+    }
+}
 
 /// One partition, as the lifecycle's machine.
 pub struct Steps<'a>(pub &'a Partition);
@@ -73,8 +242,7 @@ impl Machine for Steps<'_> {
             Footprint::BeforeTeardown => "before",
             Footprint::AfterTeardown => "after",
         };
-        self.0
-            .log_its_footprint(format_args!("{when} teardown (boot {boot})"));
+        log_its_footprint(self.0, format_args!("{when} teardown (boot {boot})"));
     }
 
     fn fresh_models(&self) -> Result<(), BuildError> {
@@ -106,7 +274,7 @@ impl Machine for Steps<'_> {
     }
 
     fn start(&self) {
-        self.0.start();
+        start(self.0);
     }
 
     fn next_boot(&self) -> u32 {
@@ -118,11 +286,11 @@ impl Machine for Steps<'_> {
     fn stopped(&self, reason: &str) {
         let p = self.0;
         log::info!("partition {}: stopped ({reason})", p.name());
-        p.log_counters();
+        log_counters(p);
         // SeqCst, with the load in `partition_stopped`: of two partitions
         // finishing their stops at once, at least one sees the other released.
         p.released.store(true, Ordering::SeqCst);
-        super::partition_stopped();
+        partition_stopped();
     }
 
     fn resetting(&self, reason: &str, boot: u32) {

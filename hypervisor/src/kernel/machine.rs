@@ -1,7 +1,8 @@
 //! The machine-wide state: what the boot CPU builds once and every CPU
-//! then reads. The platform description, the boot bundle, the partitions,
-//! which physical CPU runs which vCPU, the physical frame allocator, the
-//! GIC distributor, and the firmware calls that act on the whole machine.
+//! then reads. The platform description, the boot bundle, the physical
+//! frame allocator, the GIC distributor, and the firmware calls that act
+//! on the whole machine. (The partitions and which physical CPU runs which
+//! vCPU are in `partition.rs`, above this file.)
 //!
 //! This is the one place the rest of the kernel reaches that state from.
 //! Only the boot sequence (`boot.rs`) installs it, each piece once and
@@ -9,22 +10,17 @@
 //! frame allocator, which has its own lock (taken last: nothing is locked
 //! while holding it).
 
-use super::halt;
-use super::partition::Partition;
+use super::halt::halt;
 use crate::boot::bundle::Bundle;
 use crate::boot::platform::{Platform, PsciConduit};
 use crate::drivers::gicv3::Distributor;
-use crate::ids::VcpuIndex;
 use crate::mm::addr::Range;
 use crate::mm::frame::FrameAllocator;
 use crate::mm::PhysAddr;
-use alloc::vec::Vec;
 use spin::{Mutex, Once};
 
 static PLATFORM: Once<Platform> = Once::new();
 static BUNDLE: Once<Bundle<'static>> = Once::new();
-static PARTITIONS: Once<Vec<Partition>> = Once::new();
-static ASSIGNMENT: Once<Vec<Option<(usize, VcpuIndex)>>> = Once::new();
 static FRAMES: Mutex<Option<FrameAllocator>> = Mutex::new(None);
 static GICD: Once<Distributor> = Once::new();
 
@@ -36,17 +32,6 @@ pub fn platform() -> &'static Platform {
 /// The boot bundle (manifest and guest images).
 pub fn bundle() -> &'static Bundle<'static> {
     BUNDLE.get().expect("bundle parsed at boot")
-}
-
-/// All partitions.
-pub fn partitions() -> &'static [Partition] {
-    PARTITIONS.get().map_or(&[], Vec::as_slice)
-}
-
-/// The partition and vCPU that physical CPU `cpu` runs, if any.
-pub fn assignment(cpu: crate::ids::CpuIndex) -> Option<(&'static Partition, VcpuIndex)> {
-    let (p, v) = (*ASSIGNMENT.get()?.get(cpu.index())?)?;
-    Some((&partitions()[p], v))
 }
 
 /// The GIC distributor, once boot has found and initialised it.
@@ -101,16 +86,6 @@ pub(super) fn install_frames(frames: FrameAllocator) {
 /// Boot: the distributor, made by `make` the first time (once).
 pub(super) fn install_gicd(make: impl FnOnce() -> Distributor) -> &'static Distributor {
     GICD.call_once(make)
-}
-
-/// Boot: the partitions (once).
-pub(super) fn install_partitions(partitions: Vec<Partition>) {
-    PARTITIONS.call_once(|| partitions);
-}
-
-/// Boot: which physical CPU runs which (partition, vCPU) (once).
-pub(super) fn install_assignment(assignment: Vec<Option<(usize, VcpuIndex)>>) {
-    ASSIGNMENT.call_once(|| assignment);
 }
 
 /// A boot error: says what and why, starts no partition, powers off.

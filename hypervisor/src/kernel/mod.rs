@@ -8,8 +8,10 @@ pub mod early;
 pub mod gicv2_host;
 pub mod gicv4;
 pub mod guest;
+pub mod halt;
 pub mod heap;
 pub mod idregs;
+pub mod interrupts;
 pub mod irq;
 pub mod lifecycle;
 pub mod machine;
@@ -28,10 +30,8 @@ pub mod vgicv2;
 pub mod vits;
 
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicBool, Ordering};
-
-/// Set by the panic handler: every CPU stops at its next trap or wake-up.
-pub static PANICKED: AtomicBool = AtomicBool::new(false);
+use core::sync::atomic::Ordering;
+use halt::{halt, PANICKED};
 
 /// Entry from `boot.rs` on the boot CPU, MMU off, `dtb` = device tree PA.
 #[no_mangle]
@@ -87,26 +87,4 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         cpus::kick_all_others();
     }
     halt()
-}
-
-/// Called when a partition stops: when none is left, the machine powers off.
-pub fn partition_stopped() {
-    static POWERING_OFF: AtomicBool = AtomicBool::new(false);
-    let all = machine::partitions().iter().all(|p| {
-        // Stopped, and done releasing its devices (another CPU may be
-        // tearing a partition down that is already marked stopped).
-        p.control.lock().run == partition::RunState::Stopped && p.released.load(Ordering::SeqCst)
-    });
-    // Two partitions may stop at once on two CPUs: one of them powers off.
-    if all && !POWERING_OFF.swap(true, Ordering::AcqRel) {
-        crate::println!("hypervisor: all partitions stopped; powering off");
-        machine::firmware_system_off();
-    }
-}
-
-/// Stops this CPU for good.
-pub fn halt() -> ! {
-    loop {
-        crate::arch::sysreg::wfe();
-    }
 }

@@ -7,8 +7,9 @@
 //! GICv4 direct path (no exit) replaces it where the ITS has virtual LPIs
 //! (`kernel/gicv4.rs`).
 
+use super::irq::{self, EVENT_BITS};
+use super::machine;
 use super::partition::Partition;
-use super::{irq, machine};
 use crate::gic::its_cmd::RdBase;
 use crate::gicv4::{Collection, LpiRouting, PassthroughDevice, RoutedConfig};
 use crate::ids::{PhysDeviceId, PhysIntId, VcpuIndex, VirtIntId, FIRST_LPI};
@@ -17,8 +18,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 /// LPIs the routing table covers (the hypervisor's 16 INTID bits).
 const ROUTES: usize = (1 << 16) - FIRST_LPI as usize;
-/// EventID bits of the ITT the hypervisor gives a passthrough function.
-pub const EVENT_BITS: u32 = 8;
 
 /// Physical LPI -> (valid, partition, vCPU, vINTID), packed, lock-free to read.
 static ROUTE: [AtomicU64; ROUTES] = [const { AtomicU64::new(0) }; ROUTES];
@@ -145,7 +144,7 @@ impl LpiRouting for KernelRouting<'_> {
 /// the frame allocator (the next life MAPDs them afresh).
 pub fn teardown(partition: &Partition) {
     let mut state = partition.routed.lock();
-    let report = state.teardown(&mut super::gicv4::ItsQueue, &mut KernelRouting(partition));
+    let report = state.teardown(&mut super::irq::ItsQueue, &mut KernelRouting(partition));
     if report.discarded > 0 || report.unmapped > 0 {
         log::info!(
             "partition {}: software path teardown: {} event(s) discarded, {} device(s) unmapped",

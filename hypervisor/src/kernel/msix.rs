@@ -37,7 +37,7 @@ pub fn target() -> Option<MsiTarget> {
     Some(MsiTarget {
         guest_doorbell: layout::ITS.start.raw() + GITS_TRANSLATER,
         physical_doorbell: irq::its()?.translater(),
-        event_bits: super::msi_route::EVENT_BITS,
+        event_bits: super::irq::EVENT_BITS,
     })
 }
 

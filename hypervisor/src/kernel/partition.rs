@@ -1,22 +1,23 @@
-//! A running partition: its RAM, stage-2 tables, vCPU power states and
-//! virtual console, and its lifecycle (start, stop, reset) across the
-//! physical CPUs it owns.
+//! A partition's state as data: its RAM, stage-2 tables, vCPU power
+//! states, and each subsystem's state behind its own lock, with the
+//! accessors that encode the lock order; and the table of all partitions
+//! with the physical CPU each vCPU runs on. No subsystem logic: the
+//! subsystems (`vgic.rs`, `vits.rs`, `pci.rs`, ...) act on this state, and
+//! `lifecycle.rs` builds it, starts, stops and resets it.
 
-use super::lifecycle::Steps;
-use super::percpu;
 use crate::arch::mmu::{FrameSource, IdentityTables};
-use crate::gicv4::ItsFootprint;
+use crate::gicv4::{PassthroughState, RoutedState};
 use crate::guest::psci::PowerStates;
 use crate::guest::vuart::VirtualUart;
+use crate::guest_mem::{GuestMemError, GuestMemory};
 use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
 use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable, Vmid};
-use crate::partition::lifecycle;
 use crate::partition::locks::Ordered;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use spin::Mutex;
+use core::sync::atomic::{AtomicBool, AtomicU64};
+use spin::{Mutex, Once};
 
 pub use crate::partition::lifecycle::RunState;
 
@@ -84,11 +85,11 @@ pub struct Partition {
     pci_mappings: Mutex<Vec<crate::pci::BarMapping>>,
     /// GICv4 direct injection of the passthrough functions' MSIs, once set
     /// up (after the ITS); absent on GICv3 hosts (software path).
-    pub gicv4: spin::Once<Option<super::gicv4::Gicv4>>,
+    pub gicv4: Once<Option<Gicv4>>,
     /// The GICv3 software path's state: passthrough functions MAPD'd on
     /// the physical ITS this life and their events' physical LPIs (used
     /// only without GICv4).
-    pub routed: Mutex<crate::gicv4::RoutedState>,
+    pub routed: Mutex<RoutedState>,
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
@@ -140,18 +141,52 @@ impl core::fmt::Display for BuildError {
     }
 }
 
+/// The subsystems' state a partition starts with (built by
+/// `lifecycle::build`, which knows the subsystems).
+pub struct Models {
+    /// The virtual GICv3.
+    pub vgic: crate::vgic::Vgic,
+    /// The virtual ITSs.
+    pub vits: Vec<crate::vits::Vits>,
+    /// The virtual PCI host bridge, if the partition has functions.
+    pub pci: Option<crate::pci::VirtualHostBridge>,
+    /// The GICv3 software path's state.
+    pub routed: RoutedState,
+}
+
+/// One partition's GICv4 resources.
+pub struct Gicv4 {
+    /// The backend's persistent state (taken for the length of a trap).
+    pub state: Mutex<Option<PassthroughState>>,
+    /// The VM's vLPI property table (GICR_VPROPBASER).
+    pub vprop: PhysAddr,
+    /// Its size in bytes.
+    pub vprop_bytes: u64,
+    /// GICR_VPROPBASER.IDbits.
+    pub id_bits_field: u8,
+    /// Each vCPU's virtual pending table (GICR_VPENDBASER).
+    pub vpts: Vec<PhysAddr>,
+    /// Each vCPU's doorbell (a physical LPI the ITS raises for a vLPI that
+    /// arrives while the vPE is not resident).
+    pub doorbells: Vec<u32>,
+    /// VMAPTI, VMOVI, DISCARD lines logged (guest-driven: rate-limited).
+    pub command_log: crate::console::log_limit::RateLimit<3>,
+}
+
 /// The IPA size every partition's stage 2 is built for.
 pub const IPA_BITS: u32 = 40;
 
 impl Partition {
-    /// Builds partition `id`: maps `ram_pa` at the configured IPA in a new
-    /// stage 2 with VMID `vmid` (tables from `frames`).
+    /// Builds partition `id` around its subsystems' first state `models`:
+    /// maps `ram_pa` at the configured IPA in a new stage 2 with VMID
+    /// `vmid` (tables from `frames`).
     pub fn new(
         id: PartitionId,
         config: PartitionConfig,
         ram_pa: PhysAddr,
         vmid: Vmid,
         frames: BootFrames,
+        models: Models,
     ) -> Result<Self, BuildError> {
         let regime =
             Stage2::new(IPA_BITS).map_err(|e| BuildError::Stage2(alloc::format!("{e:?}")))?;
@@ -170,7 +205,6 @@ impl Partition {
         // The device tree goes in the last 2 MiB of RAM (arm64 booting.rst: at most 2 MiB, 8-byte aligned).
         let dtb_ipa = Ipa(config.ram.ipa.raw() + config.ram.size - (2 << 20));
         let vcpus = config.cpus.len();
-        let passthrough = super::vits::passthrough_devices(id, &config.pci);
         Ok(Self {
             id,
             ram_pa,
@@ -185,22 +219,12 @@ impl Partition {
                 boot_count: 0,
             }),
             console: Mutex::new(VirtualUart::new()),
-            vgic: Mutex::new(super::vgic::new_vgic(vcpus).map_err(BuildError::Vgic)?),
-            vits: super::vits::new_all(id, vcpus, &passthrough, config.its)
-                .map_err(BuildError::Vgic)?
-                .into_iter()
-                .map(Mutex::new)
-                .collect(),
-            pci: super::pci::build_bridge(&config.pci)
-                .map_err(BuildError::Pci)?
-                .map(Mutex::new),
+            vgic: Mutex::new(models.vgic),
+            vits: models.vits.into_iter().map(Mutex::new).collect(),
+            pci: models.pci.map(Mutex::new),
             pci_mappings: Mutex::new(Vec::new()),
-            gicv4: spin::Once::new(),
-            routed: Mutex::new(crate::gicv4::RoutedState::new(super::msi_route::config(
-                id,
-                &config.name,
-                passthrough.iter().map(|&(_, phys)| phys),
-            ))),
+            gicv4: Once::new(),
+            routed: Mutex::new(models.routed),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             msix_warned: AtomicBool::new(false),
@@ -272,138 +296,44 @@ impl Partition {
         true
     }
 
-    /// The physical CPU that runs `vcpu`.
-    pub fn cpu_of(&self, vcpu: VcpuIndex) -> Option<CpuIndex> {
-        self.config.cpus.get(vcpu.get() as usize).copied()
-    }
-
-    /// Loads the next life: releases the last one, builds fresh models,
-    /// copies the images and the device tree into guest RAM and attaches
-    /// the functions' DMA ([`crate::partition::lifecycle::load`]).
-    pub fn load(&self) -> Result<(), BuildError> {
-        let boot = self.control.lock().boot_count;
-        lifecycle::load(&Steps(self), boot)
-    }
-
-    /// Makes vCPU 0 pending at the entry point with x0 = the device tree.
-    pub fn start(&self) {
-        self.released.store(false, Ordering::Release);
-        let mut control = self.control.lock();
-        control.run = RunState::Running;
-        control
-            .power
-            .start(self.config.kernel.ipa.raw(), self.dtb_ipa.raw());
-        let boot = control.boot_count;
-        drop(control);
-        self.log_its_footprint(format_args!("at start (boot {boot})"));
-        crate::arch::sysreg::sev();
-        // A CPU whose partition was stopped waits in WFI, which an event
-        // does not end: an interrupt does.
-        if let Some(cpu) = self.cpu_of(VcpuIndex::new(0)) {
-            let index = cpu;
-            if index != super::percpu::current_index()
-                && super::percpu::get(index)
-                    .online
-                    .load(core::sync::atomic::Ordering::Acquire)
-            {
-                super::cpus::kick(index);
-            }
-        }
-    }
-
-    /// What the partition holds on the physical ITS, from the bookkeeping
-    /// of both paths: the software path's MAPD'd functions, mapped events
-    /// and their LPIs and routes; the GICv4 backend's VMAPTI'd events and
-    /// the vPEs, doorbells and functions set up at boot.
-    pub fn its_footprint(&self) -> ItsFootprint {
-        let (devices, events) = {
-            let routed = self.routed.lock();
-            (routed.device_count(), routed.event_count())
-        };
-        let mut f = ItsFootprint {
-            guest_devices: devices,
-            guest_events: events,
-            guest_lpis: events,
-            guest_routes: super::msi_route::routes_to(self.id.get() as usize),
-            ..ItsFootprint::default()
-        };
-        if let Some(Some(g)) = self.gicv4.get() {
-            // A vITS trap takes the backend's state out of its slot under
-            // the first vITS's lock: with that lock held, the state is there.
-            let _vits = self.vits.first().map(|v| v.lock());
-            if let Some(state) = g.state.lock().as_ref() {
-                let config = state.config();
-                f.guest_events += state.mapped_count();
-                f.standing_devices = config.devices.len();
-                f.standing_vpes = config.vpes.len();
-                f.standing_doorbells = config
-                    .vpes
-                    .iter()
-                    .filter(|v| v.doorbell.get() != crate::gic::its_cmd::NO_DOORBELL)
-                    .count();
-            }
-        }
-        f
-    }
-
-    /// Logs the partition's physical ITS footprint and the machine's LPI
-    /// and frame usage, for partitions with passthrough functions (the
-    /// reset scenario compares these lines across lives).
-    pub fn log_its_footprint(&self, when: core::fmt::Arguments<'_>) {
-        if self.pci.is_none() {
-            return;
-        }
-        log::info!(
-            "partition {}: physical ITS footprint {when}: {}; machine: LPIs in use {}, free frames {} KiB, heap live {} bytes",
-            self.name(),
-            self.its_footprint(),
-            super::irq::lpis_in_use(),
-            super::machine::free_frame_bytes() >> 10,
-            super::heap::live_bytes()
-        );
-    }
-
     /// Whether the partition is stopped for good (powered off or faulted).
     pub fn is_stopped(&self) -> bool {
         self.control.lock().run == RunState::Stopped
     }
 
-    /// Stops the partition: every vCPU leaves the guest and parks
-    /// ([`crate::partition::lifecycle::stop`]).
-    pub fn stop(&self, reason: &str) {
-        lifecycle::stop(&Steps(self), reason);
+    /// The physical CPU that runs `vcpu`.
+    pub fn cpu_of(&self, vcpu: VcpuIndex) -> Option<CpuIndex> {
+        self.config.cpus.get(vcpu.get() as usize).copied()
+    }
+}
+
+/// Guest memory as the vITS and vGIC see it: the partition's RAM, nothing else.
+pub struct PartitionMemory<'a>(pub &'a Partition);
+
+impl GuestMemory for PartitionMemory<'_> {
+    fn read(&self, ipa: Ipa, buf: &mut [u8]) -> Result<(), GuestMemError> {
+        let ptr = self
+            .0
+            .ram_slice(ipa.raw(), buf.len() as u64)
+            .ok_or(GuestMemError::NotRam {
+                ipa,
+                len: buf.len(),
+            })?;
+        // SAFETY: `ram_slice` checked the range lies in the partition's RAM,
+        // identity-mapped at EL2.
+        unsafe { core::ptr::copy_nonoverlapping(ptr, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
     }
 
-    /// Logs each vCPU's counters (its physical CPU's, since boot).
-    pub fn log_counters(&self) {
-        super::smmu::log_faults(self);
-        for (v, &cpu) in self.config.cpus.iter().enumerate() {
-            log::info!(
-                "partition {}: vCPU {v} (CPU {}): {}",
-                self.name(),
-                cpu.get(),
-                percpu::get(cpu).exits
-            );
+    fn write(&mut self, ipa: Ipa, buf: &[u8]) -> Result<(), GuestMemError> {
+        if self.0.write_ram(ipa.raw(), buf) {
+            Ok(())
+        } else {
+            Err(GuestMemError::NotRam {
+                ipa,
+                len: buf.len(),
+            })
         }
-    }
-
-    /// The counters and, with passthrough functions, what the partition
-    /// holds on the physical ITS now (the console's Ctrl-]).
-    pub fn log_status(&self) {
-        let (run, boot) = {
-            let control = self.control.lock();
-            (control.run, control.boot_count)
-        };
-        log::info!("partition {}: {run:?}, boot {boot}", self.name());
-        self.log_counters();
-        self.log_its_footprint(format_args!("now"));
-    }
-
-    /// Resets the partition from one of its vCPUs: parks the others, reloads
-    /// the images and device tree, and restarts vCPU 0
-    /// ([`crate::partition::lifecycle::reset`]).
-    pub fn reset(&self, reason: &str) {
-        lifecycle::reset(&Steps(self), reason);
     }
 }
 
@@ -418,4 +348,28 @@ impl FrameSource for BootFrames {
         let size = count as u64 * crate::mm::PAGE_SIZE;
         super::machine::alloc_frames(size, size)
     }
+}
+
+static PARTITIONS: Once<Vec<Partition>> = Once::new();
+static ASSIGNMENT: Once<Vec<Option<(usize, VcpuIndex)>>> = Once::new();
+
+/// All partitions.
+pub fn all() -> &'static [Partition] {
+    PARTITIONS.get().map_or(&[], Vec::as_slice)
+}
+
+/// The partition and vCPU that physical CPU `cpu` runs, if any.
+pub fn assignment(cpu: CpuIndex) -> Option<(&'static Partition, VcpuIndex)> {
+    let (p, v) = (*ASSIGNMENT.get()?.get(cpu.index())?)?;
+    Some((&all()[p], v))
+}
+
+/// Boot: the partitions (once).
+pub(super) fn install_partitions(partitions: Vec<Partition>) {
+    PARTITIONS.call_once(|| partitions);
+}
+
+/// Boot: which physical CPU runs which (partition, vCPU) (once).
+pub(super) fn install_assignment(assignment: Vec<Option<(usize, VcpuIndex)>>) {
+    ASSIGNMENT.call_once(|| assignment);
 }

@@ -276,7 +276,7 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
     if !its.typer().virtual_lpis() {
         return Err("the ITS has no virtual LPI support (GICv3): nothing to test".into());
     }
-    let partition = machine::partitions().first().ok_or("no partition")?;
+    let partition = super::partition::all().first().ok_or("no partition")?;
     let cpu = *partition
         .config
         .cpus

@@ -317,9 +317,7 @@ fn record(fault: DmaFault) {
     };
     let now = crate::arch::sysreg::counter();
     let decision = domain.faults.lock().record(fault, now, log_interval());
-    let name = super::machine::partitions()
-        .get(index)
-        .map_or("?", |p| p.name());
+    let name = super::partition::all().get(index).map_or("?", |p| p.name());
     match decision {
         LogDecision::First => log::warn!(
             "partition {name}: DMA fault: {fault}: stopped by the SMMU (this StreamID's further faults are rate-limited)"

@@ -2,8 +2,8 @@
 //! reset state, and handling its traps (PSCI calls, MMIO emulation,
 //! accesses outside the partition, interrupts).
 
-use super::partition::Partition;
-use super::{cpus, machine, percpu};
+use super::partition::{Partition, RunState};
+use super::percpu;
 use crate::arch::exception::{enter_guest, GuestRegs};
 use crate::arch::mmu;
 use crate::arch::sysreg;
@@ -116,10 +116,10 @@ pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
     cpu.exits.total.fetch_add(1, Ordering::Relaxed);
     let index = cpu.index.load(Ordering::Relaxed);
     let Some((partition, vcpu)) =
-        crate::ids::CpuIndex::from_index(index).and_then(machine::assignment)
+        crate::ids::CpuIndex::from_index(index).and_then(super::partition::assignment)
     else {
         log::error!("trap on CPU {index}, which runs no vCPU");
-        cpus::park();
+        park();
     };
     // SAFETY: only this CPU touches its own saved registers.
     let regs = unsafe { &mut *cpu.regs.get() };
@@ -128,7 +128,7 @@ pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
         0 => handle_sync(cpu, partition, vcpu, regs),
         1 => {
             cpu.exits.irqs.fetch_add(1, Ordering::Relaxed);
-            super::vgic::take_physical_interrupts(Some((partition, vcpu)));
+            super::interrupts::take_physical_interrupts(Some((partition, vcpu)));
         }
         _ => {
             let esr = sysreg::esr_el2::read();
@@ -143,11 +143,11 @@ pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
                 },
                 regs.elr
             );
-            partition.stop("fatal exception");
+            super::lifecycle::stop(partition, "fatal exception");
         }
     }
     if partition.epoch.load(Ordering::Acquire) != cpu.epoch.load(Ordering::Acquire) {
-        cpus::park();
+        park();
     }
     super::vgic::flush(partition, vcpu);
 }
@@ -164,7 +164,7 @@ fn handle_sync(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuIndex, reg
             sysreg::elr_el1::read(),
         );
         *cpu.fault_loop.lock() = trap::FaultLoop::new();
-        partition.stop("stuck re-taking the same exception");
+        super::lifecycle::stop(partition, "stuck re-taking the same exception");
     }
 }
 
@@ -273,7 +273,7 @@ fn wait_for_interrupt(cpu: &percpu::PerCpu, partition: &Partition, vcpu: VcpuInd
     if let Some(g) = gicv4 {
         super::gicv4::make_resident(g, index, vcpu);
     }
-    super::vgic::take_physical_interrupts(Some((partition, vcpu)));
+    super::interrupts::take_physical_interrupts(Some((partition, vcpu)));
 }
 
 /// The emulated device whose window holds `ipa`, if any
@@ -501,15 +501,15 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
         }
         PsciCall::CpuOff => {
             partition.control.lock().power.cpu_off(vcpu);
-            cpus::park();
+            park();
         }
         PsciCall::SystemOff => {
-            partition.stop("PSCI SYSTEM_OFF");
-            cpus::park();
+            super::lifecycle::stop(partition, "PSCI SYSTEM_OFF");
+            park();
         }
         PsciCall::SystemReset => {
-            partition.reset("PSCI SYSTEM_RESET");
-            cpus::park();
+            super::lifecycle::reset(partition, "PSCI SYSTEM_RESET");
+            park();
         }
     };
     regs.x[0] = result as u64;
@@ -518,5 +518,72 @@ fn psci_call(partition: &Partition, vcpu: VcpuIndex, regs: &mut GuestRegs) {
 /// Acknowledges and ends every pending physical interrupt on this CPU
 /// while no vCPU runs on it (parked or idle).
 pub fn drain_interrupts() {
-    super::vgic::take_physical_interrupts(None);
+    super::interrupts::take_physical_interrupts(None);
+}
+
+/// The run loop of CPU `index`: waits until its vCPU is powered on, then
+/// enters the guest. Also where a vCPU goes when it stops (`park`).
+pub fn run(index: crate::ids::CpuIndex) -> ! {
+    // No vCPU runs here now: the EL1 timers (of a vCPU that stopped, or
+    // left by firmware at boot) are stopped, so that no asserted line
+    // interrupts EL2 while the CPU waits, or reads pending to a guest.
+    crate::arch::sysreg::cntv_ctl_el0::write(0);
+    crate::arch::sysreg::cntp_ctl_el0::write(0);
+    super::vgic::quiesce_forwarded_ppis(index);
+    let block = percpu::get(index);
+    block.in_guest.store(false, Ordering::Release);
+    block.online.store(true, Ordering::Release);
+    let Some((partition, vcpu)) = super::partition::assignment(index) else {
+        // No partition owns this CPU: it stays idle for good, but takes
+        // what is routed to it (the console's input interrupt).
+        loop {
+            sysreg::wfi();
+            drain_interrupts();
+        }
+    };
+    loop {
+        if super::halt::PANICKED.load(Ordering::Relaxed) {
+            super::halt::halt();
+        }
+        drain_interrupts();
+        let (pending, stopped) = {
+            let mut control = partition.control.lock();
+            let stopped = control.run == RunState::Stopped;
+            let pending = if control.run == RunState::Running {
+                control.power.take_pending(vcpu)
+            } else {
+                None
+            };
+            if pending.is_some() {
+                // Under the lock, so that a stop or reset (which changes
+                // the state under the same lock, then bumps the epoch and
+                // waits for `in_guest` to drop) either sees this CPU in the
+                // guest with the old epoch, and kicks it, or finds nothing
+                // pending for it.
+                block
+                    .epoch
+                    .store(partition.epoch.load(Ordering::Acquire), Ordering::Release);
+                block.in_guest.store(true, Ordering::Release);
+            }
+            (pending, stopped)
+        };
+        if let Some((entry, context)) = pending {
+            start(partition, vcpu, entry, context);
+        }
+        if stopped && (crate::drivers::gicv3::cpu_interface::ready() || super::gicv2_host::active())
+        {
+            // Stopped, or not started yet: interrupts routed here (the
+            // console's input) must still be taken, which WFI allows; every
+            // start (partition start, CPU_ON) kicks the CPU with an SGI.
+            sysreg::wfi();
+        } else {
+            sysreg::wfe();
+        }
+    }
+}
+
+/// Leaves the guest for good on this CPU (vCPU off, partition stopped or
+/// reset) and goes back to the run loop.
+pub fn park() -> ! {
+    run(percpu::current_index())
 }

@@ -9,7 +9,7 @@
 //! the guest ran with back into the model first, then handle the trap,
 //! then `flush` a new LR image just before entering the guest again.
 
-use super::irq;
+use super::irq::{self, FORWARDED_PPIS};
 use super::partition::Partition;
 use crate::arch::sysreg;
 use crate::drivers::gicv3::cpu_interface;
@@ -20,15 +20,6 @@ use crate::mm::Ipa;
 use crate::sysreg::{IchHcrEl2, IchVmcrEl2, IchVtrEl2};
 use crate::vgic::{Action, Actions, PhysicalIrqState, Vgic, VgicConfig, MAX_LRS};
 
-/// The virtual timer's PPI (EL1 virtual timer, INTID 27), forwarded to the
-/// guest with the HW bit so that its deactivation reaches the hardware.
-pub const VTIMER_INTID: u32 = 27;
-/// The EL1 physical timer's PPI (INTID 30): the guest owns CNTP_*
-/// (CNTHCTL_EL2.EL1PCEN) and its device tree names this PPI; forwarded
-/// like the virtual timer. The hypervisor itself uses neither timer.
-pub const PTIMER_INTID: u32 = 30;
-/// The PPIs forwarded to the vCPU running on a CPU, HW-linked 1:1.
-pub const FORWARDED_PPIS: [u32; 2] = [VTIMER_INTID, PTIMER_INTID];
 /// SPIs each partition's distributor offers.
 const NUM_SPIS: u16 = 64;
 /// Bound on LPIs pending on one vCPU (software path).
@@ -360,7 +351,7 @@ fn apply_as(
 /// hypervisor's memory, which the guest never sees), see
 /// docs/vgic-conformance.md.
 fn pending_table(partition: &Partition, me: Option<VcpuIndex>, vcpu: VcpuIndex, enabled: bool) {
-    let mut mem = super::vits::PartitionMemory(partition);
+    let mut mem = super::partition::PartitionMemory(partition);
     let (result, faults) = {
         let mut vgic = partition.vgic.lock();
         let result = if enabled {
@@ -415,31 +406,15 @@ fn pending_table(partition: &Partition, me: Option<VcpuIndex>, vcpu: VcpuIndex, 
     }
 }
 
-/// Whether `lpi` is the GICv4 doorbell of the vCPU running here.
-fn is_doorbell(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
-    running.is_some_and(|(p, v)| {
-        p.gicv4
-            .get()
-            .and_then(Option::as_ref)
-            .is_some_and(|g| g.doorbells.get(v.get() as usize) == Some(&lpi))
-    })
-}
-
-/// A physical LPI taken at EL2: if a guest mapped it (a passthrough MSI
-/// on the software path), it becomes pending in that partition's vGIC.
-/// Returns whether it was one.
-fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
-    let Some((p, vcpu, vintid)) = super::msi_route::lookup(lpi) else {
-        return false;
-    };
-    let Some(partition) = super::machine::partitions().get(p) else {
-        return false;
-    };
-    super::percpu::get(super::percpu::current_index())
-        .exits
-        .software_msis
-        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    let mem = super::vits::PartitionMemory(partition);
+/// LPI `vintid` of `vcpu` made pending in `partition`'s vGIC (a passthrough
+/// MSI taken at EL2 on the software path); `running` is what this CPU runs.
+pub fn set_lpi_pending_from(
+    partition: &Partition,
+    running: Option<(&Partition, VcpuIndex)>,
+    vcpu: VcpuIndex,
+    vintid: VirtIntId,
+) {
+    let mem = super::partition::PartitionMemory(partition);
     let result = {
         let mut vgic = partition.vgic.lock();
         match vgic.lpi_table(vcpu, &mem) {
@@ -452,60 +427,4 @@ fn passthrough_msi(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
         .filter(|(r, _)| r.id == partition.id)
         .map(|(_, v)| v);
     apply_as(partition, me, result);
-    true
-}
-
-/// Physical interrupts pending at EL2 on this CPU: the EL1 timers go to
-/// the running vCPU; everything else (kicks, maintenance, doorbells) is
-/// ended here, its work being the state checks every trap makes.
-pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
-    if super::gicv2_host::take_physical_interrupts(running) {
-        return;
-    }
-    for _ in 0..64 {
-        let intid = cpu_interface::acknowledge();
-        if (1020..8192).contains(&intid) {
-            break;
-        }
-        // EL2 runs with EOImode 1: EOIR only drops the priority.
-        cpu_interface::end_of_interrupt(intid);
-        match running {
-            Some((partition, vcpu)) if FORWARDED_PPIS.contains(&intid) => {
-                // Stays active until the guest deactivates its HW-linked twin.
-                inject_forwarded(partition, vcpu, intid);
-            }
-            _ if intid >= 8192 => {
-                if !passthrough_msi(intid, running)
-                    && !selftest_doorbell(intid)
-                    && is_doorbell(intid, running)
-                {
-                    super::percpu::get(super::percpu::current_index())
-                        .exits
-                        .doorbells
-                        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-                }
-            }
-            _ if super::smmu::is_interrupt(intid) => {
-                super::smmu::on_interrupt();
-                cpu_interface::deactivate(intid);
-            }
-            _ if super::console::is_input_interrupt(intid) => {
-                super::console::take_input(running);
-                cpu_interface::deactivate(intid);
-            }
-            _ => cpu_interface::deactivate(intid),
-        }
-    }
-}
-
-/// Whether `intid` is the self-test vPE's doorbell, taken here (only in an
-/// image built with the `selftest` feature).
-fn selftest_doorbell(intid: u32) -> bool {
-    #[cfg(feature = "selftest")]
-    return super::selftest::on_doorbell(intid);
-    #[cfg(not(feature = "selftest"))]
-    {
-        let _ = intid;
-        false
-    }
 }

@@ -8,7 +8,7 @@
 //! virtual interrupt deactivates the physical one).
 //!
 //! The models live in a table beside the partitions (indexed like
-//! `machine::partitions()`), so `Partition` is unchanged; `vgic.rs`,
+//! `super::partition::all()`), so `Partition` is unchanged; `vgic.rs`,
 //! `guest.rs`, `lifecycle.rs` and `boot.rs` call in through small hooks
 //! that ask [`active`] first.
 
@@ -48,7 +48,7 @@ pub fn active() -> bool {
 }
 
 fn index_of(partition: &Partition) -> Option<usize> {
-    machine::partitions()
+    super::partition::all()
         .iter()
         .position(|p| core::ptr::eq(p, partition))
 }
@@ -57,7 +57,7 @@ fn fresh(vcpus: usize) -> Result<VgicV2, VgicV2Error> {
     let n = u16::try_from(vcpus).map_err(|_| VgicV2Error::BadVcpuCount(u16::MAX))?;
     let mut model = VgicV2::new(n, NUM_SPIS)?;
     for v in 0..n {
-        for ppi in super::vgic::FORWARDED_PPIS {
+        for ppi in super::irq::FORWARDED_PPIS {
             model.link_hw(VcpuIndex::new(v), ppi, PhysIntId::from_const(ppi))?;
         }
     }
@@ -76,7 +76,7 @@ pub fn setup_partitions() {
         ));
     };
     let mut models = Vec::new();
-    for p in machine::partitions() {
+    for p in super::partition::all() {
         match fresh(p.config.cpus.len()) {
             Ok(m) => models.push(Mutex::new(Some(m))),
             Err(e) => machine::fatal(format_args!("partition {}: vGICv2: {e:?}", p.name())),
@@ -257,7 +257,7 @@ pub fn quiesce_forwarded_ppis() -> bool {
     let Some(gicd) = gicv2_host::distributor() else {
         return false;
     };
-    for ppi in super::vgic::FORWARDED_PPIS {
+    for ppi in super::irq::FORWARDED_PPIS {
         gicd.disable_private(ppi);
         gicd.deactivate_private(ppi);
     }

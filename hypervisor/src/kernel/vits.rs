@@ -8,12 +8,10 @@
 //! never calls back into the vITS), by type: software injection gets the
 //! vGIC only through the held vITS guard (`Partition::vits_and_vgic`).
 
-use super::partition::Partition;
+use super::partition::{Partition, PartitionMemory};
 use crate::guest::trap::MmioAccess;
-use crate::guest_mem::{GuestMemError, GuestMemory};
 use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VirtDeviceId, VirtIntId};
 use crate::layout;
-use crate::mm::Ipa;
 use crate::partition::locks::Then;
 use crate::vgic::{Actions, VgicError};
 use crate::vits::{AccessWidth, DeviceBacking, EventRef, Vits, VitsBackend, VitsConfig};
@@ -93,36 +91,6 @@ fn new_vits(
         cpu_device_id: Some(VirtDeviceId::new(0)),
     };
     Vits::new(config).map_err(|e| alloc::format!("{e:?}"))
-}
-
-/// Guest memory as the vITS and vGIC see it: the partition's RAM, nothing else.
-pub struct PartitionMemory<'a>(pub &'a Partition);
-
-impl GuestMemory for PartitionMemory<'_> {
-    fn read(&self, ipa: Ipa, buf: &mut [u8]) -> Result<(), GuestMemError> {
-        let ptr = self
-            .0
-            .ram_slice(ipa.raw(), buf.len() as u64)
-            .ok_or(GuestMemError::NotRam {
-                ipa,
-                len: buf.len(),
-            })?;
-        // SAFETY: `ram_slice` checked the range lies in the partition's RAM,
-        // identity-mapped at EL2.
-        unsafe { core::ptr::copy_nonoverlapping(ptr, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
-    }
-
-    fn write(&mut self, ipa: Ipa, buf: &[u8]) -> Result<(), GuestMemError> {
-        if self.0.write_ram(ipa.raw(), buf) {
-            Ok(())
-        } else {
-            Err(GuestMemError::NotRam {
-                ipa,
-                len: buf.len(),
-            })
-        }
-    }
 }
 
 /// Software injection: LPIs live in the vGIC's per-vCPU pending sets. It
@@ -260,7 +228,7 @@ fn with_backend<R>(
         // The GICv3 software path in front of software injection.
         let mut routed = partition.routed.lock();
         let (mut queue, mut routing) = (
-            super::gicv4::ItsQueue,
+            super::irq::ItsQueue,
             super::msi_route::KernelRouting(partition),
         );
         let mut backend =
