@@ -222,6 +222,13 @@ impl Machine for Steps<'_> {
         true
     }
 
+    fn release_skipped(&self) {
+        log::error!(
+            "partition {}: its devices are left as they are (a CPU is still in EL2 for it)",
+            self.0.name()
+        );
+    }
+
     fn release(&self, step: ReleaseStep) {
         let p = self.0;
         match step {

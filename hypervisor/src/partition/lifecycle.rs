@@ -20,9 +20,16 @@
 //!   yet running) cannot have enabled bus mastering;
 //! - a stop or reset marks the run state and bumps the epoch under the
 //!   control lock before kicking the other CPUs, so every CPU that sees the
-//!   kick also sees the new epoch; a reset waits for every other CPU to
-//!   leave the guest before releasing anything, and stops the partition
-//!   instead if one never does.
+//!   kick also sees the new epoch;
+//! - a stop or reset then waits until every other CPU of the partition has
+//!   left EL2's handling of its vCPU (parked in its run loop), not just
+//!   been kicked: a CPU still in a trap handler may be using the vITS, the
+//!   routes or the bridge the release tears down. A CPU that never leaves
+//!   keeps the partition's devices as they are (nothing is torn down under
+//!   it): a reset stops the partition instead, a stop ends unreleased;
+//! - a stop during a reset is refused: the reset under way decides the
+//!   partition's fate (its kick parks the stopping vCPU), so the two never
+//!   tear down at once nor wait for each other.
 #![forbid(unsafe_code)]
 
 /// Whether a partition runs. `Resetting` keeps a second reset or a stop
@@ -38,10 +45,10 @@ pub enum RunState {
 }
 
 impl RunState {
-    /// The state a stop moves to, or `None` if already stopped (a second
-    /// stop does nothing).
+    /// The state a stop moves to: only a running partition stops (a second
+    /// stop does nothing; a reset under way finishes on its own).
     pub fn stop(self) -> Option<RunState> {
-        (self != RunState::Stopped).then_some(RunState::Stopped)
+        (self == RunState::Running).then_some(RunState::Stopped)
     }
 
     /// The state a reset moves to; only a running partition resets.
@@ -87,9 +94,12 @@ pub trait Machine {
     fn set_run_state(&self, state: RunState);
     /// Kicks every other CPU of the partition out of the guest.
     fn kick_others(&self);
-    /// Waits (bounded) for every other CPU to leave the guest; false (and
-    /// a log line naming it) if one did not.
+    /// Waits (bounded) for every other CPU of the partition to leave EL2's
+    /// handling of its vCPU (parked); false (and a log line naming it) if
+    /// one did not.
     fn wait_others_parked(&self) -> bool;
+    /// A CPU did not park: the devices are left as they are (log line).
+    fn release_skipped(&self);
     /// Runs one release step.
     fn release(&self, step: ReleaseStep);
     /// Logs what the partition holds on the physical ITS (`when`, boot).
@@ -145,13 +155,18 @@ pub fn load<M: Machine>(m: &M, boot: u32) -> Result<(), M::Error> {
     Ok(())
 }
 
-/// Stops the partition for good (a second stop does nothing).
+/// Stops a running partition for good (a second stop, or one during a
+/// reset, does nothing): the other CPUs parked, then the devices released.
 pub fn stop<M: Machine>(m: &M, reason: &str) {
     let Some(boot) = m.change_run_state(RunState::stop) else {
         return;
     };
     m.kick_others();
-    end_of_life(m, boot);
+    if m.wait_others_parked() {
+        end_of_life(m, boot);
+    } else {
+        m.release_skipped();
+    }
     m.stopped(reason);
 }
 
@@ -164,9 +179,10 @@ pub fn reset<M: Machine>(m: &M, reason: &str) {
     };
     m.kick_others();
     if !m.wait_others_parked() {
-        // Back to Running, so that the stop below is not refused.
-        m.set_run_state(RunState::Running);
-        stop(m, "reset failed");
+        // Nothing is released under a CPU still in EL2.
+        m.set_run_state(RunState::Stopped);
+        m.release_skipped();
+        m.stopped("reset failed");
         return;
     }
     end_of_life(m, ended);
@@ -176,7 +192,11 @@ pub fn reset<M: Machine>(m: &M, reason: &str) {
         Ok(()) => m.start(),
         Err(e) => {
             m.restart_failed(&e);
-            stop(m, "restart failed");
+            // The others are still parked (nothing started): the half-loaded
+            // life is released like any other.
+            m.set_run_state(RunState::Stopped);
+            end_of_life(m, boot);
+            m.stopped("restart failed");
         }
     }
 }

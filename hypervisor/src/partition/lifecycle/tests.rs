@@ -21,6 +21,7 @@ enum Call {
     Stopped(String),
     Resetting(u32),
     RestartFailed,
+    ReleaseSkipped,
 }
 
 struct Recorder {
@@ -77,6 +78,9 @@ impl Machine for Recorder {
     fn wait_others_parked(&self) -> bool {
         self.record(Call::WaitParked);
         self.parks
+    }
+    fn release_skipped(&self) {
+        self.record(Call::ReleaseSkipped);
     }
     fn release(&self, step: ReleaseStep) {
         self.record(Call::Release(step));
@@ -154,6 +158,7 @@ fn stop_marks_the_state_before_kicking_and_releases_between_footprints() {
     let mut expected = vec![
         Call::RunState(RunState::Stopped),
         Call::Kick,
+        Call::WaitParked,
         Call::Footprint(Footprint::BeforeTeardown, 0),
     ];
     expected.extend(releases());
@@ -162,6 +167,44 @@ fn stop_marks_the_state_before_kicking_and_releases_between_footprints() {
         Call::Stopped("SYSTEM_OFF".into()),
     ]);
     assert_eq!(m.calls(), expected);
+}
+
+#[test]
+fn stop_waits_for_the_others_to_park_before_releasing_anything() {
+    let m = Recorder::new(RunState::Running);
+    stop(&m, "SYSTEM_OFF");
+    assert!(m.position(&Call::Kick) < m.position(&Call::WaitParked));
+    let first_release = m
+        .calls()
+        .iter()
+        .position(|c| matches!(c, Call::Release(_) | Call::Footprint(..)))
+        .unwrap();
+    assert!(m.position(&Call::WaitParked) < first_release);
+}
+
+#[test]
+fn a_stop_whose_cpu_never_parks_releases_nothing() {
+    let mut m = Recorder::new(RunState::Running);
+    m.parks = false;
+    stop(&m, "SYSTEM_OFF");
+    assert_eq!(
+        m.calls(),
+        [
+            Call::RunState(RunState::Stopped),
+            Call::Kick,
+            Call::WaitParked,
+            Call::ReleaseSkipped,
+            Call::Stopped("SYSTEM_OFF".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_stop_during_a_reset_is_refused_and_touches_nothing() {
+    let m = Recorder::new(RunState::Resetting);
+    stop(&m, "fatal exception");
+    assert!(m.calls().is_empty());
+    assert_eq!(m.run.get(), RunState::Resetting);
 }
 
 #[test]
@@ -210,6 +253,9 @@ fn a_cpu_that_never_parks_stops_the_partition_without_a_restart() {
     assert_eq!(calls.last(), Some(&Call::Stopped("reset failed".into())));
     assert!(!calls.contains(&Call::Start));
     assert!(!calls.contains(&Call::FreshModels));
+    // Nothing is torn down under the CPU that is still in EL2.
+    assert!(calls.contains(&Call::ReleaseSkipped));
+    assert!(!calls.iter().any(|c| matches!(c, Call::Release(_))));
     assert_eq!(m.run.get(), RunState::Stopped);
 }
 
@@ -233,7 +279,7 @@ fn a_failed_restart_stops_the_partition_and_releases_again() {
 #[test]
 fn run_state_changes() {
     assert_eq!(RunState::Running.stop(), Some(RunState::Stopped));
-    assert_eq!(RunState::Resetting.stop(), Some(RunState::Stopped));
+    assert_eq!(RunState::Resetting.stop(), None);
     assert_eq!(RunState::Stopped.stop(), None);
     assert_eq!(RunState::Running.reset(), Some(RunState::Resetting));
     assert_eq!(RunState::Resetting.reset(), None);
