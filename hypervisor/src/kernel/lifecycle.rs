@@ -80,7 +80,7 @@ pub fn start(p: &Partition) {
 /// the vPEs, doorbells and functions set up at boot.
 pub fn its_footprint(p: &Partition) -> ItsFootprint {
     let (devices, events) = {
-        let routed = p.routed.lock();
+        let routed = p.routed_alone();
         (routed.device_count(), routed.event_count())
     };
     let mut f = ItsFootprint {

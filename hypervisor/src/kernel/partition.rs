@@ -13,7 +13,7 @@ use crate::guest_mem::{GuestMemError, GuestMemory};
 use crate::ids::{CpuIndex, PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
 use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable, Vmid};
-use crate::partition::locks::Ordered;
+use crate::partition::locks::{Fan, Ordered};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64};
@@ -41,16 +41,18 @@ pub struct Control {
 /// - `vits[i]` -> `vgic` (software injection reaches the vGIC from inside
 ///   a vITS command; the vGIC never calls back): by type, both are held
 ///   only through [`Partition::vits_and_vgic`];
-/// - `vits[0]` -> the GICv4 backend state (`gicv4`), and `vits[i]` ->
-///   `routed` -> the physical ITS queue, LPI
-///   allocator and property table, the frame allocator;
+/// - `vits[0]` -> the GICv4 backend state (`gicv4`) -> `vgic`, and
+///   `vits[0]` -> `routed` -> `vgic`, the physical ITS queue, LPI
+///   allocator and property table, the frame allocator (by type: the
+///   vITS's right to `vgic` and `routed` both come from
+///   [`Partition::vits_locks`]);
 /// - `pci` -> `pci_mappings` -> the stage 2 (the last two by type:
 ///   [`Partition::bar_mappings`]);
 /// - `console` -> the physical console.
 ///
-/// The `vits` -> `vgic` and `pci_mappings` -> stage-2 pairs are enforced
-/// by type ([`crate::partition::locks::Ordered`]); the other orders are
-/// checked by review.
+/// The `vits` -> `vgic`, `vits` -> `routed` and `pci_mappings` -> stage-2
+/// pairs are enforced by type ([`crate::partition::locks`]); the other
+/// orders are checked by review.
 pub struct Partition {
     /// Index in the manifest.
     pub id: PartitionId,
@@ -88,8 +90,9 @@ pub struct Partition {
     pub gicv4: Once<Option<Gicv4>>,
     /// The GICv3 software path's state: passthrough functions MAPD'd on
     /// the physical ITS this life and their events' physical LPIs (used
-    /// only without GICv4).
-    pub routed: Mutex<RoutedState>,
+    /// only without GICv4). After a vITS lock: [`Partition::vits_locks`];
+    /// alone: [`Partition::routed_alone`].
+    routed: Mutex<RoutedState>,
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
@@ -257,6 +260,23 @@ impl Partition {
         index: usize,
     ) -> Option<Ordered<'_, crate::vits::Vits, crate::vgic::Vgic>> {
         Some(Ordered::new(self.vits.get(index)?, &self.vgic))
+    }
+
+    /// vITS `index` with the two locks taken under it, in their order: the
+    /// vGIC (software injection) and the software path's routing state
+    /// (`FanLocked::split` gives the vITS and the right to lock each).
+    pub fn vits_locks(
+        &self,
+        index: usize,
+    ) -> Option<Fan<'_, crate::vits::Vits, crate::vgic::Vgic, RoutedState>> {
+        Some(Fan::new(self.vits.get(index)?, &self.vgic, &self.routed))
+    }
+
+    /// The software path's routing state alone, for a user that holds no
+    /// vITS lock and takes none while holding it (the release, the
+    /// footprint count): it then cannot deadlock against a vITS trap.
+    pub fn routed_alone(&self) -> spin::MutexGuard<'_, RoutedState> {
+        self.routed.lock()
     }
 
     /// The partition's name.

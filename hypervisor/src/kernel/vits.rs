@@ -6,7 +6,7 @@
 //!
 //! Lock order: the partition's `vits` lock, then its `vgic` lock (the vGIC
 //! never calls back into the vITS), by type: software injection gets the
-//! vGIC only through the held vITS guard (`Partition::vits_and_vgic`).
+//! vGIC only through the held vITS guard (`Partition::vits_locks`).
 
 use super::partition::{Partition, PartitionMemory};
 use crate::guest::trap::MmioAccess;
@@ -97,7 +97,7 @@ fn new_vits(
 /// never touches the physical ITS: the passthrough events' physical side
 /// is the backend in front of it (GICv4 or the GICv3 software path).
 /// It reaches the vGIC only through `vgic`, the right to lock it that
-/// the held vITS lock gives (`Partition::vits_and_vgic`).
+/// the held vITS lock gives (`Partition::vits_locks`).
 struct SoftwareInjection<'a> {
     partition: &'a Partition,
     vgic: Then<'a, crate::vgic::Vgic>,
@@ -187,11 +187,11 @@ pub fn mmio(
     };
     let offset = access.ipa.raw() - layout::extra_its(index).start.raw();
     let mem = PartitionMemory(partition);
-    let Some(pair) = partition.vits_and_vgic(index) else {
+    let Some(locks) = partition.vits_locks(index) else {
         return 0;
     };
-    let mut held = pair.lock();
-    let (vits, vgic) = held.split();
+    let mut held = locks.lock();
+    let (vits, vgic, routed) = held.split();
     let software = SoftwareInjection::new(partition, vgic);
     let mut run = |backend: &mut dyn VitsBackend| {
         if access.write {
@@ -205,7 +205,7 @@ pub fn mmio(
     // physical ITS as vLPIs and everything else to software injection;
     // otherwise all of it is software.
     let (result, kicks) = if index == 0 {
-        with_backend(partition, software, run)
+        with_backend(partition, routed, software, run)
     } else {
         let mut software = software;
         (run(&mut software), software.kicks)
@@ -221,12 +221,13 @@ pub fn mmio(
 /// `f`'s result and the vCPU kicks software injection collected.
 fn with_backend<R>(
     partition: &Partition,
+    routed: Then<'_, crate::gicv4::RoutedState>,
     mut software: SoftwareInjection<'_>,
     f: impl FnOnce(&mut dyn VitsBackend) -> R,
 ) -> (R, Actions) {
     let Some(Some(g)) = partition.gicv4.get() else {
         // The GICv3 software path in front of software injection.
-        let mut routed = partition.routed.lock();
+        let mut routed = routed.lock();
         let (mut queue, mut routing) = (
             super::irq::ItsQueue,
             super::msi_route::KernelRouting(partition),

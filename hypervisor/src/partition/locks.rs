@@ -6,7 +6,60 @@
 //! way to take the second while the first is held. So code that holds
 //! both took them in the documented order; code that needs only the second
 //! locks it on its own (a single-lock user), which cannot deadlock against
-//! an ordered pair as long as it takes nothing else meanwhile.
+//! an ordered pair as long as it takes nothing else meanwhile. [`Fan`]
+//! is the same for a lock with two locks after it (each reachable only
+//! through its guard, in no order between them that the type fixes).
+//!
+//! What they allow:
+//!
+//! ```
+//! use hypervisor::partition::locks::{Fan, Ordered};
+//! let (a, b, c) = (spin::Mutex::new(1u8), spin::Mutex::new(2u8), spin::Mutex::new(3u8));
+//! let pair = Ordered::new(&a, &b);
+//! let mut held = pair.lock();
+//! let (first, then) = held.split();
+//! *first += *then.lock();
+//! drop(held);
+//! let fan = Fan::new(&a, &b, &c);
+//! let mut held = fan.lock();
+//! let (first, then_b, then_c) = held.split();
+//! *first += *then_b.lock() + *then_c.lock();
+//! assert_eq!(*first, 8);
+//! ```
+//!
+//! What the types refuse, at compile time:
+//!
+//! ```compile_fail
+//! // The right to the second lock cannot outlive the first's guard.
+//! use hypervisor::partition::locks::Ordered;
+//! let (a, b) = (spin::Mutex::new(1u8), spin::Mutex::new(2u8));
+//! let pair = Ordered::new(&a, &b);
+//! let then = {
+//!     let mut held = pair.lock();
+//!     let (_, then) = held.split();
+//!     then
+//! };
+//! let _ = then.lock();
+//! ```
+//!
+//! ```compile_fail
+//! // A second lock's guard cannot outlive the first's.
+//! use hypervisor::partition::locks::Fan;
+//! let (a, b, c) = (spin::Mutex::new(1u8), spin::Mutex::new(2u8), spin::Mutex::new(3u8));
+//! let fan = Fan::new(&a, &b, &c);
+//! let mut held = fan.lock();
+//! let (_, _, then_c) = held.split();
+//! let c_guard = then_c.lock();
+//! drop(held);
+//! let _ = *c_guard;
+//! ```
+//!
+//! ```compile_fail
+//! // A `Then` is made only by a held guard's `split`.
+//! use hypervisor::partition::locks::Then;
+//! let b = spin::Mutex::new(2u8);
+//! let _ = Then { second: &b };
+//! ```
 #![forbid(unsafe_code)]
 
 use spin::{Mutex, MutexGuard};
@@ -79,6 +132,48 @@ impl<'g, B> Then<'g, B> {
     }
 }
 
+/// Lock `first`, then (optionally) `b` and/or `c`, never either before it.
+pub struct Fan<'a, A, B, C> {
+    first: &'a Mutex<A>,
+    b: &'a Mutex<B>,
+    c: &'a Mutex<C>,
+}
+
+impl<'a, A, B, C> Fan<'a, A, B, C> {
+    /// `first` -> `b`, `first` -> `c`.
+    pub fn new(first: &'a Mutex<A>, b: &'a Mutex<B>, c: &'a Mutex<C>) -> Self {
+        Self { first, b, c }
+    }
+
+    /// Takes the first lock.
+    pub fn lock(&self) -> FanLocked<'a, A, B, C> {
+        FanLocked {
+            guard: self.first.lock(),
+            b: self.b,
+            c: self.c,
+        }
+    }
+}
+
+/// The first lock of a [`Fan`], held.
+pub struct FanLocked<'a, A, B, C> {
+    guard: MutexGuard<'a, A>,
+    b: &'a Mutex<B>,
+    c: &'a Mutex<C>,
+}
+
+impl<A, B, C> FanLocked<'_, A, B, C> {
+    /// The first lock's data, and the rights to take `b` and `c` while the
+    /// first stays held (all three borrow this guard).
+    pub fn split(&mut self) -> (&mut A, Then<'_, B>, Then<'_, C>) {
+        (
+            &mut self.guard,
+            Then { second: self.b },
+            Then { second: self.c },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +213,25 @@ mod tests {
         let pair = Ordered::new(&a, &b);
         pair.lock().push(2);
         assert_eq!(*pair.lock(), alloc::vec![1, 2]);
+    }
+
+    #[test]
+    fn a_fan_gives_both_later_locks_only_while_the_first_is_held() {
+        let (a, b, c) = (Mutex::new(0u8), Mutex::new(0u8), Mutex::new(0u8));
+        let fan = Fan::new(&a, &b, &c);
+        let mut held = fan.lock();
+        let (first, then_b, then_c) = held.split();
+        *first = 1;
+        {
+            let (mut gb, mut gc) = (then_b.lock(), then_c.lock());
+            *gb = 2;
+            *gc = 3;
+            assert!(a.try_lock().is_none());
+        }
+        // Either later lock may be taken alone, in either order.
+        *then_c.lock() += 1;
+        *then_b.lock() += 1;
+        drop(held);
+        assert_eq!((*a.lock(), *b.lock(), *c.lock()), (1, 3, 4));
     }
 }
