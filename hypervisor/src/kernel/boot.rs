@@ -87,7 +87,7 @@ pub fn primary(dtb: usize) -> ! {
                         if vpes == 1 { "" } else { "s" }
                     );
                 }
-                p.gicv4.call_once(|| g);
+                p.install_gicv4(g);
             }
             Err(e) => fatal(format_args!("partition {}: GICv4 set-up: {e}", p.name())),
         }

@@ -80,7 +80,7 @@ pub fn direct_injection() -> DirectInjection {
 /// Sets up GICv4 for `partition` if it has passthrough functions and the
 /// GIC offers GICv4.0 direct injection ([`direct_injection`]); otherwise
 /// passthrough MSIs take the software path.
-pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
+pub fn setup(partition: &Partition) -> Result<Option<(Gicv4, PassthroughState)>, String> {
     let Some(its) = irq::its() else {
         return Ok(None);
     };
@@ -154,15 +154,15 @@ pub fn setup(partition: &Partition) -> Result<Option<Gicv4>, String> {
         max_batch: MAX_BATCH,
     };
     let state = PassthroughState::new(config).map_err(|e| alloc::format!("{e:?}"))?;
-    Ok(Some(Gicv4 {
-        state: Mutex::new(Some(state)),
+    let g = Gicv4 {
         vprop,
         vprop_bytes: layout.property_bytes,
         id_bits_field: layout.id_bits_field(),
         vpts,
         doorbells,
         command_log: crate::console::log_limit::RateLimit::new(),
-    }))
+    };
+    Ok(Some((g, state)))
 }
 
 /// Makes `vcpu`'s vPE resident on this CPU (its vCPU is about to run).
@@ -289,17 +289,22 @@ pub fn move_vpe(
 /// that changes the vCPU's physical CPU; static partitioning has none
 /// yet, so only the `vmovp` self-test moves a vPE today.
 pub fn move_vcpu_vpe(
-    g: &Gicv4,
+    partition: &Partition,
     vcpu: VcpuIndex,
     from: crate::ids::CpuIndex,
     to: crate::ids::CpuIndex,
 ) -> Result<VpeMove, MoveError> {
+    let g = partition
+        .gicv4
+        .get()
+        .and_then(Option::as_ref)
+        .ok_or(MoveError::Busy)?;
     let vpt = *g
         .vpts
         .get(usize::from(vcpu.get()))
         .ok_or(MoveError::Vmovp(VmovpError::VcpuOutOfRange { vcpu }))?;
-    let mut guard = g.state.lock();
-    let state = guard.as_mut().ok_or(MoveError::Busy)?;
+    let mut backend = partition.backend_alone();
+    let state = backend.gicv4.as_mut().ok_or(MoveError::Busy)?;
     move_vpe(state, vcpu, vpt, from, to)
 }
 

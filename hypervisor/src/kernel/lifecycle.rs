@@ -5,7 +5,7 @@
 //! one of its own vCPUs (its VMID loaded, as the stage-2 TLB maintenance
 //! of the release needs).
 
-use super::partition::{BootFrames, BuildError, Models, Partition};
+use super::partition::{BackendState, BootFrames, BuildError, Models, Partition};
 use super::{cpus, percpu};
 use crate::gicv4::{ItsFootprint, RoutedState};
 use crate::guest::vuart::VirtualUart;
@@ -79,22 +79,18 @@ pub fn start(p: &Partition) {
 /// and their LPIs and routes; the GICv4 backend's VMAPTI'd events and
 /// the vPEs, doorbells and functions set up at boot.
 pub fn its_footprint(p: &Partition) -> ItsFootprint {
-    let (devices, events) = {
-        let routed = p.routed_alone();
-        (routed.device_count(), routed.event_count())
-    };
     let mut f = ItsFootprint {
-        guest_devices: devices,
-        guest_events: events,
-        guest_lpis: events,
         guest_routes: super::msi_route::routes_to(p.id.get() as usize),
         ..ItsFootprint::default()
     };
-    if let Some(Some(g)) = p.gicv4.get() {
-        // A vITS trap takes the backend's state out of its slot under
-        // the first vITS's lock: with that lock held, the state is there.
-        let _vits = p.vits.first().map(|v| v.lock());
-        if let Some(state) = g.state.lock().as_ref() {
+    let count = |f: &mut ItsFootprint, backend: &BackendState| {
+        let events = backend.routed.event_count();
+        f.guest_devices = backend.routed.device_count();
+        f.guest_events = events;
+        f.guest_lpis = events;
+        // A vITS trap takes the GICv4 state out of its slot under the
+        // first vITS's lock: with that lock held, the state is there.
+        if let Some(state) = backend.gicv4.as_ref() {
             let config = state.config();
             f.guest_events += state.mapped_count();
             f.standing_devices = config.devices.len();
@@ -105,6 +101,14 @@ pub fn its_footprint(p: &Partition) -> ItsFootprint {
                 .filter(|v| v.doorbell.get() != crate::gic::its_cmd::NO_DOORBELL)
                 .count();
         }
+    };
+    match p.vits_locks(0) {
+        Some(locks) => {
+            let mut held = locks.lock();
+            let (_, _, backend) = held.split();
+            count(&mut f, &backend.lock());
+        }
+        None => count(&mut f, &p.backend_alone()),
     }
     f
 }

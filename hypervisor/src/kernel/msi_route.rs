@@ -143,7 +143,8 @@ impl LpiRouting for KernelRouting<'_> {
 /// MAPD V=0), its LPIs return to the allocator and its functions' ITTs to
 /// the frame allocator (the next life MAPDs them afresh).
 pub fn teardown(partition: &Partition) {
-    let mut state = partition.routed_alone();
+    let mut backend = partition.backend_alone();
+    let state = &mut backend.routed;
     let report = state.teardown(&mut super::irq::ItsQueue, &mut KernelRouting(partition));
     if report.discarded > 0 || report.unmapped > 0 {
         log::info!(

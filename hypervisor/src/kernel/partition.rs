@@ -40,19 +40,20 @@ pub struct Control {
 /// - `control` alone;
 /// - `vits[i]` -> `vgic` (software injection reaches the vGIC from inside
 ///   a vITS command; the vGIC never calls back): by type, both are held
-///   only through [`Partition::vits_and_vgic`];
-/// - `vits[0]` -> the GICv4 backend state (`gicv4`) -> `vgic`, and
-///   `vits[0]` -> `routed` -> `vgic`, the physical ITS queue, LPI
+///   only through [`Partition::vits_locks`];
+/// - `vits[0]` -> `backend` (the GICv4 backend's state or the software
+///   path's routing state) -> `vgic`, the physical ITS queue, LPI
 ///   allocator and property table, the frame allocator (by type: the
-///   vITS's right to `vgic` and `routed` both come from
-///   [`Partition::vits_locks`]);
-/// - `pci` -> `pci_mappings` -> the stage 2 (the last two by type:
-///   [`Partition::bar_mappings`]);
+///   vITS's rights to `vgic` and `backend` both come from
+///   [`Partition::vits_locks`]; `backend` alone, with nothing else taken
+///   meanwhile, through [`Partition::backend_alone`]);
+/// - `pci_mappings` -> the stage 2 (by type: [`Partition::bar_mappings`]);
+///   `pci` is never held while they are taken;
 /// - `console` -> the physical console.
 ///
-/// The `vits` -> `vgic`, `vits` -> `routed` and `pci_mappings` -> stage-2
-/// pairs are enforced by type ([`crate::partition::locks`]); the other
-/// orders are checked by review.
+/// The `vits` -> `vgic`, `vits` -> `backend` and `pci_mappings` -> stage-2
+/// pairs are enforced by type ([`crate::partition::locks`]); `backend` ->
+/// `vgic` and the others are checked by review.
 pub struct Partition {
     /// Index in the manifest.
     pub id: PartitionId,
@@ -88,11 +89,10 @@ pub struct Partition {
     /// GICv4 direct injection of the passthrough functions' MSIs, once set
     /// up (after the ITS); absent on GICv3 hosts (software path).
     pub gicv4: Once<Option<Gicv4>>,
-    /// The GICv3 software path's state: passthrough functions MAPD'd on
-    /// the physical ITS this life and their events' physical LPIs (used
-    /// only without GICv4). After a vITS lock: [`Partition::vits_locks`];
-    /// alone: [`Partition::routed_alone`].
-    routed: Mutex<RoutedState>,
+    /// The first vITS's backend state (GICv4 or software path). After a
+    /// vITS lock: [`Partition::vits_locks`]; alone:
+    /// [`Partition::backend_alone`].
+    backend: Mutex<BackendState>,
     /// Bumped on every stop or reset: a vCPU that entered the guest in an
     /// older epoch must leave it and park.
     pub epoch: AtomicU64,
@@ -157,10 +157,21 @@ pub struct Models {
     pub routed: RoutedState,
 }
 
-/// One partition's GICv4 resources.
+/// The state of the backend behind the first vITS, under one lock taken
+/// after a vITS lock.
+pub struct BackendState {
+    /// The GICv3 software path's state: passthrough functions MAPD'd on
+    /// the physical ITS this life and their events' physical LPIs (used
+    /// only without GICv4).
+    pub routed: RoutedState,
+    /// The GICv4 backend's persistent state, once set up (taken out for
+    /// the length of a trap).
+    pub gicv4: Option<PassthroughState>,
+}
+
+/// One partition's GICv4 resources (write-once; the backend's state is in
+/// [`BackendState::gicv4`]).
 pub struct Gicv4 {
-    /// The backend's persistent state (taken for the length of a trap).
-    pub state: Mutex<Option<PassthroughState>>,
     /// The VM's vLPI property table (GICR_VPROPBASER).
     pub vprop: PhysAddr,
     /// Its size in bytes.
@@ -227,7 +238,10 @@ impl Partition {
             pci: models.pci.map(Mutex::new),
             pci_mappings: Mutex::new(Vec::new()),
             gicv4: Once::new(),
-            routed: Mutex::new(models.routed),
+            backend: Mutex::new(BackendState {
+                routed: models.routed,
+                gicv4: None,
+            }),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             msix_warned: AtomicBool::new(false),
@@ -252,31 +266,32 @@ impl Partition {
         Ordered::new(&self.pci_mappings, &self.stage2)
     }
 
-    /// vITS `index` and the vGIC in their lock order: the only way to hold
-    /// both (vITS first; `Locked::split` gives the vITS and the right to
-    /// lock the vGIC under it). The vGIC alone is `vgic.lock()`.
-    pub fn vits_and_vgic(
-        &self,
-        index: usize,
-    ) -> Option<Ordered<'_, crate::vits::Vits, crate::vgic::Vgic>> {
-        Some(Ordered::new(self.vits.get(index)?, &self.vgic))
-    }
-
-    /// vITS `index` with the two locks taken under it, in their order: the
-    /// vGIC (software injection) and the software path's routing state
-    /// (`FanLocked::split` gives the vITS and the right to lock each).
+    /// vITS `index` with the two locks taken under it: the vGIC (software
+    /// injection) and the backend state (`FanLocked::split` gives the vITS
+    /// and the right to lock each; take `backend` before `vgic`).
     pub fn vits_locks(
         &self,
         index: usize,
-    ) -> Option<Fan<'_, crate::vits::Vits, crate::vgic::Vgic, RoutedState>> {
-        Some(Fan::new(self.vits.get(index)?, &self.vgic, &self.routed))
+    ) -> Option<Fan<'_, crate::vits::Vits, crate::vgic::Vgic, BackendState>> {
+        Some(Fan::new(self.vits.get(index)?, &self.vgic, &self.backend))
     }
 
-    /// The software path's routing state alone, for a user that holds no
-    /// vITS lock and takes none while holding it (the release, the
-    /// footprint count): it then cannot deadlock against a vITS trap.
-    pub fn routed_alone(&self) -> spin::MutexGuard<'_, RoutedState> {
-        self.routed.lock()
+    /// The backend state alone, for a user that holds no vITS lock and
+    /// takes none while holding it (the software path's release, a vPE
+    /// move): it then cannot deadlock against a vITS trap.
+    pub fn backend_alone(&self) -> spin::MutexGuard<'_, BackendState> {
+        self.backend.lock()
+    }
+
+    /// Boot: GICv4 direct injection for this partition, if set up (once):
+    /// its resources and the backend's first state.
+    pub fn install_gicv4(&self, gicv4: Option<(Gicv4, PassthroughState)>) {
+        let (resources, state) = match gicv4 {
+            Some((g, state)) => (Some(g), Some(state)),
+            None => (None, None),
+        };
+        self.backend.lock().gicv4 = state;
+        self.gicv4.call_once(|| resources);
     }
 
     /// The partition's name.

@@ -8,7 +8,7 @@
 //! never calls back into the vITS), by type: software injection gets the
 //! vGIC only through the held vITS guard (`Partition::vits_locks`).
 
-use super::partition::{Partition, PartitionMemory};
+use super::partition::{BackendState, Partition, PartitionMemory};
 use crate::guest::trap::MmioAccess;
 use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VirtDeviceId, VirtIntId};
 use crate::layout;
@@ -191,7 +191,7 @@ pub fn mmio(
         return 0;
     };
     let mut held = locks.lock();
-    let (vits, vgic, routed) = held.split();
+    let (vits, vgic, backend) = held.split();
     let software = SoftwareInjection::new(partition, vgic);
     let mut run = |backend: &mut dyn VitsBackend| {
         if access.write {
@@ -205,7 +205,7 @@ pub fn mmio(
     // physical ITS as vLPIs and everything else to software injection;
     // otherwise all of it is software.
     let (result, kicks) = if index == 0 {
-        with_backend(partition, routed, software, run)
+        with_backend(partition, backend, software, run)
     } else {
         let mut software = software;
         (run(&mut software), software.kicks)
@@ -221,25 +221,29 @@ pub fn mmio(
 /// `f`'s result and the vCPU kicks software injection collected.
 fn with_backend<R>(
     partition: &Partition,
-    routed: Then<'_, crate::gicv4::RoutedState>,
+    backend: Then<'_, BackendState>,
     mut software: SoftwareInjection<'_>,
     f: impl FnOnce(&mut dyn VitsBackend) -> R,
 ) -> (R, Actions) {
     let Some(Some(g)) = partition.gicv4.get() else {
         // The GICv3 software path in front of software injection.
-        let mut routed = routed.lock();
+        let mut held = backend.lock();
         let (mut queue, mut routing) = (
             super::irq::ItsQueue,
             super::msi_route::KernelRouting(partition),
         );
-        let mut backend =
-            crate::gicv4::RoutedBackend::new(&mut routed, &mut queue, &mut routing, &mut software);
+        let mut backend = crate::gicv4::RoutedBackend::new(
+            &mut held.routed,
+            &mut queue,
+            &mut routing,
+            &mut software,
+        );
         let result = f(&mut backend);
-        drop(routed);
+        drop(held);
         return (result, software.kicks);
     };
-    let mut slot = g.state.lock();
-    let Some(state) = slot.take() else {
+    let mut slot = backend.lock();
+    let Some(state) = slot.gicv4.take() else {
         drop(slot);
         return (f(&mut software), software.kicks);
     };
@@ -250,7 +254,7 @@ fn with_backend<R>(
     let mut backend = crate::gicv4::Gicv4Backend::from_parts(state, sink, software);
     let result = f(&mut backend);
     let (state, _, software) = backend.into_parts();
-    *slot = Some(state);
+    slot.gicv4 = Some(state);
     (result, software.kicks)
 }
 
@@ -263,13 +267,15 @@ pub fn gicv4_teardown(partition: &Partition) {
     };
     // A vITS trap (another vCPU, during a stop) holds the state out of its
     // slot under this lock: wait for it instead of skipping the teardown.
-    let Some(pair) = partition.vits_and_vgic(0) else {
+    let Some(locks) = partition.vits_locks(0) else {
         return;
     };
-    let mut held = pair.lock();
-    let (_, vgic) = held.split();
-    let mut slot = g.state.lock();
-    let Some(state) = slot.take() else { return };
+    let mut held = locks.lock();
+    let (_, vgic, backend) = held.split();
+    let mut slot = backend.lock();
+    let Some(state) = slot.gicv4.take() else {
+        return;
+    };
     let sink = super::gicv4::KernelSink {
         partition,
         gicv4: g,
@@ -281,7 +287,7 @@ pub fn gicv4_teardown(partition: &Partition) {
     );
     let report = backend.teardown();
     let (state, _, _) = backend.into_parts();
-    *slot = Some(state);
+    slot.gicv4 = Some(state);
     if report.discarded > 0 {
         log::info!(
             "partition {}: GICv4 teardown: {} vLPI mapping(s) discarded",
