@@ -265,9 +265,7 @@ impl Machine for Steps<'_> {
             p.config.its,
         )
         .map_err(BuildError::Vgic)?;
-        for (slot, vits) in p.vits.iter().zip(fresh) {
-            *slot.lock() = vits;
-        }
+        p.replace_vits(fresh);
         *p.vgic.lock() = super::vgic::new_vgic(p.config.cpus.len()).map_err(BuildError::Vgic)?;
         super::vgicv2::reset(p);
         *p.console.lock() = VirtualUart::new();

@@ -79,8 +79,10 @@ pub struct Partition {
     pub vgic: Mutex<crate::vgic::Vgic>,
     /// The virtual ITSs (`[partition.its] count`; the first receives the
     /// passthrough functions' MSIs). Lock one before `vgic`, never after,
-    /// and never two at once.
-    pub vits: Vec<Mutex<crate::vits::Vits>>,
+    /// and never two at once. Reached only through
+    /// [`Partition::vits_locks`] (and replaced whole by
+    /// [`Partition::replace_vits`]).
+    vits: Vec<Mutex<crate::vits::Vits>>,
     /// The virtual PCI host bridge of the passthrough functions, if any.
     pub pci: Option<Mutex<crate::pci::VirtualHostBridge>>,
     /// The BAR mappings currently in stage 2 (lock after `pci`, before the
@@ -274,6 +276,18 @@ impl Partition {
         index: usize,
     ) -> Option<Fan<'_, crate::vits::Vits, crate::vgic::Vgic, BackendState>> {
         Some(Fan::new(self.vits.get(index)?, &self.vgic, &self.backend))
+    }
+
+    /// How many vITSs the partition has.
+    pub fn vits_count(&self) -> usize {
+        self.vits.len()
+    }
+
+    /// A load: each vITS replaced by its fresh model (one lock at a time).
+    pub fn replace_vits(&self, fresh: Vec<crate::vits::Vits>) {
+        for (slot, vits) in self.vits.iter().zip(fresh) {
+            *slot.lock() = vits;
+        }
     }
 
     /// The backend state alone, for a user that holds no vITS lock and

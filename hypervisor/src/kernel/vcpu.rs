@@ -282,7 +282,7 @@ fn emulated_device_at(partition: &Partition, ipa: u64) -> Option<Emulated> {
     let map = MmioMap {
         console_ipa: partition.config.console_ipa,
         vcpus: partition.config.cpus.len(),
-        its_count: partition.vits.len(),
+        its_count: partition.vits_count(),
         pci: partition.pci.is_some(),
     };
     map.device_at(Ipa(ipa), |ipa| super::msix::owns(partition, ipa.raw()))
