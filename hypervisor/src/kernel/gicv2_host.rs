@@ -1,7 +1,7 @@
 //! The physical GIC-400 (GICv2 with the virtualization extensions) on
 //! GICv2 hosts such as the Raspberry Pi 4: distributor and per-CPU
-//! interface set-up, the interrupt path at EL2 through GICC_IAR / EOIR /
-//! DIR (EOImode 1: EOIR drops the priority, DIR deactivates), and kicks
+//! interface set-up (EOImode 1: EOIR drops the priority, DIR deactivates;
+//! `interrupts.rs` takes the interrupts through [`cpu_interface`]), and kicks
 //! between CPUs as physical SGIs through GICD_SGIR. The GICv3 path
 //! (`drivers::gicv3`, `vgic.rs`) is not used on such a host: the kernel's
 //! hooks ask [`active`] first.

@@ -1,6 +1,8 @@
 //! The physical interrupt machinery the kernel owns: each CPU's
 //! redistributor, LPIs (property table, INTID allocator), the ITS with one
-//! collection per CPU, and the PCI devices found behind the host bridge.
+//! collection per CPU and its command queue as a sink ([`ItsQueue`]), the
+//! timer PPIs forwarded to vCPUs, and the PCI devices found behind the
+//! host bridge.
 
 use super::{early, machine, percpu};
 use crate::boot::platform::Gic;
