@@ -27,8 +27,8 @@
 
 use super::pci_tests;
 use super::timer_tests::{Timer, VTIMER};
-use super::vits_tests::{self, its, Cmd, Env, FIRST_LPI};
-use super::{bootarg, counter, fdt, gic, psci};
+use super::vits_tests::{self, its, now_ms, Cmd, Env, FIRST_LPI};
+use super::{bootarg, fdt, gic, psci};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// First DeviceID of the flood's devices (the edu is 0x8, the check device 0x10).
@@ -62,11 +62,6 @@ static mut COLLECTIONS: CollectionTable = CollectionTable([[0; 0x1_0000]; COLLEC
 #[repr(C, align(256))]
 struct Itts([[u8; 8 << EVENT_BITS]; MAX_DEVICES]);
 static mut ITTS: Itts = Itts([[0; 8 << EVENT_BITS]; MAX_DEVICES]);
-
-/// Counter time in milliseconds (every partition shares the counter).
-fn now_ms() -> u64 {
-    counter() / (super::vgic_tests::freq() / 1000).max(1)
-}
 
 /// A decimal bootarg, or `default`.
 fn arg(key: &str, default: u64) -> u64 {

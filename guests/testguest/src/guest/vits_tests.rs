@@ -364,8 +364,7 @@ impl Env {
     pub(super) fn sync(&self, cpu: usize) -> Cmd {
         Cmd::sync(self.rdb[cpu])
     }
-    /// The ITS driver itself (for scenarios that size its tables or
-    /// tolerate queue errors).
+    /// The ITS driver itself (for scenarios that resize its tables).
     pub(super) fn its(&mut self) -> &mut Its {
         &mut self.its
     }
@@ -1083,7 +1082,7 @@ fn doorbell_count() -> u64 {
 
 /// Counter time in milliseconds since the machine started (CNTVOFF_EL2 is
 /// 0 in every partition, so all partitions share this clock).
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     let freq: u64;
     // SAFETY: reading CNTFRQ_EL0 has no side effects.
     unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) freq) };
