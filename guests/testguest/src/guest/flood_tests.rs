@@ -217,12 +217,17 @@ pub fn flood() -> ! {
         send_each(&mut env, "INT of every event", devices * events, |k| {
             Cmd::int(FLOOD_DEVICE + k / events, k % events)
         });
-        send_each(
-            &mut env,
-            "MOVALL of everything pending both ways",
-            2,
-            movall,
-        );
+        // Everything pending, both ways, each MOVALL alone in one CWRITER
+        // write: how long that write's trap took (the work a MOVALL puts
+        // in one trap, unless the hypervisor resumes it on later ones).
+        for i in 0..2 {
+            let us = match env.its().send_timing_cwriter(&[movall(i)]) {
+                Ok(ticks) => ticks * 1_000_000 / super::vgic_tests::freq(),
+                Err(e) => vits_tests::fail(format_args!("MOVALL of everything pending: {e}")),
+            };
+            println!("flood: round {}: MOVALL of everything pending, vCPU {i} -> vCPU {}: its CWRITER write took {us} us", rounds + 1, 1 - i);
+        }
+        env.send(&[env.sync(0), env.sync(1)], "SYNC after MOVALL");
         send_each(&mut env, "MAPC retarget", retarget.min(ids), |i| {
             Cmd::mapc(i as u16, rdb[((i + rounds + 1) % 2) as usize], true)
         });
