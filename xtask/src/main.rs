@@ -10,6 +10,7 @@ mod linux;
 mod qemu;
 mod scenarios;
 mod scenarios_dma;
+mod scenarios_flood;
 mod scenarios_guest_arch;
 mod scenarios_linux;
 mod scenarios_passthrough;

@@ -258,6 +258,7 @@ fn scenarios() -> Vec<Scenario> {
     ];
     all.extend(crate::scenarios_passthrough::scenarios());
     all.extend(crate::scenarios_dma::scenarios());
+    all.extend(crate::scenarios_flood::scenarios());
     all.extend(crate::scenarios_vgic::scenarios());
     all.extend(crate::scenarios_vits::scenarios());
     all.extend(crate::scenarios_wfi::scenarios());

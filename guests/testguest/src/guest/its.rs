@@ -707,6 +707,75 @@ impl Its {
         Err("GITS_BASER<n>.Page_Size did not settle")
     }
 
+    /// GITS_TYPER.CIL and CIDbits: how many collection IDs the ITS
+    /// accepts (16 bits when CIL is 0, IHI 0069 GITS_TYPER).
+    pub fn collection_ids(&self) -> u32 {
+        if self.typer & (1 << 36) != 0 {
+            1 << (((self.typer >> 32) & 0xf) as u32 + 1)
+        } else {
+            1 << 16
+        }
+    }
+
+    /// Entries of the Collection table as the ITS kept its BASER: bytes
+    /// ((Size + 1) pages of Page_Size) over Entry_Size; 0 without one.
+    pub fn collection_table_entries(&self) -> u64 {
+        let Some(&v) = self.basers.iter().find(|&&v| (v >> 56) & 7 == 4) else {
+            return 0;
+        };
+        if v & gits::VALID == 0 {
+            return 0;
+        }
+        let page = match (v >> 8) & 3 {
+            0 => 0x1000,
+            1 => 0x4000,
+            _ => 0x1_0000,
+        };
+        let entry = ((v >> 48) & 0x1f) + 1;
+        ((v & 0xff) + 1) * page / entry
+    }
+
+    /// Moves the Collection table to `pages` 64 KiB pages at `mem` (64 KiB
+    /// aligned, zeroed, the caller's): disables the ITS (waiting for
+    /// Quiescent), rewrites that BASER, enables it again. For a guest
+    /// that wants every collection ID the ITS allows in its table.
+    pub fn replace_collection_table(&mut self, mem: u64, pages: u64) -> Result<(), &'static str> {
+        let n = self
+            .basers
+            .iter()
+            .position(|&v| (v >> 56) & 7 == 4)
+            .ok_or("no Collection table to replace")?;
+        let base = self.base;
+        write32(
+            base + gits::CTLR,
+            read32(base + gits::CTLR) & !gits::CTLR_ENABLED,
+        );
+        if !wait_for(|| read32(base + gits::CTLR) & gits::CTLR_QUIESCENT != 0) {
+            return Err("GITS_CTLR.Quiescent did not read 1 after disabling");
+        }
+        let old = self.basers[n];
+        let ro = old & ((7 << 56) | (0x1f << 48));
+        let want = gits::VALID
+            | gits::INNER_NC
+            | ro
+            | (mem & 0x0000_ffff_ffff_0000)
+            | (0b10 << 8)
+            | (pages.clamp(1, 256) - 1);
+        let reg = base + gits::BASER + 8 * n;
+        write64(reg, want);
+        let got = read64(reg);
+        dsb();
+        write32(
+            base + gits::CTLR,
+            read32(base + gits::CTLR) | gits::CTLR_ENABLED,
+        );
+        if got & gits::VALID == 0 || (got >> 8) & 3 != 0b10 {
+            return Err("the new Collection table's BASER did not stick");
+        }
+        self.basers[n] = got;
+        Ok(())
+    }
+
     /// An ITT for `events` EventIDs (256-byte aligned, from a 1 KiB slot),
     /// or an error if the slots are used up or it would not fit one.
     pub fn alloc_itt(&mut self, events: usize) -> Result<u64, &'static str> {

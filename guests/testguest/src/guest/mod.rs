@@ -4,6 +4,7 @@ mod boot;
 #[macro_use]
 mod console;
 mod dma_tests;
+mod flood_tests;
 mod gic;
 mod gicv2_tests;
 mod mmio;

@@ -102,6 +102,8 @@ pub fn run(scenario: &str, boots: usize) -> ! {
         "timer-both" => super::timer_tests::both(),
         "timer-pending" => super::timer_tests::pending(),
         "pending-table" => super::pending_table_tests::run(),
+        "flood" => super::flood_tests::flood(),
+        "flood-neighbour" => super::flood_tests::neighbour(),
         s @ ("vits-basic" | "vits-pending-moves" | "vits-config" | "vits-garbage"
         | "vits-second") => {
             // The vITS scenarios and their ITS driver (vits_tests.rs, its.rs).
@@ -123,6 +125,23 @@ pub fn secondary(index: u64) -> ! {
         unsafe { core::arch::asm!("wfe") };
         super::vgic_tests::secondary_poll(index);
     }
+}
+
+/// Runs `f`, which is to take (at most) one synchronous exception of class
+/// `class` (0x25: data abort from EL1, 0: unknown/undefined) that resumes
+/// after the faulting instruction; returns its ESR_EL1 (0: none taken).
+/// Any other exception meanwhile fails as usual.
+pub(super) fn expecting_fault(class: u64, f: impl FnOnce()) -> u64 {
+    let flag = if class == 0 {
+        &EXPECT_UNDEF
+    } else {
+        &EXPECT_ABORT
+    };
+    ABORT_ESR.store(0, Ordering::Release);
+    flag.store(true, Ordering::Release);
+    f();
+    flag.store(false, Ordering::Release);
+    ABORT_ESR.load(Ordering::Acquire)
 }
 
 /// Handles a synchronous exception; returns where to resume.
@@ -339,7 +358,7 @@ fn escape_at(target: u64) {
 /// faulted, which faults again, forever (what a kernel that lost its
 /// vectors, or a file that is not a kernel, does). The hypervisor must stop
 /// this partition with a reason, and nothing else may notice.
-fn stuck() -> ! {
+pub(super) fn stuck() -> ! {
     let ram_end = fdt()
         .memory()
         .regions()

@@ -21,7 +21,7 @@ use super::vgic_tests::{freq, settle, setup_boot_cpu, wait_until};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The EL1 virtual timer's PPI.
-const VTIMER: u32 = 27;
+pub(super) const VTIMER: u32 = 27;
 /// The EL1 physical timer's PPI.
 const PTIMER: u32 = 30;
 /// CNTx_CTL.ENABLE.
@@ -33,7 +33,7 @@ const CTL_ISTATUS: u64 = 1 << 2;
 
 /// One of the two EL1 timers.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Timer {
+pub(super) enum Timer {
     Virtual,
     Physical,
 }
@@ -63,7 +63,7 @@ impl Timer {
     }
 
     /// The counter it compares against (CNTVCT_EL0 or CNTPCT_EL0).
-    fn now(self) -> u64 {
+    pub(super) fn now(self) -> u64 {
         let v: u64;
         // SAFETY: reading a counter has no side effects.
         unsafe {
@@ -100,7 +100,7 @@ impl Timer {
     }
 
     /// Writes CNTx_CVAL_EL0 (the absolute deadline) and remembers it.
-    fn set_cval(self, v: u64) {
+    pub(super) fn set_cval(self, v: u64) {
         DEADLINE[self.index()].store(v, Ordering::Release);
         // SAFETY: this vCPU's own timer only.
         unsafe {
@@ -112,9 +112,14 @@ impl Timer {
     }
 
     /// Arms it `ms` milliseconds from now, enabled and unmasked.
-    fn arm_in(self, ms: u64) {
+    pub(super) fn arm_in(self, ms: u64) {
         self.set_cval(self.now() + freq() / 1000 * ms);
         self.set_ctl(CTL_ENABLE);
+    }
+
+    /// The deadline it was last given through [`Self::set_cval`].
+    pub(super) fn deadline(self) -> u64 {
+        DEADLINE[self.index()].load(Ordering::Acquire)
     }
 
     fn of_ppi(intid: u32) -> Option<Self> {

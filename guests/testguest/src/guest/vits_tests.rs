@@ -67,7 +67,7 @@ static V1_SPINS: AtomicU32 = AtomicU32::new(0);
 /// The scenario's name, for FAIL lines (index into NAMES).
 static NAME: AtomicUsize = AtomicUsize::new(0);
 /// Scenario names.
-const NAMES: [&str; 8] = [
+const NAMES: [&str; 10] = [
     "vits-basic",
     "vits-pending-moves",
     "vits-config",
@@ -76,6 +76,8 @@ const NAMES: [&str; 8] = [
     "passthrough-msix",
     "passthrough-pair",
     "passthrough-reset",
+    "flood",
+    "flood-neighbour",
 ];
 /// Which ITS of the device tree the scenario drives (vits-second: the second).
 static ITS_INDEX: AtomicUsize = AtomicUsize::new(0);
@@ -151,7 +153,7 @@ fn cpu_index() -> usize {
 /// acknowledged through ICC_IAR1_EL1): count, end with ICC_EOIR1_EL1
 /// (EOImode 0). No printing: the interrupted code may hold the console
 /// lock.
-fn count_irq(intid: u32) {
+pub(super) fn count_irq(intid: u32) {
     let cpu = cpu_index().min(MAX_CPUS - 1);
     match intid.checked_sub(FIRST_LPI).map(|i| i as usize) {
         Some(i) if i < TRACKED => {
@@ -324,6 +326,19 @@ pub(super) fn expect(before: &Snap, want: &[(usize, u32, u32)], what: &str) {
     }
 }
 
+/// How often tracked LPI `intid` was taken on vCPU `cpu` (0 if untracked).
+pub(super) fn taken(cpu: usize, intid: u32) -> u32 {
+    intid
+        .checked_sub(FIRST_LPI)
+        .and_then(|i| COUNTS.get(cpu)?.get(i as usize))
+        .map_or(0, |c| c.load(Ordering::Acquire))
+}
+
+/// Interrupts taken on any vCPU that are not tracked LPIs.
+pub(super) fn untracked() -> u32 {
+    OTHER.iter().map(|o| o.load(Ordering::Acquire)).sum()
+}
+
 /// Total interrupts taken on vCPU `cpu` (tracked and other).
 fn total(cpu: usize) -> u32 {
     let s = snap();
@@ -348,6 +363,14 @@ impl Env {
     /// SYNC on vCPU `cpu`'s redistributor.
     pub(super) fn sync(&self, cpu: usize) -> Cmd {
         Cmd::sync(self.rdb[cpu])
+    }
+    /// The ITS driver itself (for scenarios that resize its tables).
+    pub(super) fn its(&mut self) -> &mut Its {
+        &mut self.its
+    }
+    /// The LPI configuration table.
+    pub(super) fn lpis(&self) -> &LpiTables {
+        &self.lpis
     }
 }
 
@@ -1059,7 +1082,7 @@ fn doorbell_count() -> u64 {
 
 /// Counter time in milliseconds since the machine started (CNTVOFF_EL2 is
 /// 0 in every partition, so all partitions share this clock).
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     let freq: u64;
     // SAFETY: reading CNTFRQ_EL0 has no side effects.
     unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) freq) };
@@ -1068,7 +1091,7 @@ fn now_ms() -> u64 {
 
 /// Maps `device` event 0 -> LPI 8192 on collection 0 (vCPU 0), collection
 /// 1 -> vCPU 1, as `passthrough_msi` does; returns the environment.
-fn passthrough_setup(device: u32) -> Env {
+pub(super) fn passthrough_setup(device: u32) -> Env {
     let mut env = setup();
     enable_lpis(&env, 1);
     let d = mapd(&mut env, device);
