@@ -177,11 +177,7 @@ fn init_gic(platform: &Platform) {
                 // SAFETY: mapped just above; GITS_TYPER is a read-only ID register.
                 let typer =
                     unsafe { crate::drivers::its::read_typer(its.registers.start.raw() as usize) };
-                crate::println!(
-                    "ITS      {}: {}",
-                    its.registers.start,
-                    crate::gic::regs::its::GitsTyper(typer)
-                );
+                crate::println!("ITS      {}: {}", its.registers.start, typer);
             }
         }
         Gic::V2(gic) => super::gicv2_host::init(gic),
