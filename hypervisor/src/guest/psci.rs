@@ -167,14 +167,13 @@ impl PowerStates {
 
     /// The vCPU whose MPIDR is `mpidr`, if it exists in this partition.
     pub fn vcpu_of_mpidr(&self, mpidr: u64) -> Option<VcpuIndex> {
-        let index = usize::try_from(mpidr & 0xff_00ff_ffff).ok()?;
-        (index < self.vcpus.len()).then_some(VcpuIndex::new(index as u16))
+        VcpuIndex::from_affinity(mpidr, self.vcpus.len())
     }
 
     /// The state of `vcpu`.
     pub fn get(&self, vcpu: VcpuIndex) -> VcpuPower {
         self.vcpus
-            .get(vcpu.get() as usize)
+            .get(vcpu.index())
             .copied()
             .unwrap_or(VcpuPower::Off)
     }
@@ -199,12 +198,12 @@ impl PowerStates {
         entry_ok: bool,
     ) -> Result<VcpuIndex, i64> {
         let vcpu = self.vcpu_of_mpidr(target).ok_or(ret::INVALID_PARAMETERS)?;
-        match self.vcpus[vcpu.get() as usize] {
+        match self.vcpus[vcpu.index()] {
             VcpuPower::On => Err(ret::ALREADY_ON),
             VcpuPower::OnPending { .. } => Err(ret::ON_PENDING),
             VcpuPower::Off if !entry_ok => Err(ret::INVALID_ADDRESS),
             VcpuPower::Off => {
-                self.vcpus[vcpu.get() as usize] = VcpuPower::OnPending { entry, context };
+                self.vcpus[vcpu.index()] = VcpuPower::OnPending { entry, context };
                 Ok(vcpu)
             }
         }
@@ -212,7 +211,7 @@ impl PowerStates {
 
     /// The vCPU's physical CPU picked up a pending CPU_ON: returns (entry, context).
     pub fn take_pending(&mut self, vcpu: VcpuIndex) -> Option<(u64, u64)> {
-        let slot = self.vcpus.get_mut(vcpu.get() as usize)?;
+        let slot = self.vcpus.get_mut(vcpu.index())?;
         match *slot {
             VcpuPower::OnPending { entry, context } => {
                 *slot = VcpuPower::On;
@@ -224,7 +223,7 @@ impl PowerStates {
 
     /// CPU_OFF of `vcpu`.
     pub fn cpu_off(&mut self, vcpu: VcpuIndex) {
-        if let Some(v) = self.vcpus.get_mut(vcpu.get() as usize) {
+        if let Some(v) = self.vcpus.get_mut(vcpu.index()) {
             *v = VcpuPower::Off;
         }
     }

@@ -386,7 +386,7 @@ fn build_partitions(manifest: Manifest) {
             ));
         };
         for (v, cpu) in config.cpus.iter().enumerate() {
-            assignment[cpu.get() as usize] = Some((i, VcpuIndex::new(v as u16)));
+            assignment[cpu.index()] = Some((i, VcpuIndex::new(v as u16)));
         }
         let name = config.name.clone();
         let vmid = match vmids.alloc() {

@@ -67,7 +67,7 @@ pub fn partition_output(
     line: Option<Vec<u8>>,
     partial: impl FnOnce() -> Vec<u8>,
 ) {
-    let index = partition.id.get() as usize;
+    let index = partition.id.index();
     let mut out = Vec::new();
     let mut mux = MUX.lock();
     // Raw terminal bytes only from the guest the operator is typing into.

@@ -12,7 +12,7 @@
 
 use super::{early, machine, percpu};
 use crate::boot::platform::GicV2;
-use crate::drivers::gicv2::{CpuInterface, Distributor, HypInterface, SPURIOUS};
+use crate::drivers::gicv2::{CpuInterface, Distributor, HypInterface};
 use crate::drivers::gicv3::SGI_KICK;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use spin::Once;
@@ -137,12 +137,12 @@ pub fn take_physical_interrupts(
     };
     for _ in 0..64 {
         let iar = gicc.acknowledge();
-        // IAR[9:0] is the INTID; 1020-1023 are special (none pending).
-        if (iar & 0x3ff) >= 1020 || iar == SPURIOUS {
+        // 1020-1023 are special (1023: nothing pending).
+        let Some(intid) = crate::ids::PhysIntId::from_acknowledge(iar.interrupt_id()) else {
             break;
-        }
+        };
         gicc.end_of_interrupt(iar);
-        let intid = iar & 0x3ff;
+        let intid = intid.get();
         match running {
             Some((partition, vcpu)) if super::vgic::FORWARDED_PPIS.contains(&intid) => {
                 super::vgicv2::inject_forwarded(partition, vcpu, intid);

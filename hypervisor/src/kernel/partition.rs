@@ -274,7 +274,7 @@ impl Partition {
 
     /// The physical CPU that runs `vcpu`.
     pub fn cpu_of(&self, vcpu: VcpuIndex) -> Option<CpuIndex> {
-        self.config.cpus.get(vcpu.get() as usize).copied()
+        self.config.cpus.get(vcpu.index()).copied()
     }
 
     /// Loads the next life: releases the last one, builds fresh models,
@@ -324,7 +324,7 @@ impl Partition {
             guest_devices: devices,
             guest_events: events,
             guest_lpis: events,
-            guest_routes: super::msi_route::routes_to(self.id.get() as usize),
+            guest_routes: super::msi_route::routes_to(self.id.index()),
             ..ItsFootprint::default()
         };
         if let Some(Some(g)) = self.gicv4.get() {

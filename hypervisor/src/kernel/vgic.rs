@@ -421,7 +421,7 @@ fn is_doorbell(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
         p.gicv4
             .get()
             .and_then(Option::as_ref)
-            .is_some_and(|g| g.doorbells.get(v.get() as usize) == Some(&lpi))
+            .is_some_and(|g| g.doorbells.get(v.index()) == Some(&lpi))
     })
 }
 
@@ -463,12 +463,12 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
         return;
     }
     for _ in 0..64 {
-        let intid = cpu_interface::acknowledge();
-        if (1020..8192).contains(&intid) {
+        let Some(acknowledged) = cpu_interface::acknowledge() else {
             break;
-        }
+        };
         // EL2 runs with EOImode 1: EOIR only drops the priority.
-        cpu_interface::end_of_interrupt(intid);
+        cpu_interface::end_of_interrupt(acknowledged);
+        let intid = acknowledged.get();
         match running {
             Some((partition, vcpu)) if FORWARDED_PPIS.contains(&intid) => {
                 // Stays active until the guest deactivates its HW-linked twin.
@@ -487,13 +487,13 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
             }
             _ if super::smmu::is_interrupt(intid) => {
                 super::smmu::on_interrupt();
-                cpu_interface::deactivate(intid);
+                cpu_interface::deactivate(acknowledged);
             }
             _ if super::console::is_input_interrupt(intid) => {
                 super::console::take_input(running);
-                cpu_interface::deactivate(intid);
+                cpu_interface::deactivate(acknowledged);
             }
-            _ => cpu_interface::deactivate(intid),
+            _ => cpu_interface::deactivate(acknowledged),
         }
     }
 }
