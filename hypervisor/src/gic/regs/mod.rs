@@ -149,6 +149,15 @@ pub(crate) const fn bits64(hi: u32, lo: u32) -> u64 {
     (u64::MAX >> (63 - (hi - lo))) << lo
 }
 
+/// Writes " NAME" when `set`, for the banners.
+fn flag(f: &mut fmt::Formatter<'_>, set: bool, name: &str) -> fmt::Result {
+    if set {
+        write!(f, " {name}")
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod layout_tests {
     use super::*;
@@ -221,14 +230,5 @@ mod layout_tests {
         assert_eq!(b.get(0x11a0_3344), 0xa0);
         assert_eq!(IntidByte::of(3).set(0, 0xff), 0xff00_0000);
         assert_eq!(IntidByte::of(4).get(0xff00_00ab), 0xab);
-    }
-}
-
-/// Writes " NAME" when `set`, for the banners.
-fn flag(f: &mut fmt::Formatter<'_>, set: bool, name: &str) -> fmt::Result {
-    if set {
-        write!(f, " {name}")
-    } else {
-        Ok(())
     }
 }
