@@ -304,6 +304,25 @@ mod tests {
     }
 
     #[test]
+    fn targets_are_bounded_by_the_vcpu_count_and_aff2_aff3() {
+        let mut p = PowerStates::new(2);
+        // Aff2 or Aff3 on top of a valid Aff0: no vCPU.
+        assert_eq!(
+            p.cpu_on(1 << 16 | 1, 4, 0, true),
+            Err(ret::INVALID_PARAMETERS)
+        );
+        assert_eq!(p.affinity_info(1 << 32 | 1, 0), ret::INVALID_PARAMETERS);
+        // The last vCPU is a target; one past it is not.
+        assert_eq!(p.affinity_info(1, 0), 1);
+        assert_eq!(p.affinity_info(2, 0), ret::INVALID_PARAMETERS);
+        // Non-affinity MPIDR bits (RES1, MT) are not part of the target.
+        assert_eq!(
+            p.cpu_on(1 << 31 | 1 << 24 | 1, 4, 0, true),
+            Ok(VcpuIndex::new(1))
+        );
+    }
+
+    #[test]
     fn features_lists_what_is_implemented() {
         assert!(implemented(function::CPU_ON_64));
         assert!(!implemented(0x8400_0012));
