@@ -118,6 +118,10 @@ pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
                 for p in partitions {
                     p.log_status();
                 }
+                if let Some(its) = super::irq::its() {
+                    let skipped = its.skipped_commands();
+                    log::info!("physical ITS: {skipped} commands skipped after a stall");
+                }
             }
             Input::Focus { index } => {
                 let p = &partitions[index];
