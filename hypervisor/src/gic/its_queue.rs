@@ -26,6 +26,10 @@ use super::regs::its::{GitsCreadr, GitsCwriter};
 pub const COMMAND_BYTES: u64 = 32;
 /// Largest queue GITS_CBASER can describe: 256 pages of 4 KiB.
 pub const MAX_QUEUE_BYTES: u64 = 256 * 4096;
+/// Reads of GITS_CREADR that may still show the queue stalled on a slot
+/// just rewritten and retried (the ITS acts on Retry in its own time)
+/// before the ITS is taken to have stalled on the replacement too.
+pub const RESTALL_POLLS: u32 = 256;
 
 /// The memory and registers behind one command queue.
 pub trait CommandQueueHw {
@@ -139,6 +143,8 @@ pub struct CommandQueue<H> {
     /// The slot last overwritten to skip a stall, until GITS_CREADR moves
     /// past it (a second stall there is not retried again).
     skipping: Option<u64>,
+    /// Reads that showed the queue still stalled on `skipping`.
+    restall_polls: u32,
     /// The first command the current batch skipped (offset, opcode).
     batch_skip: Option<(u64, u8)>,
     /// Commands skipped since the queue was set up.
@@ -165,6 +171,7 @@ impl<H: CommandQueueHw> CommandQueue<H> {
             last_read: creadr,
             filler: None,
             skipping: None,
+            restall_polls: 0,
             batch_skip: None,
             skipped: 0,
         })
@@ -275,13 +282,18 @@ impl<H: CommandQueueHw> CommandQueue<H> {
 
     /// The ITS stalled on the command at `offset`: overwrites it with the
     /// filler SYNC and writes GITS_CWRITER.Retry so that the ITS reads the
-    /// slot again. Once per slot: a stall on the replacement is reported.
+    /// slot again. Once per slot: a slot still stalled after
+    /// [`RESTALL_POLLS`] reads is reported.
     fn skip_stalled(&mut self, offset: u64) -> Result<(), QueueError> {
         let Some(filler) = self.filler else {
             return Err(QueueError::Stalled { creadr: offset });
         };
         if self.skipping == Some(offset) {
-            return Err(QueueError::Stalled { creadr: offset });
+            self.restall_polls += 1;
+            if self.restall_polls > RESTALL_POLLS {
+                return Err(QueueError::Stalled { creadr: offset });
+            }
+            return Ok(());
         }
         let raw = self.hw.read_command(offset);
         let opcode = raw[0] as u8;
@@ -296,6 +308,7 @@ impl<H: CommandQueueHw> CommandQueue<H> {
         self.skipped += 1;
         self.batch_skip.get_or_insert((offset, opcode));
         self.skipping = Some(offset);
+        self.restall_polls = 0;
         self.hw.write_command(offset, filler.encode());
         self.retry();
         Ok(())

@@ -21,6 +21,12 @@ struct FakeIts {
     poison_sync: bool,
     /// Writes of GITS_CWRITER with Retry set.
     retries: usize,
+    /// Reads of CREADR that still show Stalled after a Retry.
+    retry_lag: usize,
+    /// What is left of `retry_lag` since the last Retry.
+    lag_left: usize,
+    /// A Retry was written and has not taken effect yet.
+    retry_pending: bool,
     executed: Vec<ItsCommand>,
     cwriter_writes: usize,
     creadr_reads: usize,
@@ -38,6 +44,9 @@ impl FakeIts {
             poison_device: None,
             poison_sync: false,
             retries: 0,
+            retry_lag: 0,
+            lag_left: 0,
+            retry_pending: false,
             executed: Vec::new(),
             cwriter_writes: 0,
             creadr_reads: 0,
@@ -73,13 +82,23 @@ impl CommandQueueHw for FakeIts {
         self.cwriter_writes += 1;
         if value.retry() {
             self.retries += 1;
-            self.stalled = false;
+            self.lag_left = self.retry_lag;
+            self.retry_pending = true;
         }
         self.cwriter = value.byte_offset();
     }
 
     fn read_creadr(&mut self) -> GitsCreadr {
         self.creadr_reads += 1;
+        if self.stalled && self.retry_pending {
+            // Retry takes effect `retry_lag` reads after it was written.
+            if self.lag_left == 0 {
+                self.stalled = false;
+                self.retry_pending = false;
+            } else {
+                self.lag_left -= 1;
+            }
+        }
         for _ in 0..self.rate {
             if self.stalled || self.creadr == self.cwriter {
                 break;
@@ -336,6 +355,24 @@ fn a_stall_on_the_replacement_is_reported_not_retried_forever() {
         })
     );
     assert_eq!(q.hw().retries, 1, "one retry per stalled slot");
+    // Bounded: the first read, the one that saw the stall again, then the grace.
+    assert!(
+        q.hw().creadr_reads <= 4 + RESTALL_POLLS as usize,
+        "{}",
+        q.hw().creadr_reads
+    );
+}
+
+#[test]
+fn an_its_slow_to_act_on_retry_is_given_time_not_reported() {
+    let mut q = stalling_queue(4096, 8);
+    q.hw.retry_lag = 40;
+    assert!(matches!(
+        q.submit(&[int(0), poisoned_mapd(), int(1)], SYNC, 1000),
+        Err(QueueError::Skipped { opcode: 0x08, .. })
+    ));
+    assert_eq!(q.hw().retries, 1);
+    assert_eq!(q.hw().executed, [SYNC, int(0), SYNC, int(1), SYNC]);
 }
 
 #[test]
