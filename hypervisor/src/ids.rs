@@ -281,6 +281,36 @@ full_range_id!(
     PartitionId(u16)
 );
 
+/// The affinity fields of an MPIDR-layout value (Aff3 at [39:32], Aff2..Aff0
+/// at [23:0]), as GICD_IROUTER and PSCI's `target_cpu` carry them.
+const AFFINITY_FIELDS: u64 = 0xff_00ff_ffff;
+
+impl VcpuIndex {
+    /// The vCPU a guest names by affinity (a PSCI `target_cpu`, a
+    /// GICD_IROUTER value): vCPU `i` has Aff1.Aff0 = `i` and Aff3 = Aff2 = 0
+    /// (`sysreg::guest::vmpidr`). Bits outside the affinity fields are not
+    /// looked at. `None` unless the vCPU exists: the index must be below
+    /// `count`, the partition's vCPU count.
+    pub const fn from_affinity(affinity: u64, count: usize) -> Option<Self> {
+        let index = affinity & AFFINITY_FIELDS;
+        if index < count as u64 && index <= u16::MAX as u64 {
+            Some(Self(index as u16))
+        } else {
+            None
+        }
+    }
+}
+
+impl PhysIntId {
+    /// The INTID an interrupt acknowledge returned (ICC_IAR1_EL1.INTID,
+    /// GICC_IAR.InterruptID): `None` for the special INTIDs 1020-1023
+    /// (1023: nothing pending) and the reserved range, which name no
+    /// interrupt to end or deactivate.
+    pub const fn from_acknowledge(raw: u32) -> Option<Self> {
+        Self::new(raw)
+    }
+}
+
 /// Index of a physical CPU in the platform's CPU list (0-based), below
 /// [`CpuIndex::COUNT`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -456,7 +486,70 @@ mod tests {
         assert_eq!(VcpuIndex::from_index(65536), None);
     }
 
+    #[test]
+    fn vcpu_from_affinity_takes_aff1_aff0_below_the_count() {
+        assert_eq!(VcpuIndex::from_affinity(0, 1), Some(VcpuIndex::new(0)));
+        assert_eq!(VcpuIndex::from_affinity(3, 4), Some(VcpuIndex::new(3)));
+        assert_eq!(VcpuIndex::from_affinity(4, 4), None);
+        assert_eq!(VcpuIndex::from_affinity(0, 0), None);
+        // Aff1.Aff0 = 0x0102 is vCPU 258.
+        assert_eq!(
+            VcpuIndex::from_affinity(0x0102, 300),
+            Some(VcpuIndex::new(258))
+        );
+        // Aff2 or Aff3 set: no vCPU has it.
+        assert_eq!(VcpuIndex::from_affinity(1 << 16, usize::MAX), None);
+        assert_eq!(VcpuIndex::from_affinity(1 << 32, usize::MAX), None);
+        // MPIDR's RES1 bit 31 and MT (bit 24) are not affinity.
+        assert_eq!(
+            VcpuIndex::from_affinity((1 << 31) | (1 << 24) | 2, 3),
+            Some(VcpuIndex::new(2))
+        );
+    }
+
+    #[test]
+    fn acknowledged_intid_excludes_the_special_ones() {
+        assert_eq!(PhysIntId::from_acknowledge(1023), None);
+        assert_eq!(PhysIntId::from_acknowledge(1020), None);
+        assert_eq!(
+            PhysIntId::from_acknowledge(1019).map(PhysIntId::get),
+            Some(1019)
+        );
+        assert_eq!(
+            PhysIntId::from_acknowledge(8192).map(PhysIntId::get),
+            Some(8192)
+        );
+        assert_eq!(PhysIntId::from_acknowledge(8191), None);
+    }
+
     proptest! {
+        #[test]
+        fn vcpu_from_affinity_round_trips_at_the_count_edge(count in 0usize..70_000, delta in -2i64..2) {
+            let raw = (count as i64 + delta).max(0) as u64;
+            let expect = (raw < count as u64 && raw <= u64::from(u16::MAX)).then_some(raw as u16);
+            prop_assert_eq!(VcpuIndex::from_affinity(raw, count).map(VcpuIndex::get), expect);
+        }
+
+        #[test]
+        fn vcpu_from_affinity_ignores_non_affinity_bits(index in 0u64..0x1_0000, junk in any::<u64>()) {
+            let noise = junk & !AFFINITY_FIELDS;
+            prop_assert_eq!(
+                VcpuIndex::from_affinity(index | noise, 0x1_0000),
+                Some(VcpuIndex::new(index as u16))
+            );
+            // Aff2/Aff3 set: never a vCPU.
+            let high = junk & AFFINITY_FIELDS & !0xffff;
+            if high != 0 {
+                prop_assert_eq!(VcpuIndex::from_affinity(index | high, usize::MAX), None);
+            }
+        }
+
+        #[test]
+        fn acknowledged_intid_round_trips_near_the_special_range(raw in 1010u32..8200) {
+            let expect = intid_in_range(raw).then_some(raw);
+            prop_assert_eq!(PhysIntId::from_acknowledge(raw).map(PhysIntId::get), expect);
+        }
+
         #[test]
         fn intid_new_round_trips_exactly_on_its_range(raw in any::<u32>()) {
             let expect = intid_in_range(raw).then_some(raw);

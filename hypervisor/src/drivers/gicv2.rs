@@ -13,6 +13,8 @@ use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
 
+use crate::gic::regs::v2::{GiccIar, GicdCtlrV2, GicdSgir, GicdTyperV2};
+use crate::gic::regs::{IcfgrEdge, IntidBit, IntidByte};
 use crate::vgicv2::{ListRegisterV2, LrImageV2, Vtr};
 
 register_bitfields! [u32,
@@ -98,6 +100,8 @@ register_structs! {
 pub const SPURIOUS: u32 = 1023;
 /// Lowest priority the PMR lets through (all 8 bits: every implemented level).
 const PMR_ALL: u32 = 0xff;
+/// The priority SPIs are given (a middle one, as on the GICv3 host).
+const SPI_PRIORITY: u8 = 0xa0;
 
 /// The distributor at a fixed address.
 pub struct Distributor {
@@ -128,33 +132,33 @@ impl Distributor {
 
     /// SPIs implemented: 32 * (ITLinesNumber + 1) - 32.
     pub fn spis(&self) -> u32 {
-        32 * (self.regs().typer.get() & 0x1f)
+        GicdTyperV2(self.regs().typer.get()).spis()
     }
 
     /// Turns forwarding on (GICD_CTLR.Enable).
     pub fn enable(&self) {
-        self.regs().ctlr.set(1);
+        self.regs().ctlr.set(GicdCtlrV2(0).with_enable(true).0);
     }
 
     /// Configures and enables SPI `intid`: edge or level, priority 0xa0,
     /// delivered to the CPU interfaces in `targets` (a byte mask).
     pub fn enable_spi(&self, intid: u32, edge: bool, targets: u8) {
-        let (word, bit) = ((intid / 32) as usize, intid % 32);
-        let byte = (intid % 4) * 8;
         let regs = self.regs();
-        let Some(icfgr) = regs.icfgr.get((intid / 16) as usize) else {
+        let config = IcfgrEdge::of(intid);
+        let Some(icfgr) = regs.icfgr.get(config.register) else {
             return;
         };
-        let shift = (intid % 16) * 2 + 1;
-        icfgr.set((icfgr.get() & !(1 << shift)) | (u32::from(edge) << shift));
-        if let Some(priority) = regs.ipriorityr.get((intid / 4) as usize) {
-            priority.set((priority.get() & !(0xff << byte)) | (0xa0 << byte));
+        icfgr.set(config.apply(icfgr.get(), edge));
+        let byte = IntidByte::of(intid);
+        if let Some(priority) = regs.ipriorityr.get(byte.register) {
+            priority.set(byte.set(priority.get(), SPI_PRIORITY));
         }
-        if let Some(target) = regs.itargetsr.get((intid / 4) as usize) {
-            target.set((target.get() & !(0xff << byte)) | (u32::from(targets) << byte));
+        if let Some(target) = regs.itargetsr.get(byte.register) {
+            target.set(byte.set(target.get(), targets));
         }
-        if let Some(enable) = regs.isenabler.get(word) {
-            enable.set(1 << bit);
+        let bit = IntidBit::of(intid);
+        if let Some(enable) = regs.isenabler.get(bit.register) {
+            enable.set(bit.mask);
         }
     }
 
@@ -163,14 +167,14 @@ impl Distributor {
     /// always-enabled, the write is then ignored).
     pub fn enable_private(&self, intid: u32) {
         if intid < 32 {
-            self.regs().isenabler[0].set(1 << intid);
+            self.regs().isenabler[0].set(IntidBit::of(intid).mask);
         }
     }
 
     /// Disables PPI `intid` (< 32) on the calling CPU (GICD_ICENABLER0).
     pub fn disable_private(&self, intid: u32) {
         if intid < 32 {
-            self.regs().icenabler[0].set(1 << intid);
+            self.regs().icenabler[0].set(IntidBit::of(intid).mask);
         }
     }
 
@@ -178,7 +182,7 @@ impl Distributor {
     /// (GICD_ICACTIVER0, banked).
     pub fn deactivate_private(&self, intid: u32) {
         if intid < 32 {
-            self.regs().icactiver[0].set(1 << intid);
+            self.regs().icactiver[0].set(IntidBit::of(intid).mask);
         }
     }
 
@@ -186,15 +190,13 @@ impl Distributor {
     /// to 7 are banked and read-only, each byte reading as the accessing
     /// CPU's own mask (IHI 0048B, 4.3.12). 0 on a uniprocessor GIC.
     pub fn own_target_mask(&self) -> u8 {
-        (self.regs().itargetsr[0].get() & 0xff) as u8
+        IntidByte::of(0).get(self.regs().itargetsr[0].get())
     }
 
     /// Sends SGI `sgi` to the CPU interfaces in `targets` (GICD_SGIR
     /// TargetListFilter 0b00): the kick that pulls a CPU out of its guest.
     pub fn send_sgi(&self, sgi: u8, targets: u8) {
-        self.regs()
-            .sgir
-            .set((u32::from(targets) << 16) | u32::from(sgi & 0xf));
+        self.regs().sgir.set(GicdSgir::to_list(sgi, targets).0);
     }
 }
 
@@ -237,20 +239,20 @@ impl CpuInterface {
             .modify(GiccCtlr::ENABLE_GRP0::SET + GiccCtlr::EOI_MODE_NS::SET);
     }
 
-    /// Acknowledges the highest pending interrupt: the raw GICC_IAR value
-    /// (an SGI's source CPU is in bits [12:10] and must go back to EOIR).
-    pub fn acknowledge(&self) -> u32 {
-        self.regs().iar.get()
+    /// Acknowledges the highest pending interrupt: GICC_IAR (an SGI's
+    /// source CPU is in CPUID and must go back to EOIR and DIR).
+    pub fn acknowledge(&self) -> GiccIar {
+        GiccIar(self.regs().iar.get())
     }
 
     /// Drops the running priority of `iar` (the value [`Self::acknowledge`] gave).
-    pub fn end_of_interrupt(&self, iar: u32) {
-        self.regs().eoir.set(iar);
+    pub fn end_of_interrupt(&self, iar: GiccIar) {
+        self.regs().eoir.set(iar.0);
     }
 
     /// Deactivates `iar` (the value [`Self::acknowledge`] gave).
-    pub fn deactivate(&self, iar: u32) {
-        self.regs().dir.set(iar);
+    pub fn deactivate(&self, iar: GiccIar) {
+        self.regs().dir.set(iar.0);
     }
 }
 

@@ -19,17 +19,57 @@ use crate::gic::regs::{Cacheability, Shareability};
 use crate::mm::PhysAddr;
 use alloc::vec::Vec;
 use spin::Mutex;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
-/// Register offsets in the ITS control frame.
-mod off {
-    pub const CTLR: usize = 0x0;
-    pub const TYPER: usize = 0x8;
-    pub const CBASER: usize = 0x80;
-    pub const CWRITER: usize = 0x88;
-    pub const CREADR: usize = 0x90;
-    pub const BASER: usize = 0x100;
-    /// GITS_TRANSLATER, in the translation frame (+64 KiB).
-    pub const TRANSLATER: usize = 0x1_0040;
+register_structs! {
+    /// The ITS's two 64 KiB frames (IHI 0069, 12.19: the control frame
+    /// ITS_base, then the translation frame with GITS_TRANSLATER).
+    GitsRegs {
+        (0x0000 => ctlr: ReadWrite<u32>),
+        (0x0004 => iidr: ReadOnly<u32>),
+        (0x0008 => typer: ReadOnly<u64>),
+        (0x0010 => _reserved0),
+        (0x0080 => cbaser: ReadWrite<u64>),
+        (0x0088 => cwriter: ReadWrite<u64>),
+        (0x0090 => creadr: ReadOnly<u64>),
+        (0x0098 => _reserved1),
+        (0x0100 => baser: [ReadWrite<u64>; 8]),
+        (0x0140 => _reserved2),
+        (0x1_0040 => translater: WriteOnly<u32>),
+        (0x1_0044 => @END),
+    }
+}
+
+/// The register block of the ITS at `base`.
+///
+/// # Safety
+/// `base` must map an ITS's two frames as device memory for as long as the
+/// reference is used.
+unsafe fn regs<'a>(base: usize) -> &'a GitsRegs {
+    // SAFETY: the caller's contract; the block is only accessed through
+    // volatile register cells.
+    unsafe { &*(base as *const GitsRegs) }
+}
+
+/// The ITS's registers, shared by the CPUs.
+#[derive(Clone, Copy)]
+struct SharedRegs(&'static GitsRegs);
+
+// SAFETY: the ITS takes accesses from any CPU; what needs ordering (the
+// CBASER/CWRITER/CREADR protocol) is serialised by the queue's lock, and
+// set-up happens once before the ITS is shared.
+unsafe impl Send for SharedRegs {}
+// SAFETY: as above.
+unsafe impl Sync for SharedRegs {}
+
+impl core::ops::Deref for SharedRegs {
+    type Target = GitsRegs;
+
+    fn deref(&self) -> &GitsRegs {
+        self.0
+    }
 }
 
 /// Bytes of the command queue (16 pages: 2047 commands).
@@ -43,9 +83,9 @@ pub const POLL_BUDGET: u32 = 10_000_000;
 ///
 /// # Safety
 /// `base` must map an ITS control frame as device memory.
-pub unsafe fn read_typer(base: usize) -> u64 {
+pub unsafe fn read_typer(base: usize) -> GitsTyper {
     // SAFETY: the caller guarantees the mapping; GITS_TYPER is read-only.
-    unsafe { core::ptr::read_volatile((base + off::TYPER) as *const u64) }
+    GitsTyper(unsafe { regs(base) }.typer.get())
 }
 
 /// Why the ITS could not be brought up or did not take commands.
@@ -90,7 +130,7 @@ pub struct Table {
 
 /// The command queue's memory and registers.
 struct QueueHw {
-    regs: usize,
+    regs: SharedRegs,
     queue: u64,
     coherent: bool,
 }
@@ -111,13 +151,17 @@ impl CommandQueueHw for QueueHw {
         // The commands must reach memory (or the point the ITS snoops)
         // before the ITS sees the new CWRITER.
         crate::arch::sysreg::dsb_sy();
-        // SAFETY: GITS_CWRITER of the ITS we own.
-        unsafe { core::ptr::write_volatile((self.regs + off::CWRITER) as *mut u64, value.0) };
+        self.regs.cwriter.set(value.0);
     }
 
     fn read_creadr(&mut self) -> GitsCreadr {
-        // SAFETY: GITS_CREADR of the ITS we own.
-        GitsCreadr(unsafe { core::ptr::read_volatile((self.regs + off::CREADR) as *const u64) })
+        GitsCreadr(self.regs.creadr.get())
+    }
+
+    fn read_command(&mut self, offset: u64) -> [u64; 4] {
+        let slot = (self.queue + offset) as *const u64;
+        // SAFETY: the slot lies in the queue we allocated (offset < size).
+        core::array::from_fn(|i| unsafe { core::ptr::read_volatile(slot.add(i)) })
     }
 
     fn relax(&mut self) {
@@ -127,7 +171,7 @@ impl CommandQueueHw for QueueHw {
 
 /// A physical ITS, initialised and enabled.
 pub struct Its {
-    base: usize,
+    regs: SharedRegs,
     typer: GitsTyper,
     queue: Mutex<CommandQueue<QueueHw>>,
     /// The tables, by type.
@@ -144,29 +188,19 @@ impl Its {
         base: usize,
         alloc: &mut dyn FnMut(u64, u64) -> Option<PhysAddr>,
     ) -> Result<Self, ItsError> {
-        // The caller guarantees `base` maps an ITS control frame we own; the
-        // offsets below are registers of that frame.
-        // SAFETY: as just said.
-        let r64 = |o: usize| unsafe { core::ptr::read_volatile((base + o) as *const u64) };
-        let w64 = |o: usize, v: u64| {
-            // SAFETY: as above.
-            unsafe { core::ptr::write_volatile((base + o) as *mut u64, v) }
-        };
-        // SAFETY: as above.
-        let r32 = |o: usize| unsafe { core::ptr::read_volatile((base + o) as *const u32) };
-        // SAFETY: as above.
-        let w32 =
-            |o: usize, v: u32| unsafe { core::ptr::write_volatile((base + o) as *mut u32, v) };
+        // SAFETY: the caller guarantees `base` maps an ITS we own, for good.
+        let regs = SharedRegs(unsafe { regs(base) });
+        let ctlr = move || GitsCtlr(regs.ctlr.get());
         // Disabled and quiescent before the tables change (IHI 0069, GITS_CTLR).
-        w32(off::CTLR, GitsCtlr(r32(off::CTLR)).with_enabled(false).0);
-        if !crate::drivers::gicv3::wait_for(|| GitsCtlr(r32(off::CTLR)).quiescent()) {
+        regs.ctlr.set(ctlr().with_enabled(false).0);
+        if !crate::drivers::gicv3::wait_for(|| ctlr().quiescent()) {
             return Err(ItsError::NotQuiescent);
         }
-        let typer = GitsTyper(r64(off::TYPER));
+        let typer = GitsTyper(regs.typer.get());
         let mut tables = Vec::new();
-        for n in 0..8 {
-            let at = off::BASER + 8 * n;
-            let probed = GitsBaser(r64(at));
+        for baser in &regs.baser {
+            let read = || GitsBaser(baser.get());
+            let probed = read();
             let Some(kind) = probed.kind() else { continue };
             if kind == ItsTableType::Unimplemented {
                 continue;
@@ -178,13 +212,13 @@ impl Its {
                 ItsPageSize::Size16K,
                 ItsPageSize::Size64K,
             ] {
-                w64(at, probed.with_page(page).0);
-                if GitsBaser(r64(at)).page() == page {
+                baser.set(probed.with_page(page).0);
+                if read().page() == page {
                     page_sizes = page_sizes.with(page);
                 }
             }
-            w64(at, probed.with_indirect(true).0);
-            let indirect = GitsBaser(r64(at)).indirect();
+            baser.set(probed.with_indirect(true).0);
+            let indirect = read().indirect();
             let probe = BaserProbe {
                 kind,
                 entry_bytes: probed.entry_bytes(),
@@ -210,11 +244,10 @@ impl Its {
                     Shareability::InnerShareable,
                 )
                 .map_err(|e| ItsError::Table(kind, e))?;
-            w64(at, value.0);
-            let mut coherent = GitsBaser(r64(at)).shareability() != 0;
+            baser.set(value.0);
+            let mut coherent = read().shareability() != 0;
             if !coherent {
-                w64(
-                    at,
+                baser.set(
                     value
                         .with_inner_cache(Cacheability::NonCacheable.bits())
                         .with_shareability(0)
@@ -238,11 +271,10 @@ impl Its {
             .with_shareability(Shareability::InnerShareable.bits())
             .with_size(QUEUE_BYTES / 4096 - 1)
             .with_physical_address(queue);
-        w64(off::CBASER, cbaser.0);
-        let coherent = GitsCbaser(r64(off::CBASER)).shareability() != 0;
+        regs.cbaser.set(cbaser.0);
+        let coherent = GitsCbaser(regs.cbaser.get()).shareability() != 0;
         if !coherent {
-            w64(
-                off::CBASER,
+            regs.cbaser.set(
                 cbaser
                     .with_inner_cache(Cacheability::NonCacheable.bits())
                     .with_shareability(0)
@@ -252,16 +284,16 @@ impl Its {
         }
         let queue = CommandQueue::new(
             QueueHw {
-                regs: base,
+                regs,
                 queue: queue.raw(),
                 coherent,
             },
             QUEUE_BYTES,
         )
         .map_err(ItsError::Queue)?;
-        w32(off::CTLR, GitsCtlr(r32(off::CTLR)).with_enabled(true).0);
+        regs.ctlr.set(ctlr().with_enabled(true).0);
         Ok(Self {
-            base,
+            regs,
             typer,
             queue: Mutex::new(queue),
             tables,
@@ -276,14 +308,18 @@ impl Its {
     /// GITS_CTLR.ITS_Number: this ITS's bit in a VMOVP ITSList (used
     /// when GITS_TYPER.VMOVP == 0).
     pub fn its_number(&self) -> u8 {
-        // SAFETY: GITS_CTLR of the ITS we own; reading has no side effect.
-        let ctlr = unsafe { core::ptr::read_volatile((self.base + off::CTLR) as *const u32) };
-        GitsCtlr(ctlr).its_number() as u8
+        GitsCtlr(self.regs.ctlr.get()).its_number() as u8
     }
 
-    /// Physical address of GITS_TRANSLATER (what devices write MSIs to).
+    /// Physical address of GITS_TRANSLATER (what devices write MSIs to;
+    /// the ITS is identity-mapped at EL2).
     pub fn translater(&self) -> PhysAddr {
-        PhysAddr((self.base + off::TRANSLATER) as u64)
+        PhysAddr(core::ptr::from_ref(&self.regs.translater) as u64)
+    }
+
+    /// Commands the ITS stalled on that the queue skipped, since boot.
+    pub fn skipped_commands(&self) -> u64 {
+        self.queue.lock().skipped_commands()
     }
 
     /// The table of `kind`, if the ITS has one.

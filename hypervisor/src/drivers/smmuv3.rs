@@ -21,6 +21,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite};
 
 use crate::arch::cache::clean_invalidate;
 use crate::mm::{PhysAddr, Vmid};
@@ -28,8 +31,8 @@ use crate::smmu::queue::{
     CommandQueue, CommandQueueHw, EventQueue, EventQueueHw, COMMAND_BYTES, EVENT_BYTES,
 };
 use crate::smmu::regs::{
-    off, Cacheability, CmdqBase, CmdqCons, CmdqProd, Cr0, Cr1, Cr2, EventqBase, EventqCons,
-    EventqProd, Gbpa, Gerror, IrqCtrl, Shareability, StrtabBase,
+    Cacheability, CmdqBase, CmdqCons, CmdqProd, Cr0, Cr1, Cr2, EventqBase, EventqCons, EventqProd,
+    Gbpa, Gerror, IrqCtrl, Shareability, StrtabBase,
 };
 use crate::smmu::ste_update::{self, StreamTableMemory};
 use crate::smmu::stream_table::{l1_descriptor, SteLocation, StreamTableFormat, L2_TABLE_BYTES};
@@ -44,52 +47,106 @@ const EVTQ_LOG2: u8 = 7;
 /// Most events one `drain_events` call hands out.
 pub const EVENT_DRAIN_MAX: usize = 64;
 
-/// The SMMU's two register pages.
+register_structs! {
+    /// The SMMU's registers the driver uses, in its two 64 KiB pages
+    /// (IHI 0070, 6.2 "Register formats": page 0 at +0, page 1 at +64 KiB).
+    SmmuRegs {
+        (0x0_0000 => idr: [ReadOnly<u32>; 6]),
+        (0x0_0018 => iidr: ReadOnly<u32>),
+        (0x0_001c => aidr: ReadOnly<u32>),
+        (0x0_0020 => cr0: ReadWrite<u32>),
+        (0x0_0024 => cr0ack: ReadOnly<u32>),
+        (0x0_0028 => cr1: ReadWrite<u32>),
+        (0x0_002c => cr2: ReadWrite<u32>),
+        (0x0_0030 => _reserved0),
+        (0x0_0040 => statusr: ReadOnly<u32>),
+        (0x0_0044 => gbpa: ReadWrite<u32>),
+        (0x0_0048 => _reserved1),
+        (0x0_0050 => irq_ctrl: ReadWrite<u32>),
+        (0x0_0054 => irq_ctrlack: ReadOnly<u32>),
+        (0x0_0058 => _reserved2),
+        (0x0_0060 => gerror: ReadOnly<u32>),
+        (0x0_0064 => gerrorn: ReadWrite<u32>),
+        (0x0_0068 => gerror_irq_cfg0: ReadWrite<u64>),
+        (0x0_0070 => _reserved3),
+        (0x0_0080 => strtab_base: ReadWrite<u64>),
+        (0x0_0088 => strtab_base_cfg: ReadWrite<u32>),
+        (0x0_008c => _reserved4),
+        (0x0_0090 => cmdq_base: ReadWrite<u64>),
+        (0x0_0098 => cmdq_prod: ReadWrite<u32>),
+        (0x0_009c => cmdq_cons: ReadWrite<u32>),
+        (0x0_00a0 => eventq_base: ReadWrite<u64>),
+        (0x0_00a8 => _reserved5),
+        (0x0_00b0 => eventq_irq_cfg0: ReadWrite<u64>),
+        (0x0_00b8 => _reserved6),
+        (0x0_00d0 => priq_irq_cfg0: ReadWrite<u64>),
+        (0x0_00d8 => _reserved7),
+        (0x1_00a8 => eventq_prod: ReadWrite<u32>),
+        (0x1_00ac => eventq_cons: ReadWrite<u32>),
+        (0x1_00b0 => @END),
+    }
+}
+
+/// The SMMU's registers, shared by the CPUs.
 #[derive(Clone, Copy)]
 struct Regs {
-    base: usize,
+    regs: &'static SmmuRegs,
+}
+
+// SAFETY: the SMMU takes register accesses from any CPU; what needs
+// ordering (the queue PROD/CONS protocols, GERRORN) is serialised by the
+// driver's locks, and set-up happens once before the driver is shared.
+unsafe impl Send for Regs {}
+// SAFETY: as above.
+unsafe impl Sync for Regs {}
+
+impl core::ops::Deref for Regs {
+    type Target = SmmuRegs;
+
+    fn deref(&self) -> &SmmuRegs {
+        self.regs
+    }
 }
 
 impl Regs {
-    fn read32(self, offset: usize) -> u32 {
-        // SAFETY: `base` maps the SMMU's 128 KiB of registers as device
-        // memory (`SmmuV3::probe`'s contract) and `offset` is one of
-        // `regs::off`, inside them.
-        unsafe { core::ptr::read_volatile((self.base + offset) as *const u32) }
+    /// The registers of the SMMU at `base`.
+    ///
+    /// # Safety
+    /// `base` must map the SMMU's 128 KiB of registers as device memory,
+    /// for good.
+    unsafe fn at(base: usize) -> Self {
+        Self {
+            // SAFETY: the caller's contract; the block is accessed only
+            // through volatile register cells.
+            regs: unsafe { &*(base as *const SmmuRegs) },
+        }
     }
 
-    fn write32(self, offset: usize, value: u32) {
-        // SAFETY: as in `read32`.
-        unsafe { core::ptr::write_volatile((self.base + offset) as *mut u32, value) }
+    /// The base address (for log lines).
+    fn base(self) -> usize {
+        core::ptr::from_ref(self.regs) as usize
     }
 
-    fn write64(self, offset: usize, value: u64) {
-        // SAFETY: as in `read32`; the 64-bit registers are 8-byte aligned
-        // and the SMMU takes 64-bit single-copy atomic accesses to them.
-        unsafe { core::ptr::write_volatile((self.base + offset) as *mut u64, value) }
-    }
-
-    /// Polls `offset` until `done` holds for its value, at most [`POLL_BUDGET`] times.
+    /// Polls `register` until `done` holds for its value, at most [`POLL_BUDGET`] times.
     fn wait(
-        self,
-        offset: usize,
-        register: &'static str,
+        register: &impl Readable<T = u32>,
+        name: &'static str,
         wanted: u32,
         done: impl Fn(u32) -> bool,
     ) -> Result<(), SmmuError> {
-        let mut seen = self.read32(offset);
+        let mut seen = register.get();
         for _ in 0..POLL_BUDGET {
             if done(seen) {
                 return Ok(());
             }
             core::hint::spin_loop();
-            seen = self.read32(offset);
+            seen = register.get();
         }
         if done(seen) {
             return Ok(());
         }
         Err(SmmuError::AckTimeout {
-            register,
+            register: name,
             wanted,
             seen,
         })
@@ -99,16 +156,16 @@ impl Regs {
     fn set_cr0(self, cr0: Cr0) -> Result<(), SmmuError> {
         // Table and queue memory writes must be visible before an enable.
         crate::arch::sysreg::dsb_sy();
-        self.write32(off::CR0, cr0.0);
-        self.wait(off::CR0ACK, "SMMU_CR0ACK", cr0.0, |ack| ack == cr0.0)
+        self.cr0.set(cr0.0);
+        Self::wait(&self.cr0ack, "SMMU_CR0ACK", cr0.0, |ack| ack == cr0.0)
     }
 
     /// SMMU_GBPA update procedure: wait for Update clear, write the new
     /// value with Update set, wait for the SMMU to clear Update.
     fn set_gbpa(self, gbpa: Gbpa) -> Result<(), SmmuError> {
-        self.wait(off::GBPA, "SMMU_GBPA.Update", 0, |v| !Gbpa(v).update())?;
-        self.write32(off::GBPA, gbpa.with_update(true).0);
-        self.wait(off::GBPA, "SMMU_GBPA.Update", 0, |v| !Gbpa(v).update())
+        Self::wait(&self.gbpa, "SMMU_GBPA.Update", 0, |v| !Gbpa(v).update())?;
+        self.gbpa.set(gbpa.with_update(true).0);
+        Self::wait(&self.gbpa, "SMMU_GBPA.Update", 0, |v| !Gbpa(v).update())
     }
 }
 
@@ -179,25 +236,25 @@ impl CommandQueueHw for CmdqHw {
         // The commands must reach memory (or the point the SMMU snoops)
         // before the SMMU sees the new PROD.
         crate::arch::sysreg::dsb_sy();
-        self.regs.write32(off::CMDQ_PROD, prod.0);
+        self.regs.cmdq_prod.set(prod.0);
     }
 
     fn read_cons(&mut self) -> CmdqCons {
-        CmdqCons(self.regs.read32(off::CMDQ_CONS))
+        CmdqCons(self.regs.cmdq_cons.get())
     }
 
     fn active_gerror(&mut self) -> Gerror {
         Gerror::active(
-            Gerror(self.regs.read32(off::GERROR)),
-            Gerror(self.regs.read32(off::GERRORN)),
+            Gerror(self.regs.gerror.get()),
+            Gerror(self.regs.gerrorn.get()),
         )
     }
 
     fn ack_gerror(&mut self, errors: Gerror) {
         // A repaired command must be visible before the SMMU resumes.
         crate::arch::sysreg::dsb_sy();
-        let gerrorn = self.regs.read32(off::GERRORN);
-        self.regs.write32(off::GERRORN, gerrorn ^ errors.0);
+        let gerrorn = self.regs.gerrorn.get();
+        self.regs.gerrorn.set(gerrorn ^ errors.0);
     }
 
     fn relax(&mut self) {
@@ -214,7 +271,7 @@ struct EvtqHw {
 
 impl EventQueueHw for EvtqHw {
     fn read_prod(&mut self) -> EventqProd {
-        let prod = EventqProd(self.regs.read32(off::EVENTQ_PROD));
+        let prod = EventqProd(self.regs.eventq_prod.get());
         // Records are read only after PROD said they are there.
         crate::arch::sysreg::dsb_sy();
         prod
@@ -232,7 +289,7 @@ impl EventQueueHw for EvtqHw {
     fn write_cons(&mut self, cons: EventqCons) {
         // Every record read completes before the SMMU may overwrite it.
         crate::arch::sysreg::dsb_sy();
-        self.regs.write32(off::EVENTQ_CONS, cons.0);
+        self.regs.eventq_cons.set(cons.0);
     }
 }
 
@@ -286,78 +343,68 @@ impl SmmuV3 {
         base: usize,
         alloc: &mut dyn FnMut(u64, u64) -> Option<PhysAddr>,
     ) -> Result<Self, SmmuError> {
-        let regs = Regs { base };
-        let idr = [
-            regs.read32(off::IDR0),
-            regs.read32(off::IDR1),
-            regs.read32(off::IDR2),
-            regs.read32(off::IDR3),
-            regs.read32(off::IDR4),
-            regs.read32(off::IDR5),
-        ];
+        // SAFETY: `probe`'s contract.
+        let regs = unsafe { Regs::at(base) };
+        let idr = core::array::from_fn(|n| regs.idr[n].get());
         let features = SmmuFeatures::from_idr(idr)?;
         let coherent = features.coherent;
 
         // Traffic aborts, not bypasses, while the SMMU is disabled; then
         // disable it (firmware or a previous life may have enabled it).
-        let gbpa = Gbpa(regs.read32(off::GBPA));
+        let gbpa = Gbpa(regs.gbpa.get());
         regs.set_gbpa(gbpa.with_abort(true))?;
         regs.set_cr0(Cr0(0))?;
-        regs.write32(off::IRQ_CTRL, 0);
-        regs.wait(off::IRQ_CTRLACK, "SMMU_IRQ_CTRLACK", 0, |v| v == 0)?;
+        regs.irq_ctrl.set(IrqCtrl(0).0);
+        Regs::wait(&regs.irq_ctrlack, "SMMU_IRQ_CTRLACK", 0, |v| v == 0)?;
         if features.msi {
             // No MSI address: the wired interrupts signal.
-            regs.write64(off::GERROR_IRQ_CFG0, 0);
-            regs.write64(off::EVENTQ_IRQ_CFG0, 0);
-            regs.write64(off::PRIQ_IRQ_CFG0, 0);
+            regs.gerror_irq_cfg0.set(0);
+            regs.eventq_irq_cfg0.set(0);
+            regs.priq_irq_cfg0.set(0);
         }
         // Acknowledge what a previous life left in SMMU_GERROR.
-        regs.write32(off::GERRORN, regs.read32(off::GERROR));
+        regs.gerrorn.set(regs.gerror.get());
 
         let (cache, share) = if coherent {
             (Cacheability::WriteBack, Shareability::InnerShareable)
         } else {
             (Cacheability::NonCacheable, Shareability::OuterShareable)
         };
-        regs.write32(off::CR1, Cr1::uniform(cache, share).0);
+        regs.cr1.set(Cr1::uniform(cache, share).0);
         // Record out-of-range StreamIDs; ignore broadcast TLB maintenance:
         // the hypervisor invalidates the SMMU's TLBs by command.
-        regs.write32(off::CR2, Cr2(0).with_recinvsid(true).with_ptm(true).0);
+        regs.cr2.set(Cr2(0).with_recinvsid(true).with_ptm(true).0);
 
         let streams = Self::build_stream_table(&features, alloc)?;
-        regs.write64(
-            off::STRTAB_BASE,
-            StrtabBase::at(streams.base).with_ra(true).0,
-        );
-        regs.write32(off::STRTAB_BASE_CFG, streams.plan.base_cfg().0);
+        regs.strtab_base
+            .set(StrtabBase::at(streams.base).with_ra(true).0);
+        regs.strtab_base_cfg.set(streams.plan.base_cfg().0);
 
         let cmdq_ring = Ring::new(CMDQ_LOG2.min(features.cmdq_log2))?;
         let cmdq_bytes = COMMAND_BYTES << cmdq_ring.log2();
         let cmdq = alloc_zeroed(alloc, cmdq_bytes, "command queue", coherent)?;
-        regs.write64(
-            off::CMDQ_BASE,
+        regs.cmdq_base.set(
             CmdqBase(0)
                 .with_ra(true)
                 .with_addr(cmdq >> 5)
                 .with_log2size(u64::from(cmdq_ring.log2()))
                 .0,
         );
-        regs.write32(off::CMDQ_PROD, 0);
-        regs.write32(off::CMDQ_CONS, 0);
+        regs.cmdq_prod.set(CmdqProd(0).0);
+        regs.cmdq_cons.set(CmdqCons(0).0);
 
         let evtq_ring = Ring::new(EVTQ_LOG2.min(features.evtq_log2))?;
         let evtq_bytes = EVENT_BYTES << evtq_ring.log2();
         let evtq = alloc_zeroed(alloc, evtq_bytes, "event queue", coherent)?;
-        regs.write64(
-            off::EVENTQ_BASE,
+        regs.eventq_base.set(
             EventqBase(0)
                 .with_wa(true)
                 .with_addr(evtq >> 5)
                 .with_log2size(u64::from(evtq_ring.log2()))
                 .0,
         );
-        regs.write32(off::EVENTQ_PROD, 0);
-        regs.write32(off::EVENTQ_CONS, 0);
+        regs.eventq_prod.set(EventqProd(0).0);
+        regs.eventq_cons.set(EventqCons(0).0);
 
         // Queues on, one at a time, each acknowledged.
         let cr0 = Cr0(0).with_cmdqen(true);
@@ -532,14 +579,14 @@ impl SmmuV3 {
     pub fn take_gerror(&self) -> Option<u32> {
         // Under the command queue lock: it acknowledges CMDQ_ERR too.
         let _queue = self.cmdq.lock();
-        let gerrorn = self.regs.read32(off::GERRORN);
-        let active = Gerror::active(Gerror(self.regs.read32(off::GERROR)), Gerror(gerrorn));
+        let gerrorn = self.regs.gerrorn.get();
+        let active = Gerror::active(Gerror(self.regs.gerror.get()), Gerror(gerrorn));
         if active.0 == 0 {
             return None;
         }
         let ack = active.with_cmdq_err(false);
         if ack.0 != 0 {
-            self.regs.write32(off::GERRORN, gerrorn ^ ack.0);
+            self.regs.gerrorn.set(gerrorn ^ ack.0);
         }
         Some(active.0)
     }
@@ -548,14 +595,14 @@ impl SmmuV3 {
     /// waits (bounded) for SMMU_IRQ_CTRLACK.
     pub fn event_irq_enable(&self) {
         let ctrl = IrqCtrl(0).with_eventq_irqen(true).with_gerror_irqen(true);
-        self.regs.write32(off::IRQ_CTRL, ctrl.0);
-        if let Err(e) = self
-            .regs
-            .wait(off::IRQ_CTRLACK, "SMMU_IRQ_CTRLACK", ctrl.0, |v| {
-                v == ctrl.0
-            })
-        {
-            log::warn!("SMMU at {:#x}: interrupts not enabled: {e}", self.regs.base);
+        self.regs.irq_ctrl.set(ctrl.0);
+        if let Err(e) = Regs::wait(&self.regs.irq_ctrlack, "SMMU_IRQ_CTRLACK", ctrl.0, |v| {
+            v == ctrl.0
+        }) {
+            log::warn!(
+                "SMMU at {:#x}: interrupts not enabled: {e}",
+                self.regs.base()
+            );
         }
     }
 
@@ -566,7 +613,7 @@ impl SmmuV3 {
             .with_smmuen(true)
             .with_cmdqen(true)
             .with_eventqen(true);
-        let ack = self.regs.read32(off::CR0ACK);
+        let ack = self.regs.cr0ack.get();
         if ack & wanted.0 != wanted.0 {
             return Err(SmmuError::AckTimeout {
                 register: "SMMU_CR0ACK",
@@ -574,7 +621,7 @@ impl SmmuV3 {
                 seen: ack,
             });
         }
-        let gbpa = self.regs.read32(off::GBPA);
+        let gbpa = self.regs.gbpa.get();
         if !Gbpa(gbpa).abort() {
             return Err(SmmuError::AckTimeout {
                 register: "SMMU_GBPA",

@@ -5,6 +5,17 @@
 //! before GITS_CREADR; the ITS owns the rest. One slot always stays empty,
 //! so that CWRITER == CREADR means "empty" and never "full". The caller
 //! serialises access to one queue (one lock per physical ITS).
+//!
+//! A command error may stall the queue (GITS_CREADR.Stalled; IHI 0069,
+//! "The ITS command interface": whether an error stalls or is ignored is
+//! IMPLEMENTATION DEFINED, and with GITS_TYPER.SEIS == 1 it also raises a
+//! system error). GITS_CREADR is read only, so the only way past the
+//! offending command is to rewrite its slot and write GITS_CWRITER.Retry,
+//! which makes the ITS read the slot at GITS_CREADR again. The queue puts a
+//! SYNC it has already seen complete in the slot (a SYNC to a valid
+//! redistributor does nothing but wait), retries once, logs the first stall
+//! with the command, counts every one, and reports the skipped command to
+//! the caller once the rest of its batch has run.
 
 use core::fmt;
 
@@ -15,6 +26,10 @@ use super::regs::its::{GitsCreadr, GitsCwriter};
 pub const COMMAND_BYTES: u64 = 32;
 /// Largest queue GITS_CBASER can describe: 256 pages of 4 KiB.
 pub const MAX_QUEUE_BYTES: u64 = 256 * 4096;
+/// Reads of GITS_CREADR that may still show the queue stalled on a slot
+/// just rewritten and retried (the ITS acts on Retry in its own time)
+/// before the ITS is taken to have stalled on the replacement too.
+pub const RESTALL_POLLS: u32 = 256;
 
 /// The memory and registers behind one command queue.
 pub trait CommandQueueHw {
@@ -25,6 +40,9 @@ pub trait CommandQueueHw {
     fn write_cwriter(&mut self, value: GitsCwriter);
     /// Reads GITS_CREADR.
     fn read_creadr(&mut self) -> GitsCreadr;
+    /// Reads back the command in the slot `offset` bytes from the queue
+    /// base (to name a command the ITS stalled on).
+    fn read_command(&mut self, offset: u64) -> [u64; 4];
     /// Called between two polls of GITS_CREADR (a spin hint or a short delay).
     fn relax(&mut self) {}
 }
@@ -40,10 +58,21 @@ pub enum QueueError {
         opcode: u8,
     },
     /// GITS_CREADR.Stalled: the ITS stopped on the command at `creadr`
-    /// (a command error with GITS_TYPER.SEIS == 1).
+    /// (a command error) and could not be moved past it: no SYNC known to
+    /// complete to put in its place yet, or the ITS stalled again on the
+    /// replacement.
     Stalled {
         /// Byte offset of the offending command.
         creadr: u64,
+    },
+    /// The ITS stalled on a command of the batch (a command error); the
+    /// command was skipped (replaced by a SYNC and retried) and the rest
+    /// of the batch ran. The queue is usable again.
+    Skipped {
+        /// Byte offset of the skipped command.
+        creadr: u64,
+        /// Its command number.
+        opcode: u8,
     },
     /// GITS_CREADR never moved during the whole budget: the ITS is wedged
     /// or disabled.
@@ -73,6 +102,10 @@ impl fmt::Display for QueueError {
             Self::BadSize(size) => write!(f, "bad ITS queue size {size:#x}"),
             Self::NotASync { opcode } => write!(f, "batch closed by command {opcode:#04x}"),
             Self::Stalled { creadr } => write!(f, "ITS queue stalled at {creadr:#x}"),
+            Self::Skipped { creadr, opcode } => write!(
+                f,
+                "ITS command {opcode:#04x} at {creadr:#x} failed (queue stalled) and was skipped"
+            ),
             Self::NoProgress { creadr, cwriter } => {
                 write!(
                     f,
@@ -104,6 +137,18 @@ pub struct CommandQueue<H> {
     /// GITS_CREADR as last read: never ahead of the real one, so the room
     /// it implies is a lower bound and the register is read only when full.
     last_read: u64,
+    /// A SYNC the ITS has completed: what a stalled command's slot is
+    /// overwritten with to skip it.
+    filler: Option<ItsCommand>,
+    /// The slot last overwritten to skip a stall, until GITS_CREADR moves
+    /// past it (a second stall there is not retried again).
+    skipping: Option<u64>,
+    /// Reads that showed the queue still stalled on `skipping`.
+    restall_polls: u32,
+    /// The first command the current batch skipped (offset, opcode).
+    batch_skip: Option<(u64, u8)>,
+    /// Commands skipped since the queue was set up.
+    skipped: u64,
 }
 
 impl<H: CommandQueueHw> CommandQueue<H> {
@@ -124,6 +169,11 @@ impl<H: CommandQueueHw> CommandQueue<H> {
             write: creadr,
             published: creadr,
             last_read: creadr,
+            filler: None,
+            skipping: None,
+            restall_polls: 0,
+            batch_skip: None,
+            skipped: 0,
         })
     }
 
@@ -135,6 +185,11 @@ impl<H: CommandQueueHw> CommandQueue<H> {
     /// The hardware behind the queue.
     pub fn hw(&self) -> &H {
         &self.hw
+    }
+
+    /// Commands the ITS stalled on that were skipped, since set-up.
+    pub const fn skipped_commands(&self) -> u64 {
+        self.skipped
     }
 
     /// Writes `commands` then exactly one `sync` (SYNC or VSYNC), waiting
@@ -153,11 +208,20 @@ impl<H: CommandQueueHw> CommandQueue<H> {
                 opcode: sync.opcode(),
             });
         }
+        self.batch_skip = None;
         for command in commands.iter().chain(core::iter::once(&sync)) {
             self.push(command, budget)?;
         }
         self.publish();
-        self.wait_until_empty(budget)
+        self.wait_until_empty(budget)?;
+        if let Some((creadr, opcode)) = self.batch_skip.take() {
+            return Err(QueueError::Skipped { creadr, opcode });
+        }
+        if matches!(sync, ItsCommand::Sync { .. }) {
+            // Completed: a safe replacement for a command the ITS stalls on.
+            self.filler = Some(sync);
+        }
+        Ok(())
     }
 
     /// Writes GITS_CWRITER.Retry to restart a stalled queue (after the
@@ -208,10 +272,46 @@ impl<H: CommandQueueHw> CommandQueue<H> {
             return Err(QueueError::BadReadPointer { creadr: offset });
         }
         if creadr.stalled() {
-            return Err(QueueError::Stalled { creadr: offset });
+            self.skip_stalled(offset)?;
+        } else if self.skipping.is_some_and(|slot| slot != offset) {
+            self.skipping = None;
         }
         self.last_read = offset;
         Ok(offset)
+    }
+
+    /// The ITS stalled on the command at `offset`: overwrites it with the
+    /// filler SYNC and writes GITS_CWRITER.Retry so that the ITS reads the
+    /// slot again. Once per slot: a slot still stalled after
+    /// [`RESTALL_POLLS`] reads is reported.
+    fn skip_stalled(&mut self, offset: u64) -> Result<(), QueueError> {
+        let Some(filler) = self.filler else {
+            return Err(QueueError::Stalled { creadr: offset });
+        };
+        if self.skipping == Some(offset) {
+            self.restall_polls += 1;
+            if self.restall_polls > RESTALL_POLLS {
+                return Err(QueueError::Stalled { creadr: offset });
+            }
+            return Ok(());
+        }
+        let raw = self.hw.read_command(offset);
+        let opcode = raw[0] as u8;
+        if self.skipped == 0 {
+            log::warn!(
+                "physical ITS stalled at {offset:#x} on {:?} ({raw:#x?}): skipped; further skips are counted",
+                ItsCommand::decode(raw)
+            );
+        } else {
+            log::debug!("physical ITS stalled at {offset:#x} on command {opcode:#04x}: skipped");
+        }
+        self.skipped += 1;
+        self.batch_skip.get_or_insert((offset, opcode));
+        self.skipping = Some(offset);
+        self.restall_polls = 0;
+        self.hw.write_command(offset, filler.encode());
+        self.retry();
+        Ok(())
     }
 
     /// Polls GITS_CREADR up to `budget` times (at least once) until `done`.

@@ -14,8 +14,19 @@ struct FakeIts {
     stalled: bool,
     /// Commands consumed per CREADR read.
     rate: usize,
-    /// A DeviceID whose commands stall the queue (a command error).
+    /// A DeviceID whose MAPD and INT commands stall the queue (a command
+    /// error); Retry re-reads the slot, so they stall again unless replaced.
     poison_device: Option<u32>,
+    /// Every SYNC stalls the queue (a broken redistributor).
+    poison_sync: bool,
+    /// Writes of GITS_CWRITER with Retry set.
+    retries: usize,
+    /// Reads of CREADR that still show Stalled after a Retry.
+    retry_lag: usize,
+    /// What is left of `retry_lag` since the last Retry.
+    lag_left: usize,
+    /// A Retry was written and has not taken effect yet.
+    retry_pending: bool,
     executed: Vec<ItsCommand>,
     cwriter_writes: usize,
     creadr_reads: usize,
@@ -31,6 +42,11 @@ impl FakeIts {
             stalled: false,
             rate,
             poison_device: None,
+            poison_sync: false,
+            retries: 0,
+            retry_lag: 0,
+            lag_left: 0,
+            retry_pending: false,
             executed: Vec::new(),
             cwriter_writes: 0,
             creadr_reads: 0,
@@ -52,8 +68,11 @@ impl FakeIts {
 impl CommandQueueHw for FakeIts {
     fn write_command(&mut self, offset: u64, command: [u64; 4]) {
         assert_eq!(offset % COMMAND_BYTES, 0);
+        // While stalled, the ITS reads the slot at CREADR again only after
+        // Retry: that one slot may be rewritten.
+        let stalled_slot = self.stalled && offset == self.creadr;
         assert!(
-            !self.is_pending(offset),
+            stalled_slot || !self.is_pending(offset),
             "overwrote unconsumed slot {offset:#x}"
         );
         self.slots[(offset / COMMAND_BYTES) as usize] = command;
@@ -62,14 +81,24 @@ impl CommandQueueHw for FakeIts {
     fn write_cwriter(&mut self, value: GitsCwriter) {
         self.cwriter_writes += 1;
         if value.retry() {
-            self.stalled = false;
-            self.poison_device = None;
+            self.retries += 1;
+            self.lag_left = self.retry_lag;
+            self.retry_pending = true;
         }
         self.cwriter = value.byte_offset();
     }
 
     fn read_creadr(&mut self) -> GitsCreadr {
         self.creadr_reads += 1;
+        if self.stalled && self.retry_pending {
+            // Retry takes effect `retry_lag` reads after it was written.
+            if self.lag_left == 0 {
+                self.stalled = false;
+                self.retry_pending = false;
+            } else {
+                self.lag_left -= 1;
+            }
+        }
         for _ in 0..self.rate {
             if self.stalled || self.creadr == self.cwriter {
                 break;
@@ -77,7 +106,10 @@ impl CommandQueueHw for FakeIts {
             let raw = self.slots[(self.creadr / COMMAND_BYTES) as usize];
             let command = ItsCommand::decode(raw).expect("valid command in queue");
             let poisoned = match command {
-                ItsCommand::Mapd { device_id, .. } => Some(device_id) == self.poison_device,
+                ItsCommand::Mapd { device_id, .. } | ItsCommand::Int { device_id, .. } => {
+                    Some(device_id) == self.poison_device
+                }
+                ItsCommand::Sync { .. } => self.poison_sync,
                 _ => false,
             };
             if poisoned {
@@ -88,6 +120,10 @@ impl CommandQueueHw for FakeIts {
             self.creadr = (self.creadr + COMMAND_BYTES) % self.size();
         }
         GitsCreadr(self.creadr).with_stalled(self.stalled)
+    }
+
+    fn read_command(&mut self, offset: u64) -> [u64; 4] {
+        self.slots[(offset / COMMAND_BYTES) as usize]
     }
 
     fn relax(&mut self) {
@@ -224,22 +260,33 @@ fn slow_its_times_out_but_names_the_progress() {
     assert_eq!(q.hw().executed.len(), 51);
 }
 
+const BAD: u32 = 0xbad;
+
+fn poisoned_mapd() -> ItsCommand {
+    ItsCommand::Mapd {
+        device_id: BAD,
+        size: 0,
+        itt_addr: 0,
+        valid: true,
+    }
+}
+
+/// A queue over a fake ITS that stalls on DeviceID `BAD`, after one
+/// completed SYNC batch (the SYNC a stalled slot is overwritten with).
+fn stalling_queue(size: u64, rate: usize) -> CommandQueue<FakeIts> {
+    let mut fake = FakeIts::new(size, rate);
+    fake.poison_device = Some(BAD);
+    let mut q = CommandQueue::new(fake, size).expect("valid");
+    q.submit(&[], SYNC, 100).expect("a SYNC alone completes");
+    q
+}
+
 #[test]
-fn stalled_queue_is_reported_with_the_offending_offset() {
+fn stall_before_any_sync_completed_is_reported_with_the_offending_offset() {
     let mut fake = FakeIts::new(4096, 8);
-    fake.poison_device = Some(0xbad);
+    fake.poison_device = Some(BAD);
     let mut q = CommandQueue::new(fake, 4096).expect("valid");
-    let batch = [
-        int(0),
-        int(1),
-        ItsCommand::Mapd {
-            device_id: 0xbad,
-            size: 0,
-            itt_addr: 0,
-            valid: true,
-        },
-        int(2),
-    ];
+    let batch = [int(0), int(1), poisoned_mapd(), int(2)];
     assert_eq!(
         q.submit(&batch, SYNC, 100),
         Err(QueueError::Stalled {
@@ -247,10 +294,168 @@ fn stalled_queue_is_reported_with_the_offending_offset() {
         })
     );
     assert_eq!(q.hw().executed, [int(0), int(1)]);
-    // After Retry (the fake then accepts the command), the queue drains.
-    q.retry();
-    assert_eq!(q.wait_until_empty(100), Ok(()));
-    assert_eq!(q.hw().executed.len(), 5);
+    assert_eq!(q.hw().retries, 0, "nothing known to put in the slot");
+    assert_eq!(q.skipped_commands(), 0);
+}
+
+#[test]
+fn stalled_command_is_skipped_and_the_rest_of_the_batch_runs() {
+    let mut q = stalling_queue(4096, 8);
+    let batch = [int(0), int(1), poisoned_mapd(), int(2)];
+    assert_eq!(
+        q.submit(&batch, SYNC, 100),
+        Err(QueueError::Skipped {
+            creadr: 3 * COMMAND_BYTES,
+            opcode: 0x08
+        })
+    );
+    // The first SYNC set the filler; the MAPD's slot ran as a SYNC.
+    assert_eq!(q.hw().executed, [SYNC, int(0), int(1), SYNC, int(2), SYNC]);
+    assert_eq!(q.hw().retries, 1);
+    assert_eq!(q.skipped_commands(), 1);
+    assert!(!q.hw().stalled);
+    // The queue is healthy again.
+    q.submit(&[int(3)], SYNC, 100)
+        .expect("next batch completes");
+    assert_eq!(q.hw().executed[6..], [int(3), SYNC]);
+}
+
+#[test]
+fn every_stall_of_a_batch_is_skipped_and_counted_the_first_reported() {
+    let mut q = stalling_queue(4096, 3);
+    let bad_int = ItsCommand::Int {
+        device_id: BAD,
+        event_id: 9,
+    };
+    let batch = [bad_int, int(0), poisoned_mapd(), bad_int, int(1)];
+    assert_eq!(
+        q.submit(&batch, SYNC, 100),
+        Err(QueueError::Skipped {
+            creadr: COMMAND_BYTES,
+            opcode: 0x03
+        })
+    );
+    assert_eq!(q.skipped_commands(), 3);
+    assert_eq!(q.hw().retries, 3);
+    assert_eq!(
+        q.hw().executed,
+        [SYNC, SYNC, int(0), SYNC, SYNC, int(1), SYNC]
+    );
+}
+
+#[test]
+fn a_stall_on_the_replacement_is_reported_not_retried_forever() {
+    let mut q = stalling_queue(4096, 8);
+    q.hw.poison_sync = true;
+    let result = q.submit(&[int(0), poisoned_mapd()], SYNC, 1000);
+    assert_eq!(
+        result,
+        Err(QueueError::Stalled {
+            creadr: 2 * COMMAND_BYTES
+        })
+    );
+    assert_eq!(q.hw().retries, 1, "one retry per stalled slot");
+    // Bounded: the first read, the one that saw the stall again, then the grace.
+    assert!(
+        q.hw().creadr_reads <= 4 + RESTALL_POLLS as usize,
+        "{}",
+        q.hw().creadr_reads
+    );
+}
+
+#[test]
+fn an_its_slow_to_act_on_retry_is_given_time_not_reported() {
+    let mut q = stalling_queue(4096, 8);
+    q.hw.retry_lag = 40;
+    assert!(matches!(
+        q.submit(&[int(0), poisoned_mapd(), int(1)], SYNC, 1000),
+        Err(QueueError::Skipped { opcode: 0x08, .. })
+    ));
+    assert_eq!(q.hw().retries, 1);
+    assert_eq!(q.hw().executed, [SYNC, int(0), SYNC, int(1), SYNC]);
+}
+
+#[test]
+fn a_vsync_batch_does_not_become_the_replacement() {
+    let mut fake = FakeIts::new(4096, 8);
+    fake.poison_device = Some(BAD);
+    let mut q = CommandQueue::new(fake, 4096).expect("valid");
+    q.submit(&[], ItsCommand::Vsync { vpe_id: 1 }, 100)
+        .expect("completes");
+    assert_eq!(
+        q.submit(&[poisoned_mapd()], SYNC, 100),
+        Err(QueueError::Stalled {
+            creadr: COMMAND_BYTES
+        })
+    );
+}
+
+#[test]
+fn a_skip_while_waiting_for_room_keeps_the_ring_in_order() {
+    // 127 slots, 300 commands with a stall every 50: the waits for room
+    // meet the stalls too.
+    let mut q = stalling_queue(4096, 7);
+    let batch: Vec<_> = (0..300)
+        .map(|i| {
+            if i % 50 == 25 {
+                poisoned_mapd()
+            } else {
+                int(i)
+            }
+        })
+        .collect();
+    assert!(matches!(
+        q.submit(&batch, SYNC, 1000),
+        Err(QueueError::Skipped { opcode: 0x08, .. })
+    ));
+    assert_eq!(q.skipped_commands(), 6);
+    let expected: Vec<_> = core::iter::once(SYNC)
+        .chain(
+            batch
+                .iter()
+                .map(|c| if *c == poisoned_mapd() { SYNC } else { *c }),
+        )
+        .chain(core::iter::once(SYNC))
+        .collect();
+    assert_eq!(q.hw().executed, expected);
+}
+
+proptest::proptest! {
+    /// Whatever the ring size, ITS speed and where the bad commands are,
+    /// every good command runs once in order, every bad one is replaced by
+    /// the SYNC and counted, and the queue ends empty and unstalled.
+    #[test]
+    fn skipping_stalls_preserves_order_and_counts(
+        pages in 1u64..3,
+        rate in 1usize..40,
+        bad in proptest::collection::vec(proptest::bool::weighted(0.1), 1..400),
+    ) {
+        let size = pages * 4096;
+        let mut q = stalling_queue(size, rate);
+        let batch: Vec<_> = bad
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| if b { poisoned_mapd() } else { int(i as u32) })
+            .collect();
+        let result = q.submit(&batch, SYNC, 10_000);
+        let bad_count = bad.iter().filter(|&&b| b).count();
+        if bad_count == 0 {
+            proptest::prop_assert_eq!(result, Ok(()));
+        } else {
+            proptest::prop_assert!(
+                matches!(result, Err(QueueError::Skipped { opcode: 0x08, .. })),
+                "{:?}", result
+            );
+        }
+        proptest::prop_assert_eq!(q.skipped_commands(), bad_count as u64);
+        let expected: Vec<_> = core::iter::once(SYNC)
+            .chain(batch.iter().map(|c| if *c == poisoned_mapd() { SYNC } else { *c }))
+            .chain(core::iter::once(SYNC))
+            .collect();
+        proptest::prop_assert_eq!(&q.hw().executed, &expected);
+        proptest::prop_assert!(!q.hw().stalled);
+        proptest::prop_assert_eq!(q.hw().creadr, q.hw().cwriter);
+    }
 }
 
 #[test]

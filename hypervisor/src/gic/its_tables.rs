@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use super::regs::its::{GitsBaser, ItsPageSize, ItsTableType};
+use super::regs::its::{GitsBaser, ItsLevel1Entry, ItsPageSize, ItsTableType};
 use super::regs::{Cacheability, Shareability};
 use crate::mm::addr::PhysAddr;
 
@@ -15,8 +15,6 @@ use crate::mm::addr::PhysAddr;
 pub const MAX_TABLE_PAGES: u64 = 256;
 /// Bytes of one level-1 entry of a two-level table.
 pub const LEVEL1_ENTRY_BYTES: u64 = 8;
-/// Valid bit of a level-1 entry.
-pub const LEVEL1_VALID: u64 = 1 << 63;
 
 /// A set of page sizes a BASER accepted when probed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -252,7 +250,7 @@ impl TablePlan {
     /// A valid level-1 entry pointing at a zeroed level-2 page at `page`.
     pub fn level1_entry(&self, page: PhysAddr) -> Result<u64, TableError> {
         self.check_address(page, self.page.bytes())?;
-        Ok(page.raw() | LEVEL1_VALID)
+        Ok(ItsLevel1Entry::valid_page(page).0)
     }
 
     /// The GITS_BASER<n> value that installs this plan's table at `addr`,

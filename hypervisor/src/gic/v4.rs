@@ -15,29 +15,21 @@
 
 use core::fmt;
 
-/// GITS_TYPER.Virtual (bit 1): the ITS takes VMAPTI and friends.
-const GITS_TYPER_VIRTUAL: u64 = 1 << 1;
-/// GITS_TYPER.VMAPP (bit 40): VMAPP has the GICv4.1 form.
-const GITS_TYPER_VMAPP: u64 = 1 << 40;
-/// GICR_TYPER.VLPIS (bit 1): the redistributor has a VLPI frame.
-const GICR_TYPER_VLPIS: u64 = 1 << 1;
-/// GICR_TYPER.RVPEID (bit 7): GICv4.1 vPE residency by vPE ID.
-const GICR_TYPER_RVPEID: u64 = 1 << 7;
-/// GICD_TYPER2.VIL (bit 7) and VID (bits [4:0]): GICv4.1 vPE ID width.
-const GICD_TYPER2_VIL: u32 = 1 << 7;
-const GICD_TYPER2_VID: u32 = 0x1f;
+use super::regs::gicd::GicdTyper2;
+use super::regs::gicr::GicrTyper;
+use super::regs::its::GitsTyper;
 
 /// The ID register values the decision is made from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GicV4Ids {
     /// GITS_TYPER of the ITS passthrough devices' MSIs go to.
-    pub gits_typer: u64,
+    pub gits_typer: GitsTyper,
     /// GICR_TYPER of every redistributor, OR-ed (a 4.1 bit on any counts)…
-    pub gicr_typer_any: u64,
+    pub gicr_typer_any: GicrTyper,
     /// …and AND-ed (VLPIS must be on all).
-    pub gicr_typer_all: u64,
+    pub gicr_typer_all: GicrTyper,
     /// GICD_TYPER2 (0 on GICv3/4.0 distributors, which RAZ it).
-    pub gicd_typer2: u32,
+    pub gicd_typer2: GicdTyper2,
 }
 
 /// How passthrough MSIs reach guests.
@@ -54,15 +46,13 @@ pub enum DirectInjection {
 impl GicV4Ids {
     /// Whether the hardware is GICv4.1 (any of its 4.1 identification bits).
     pub fn is_v41(&self) -> bool {
-        self.gits_typer & GITS_TYPER_VMAPP != 0
-            || self.gicr_typer_any & GICR_TYPER_RVPEID != 0
-            || self.gicd_typer2 & (GICD_TYPER2_VIL | GICD_TYPER2_VID) != 0
+        self.gits_typer.vmapp() || self.gicr_typer_any.rvpeid() || self.gicd_typer2.names_v41()
     }
 
     /// The decision.
     pub fn direct_injection(&self) -> DirectInjection {
-        let virtual_its = self.gits_typer & GITS_TYPER_VIRTUAL != 0;
-        let vlpis = self.gicr_typer_all & GICR_TYPER_VLPIS != 0;
+        let virtual_its = self.gits_typer.virtual_lpis();
+        let vlpis = self.gicr_typer_all.vlpis();
         match (virtual_its && vlpis, self.is_v41()) {
             (false, _) => DirectInjection::Unavailable,
             (true, true) => DirectInjection::RefusedV41,
@@ -96,11 +86,12 @@ mod tests {
 
     /// QEMU 10 `virt,gic-version=4` (ARCHITECTURE.md): GITS_TYPER
     /// 0x3f0001efb3, VLPIS on every redistributor, GICD_TYPER2 = 0.
+    const VLPIS: GicrTyper = GicrTyper(0).with_vlpis(true);
     const QEMU_V40: GicV4Ids = GicV4Ids {
-        gits_typer: 0x3f_0001_efb3,
-        gicr_typer_any: GICR_TYPER_VLPIS,
-        gicr_typer_all: GICR_TYPER_VLPIS,
-        gicd_typer2: 0,
+        gits_typer: GitsTyper(0x3f_0001_efb3),
+        gicr_typer_any: VLPIS,
+        gicr_typer_all: VLPIS,
+        gicd_typer2: GicdTyper2(0),
     };
 
     #[test]
@@ -113,15 +104,15 @@ mod tests {
     fn any_v41_identification_refuses_direct_injection() {
         let cases = [
             GicV4Ids {
-                gits_typer: QEMU_V40.gits_typer | GITS_TYPER_VMAPP,
+                gits_typer: QEMU_V40.gits_typer.with_vmapp(true),
                 ..QEMU_V40
             },
             GicV4Ids {
-                gicr_typer_any: GICR_TYPER_VLPIS | GICR_TYPER_RVPEID,
+                gicr_typer_any: VLPIS.with_rvpeid(true),
                 ..QEMU_V40
             },
             GicV4Ids {
-                gicd_typer2: GICD_TYPER2_VIL | 15,
+                gicd_typer2: GicdTyper2(0).with_vil(true).with_vid(15),
                 ..QEMU_V40
             },
         ];
@@ -139,12 +130,12 @@ mod tests {
     #[test]
     fn no_virtual_its_or_a_redistributor_without_vlpis_is_unavailable() {
         let gicv3 = GicV4Ids {
-            gits_typer: QEMU_V40.gits_typer & !GITS_TYPER_VIRTUAL,
+            gits_typer: QEMU_V40.gits_typer.with_virtual_lpis(false),
             ..QEMU_V40
         };
         assert_eq!(gicv3.direct_injection(), DirectInjection::Unavailable);
         let partial = GicV4Ids {
-            gicr_typer_all: 0,
+            gicr_typer_all: GicrTyper(0),
             ..QEMU_V40
         };
         assert_eq!(partial.direct_injection(), DirectInjection::Unavailable);

@@ -143,7 +143,7 @@ impl PassthroughConfig {
 
     /// The vPE of `vcpu`, if the partition has that vCPU.
     pub fn vpe_of(&self, vcpu: VcpuIndex) -> Option<VpeConfig> {
-        self.vpes.get(usize::from(vcpu.get())).copied()
+        self.vpes.get(vcpu.index()).copied()
     }
 
     /// Whether `vintid` is a vLPI the vPEs' tables cover.

@@ -203,7 +203,7 @@ impl PassthroughState {
         itss: &mut [(VmovpForm, S)],
         sequence: u16,
     ) -> Result<VpeMove, VmovpError> {
-        let index = usize::from(vcpu.get());
+        let index = vcpu.index();
         let Some(current) = self.config().vpes.get(index).copied() else {
             return Err(VmovpError::VcpuOutOfRange { vcpu });
         };

@@ -167,14 +167,13 @@ impl PowerStates {
 
     /// The vCPU whose MPIDR is `mpidr`, if it exists in this partition.
     pub fn vcpu_of_mpidr(&self, mpidr: u64) -> Option<VcpuIndex> {
-        let index = usize::try_from(mpidr & 0xff_00ff_ffff).ok()?;
-        (index < self.vcpus.len()).then_some(VcpuIndex::new(index as u16))
+        VcpuIndex::from_affinity(mpidr, self.vcpus.len())
     }
 
     /// The state of `vcpu`.
     pub fn get(&self, vcpu: VcpuIndex) -> VcpuPower {
         self.vcpus
-            .get(vcpu.get() as usize)
+            .get(vcpu.index())
             .copied()
             .unwrap_or(VcpuPower::Off)
     }
@@ -199,12 +198,12 @@ impl PowerStates {
         entry_ok: bool,
     ) -> Result<VcpuIndex, i64> {
         let vcpu = self.vcpu_of_mpidr(target).ok_or(ret::INVALID_PARAMETERS)?;
-        match self.vcpus[vcpu.get() as usize] {
+        match self.vcpus[vcpu.index()] {
             VcpuPower::On => Err(ret::ALREADY_ON),
             VcpuPower::OnPending { .. } => Err(ret::ON_PENDING),
             VcpuPower::Off if !entry_ok => Err(ret::INVALID_ADDRESS),
             VcpuPower::Off => {
-                self.vcpus[vcpu.get() as usize] = VcpuPower::OnPending { entry, context };
+                self.vcpus[vcpu.index()] = VcpuPower::OnPending { entry, context };
                 Ok(vcpu)
             }
         }
@@ -212,7 +211,7 @@ impl PowerStates {
 
     /// The vCPU's physical CPU picked up a pending CPU_ON: returns (entry, context).
     pub fn take_pending(&mut self, vcpu: VcpuIndex) -> Option<(u64, u64)> {
-        let slot = self.vcpus.get_mut(vcpu.get() as usize)?;
+        let slot = self.vcpus.get_mut(vcpu.index())?;
         match *slot {
             VcpuPower::OnPending { entry, context } => {
                 *slot = VcpuPower::On;
@@ -224,7 +223,7 @@ impl PowerStates {
 
     /// CPU_OFF of `vcpu`.
     pub fn cpu_off(&mut self, vcpu: VcpuIndex) {
-        if let Some(v) = self.vcpus.get_mut(vcpu.get() as usize) {
+        if let Some(v) = self.vcpus.get_mut(vcpu.index()) {
             *v = VcpuPower::Off;
         }
     }
@@ -302,6 +301,25 @@ mod tests {
         assert_eq!(p.cpu_on(0x100, 0, 0, true), Err(ret::INVALID_PARAMETERS));
         assert_eq!(p.cpu_on(1, 0, 0, false), Err(ret::INVALID_ADDRESS));
         assert_eq!(p.affinity_info(0, 1), ret::INVALID_PARAMETERS);
+    }
+
+    #[test]
+    fn targets_are_bounded_by_the_vcpu_count_and_aff2_aff3() {
+        let mut p = PowerStates::new(2);
+        // Aff2 or Aff3 on top of a valid Aff0: no vCPU.
+        assert_eq!(
+            p.cpu_on(1 << 16 | 1, 4, 0, true),
+            Err(ret::INVALID_PARAMETERS)
+        );
+        assert_eq!(p.affinity_info(1 << 32 | 1, 0), ret::INVALID_PARAMETERS);
+        // The last vCPU is a target; one past it is not.
+        assert_eq!(p.affinity_info(1, 0), 1);
+        assert_eq!(p.affinity_info(2, 0), ret::INVALID_PARAMETERS);
+        // Non-affinity MPIDR bits (RES1, MT) are not part of the target.
+        assert_eq!(
+            p.cpu_on(1 << 31 | 1 << 24 | 1, 4, 0, true),
+            Ok(VcpuIndex::new(1))
+        );
     }
 
     #[test]

@@ -179,11 +179,7 @@ fn init_gic(platform: &Platform) {
                 // SAFETY: mapped just above; GITS_TYPER is a read-only ID register.
                 let typer =
                     unsafe { crate::drivers::its::read_typer(its.registers.start.raw() as usize) };
-                crate::println!(
-                    "ITS      {}: {}",
-                    its.registers.start,
-                    crate::gic::regs::its::GitsTyper(typer)
-                );
+                crate::println!("ITS      {}: {}", its.registers.start, typer);
             }
         }
         Gic::V2(gic) => super::gicv2_host::init(gic),
@@ -392,7 +388,7 @@ fn build_partitions(manifest: Manifest) {
             ));
         };
         for (v, cpu) in config.cpus.iter().enumerate() {
-            assignment[cpu.get() as usize] = Some((i, VcpuIndex::new(v as u16)));
+            assignment[cpu.index()] = Some((i, VcpuIndex::new(v as u16)));
         }
         let name = config.name.clone();
         let vmid = match vmids.alloc() {

@@ -66,7 +66,7 @@ pub fn partition_output(
     line: Option<Vec<u8>>,
     partial: impl FnOnce() -> Vec<u8>,
 ) {
-    let index = partition.id.get() as usize;
+    let index = partition.id.index();
     let mut out = Vec::new();
     let mut mux = MUX.lock();
     // Raw terminal bytes only from the guest the operator is typing into.
@@ -120,6 +120,10 @@ pub fn take_input(
             Input::Counters => {
                 for p in partitions {
                     status(p);
+                }
+                if let Some(its) = super::irq::its() {
+                    let skipped = its.skipped_commands();
+                    log::info!("physical ITS: {skipped} commands skipped after a stall");
                 }
             }
             Input::Focus { index } => {

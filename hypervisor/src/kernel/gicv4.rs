@@ -68,10 +68,10 @@ pub fn direct_injection() -> DirectInjection {
             }
         }
         GicV4Ids {
-            gits_typer: its.typer().0,
-            gicr_typer_any: any,
-            gicr_typer_all: if seen { all } else { 0 },
-            gicd_typer2: machine::gicd().map_or(0, |d| d.typer2()),
+            gits_typer: its.typer(),
+            gicr_typer_any: crate::gic::regs::gicr::GicrTyper(any),
+            gicr_typer_all: crate::gic::regs::gicr::GicrTyper(if seen { all } else { 0 }),
+            gicd_typer2: machine::gicd().map_or(Default::default(), |d| d.typer2()),
         }
         .direct_injection()
     })
@@ -167,7 +167,7 @@ pub fn setup(partition: &Partition) -> Result<Option<(Gicv4, PassthroughState)>,
 
 /// Makes `vcpu`'s vPE resident on this CPU (its vCPU is about to run).
 pub fn make_resident(g: &Gicv4, cpu: crate::ids::CpuIndex, vcpu: VcpuIndex) {
-    let (Some(rd), Some(vpt)) = (irq::redistributor(cpu), g.vpts.get(vcpu.get() as usize)) else {
+    let (Some(rd), Some(vpt)) = (irq::redistributor(cpu), g.vpts.get(vcpu.index())) else {
         return;
     };
     if !rd.make_vpe_resident(g.vprop, g.id_bits_field, *vpt) {
@@ -301,7 +301,7 @@ pub fn move_vcpu_vpe(
         .ok_or(MoveError::Busy)?;
     let vpt = *g
         .vpts
-        .get(usize::from(vcpu.get()))
+        .get(vcpu.index())
         .ok_or(MoveError::Vmovp(VmovpError::VcpuOutOfRange { vcpu }))?;
     let mut backend = partition.backend_alone();
     let state = backend.gicv4.as_mut().ok_or(MoveError::Busy)?;

@@ -7,7 +7,6 @@
 use super::irq::FORWARDED_PPIS;
 use super::partition::Partition;
 use super::percpu;
-use crate::drivers::gicv2::SPURIOUS;
 use crate::drivers::gicv3::cpu_interface;
 use crate::ids::VcpuIndex;
 use core::sync::atomic::Ordering;
@@ -20,12 +19,12 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
         return;
     }
     for _ in 0..64 {
-        let intid = cpu_interface::acknowledge();
-        if (1020..8192).contains(&intid) {
+        let Some(acknowledged) = cpu_interface::acknowledge() else {
             break;
-        }
+        };
         // EL2 runs with EOImode 1: EOIR only drops the priority.
-        cpu_interface::end_of_interrupt(intid);
+        cpu_interface::end_of_interrupt(acknowledged);
+        let intid = acknowledged.get();
         match running {
             Some((partition, vcpu)) if FORWARDED_PPIS.contains(&intid) => {
                 // Stays active until the guest deactivates its HW-linked twin.
@@ -44,7 +43,7 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
             }
             _ if super::smmu::is_interrupt(intid) => {
                 super::smmu::on_interrupt();
-                cpu_interface::deactivate(intid);
+                cpu_interface::deactivate(acknowledged);
             }
             _ if super::console::is_input_interrupt(intid) => {
                 super::console::take_input(
@@ -52,9 +51,9 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
                     |p| super::vgic::set_console_line_from(p, running, true),
                     super::lifecycle::log_status,
                 );
-                cpu_interface::deactivate(intid);
+                cpu_interface::deactivate(acknowledged);
             }
-            _ => cpu_interface::deactivate(intid),
+            _ => cpu_interface::deactivate(acknowledged),
         }
     }
 }
@@ -71,12 +70,12 @@ fn take_gicv2(running: Option<(&Partition, VcpuIndex)>) -> bool {
     };
     for _ in 0..64 {
         let iar = gicc.acknowledge();
-        // IAR[9:0] is the INTID; 1020-1023 are special (none pending).
-        if (iar & 0x3ff) >= 1020 || iar == SPURIOUS {
+        // 1020-1023 are special (1023: nothing pending).
+        let Some(intid) = crate::ids::PhysIntId::from_acknowledge(iar.interrupt_id()) else {
             break;
-        }
+        };
         gicc.end_of_interrupt(iar);
-        let intid = iar & 0x3ff;
+        let intid = intid.get();
         match running {
             Some((partition, vcpu)) if FORWARDED_PPIS.contains(&intid) => {
                 super::vgicv2::inject_forwarded(partition, vcpu, intid);
@@ -111,7 +110,7 @@ fn is_doorbell(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
         p.gicv4
             .get()
             .and_then(Option::as_ref)
-            .is_some_and(|g| g.doorbells.get(v.get() as usize) == Some(&lpi))
+            .is_some_and(|g| g.doorbells.get(v.index()) == Some(&lpi))
     })
 }
 

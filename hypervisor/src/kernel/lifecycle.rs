@@ -80,7 +80,7 @@ pub fn start(p: &Partition) {
 /// the vPEs, doorbells and functions set up at boot.
 pub fn its_footprint(p: &Partition) -> ItsFootprint {
     let mut f = ItsFootprint {
-        guest_routes: super::msi_route::routes_to(p.id.get() as usize),
+        guest_routes: super::msi_route::routes_to(p.id.index()),
         ..ItsFootprint::default()
     };
     let count = |f: &mut ItsFootprint, backend: &BackendState| {

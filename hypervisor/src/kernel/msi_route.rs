@@ -30,7 +30,7 @@ fn pack(partition: usize, vcpu: VcpuIndex, vintid: VirtIntId) -> u64 {
 }
 
 fn slot(lpi: PhysIntId) -> Option<&'static AtomicU64> {
-    ROUTE.get((lpi.get() as usize).checked_sub(FIRST_LPI as usize)?)
+    ROUTE.get(lpi.index().checked_sub(FIRST_LPI as usize)?)
 }
 
 /// Where physical LPI `lpi` goes, if a guest mapped it.
@@ -119,9 +119,7 @@ impl LpiRouting for KernelRouting<'_> {
         let Some(route) = slot(lpi) else {
             return false;
         };
-        let value = target.map_or(0, |(vcpu, vintid)| {
-            pack(self.0.id.get() as usize, vcpu, vintid)
-        });
+        let value = target.map_or(0, |(vcpu, vintid)| pack(self.0.id.index(), vcpu, vintid));
         route.store(value, Ordering::Release);
         true
     }

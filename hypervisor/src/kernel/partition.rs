@@ -352,7 +352,7 @@ impl Partition {
 
     /// The physical CPU that runs `vcpu`.
     pub fn cpu_of(&self, vcpu: VcpuIndex) -> Option<CpuIndex> {
-        self.config.cpus.get(vcpu.get() as usize).copied()
+        self.config.cpus.get(vcpu.index()).copied()
     }
 }
 

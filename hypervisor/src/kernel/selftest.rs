@@ -172,11 +172,10 @@ fn map_bar(bar: PhysAddr) -> Result<(), alloc::string::String> {
 /// still acknowledges). Returns whether it arrived within the bound.
 fn poll_for(intid: PhysIntId) -> bool {
     for _ in 0..200_000 {
-        let got = cpu_interface::acknowledge();
-        if !(1020..8192).contains(&got) {
+        if let Some(got) = cpu_interface::acknowledge() {
             cpu_interface::end_of_interrupt(got);
             cpu_interface::deactivate(got);
-            if got == intid.get() {
+            if got == intid {
                 return true;
             }
         }

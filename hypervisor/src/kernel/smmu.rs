@@ -239,7 +239,7 @@ fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, String> {
 }
 
 fn domain(p: &Partition) -> Option<&'static DmaDomain> {
-    DOMAINS.get()?.get(p.id.get() as usize)?.as_ref()
+    DOMAINS.get()?.get(p.id.index())?.as_ref()
 }
 
 /// Points the partition's StreamIDs at its DMA stage 2 (STE, CFGI_STE,

@@ -224,7 +224,7 @@ impl Checker<'_, '_> {
             return Err(("cpus", ErrorKind::NoCpus));
         }
         for (position, &cpu) in cpus.iter().enumerate() {
-            if usize::from(cpu.get()) >= self.ctx.cpu_count {
+            if cpu.index() >= self.ctx.cpu_count {
                 let count = self.ctx.cpu_count;
                 return Err(("cpus", ErrorKind::CpuOutOfRange { cpu, count }));
             }

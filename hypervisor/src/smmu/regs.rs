@@ -1,72 +1,9 @@
-//! SMMUv3 register offsets and register values (IHI 0070, chapter 6
-//! "Memory map and registers"). Values are newtypes whose getters carry the
-//! specification's field names; `with_` setters mask to the field's width so
-//! a value can never spill into a neighbouring field. Reading and writing
-//! the registers is the driver's business.
-
-/// Register offsets from the SMMU's base (page 0 at +0, page 1 at +64 KiB).
-pub mod off {
-    /// SMMU_IDR0..IDR5: what the SMMU implements (32 bits each, 4 apart).
-    pub const IDR0: usize = 0x00;
-    /// SMMU_IDR1.
-    pub const IDR1: usize = 0x04;
-    /// SMMU_IDR2.
-    pub const IDR2: usize = 0x08;
-    /// SMMU_IDR3.
-    pub const IDR3: usize = 0x0c;
-    /// SMMU_IDR4 (implementation defined).
-    pub const IDR4: usize = 0x10;
-    /// SMMU_IDR5.
-    pub const IDR5: usize = 0x14;
-    /// SMMU_IIDR: implementer and revision.
-    pub const IIDR: usize = 0x18;
-    /// SMMU_AIDR: architecture revision (SMMUv3.x).
-    pub const AIDR: usize = 0x1c;
-    /// SMMU_CR0: enables.
-    pub const CR0: usize = 0x20;
-    /// SMMU_CR0ACK: the enables the SMMU has taken.
-    pub const CR0ACK: usize = 0x24;
-    /// SMMU_CR1: table and queue access attributes.
-    pub const CR1: usize = 0x28;
-    /// SMMU_CR2: RECINVSID, PTM, E2H.
-    pub const CR2: usize = 0x2c;
-    /// SMMU_STATUSR.
-    pub const STATUSR: usize = 0x40;
-    /// SMMU_GBPA: what happens to traffic while SMMUEN == 0.
-    pub const GBPA: usize = 0x44;
-    /// SMMU_IRQ_CTRL: wired/MSI interrupt enables.
-    pub const IRQ_CTRL: usize = 0x50;
-    /// SMMU_IRQ_CTRLACK.
-    pub const IRQ_CTRLACK: usize = 0x54;
-    /// SMMU_GERROR: global errors, active where they differ from GERRORN.
-    pub const GERROR: usize = 0x60;
-    /// SMMU_GERRORN: software's acknowledgement of GERROR (toggle to ack).
-    pub const GERRORN: usize = 0x64;
-    /// SMMU_GERROR_IRQ_CFG0 (64 bits): GERROR MSI address, 0 = no MSI.
-    pub const GERROR_IRQ_CFG0: usize = 0x68;
-    /// SMMU_STRTAB_BASE (64 bits).
-    pub const STRTAB_BASE: usize = 0x80;
-    /// SMMU_STRTAB_BASE_CFG.
-    pub const STRTAB_BASE_CFG: usize = 0x88;
-    /// SMMU_CMDQ_BASE (64 bits).
-    pub const CMDQ_BASE: usize = 0x90;
-    /// SMMU_CMDQ_PROD.
-    pub const CMDQ_PROD: usize = 0x98;
-    /// SMMU_CMDQ_CONS.
-    pub const CMDQ_CONS: usize = 0x9c;
-    /// SMMU_EVENTQ_BASE (64 bits).
-    pub const EVENTQ_BASE: usize = 0xa0;
-    /// SMMU_EVENTQ_IRQ_CFG0 (64 bits): event queue MSI address, 0 = no MSI.
-    pub const EVENTQ_IRQ_CFG0: usize = 0xb0;
-    /// SMMU_PRIQ_IRQ_CFG0 (64 bits): PRI queue MSI address, 0 = no MSI.
-    pub const PRIQ_IRQ_CFG0: usize = 0xd0;
-    /// SMMU_EVENTQ_PROD, in page 1.
-    pub const EVENTQ_PROD: usize = 0x1_00a8;
-    /// SMMU_EVENTQ_CONS, in page 1.
-    pub const EVENTQ_CONS: usize = 0x1_00ac;
-    /// Bytes of MMIO the SMMU's two register pages take.
-    pub const MMIO_BYTES: usize = 0x2_0000;
-}
+//! SMMUv3 register values (IHI 0070, chapter 6 "Memory map and
+//! registers"). Values are newtypes whose getters carry the specification's
+//! field names; `with_` setters mask to the field's width so a value can
+//! never spill into a neighbouring field. Reading and writing the registers
+//! is the driver's business (`drivers::smmuv3`, whose register block the
+//! compiler checks against the offsets).
 
 /// Cacheability of an SMMU table or queue access (SMMU_CR1.*_IC/*_OC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -31,7 +31,9 @@ pub(super) fn decode_frame(config: &VgicConfig, ipa: Ipa) -> Option<Frame> {
     if offset >= config.redist_size() {
         return None;
     }
-    let vcpu = VcpuIndex::new(u16::try_from(offset / REDIST_STRIDE).ok()?);
+    // One RD+SGI frame pair per vCPU: the frame index is the vCPU.
+    let index = u16::try_from(offset / REDIST_STRIDE).ok()?;
+    let vcpu = VcpuIndex::new_below(index, usize::from(config.num_vcpus))?;
     let inner = offset % REDIST_STRIDE;
     Some(if inner < SGI_FRAME {
         Frame::Rd(vcpu, inner)

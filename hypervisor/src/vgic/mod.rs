@@ -211,13 +211,13 @@ impl Vgic {
 
     fn vcpu(&self, vcpu: VcpuIndex) -> Result<&VcpuState, VgicError> {
         self.vcpus
-            .get(usize::from(vcpu.get()))
+            .get(vcpu.index())
             .ok_or(VgicError::NoSuchVcpu(vcpu))
     }
 
     fn vcpu_mut(&mut self, vcpu: VcpuIndex) -> Result<&mut VcpuState, VgicError> {
         self.vcpus
-            .get_mut(usize::from(vcpu.get()))
+            .get_mut(vcpu.index())
             .ok_or(VgicError::NoSuchVcpu(vcpu))
     }
 

@@ -6,6 +6,7 @@
 use super::action::Action;
 use super::irq::Irq;
 use super::{Actions, Vgic, VgicError};
+use crate::gic::regs::gicd::GicdIrouter;
 use crate::ids::{PhysIntId, VcpuIndex, VirtIntId};
 
 /// What a bit-per-interrupt register write does to each set bit.
@@ -48,18 +49,13 @@ pub(super) enum Route {
 }
 
 /// IROUTER bits a guest may set: Aff3, IRM, Aff2, Aff1, Aff0 (IHI 0069, 12.9.22).
-pub(super) const IROUTER_MASK: u64 = 0xff_8000_0000 | 0xff_ffff;
-/// IROUTER.Interrupt_Routing_Mode.
-const IROUTER_IRM: u64 = 1 << 31;
+pub(super) const IROUTER_MASK: u64 = GicdIrouter::WRITABLE;
 
 impl Vgic {
     /// The SGI, PPI (banked for `vcpu`) or SPI `intid`.
     pub(super) fn irq(&self, vcpu: VcpuIndex, intid: u32) -> Option<&Irq> {
         if intid < 32 {
-            self.vcpus
-                .get(usize::from(vcpu.get()))?
-                .private
-                .get(intid as usize)
+            self.vcpus.get(vcpu.index())?.private.get(intid as usize)
         } else {
             self.spis.get(usize::try_from(intid - 32).ok()?)
         }
@@ -69,7 +65,7 @@ impl Vgic {
     pub(super) fn irq_mut(&mut self, vcpu: VcpuIndex, intid: u32) -> Option<&mut Irq> {
         if intid < 32 {
             self.vcpus
-                .get_mut(usize::from(vcpu.get()))?
+                .get_mut(vcpu.index())?
                 .private
                 .get_mut(intid as usize)
         } else {
@@ -89,15 +85,14 @@ impl Vgic {
         else {
             return Route::Nowhere;
         };
-        if router & IROUTER_IRM != 0 {
+        let router = GicdIrouter(router);
+        if router.irm() {
             return Route::Any;
         }
-        // vCPU i has Aff0 = i and Aff1 = Aff2 = Aff3 = 0.
-        let aff0 = router & 0xff;
-        if router & !0xff == 0 && aff0 < u64::from(self.config.num_vcpus) {
-            Route::Vcpu(VcpuIndex::new(aff0 as u16))
-        } else {
-            Route::Nowhere
+        // vCPU i has Aff1.Aff0 = i (its VMPIDR_EL2), Aff2 = Aff3 = 0.
+        match VcpuIndex::from_affinity(router.affinity(), usize::from(self.config.num_vcpus)) {
+            Some(vcpu) => Route::Vcpu(vcpu),
+            None => Route::Nowhere,
         }
     }
 
@@ -333,7 +328,7 @@ impl Vgic {
         }
         if intid.get() < 32 {
             for vcpu in &mut self.vcpus {
-                vcpu.private[intid.get() as usize].hw = Some(phys);
+                vcpu.private[intid.index()].hw = Some(phys);
             }
         } else if let Some(irq) = self.irq_mut(VcpuIndex::new(0), intid.get()) {
             irq.hw = Some(phys);

@@ -4,6 +4,7 @@
 use super::action::VcpuMask;
 use super::{Actions, Vgic, VgicError};
 use crate::ids::VcpuIndex;
+use crate::sysreg::IccSgi1rEl1;
 
 /// A decoded ICC_SGI1R_EL1 write, in this partition's vCPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,26 +17,17 @@ pub struct SgiRequest {
     pub missing: u32,
 }
 
-/// ICC_SGI1R_EL1 fields (IHI 0069, 12.2.22).
-mod field {
-    pub const TARGET_LIST: u64 = 0xffff;
-    pub const AFF1_SHIFT: u32 = 16;
-    pub const INTID_SHIFT: u32 = 24;
-    pub const AFF2_SHIFT: u32 = 32;
-    pub const IRM: u64 = 1 << 40;
-    pub const RS_SHIFT: u32 = 44;
-    pub const AFF3_SHIFT: u32 = 48;
-}
-
 /// Decodes `value` written by `sender` in a partition of `num_vcpus`
-/// vCPUs, where vCPU `i` has affinity 0.0.0.`i`. IRM = 1 targets every vCPU
-/// but the sender; else the TargetList bits name Aff0 = RS * 16 + bit
-/// within Aff3.Aff2.Aff1.
+/// vCPUs, where vCPU `i` has affinity 0.0.Aff1.Aff0 = `i`
+/// ([`VcpuIndex::from_affinity`]). IRM = 1 targets every vCPU but the
+/// sender; else the TargetList bits name Aff0 = RS * 16 + bit within
+/// Aff3.Aff2.Aff1.
 pub fn decode_sgi1r(value: u64, sender: VcpuIndex, num_vcpus: u16) -> SgiRequest {
-    let intid = ((value >> field::INTID_SHIFT) & 0xf) as u8;
+    let value = IccSgi1rEl1(value);
+    let intid = value.intid() as u8;
     let mut targets = VcpuMask::default();
     let mut missing = 0;
-    if value & field::IRM != 0 {
+    if value.irm() {
         for v in (0..num_vcpus).map(VcpuIndex::new).filter(|&v| v != sender) {
             targets.insert(v);
         }
@@ -45,19 +37,18 @@ pub fn decode_sgi1r(value: u64, sender: VcpuIndex, num_vcpus: u16) -> SgiRequest
             missing,
         };
     }
-    let upper = ((value >> field::AFF1_SHIFT) & 0xff)
-        | ((value >> field::AFF2_SHIFT) & 0xff)
-        | ((value >> field::AFF3_SHIFT) & 0xff);
-    let range = ((value >> field::RS_SHIFT) & 0xf) as u16;
-    for bit in 0..16u16 {
-        if value & field::TARGET_LIST & (1 << bit) == 0 {
-            continue;
-        }
-        let aff0 = range * 16 + bit;
-        if upper == 0 && aff0 < num_vcpus {
-            targets.insert(VcpuIndex::new(aff0));
-        } else {
-            missing += 1;
+    // The targets' affinity in MPIDR layout, Aff0 added per TargetList bit.
+    let upper = crate::sysreg::MpidrEl1(0)
+        .with_aff1(value.aff1())
+        .with_aff2(value.aff2())
+        .with_aff3(value.aff3())
+        .affinity();
+    let list = value.target_list();
+    for bit in (0..16).filter(|bit| list >> bit & 1 != 0) {
+        let aff0 = value.rs() * 16 + bit;
+        match VcpuIndex::from_affinity(upper | aff0, usize::from(num_vcpus)) {
+            Some(vcpu) => targets.insert(vcpu),
+            None => missing += 1,
         }
     }
     SgiRequest {

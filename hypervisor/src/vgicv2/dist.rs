@@ -119,7 +119,7 @@ impl VgicV2 {
                 bits
             }
             0xf10..=0xf2f if word || width == 1 => {
-                let bank = &self.banks[usize::from(vcpu.get())];
+                let bank = &self.banks[vcpu.index()];
                 let base = (offset & !0xf) as usize;
                 let first = (offset as usize - base) % 16;
                 let mut value = 0;
@@ -180,7 +180,7 @@ impl VgicV2 {
                 let set = offset >= SPENDSGIR;
                 let first = (offset as usize & 0xf) % 16;
                 let all = self.all_vcpus();
-                let bank = &mut self.banks[usize::from(vcpu.get())];
+                let bank = &mut self.banks[vcpu.index()];
                 for byte in 0..usize::from(width) {
                     let Some(sources) = bank.sgi_sources.get_mut(first + byte) else {
                         continue;
@@ -225,7 +225,7 @@ impl VgicV2 {
     /// Pending as a read of GICD_ISPENDR sees it, list registers included.
     fn pending_view(&self, vcpu: VcpuIndex, intid: u32, irq: &IrqV2) -> bool {
         if intid < 16 {
-            return self.banks[usize::from(vcpu.get())].sgi_sources[intid as usize] != 0
+            return self.banks[vcpu.index()].sgi_sources[intid as usize] != 0
                 || irq.listed.is_some_and(|l| l.pending);
         }
         irq.pending || irq.listed.is_some_and(|l| l.pending && !l.cancel_pending)

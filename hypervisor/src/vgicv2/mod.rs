@@ -194,7 +194,7 @@ impl VgicV2 {
         }
         let bank = self
             .banks
-            .get(usize::from(vcpu.get()))
+            .get(vcpu.index())
             .ok_or(VgicV2Error::NoSuchVcpu(vcpu))?;
         match intid.checked_sub(PRIVATE) {
             None => Ok(&bank.private[intid as usize]),
@@ -211,7 +211,7 @@ impl VgicV2 {
         }
         let bank = self
             .banks
-            .get_mut(usize::from(vcpu.get()))
+            .get_mut(vcpu.index())
             .ok_or(VgicV2Error::NoSuchVcpu(vcpu))?;
         match intid.checked_sub(PRIVATE) {
             None => Ok(&mut bank.private[intid as usize]),

@@ -49,7 +49,7 @@ impl VgicV2 {
     /// them), then by priority (lower value first), then by INTID.
     fn candidates(&self, vcpu: VcpuIndex) -> Vec<Candidate> {
         let mut found = Vec::new();
-        let Some(bank) = self.banks.get(usize::from(vcpu.get())) else {
+        let Some(bank) = self.banks.get(vcpu.index()) else {
             return found;
         };
         let forward = self.enabled;
@@ -127,7 +127,7 @@ impl VgicV2 {
             // Underflow: refill when at most one register is still in use.
             image.hcr |= hcr::UIE;
         }
-        self.lr_contents[usize::from(vcpu.get())] = contents;
+        self.lr_contents[vcpu.index()] = contents;
         Ok(image)
     }
 
@@ -135,7 +135,7 @@ impl VgicV2 {
     fn take_listed(&mut self, vcpu: VcpuIndex, c: &Candidate, pending: bool) {
         let intid = u32::from(c.intid);
         if intid < 16 && pending {
-            self.banks[usize::from(vcpu.get())].sgi_sources[intid as usize] &= !(1 << c.source);
+            self.banks[vcpu.index()].sgi_sources[intid as usize] &= !(1 << c.source);
         }
         let Ok(irq) = self.irq_mut(vcpu, intid) else {
             return;
@@ -167,7 +167,7 @@ impl VgicV2 {
         lrs: &[ListRegisterV2],
     ) -> Result<Actions, VgicV2Error> {
         self.irq(vcpu, 0)?;
-        let contents = core::mem::take(&mut self.lr_contents[usize::from(vcpu.get())]);
+        let contents = core::mem::take(&mut self.lr_contents[vcpu.index()]);
         let mut actions = Actions::new();
         for (index, &(intid, source)) in contents.iter().enumerate() {
             let intid = u32::from(intid);
@@ -205,8 +205,7 @@ impl VgicV2 {
                 irq.owner = None;
             }
             if intid < 16 && pending {
-                self.banks[usize::from(vcpu.get())].sgi_sources[intid as usize] |=
-                    1 << (source & 7);
+                self.banks[vcpu.index()].sgi_sources[intid as usize] |= 1 << (source & 7);
             }
         }
         Ok(actions)

@@ -2,6 +2,7 @@
 //! registers): enable, acknowledge, end of interrupt, SGIs.
 
 use crate::arch::sysreg;
+use crate::ids::PhysIntId;
 use crate::sysreg::{IccCtlrEl1, IccIgrpen1El1, IccPmrEl1, IccSgi1rEl1, IccSreEl2, MpidrEl1};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,25 +37,28 @@ pub fn is_ready() -> bool {
     READY.load(Ordering::Acquire)
 }
 
-/// Acknowledges the highest-priority pending Group 1 interrupt (ICC_IAR1_EL1).
-/// Returns its INTID (1023: none).
-pub fn acknowledge() -> u32 {
+/// Acknowledges the highest-priority pending Group 1 interrupt
+/// (ICC_IAR1_EL1): its INTID, or `None` for a special INTID (1023:
+/// nothing pending).
+pub fn acknowledge() -> Option<PhysIntId> {
     if !READY.load(Ordering::Acquire) {
-        return 1023;
+        return None;
     }
-    sysreg::icc_iar1_el1::read().intid() as u32
+    // INTID is at most 24 bits wide: the conversion cannot fail.
+    let raw = u32::try_from(sysreg::icc_iar1_el1::read().intid()).ok()?;
+    PhysIntId::from_acknowledge(raw)
 }
 
 /// Ends interrupt `intid` (ICC_EOIR1_EL1): with EOImode 1, a priority drop only.
-pub fn end_of_interrupt(intid: u32) {
-    sysreg::icc_eoir1_el1::write(intid);
+pub fn end_of_interrupt(intid: PhysIntId) {
+    sysreg::icc_eoir1_el1::write(intid.get());
 }
 
 /// Deactivates interrupt `intid` (ICC_DIR_EL1; EOImode 1). LPIs have no
 /// active state and need none.
-pub fn deactivate(intid: u32) {
-    if intid < 8192 {
-        sysreg::icc_dir_el1::write(intid);
+pub fn deactivate(intid: PhysIntId) {
+    if !intid.is_lpi() {
+        sysreg::icc_dir_el1::write(intid.get());
     }
 }
 

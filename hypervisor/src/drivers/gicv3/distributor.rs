@@ -1,6 +1,8 @@
 //! The GICv3 distributor (GICD).
 
-use crate::gic::regs::gicd::{GicdCtlrNs, GicdTyper};
+use crate::gic::regs::gicd::{GicdCtlrNs, GicdIrouter, GicdPidr2, GicdTyper, GicdTyper2};
+use crate::gic::regs::{IcfgrEdge, IntidBit};
+use crate::sysreg::MpidrEl1;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite};
@@ -62,8 +64,8 @@ impl Distributor {
     }
 
     /// GICD_TYPER2 (GICv4.1 vPE ID width; RAZ before GICv4.1).
-    pub fn typer2(&self) -> u32 {
-        self.regs().typer2.get()
+    pub fn typer2(&self) -> GicdTyper2 {
+        GicdTyper2(self.regs().typer2.get())
     }
 
     /// GICD_IIDR.
@@ -73,7 +75,7 @@ impl Distributor {
 
     /// GICD_PIDR2.ArchRev (3 = GICv3, 4 = GICv4).
     pub fn arch_rev(&self) -> u32 {
-        (self.regs().pidr2.get() >> 4) & 0xf
+        GicdPidr2(self.regs().pidr2.get()).arch_rev()
     }
 
     /// Number of SPI INTIDs + 32 the distributor implements (ITLinesNumber).
@@ -88,10 +90,11 @@ impl Distributor {
             return;
         }
         let r = self.regs();
-        let (word, bit) = ((intid / 16) as usize, (intid % 16) * 2 + 1);
-        let cfg = r.icfgr[word].get() & !(1 << bit);
-        r.icfgr[word].set(cfg | (u32::from(edge) << bit));
-        r.isenabler[(intid / 32) as usize].set(1 << (intid % 32));
+        let config = IcfgrEdge::of(intid);
+        let icfgr = &r.icfgr[config.register];
+        icfgr.set(config.apply(icfgr.get(), edge));
+        let enable = IntidBit::of(intid);
+        r.isenabler[enable.register].set(enable.mask);
     }
 
     /// Enables affinity routing and Group 1 non-secure, with every SPI
@@ -121,9 +124,9 @@ impl Distributor {
         for i in 8..(self.lines() as usize / 4).min(255) {
             r.ipriorityr[i].set(0xa0a0_a0a0);
         }
-        let route = (boot_mpidr & 0xff_ffff) | ((boot_mpidr >> 32) & 0xff) << 32;
+        let route = GicdIrouter::to_pe(MpidrEl1(boot_mpidr));
         for i in 0..(self.lines() as usize).saturating_sub(32).min(988) {
-            r.irouter[i].set(route);
+            r.irouter[i].set(route.0);
         }
         if !no_write_pending() {
             return false;

@@ -11,13 +11,7 @@ use crate::gic::regs::gicr::{
 use crate::gic::regs::{Cacheability, Shareability};
 use crate::ids::PhysIntId;
 use crate::mm::PhysAddr;
-
-/// Offset of the VLPI frame from the RD frame (GICv4: third 64 KiB frame).
-const VLPI_FRAME: usize = 0x2_0000;
-/// GICR_PROPBASER and GICR_VPROPBASER (RD and VLPI frame).
-const PROPBASER: usize = 0x70;
-/// GICR_PENDBASER and GICR_VPENDBASER (RD and VLPI frame).
-const PENDBASER: usize = 0x78;
+use tock_registers::interfaces::{Readable, Writeable};
 /// The cache attributes of every *BASER we program: normal, inner
 /// shareable, read/write-allocate write-back.
 const INNER_WB: u64 = Cacheability::ReadWriteAllocWriteBack as u64;
@@ -87,10 +81,6 @@ impl PropertyTable {
 }
 
 impl Redistributor {
-    fn reg64(&self, offset: usize) -> *mut u64 {
-        (self.base() + offset) as *mut u64
-    }
-
     /// Enables physical LPIs on this redistributor with `props` and a fresh
     /// pending table from `alloc` (IHI 0069 5.1.1: PROPBASER/PENDBASER may
     /// be written only while EnableLPIs is 0). Returns false if LPIs were
@@ -100,26 +90,22 @@ impl Redistributor {
         props: &mut PropertyTable,
         alloc: &mut dyn FnMut(u64, u64) -> Option<PhysAddr>,
     ) -> bool {
-        let ctlr = self.base() as *mut u32;
-        let propbaser = self.reg64(PROPBASER);
-        // SAFETY: GICR_CTLR/PROPBASER/PENDBASER of a redistributor we own.
-        unsafe {
-            if GicrCtlr(core::ptr::read_volatile(ctlr)).enable_lpis() {
-                return false;
-            }
-            core::ptr::write_volatile(propbaser, props.propbaser().0);
-            if GicrPropbaser(core::ptr::read_volatile(propbaser)).shareability() == 0 {
-                // The redistributor does not snoop: non-cacheable, and we clean.
-                props.coherent = false;
-                let value = props
-                    .propbaser()
-                    .with_shareability(0)
-                    .with_inner_cache(Cacheability::NonCacheable as u64);
-                core::ptr::write_volatile(propbaser, value.0);
-                clean_invalidate(props.base.raw(), props.layout.property_bytes);
-            }
+        let rd = self.rd();
+        if GicrCtlr(rd.ctlr.get()).enable_lpis() {
+            return false;
         }
-        let size = props.layout.pending_bytes.next_multiple_of(0x1_0000);
+        rd.propbaser.set(props.propbaser().0);
+        if GicrPropbaser(rd.propbaser.get()).shareability() == 0 {
+            // The redistributor does not snoop: non-cacheable, and we clean.
+            props.coherent = false;
+            let value = props
+                .propbaser()
+                .with_shareability(0)
+                .with_inner_cache(Cacheability::NonCacheable as u64);
+            rd.propbaser.set(value.0);
+            clean_invalidate(props.base.raw(), props.layout.property_bytes);
+        }
+        let size = props.layout.pending_bytes.next_multiple_of(64 * 1024);
         let Some(pending) = alloc(size, props.layout.pending_align()) else {
             return false;
         };
@@ -129,28 +115,20 @@ impl Redistributor {
             .with_shareability(INNER_SHAREABLE)
             // The table is known to be zero.
             .with_ptz(true);
-        // SAFETY: fresh RAM, identity-mapped, ours; then the registers as above.
-        unsafe {
-            core::ptr::write_bytes(pending.raw() as *mut u8, 0, size as usize);
-            clean_invalidate(pending.raw(), size);
-            core::ptr::write_volatile(self.reg64(PENDBASER), pendbaser.0);
-            crate::arch::sysreg::dsb_sy();
-            let enabled = GicrCtlr(core::ptr::read_volatile(ctlr)).with_enable_lpis(true);
-            core::ptr::write_volatile(ctlr, enabled.0);
-        }
+        // SAFETY: fresh RAM, identity-mapped, ours.
+        unsafe { core::ptr::write_bytes(pending.raw() as *mut u8, 0, size as usize) };
+        clean_invalidate(pending.raw(), size);
+        rd.pendbaser.set(pendbaser.0);
+        crate::arch::sysreg::dsb_sy();
+        let enabled = GicrCtlr(rd.ctlr.get()).with_enable_lpis(true);
+        rd.ctlr.set(enabled.0);
         crate::arch::sysreg::dsb_sy();
         true
     }
 
-    /// GICR_VPENDBASER of this redistributor (VLPI frame).
-    fn vpendbaser(&self) -> *mut u64 {
-        self.reg64(VLPI_FRAME + PENDBASER)
-    }
-
     /// Reads GICR_VPENDBASER.
     fn read_vpendbaser(&self) -> GicrVpendbaser {
-        // SAFETY: VLPI-frame register of a redistributor we own; a read.
-        GicrVpendbaser(unsafe { core::ptr::read_volatile(self.vpendbaser()) })
+        GicrVpendbaser(self.vlpi().vpendbaser.get())
     }
 
     /// Clears GICR_VPENDBASER.Valid if set and waits (bounded) for Dirty to
@@ -158,8 +136,7 @@ impl Redistributor {
     fn clear_vpe_valid(&self) -> bool {
         let old = self.read_vpendbaser();
         if old.valid() {
-            // SAFETY: VLPI-frame register of a redistributor we own.
-            unsafe { core::ptr::write_volatile(self.vpendbaser(), old.with_valid(false).0) };
+            self.vlpi().vpendbaser.set(old.with_valid(false).0);
         }
         super::wait_for(|| !self.read_vpendbaser().dirty())
     }
@@ -181,11 +158,8 @@ impl Redistributor {
             .with_inner_cache(INNER_WB)
             .with_shareability(INNER_SHAREABLE)
             .with_valid(true);
-        // SAFETY: VLPI-frame registers of a redistributor we own.
-        unsafe {
-            core::ptr::write_volatile(self.reg64(VLPI_FRAME + PROPBASER), vpropbaser.0);
-            core::ptr::write_volatile(self.vpendbaser(), vpendbaser.0);
-        }
+        self.vlpi().vpropbaser.set(vpropbaser.0);
+        self.vlpi().vpendbaser.set(vpendbaser.0);
         super::wait_for(|| !self.read_vpendbaser().dirty())
     }
 

@@ -1,6 +1,7 @@
 //! GICv3 redistributors (GICR): discovery, wake-up, SGI/PPI configuration.
 
 use crate::gic::regs::gicr::{GicrTyper, GicrWaker};
+use crate::gic::regs::IntidBit;
 use crate::sysreg::MpidrEl1;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
@@ -9,14 +10,24 @@ use tock_registers::registers::{ReadOnly, ReadWrite};
 register_structs! {
     /// RD_base frame (IHI 0069, 12.10).
     pub GicrRdRegs {
-        (0x0000 => ctlr: ReadWrite<u32>),
+        (0x0000 => pub ctlr: ReadWrite<u32>),
         (0x0004 => iidr: ReadOnly<u32>),
         (0x0008 => typer: ReadOnly<u64>),
         (0x0010 => _reserved0),
         (0x0014 => waker: ReadWrite<u32>),
         (0x0018 => _reserved1),
-        (0x0070 => propbaser: ReadWrite<u64>),
-        (0x0078 => pendbaser: ReadWrite<u64>),
+        (0x0070 => pub propbaser: ReadWrite<u64>),
+        (0x0078 => pub pendbaser: ReadWrite<u64>),
+        (0x0080 => @END),
+    }
+}
+
+register_structs! {
+    /// VLPI_base frame (GICv4): the resident vPE's tables.
+    pub GicrVlpiRegs {
+        (0x0000 => _reserved0),
+        (0x0070 => pub vpropbaser: ReadWrite<u64>),
+        (0x0078 => pub vpendbaser: ReadWrite<u64>),
         (0x0080 => @END),
     }
 }
@@ -42,12 +53,16 @@ register_structs! {
     }
 }
 
+/// One redistributor frame: 64 KiB (IHI 0069, 12.10).
+const FRAME: usize = 0x1_0000;
 /// The RD_base and SGI_base frames of a GICv3 redistributor.
-const FRAMES_V3: usize = 0x2_0000;
+const FRAMES_V3: usize = 2 * FRAME;
 /// GICv4 adds VLPI_base and a reserved frame.
-const FRAMES_V4: usize = 0x4_0000;
+const FRAMES_V4: usize = 4 * FRAME;
 /// SGI_base follows RD_base.
-const SGI_FRAME: usize = 0x1_0000;
+const SGI_FRAME: usize = FRAME;
+/// VLPI_base is the third frame (GICv4).
+const VLPI_FRAME: usize = 2 * FRAME;
 
 /// One redistributor: its frames' base address.
 pub struct Redistributor {
@@ -122,9 +137,16 @@ impl Redistributor {
         Self { base }
     }
 
-    fn rd(&self) -> &GicrRdRegs {
+    pub(super) fn rd(&self) -> &GicrRdRegs {
         // SAFETY: `find`'s contract: base maps a redistributor's RD frame.
         unsafe { &*(self.base as *const GicrRdRegs) }
+    }
+
+    /// The VLPI frame: only on a redistributor with GICR_TYPER.VLPIS.
+    pub(super) fn vlpi(&self) -> &GicrVlpiRegs {
+        // SAFETY: a GICv4 redistributor's VLPI frame follows its SGI frame
+        // (the callers act only on redistributors with VLPIS).
+        unsafe { &*((self.base + VLPI_FRAME) as *const GicrVlpiRegs) }
     }
 
     fn sgi(&self) -> &GicrSgiRegs {
@@ -164,24 +186,24 @@ impl Redistributor {
 
     /// Enables SGI or PPI `intid` (0..32) on this redistributor.
     pub fn enable_private(&self, intid: u32) {
-        self.sgi().isenabler0.set(1 << (intid & 31));
+        self.sgi().isenabler0.set(IntidBit::of(intid & 31).mask);
     }
 
     /// Clears the active state of SGI or PPI `intid` (0..32): how another
     /// CPU's private interrupt is deactivated (GICR_ICACTIVER0).
     pub fn deactivate_private(&self, intid: u32) {
-        self.sgi().icactiver0.set(1 << (intid & 31));
+        self.sgi().icactiver0.set(IntidBit::of(intid & 31).mask);
     }
 
     /// Whether SGI or PPI `intid` (0..32) is pending on this redistributor
     /// (GICR_ISPENDR0): for a level-sensitive PPI such as a timer's, its
     /// line, whether the interrupt is enabled or not (IHI 0069, 4.1.2).
     pub fn is_pending_private(&self, intid: u32) -> bool {
-        self.sgi().ispendr0.get() & (1 << (intid & 31)) != 0
+        self.sgi().ispendr0.get() & IntidBit::of(intid & 31).mask != 0
     }
 
     /// Disables SGI or PPI `intid` (0..32) on this redistributor.
     pub fn disable_private(&self, intid: u32) {
-        self.sgi().icenabler0.set(1 << (intid & 31));
+        self.sgi().icenabler0.set(IntidBit::of(intid & 31).mask);
     }
 }

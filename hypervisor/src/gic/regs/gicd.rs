@@ -1,5 +1,7 @@
-//! Distributor register values: GICD_CTLR and GICD_TYPER (IHI 0069, the
-//! GICD_* register descriptions).
+//! Distributor register values: GICD_CTLR, GICD_TYPER, GICD_TYPER2,
+//! GICD_IROUTER and GICD_PIDR2 (IHI 0069, the GICD_* register descriptions).
+
+use crate::sysreg::MpidrEl1;
 
 register! {
     /// GICD_CTLR as seen by a secure access or with GICD_CTLR.DS == 1.
@@ -122,9 +124,140 @@ impl GicdTyper {
     }
 }
 
+register! {
+    /// GICD_TYPER2 (GICv4.1): the vPE ID width and virtual SGI support;
+    /// RAZ on GICv3 and GICv4.0 distributors.
+    GicdTyper2(u32) {
+        flag
+        /// VIL: VID says how wide vPE IDs are (0: 16 bits).
+        vil, with_vil @ 7;
+        flag
+        /// nASSGIcap: SGIs without an active state can be configured.
+        n_assgi_cap, with_n_assgi_cap @ 8;
+        field
+        /// VID: vPE ID bits minus one (when VIL == 1).
+        vid, with_vid @ [4:0];
+    }
+}
+
+impl GicdTyper2 {
+    /// Whether any GICv4.1 identification is present (VIL or a VID width).
+    pub const fn names_v41(self) -> bool {
+        self.vil() || self.vid() != 0
+    }
+}
+
+register! {
+    /// GICD_IROUTER<n>: where SPI n goes with affinity routing (64 bits).
+    GicdIrouter(u64) {
+        flag
+        /// Interrupt_Routing_Mode: 1 = to any participating PE (1 of N).
+        irm, with_irm @ 31;
+        field
+        /// Aff0.
+        aff0, with_aff0 @ [7:0];
+        field
+        /// Aff1.
+        aff1, with_aff1 @ [15:8];
+        field
+        /// Aff2.
+        aff2, with_aff2 @ [23:16];
+        field
+        /// Aff3.
+        aff3, with_aff3 @ [39:32];
+    }
+}
+
+impl GicdIrouter {
+    /// The bits a write keeps: Aff3, IRM, Aff2, Aff1, Aff0 (the rest RES0).
+    pub const WRITABLE: u64 = Self(0)
+        .with_aff0(0xff)
+        .with_aff1(0xff)
+        .with_aff2(0xff)
+        .with_aff3(0xff)
+        .with_irm(true)
+        .0;
+
+    /// Routing to the one PE whose MPIDR is `mpidr` (IRM = 0).
+    pub const fn to_pe(mpidr: MpidrEl1) -> Self {
+        Self(0)
+            .with_aff0(mpidr.aff0())
+            .with_aff1(mpidr.aff1())
+            .with_aff2(mpidr.aff2())
+            .with_aff3(mpidr.aff3())
+    }
+
+    /// The affinity fields alone, in MPIDR layout (the layouts agree).
+    pub const fn affinity(self) -> u64 {
+        Self(0)
+            .with_aff0(self.aff0())
+            .with_aff1(self.aff1())
+            .with_aff2(self.aff2())
+            .with_aff3(self.aff3())
+            .0
+    }
+}
+
+register! {
+    /// GICD_PIDR2, peripheral ID 2: the architecture revision.
+    GicdPidr2(u32) {
+        field
+        /// ArchRev: 0x3 = GICv3, 0x4 = GICv4.
+        arch_rev, with_arch_rev @ [7:4];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typer2_vid_and_vil_name_gicv4_1() {
+        let t = GicdTyper2(0).with_vil(true).with_vid(15);
+        assert_eq!(t.0, 0x8f);
+        assert!(t.names_v41());
+        assert!(GicdTyper2(0x0f).names_v41());
+        assert!(GicdTyper2(1 << 7).vil());
+        assert!(GicdTyper2(1 << 8).n_assgi_cap());
+        assert!(!GicdTyper2(1 << 8).names_v41());
+        assert!(!GicdTyper2(0).names_v41());
+        assert_eq!(GicdTyper2(u32::MAX).vid(), 0x1f);
+    }
+
+    #[test]
+    fn irouter_fields_and_writable_mask() {
+        assert_eq!(GicdIrouter::WRITABLE, 0xff_8000_0000 | 0xff_ffff);
+        let r = GicdIrouter(0x12_8034_5678);
+        assert!(r.irm());
+        assert_eq!(
+            (r.aff3(), r.aff2(), r.aff1(), r.aff0()),
+            (0x12, 0x34, 0x56, 0x78)
+        );
+        assert_eq!(r.affinity(), 0x12_0034_5678);
+        assert!(!GicdIrouter(1 << 30).irm());
+    }
+
+    #[test]
+    fn irouter_to_pe_copies_the_mpidr_affinity() {
+        let mpidr = MpidrEl1(0)
+            .with_res1(true)
+            .with_mt(true)
+            .with_aff3(0x02)
+            .with_aff2(0x03)
+            .with_aff1(0x04)
+            .with_aff0(0x05);
+        let r = GicdIrouter::to_pe(mpidr);
+        assert_eq!(r.0, 0x02_0003_0405);
+        assert!(!r.irm());
+        assert_eq!(r.affinity(), mpidr.affinity());
+    }
+
+    #[test]
+    fn pidr2_arch_rev_is_bits_7_to_4() {
+        assert_eq!(GicdPidr2(0x3b).arch_rev(), 3);
+        assert_eq!(GicdPidr2(0x4b).arch_rev(), 4);
+        assert_eq!(GicdPidr2(0).with_arch_rev(0x14).0, 0x40);
+    }
 
     #[test]
     fn ctlr_secure_view_bits() {

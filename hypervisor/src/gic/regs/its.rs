@@ -408,6 +408,27 @@ impl GitsBaser {
     }
 }
 
+register! {
+    /// A level-1 entry of a two-level ITS table (IHI 0069, GITS_BASER<n>.
+    /// Indirect): Valid and the level-2 page's physical address (bits
+    /// [51:12], page-aligned by the table's page size).
+    ItsLevel1Entry(u64) {
+        flag
+        /// Valid: the level-2 page exists.
+        valid, with_valid @ 63;
+        field
+        /// Bits [51:12] of the level-2 page's physical address.
+        address_bits, with_address_bits @ [51:12];
+    }
+}
+
+impl ItsLevel1Entry {
+    /// A valid entry pointing at the level-2 page at `page` (4 KiB aligned).
+    pub const fn valid_page(page: PhysAddr) -> Self {
+        Self(0).with_address_bits(page.raw() >> 12).with_valid(true)
+    }
+}
+
 /// GITS_TYPER as QEMU 10 `virt,gic-version=4` reports it.
 #[cfg(test)]
 pub(crate) const QEMU_GITS_TYPER: u64 = 0x3f_0001_efb3;
@@ -454,6 +475,16 @@ mod tests {
         let typer = GitsTyper(0).with_cid_bits(7);
         assert_eq!(typer.collection_id_bits(), 16);
         assert_eq!(typer.with_cil(true).collection_id_bits(), 8);
+    }
+
+    #[test]
+    fn level1_entry_is_valid_bit_63_and_the_page_address() {
+        let e = ItsLevel1Entry::valid_page(PhysAddr(0x8_0001_0000));
+        assert_eq!(e.0, (1 << 63) | 0x8_0001_0000);
+        assert!(e.valid());
+        assert!(!ItsLevel1Entry(0x8_0001_0000).valid());
+        // Address bits above 51 cannot reach the reserved field.
+        assert_eq!(ItsLevel1Entry::valid_page(PhysAddr(1 << 52)).0, 1 << 63);
     }
 
     #[test]
