@@ -70,7 +70,7 @@ fn state_op() -> impl Strategy<Value = StateOp> {
 /// A device's guest-visible contents.
 type Contents = (DeviceBacking, u8, Ipa, Vec<(EventId, EventEntry)>);
 
-fn contents(entry: &state::DeviceEntry) -> Contents {
+fn contents(entry: state::Device<'_>) -> Contents {
     let events = entry.events().collect();
     (entry.backing, entry.event_bits, entry.itt_addr, events)
 }
@@ -85,13 +85,13 @@ fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::Translati
     let d = VirtDeviceId::new;
     match op {
         StateOp::Mapd(device, bits, valid) => {
-            let got = new.remove_device(d(device)).map(|e| contents(&e));
+            let got = new.remove_device(d(device)).map(|e| contents(e.view()));
             let want = old.remove_device(d(device)).map(|e| reference_contents(&e));
             assert_eq!(got, want, "{op:?}: removed device");
             if valid {
                 let itt = Ipa(ITT + u64::from(device) * 0x1000);
                 let backing = config().backing(d(device));
-                new.insert_device(d(device), backing, bits, itt);
+                assert_eq!(new.insert_device(d(device), backing, bits, itt), Ok(()));
                 old.insert_device(d(device), backing, bits, itt);
             }
         }
@@ -102,7 +102,7 @@ fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::Translati
             };
             let got = new.insert_event(d(device), EventId::new(event), mapping);
             let want = old.insert_event(d(device), EventId::new(event), mapping);
-            assert_eq!(got, want, "{op:?}");
+            assert_eq!(got, Ok(want), "{op:?}");
         }
         StateOp::RemoveEvent(device, event) => {
             let got = new.remove_event(d(device), EventId::new(event));
@@ -116,7 +116,7 @@ fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::Translati
         StateOp::MapCollection(collection, target) => {
             let got = new.map_collection(icid(collection), vcpu(target));
             let want = old.map_collection(icid(collection), vcpu(target));
-            assert_eq!(got, want, "{op:?}");
+            assert_eq!(got, Ok(want), "{op:?}");
         }
         StateOp::UnmapCollection(collection) => {
             let got = new.unmap_collection(icid(collection));
@@ -126,8 +126,7 @@ fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::Translati
         StateOp::TakeDevices => {
             let got: Vec<_> = new
                 .take_devices()
-                .iter()
-                .map(|(id, e)| (*id, contents(e)))
+                .map(|(id, e)| (id, contents(e.view())))
                 .collect();
             let want: Vec<_> = old
                 .take_devices()
@@ -208,14 +207,19 @@ proptest! {
 #[test]
 fn a_huge_itt_and_scattered_event_ids_allocate_nothing_in_proportion() {
     let mut state = TranslationState::with_max_events(16);
-    state.insert_device(VirtDeviceId::new(1), DeviceBacking::Nothing, 32, Ipa(ITT));
+    state
+        .insert_device(VirtDeviceId::new(1), DeviceBacking::Nothing, 32, Ipa(ITT))
+        .unwrap();
     assert_eq!(state.event_table_slots(), 0, "MAPD allocates no table");
     let mapping = EventEntry {
         intid: VirtIntId::from_const(8192),
         icid: icid(0),
     };
     for event in [u32::MAX, 1 << 31, 1 << 20, 70_000] {
-        assert!(state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping));
+        assert_eq!(
+            state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping),
+            Ok(true)
+        );
     }
     assert_eq!(
         state.event_table_slots(),
@@ -229,7 +233,10 @@ fn a_huge_itt_and_scattered_event_ids_allocate_nothing_in_proportion() {
     // Ascending EventIDs from 0 fill a table, which takes the sparse events
     // it comes to cover.
     for event in 0..16 {
-        assert!(state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping));
+        assert_eq!(
+            state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping),
+            Ok(true)
+        );
     }
     let table = state.event_table_slots();
     assert!(
@@ -257,9 +264,14 @@ fn unmapping_a_device_returns_its_table_slots_to_the_allowance() {
     };
     for round in 0..10u32 {
         let device = VirtDeviceId::new(round);
-        state.insert_device(device, DeviceBacking::Nothing, 16, Ipa(ITT));
+        state
+            .insert_device(device, DeviceBacking::Nothing, 16, Ipa(ITT))
+            .unwrap();
         for event in 0..64 {
-            assert!(state.insert_event(device, EventId::new(event), mapping));
+            assert_eq!(
+                state.insert_event(device, EventId::new(event), mapping),
+                Ok(true)
+            );
         }
         assert_eq!(state.device(device).unwrap().table_slots(), 64);
         state.remove_device(device);
@@ -277,7 +289,8 @@ fn many_devices_are_found_after_growth_and_removals() {
         .map(|i| i.wrapping_mul(0x1_0001) ^ (i << 20))
         .collect();
     for &id in &ids {
-        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Nothing, 4, Ipa(ITT));
+        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Nothing, 4, Ipa(ITT))
+            .unwrap();
         old.insert_device(VirtDeviceId::new(id), DeviceBacking::Nothing, 4, Ipa(ITT));
     }
     for &id in ids.iter().step_by(2) {
@@ -285,7 +298,8 @@ fn many_devices_are_found_after_growth_and_removals() {
         old.remove_device(VirtDeviceId::new(id));
     }
     for &id in ids.iter().step_by(4) {
-        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Emulated, 5, Ipa(ITT));
+        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Emulated, 5, Ipa(ITT))
+            .unwrap();
         old.insert_device(VirtDeviceId::new(id), DeviceBacking::Emulated, 5, Ipa(ITT));
     }
     let probes: Vec<(u32, u32)> = ids
