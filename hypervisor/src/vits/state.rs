@@ -73,7 +73,11 @@ const FIRST_TABLE: usize = 8;
 type Sparse = Vec<(EventId, EventEntry)>;
 
 /// The mapping of `event` in a table and sparse list.
-fn lookup(table: &[EventEntry], sparse: &[(EventId, EventEntry)], event: EventId) -> Option<EventEntry> {
+fn lookup(
+    table: &[EventEntry],
+    sparse: &[(EventId, EventEntry)],
+    event: EventId,
+) -> Option<EventEntry> {
     match table.get(slot_index(event)) {
         Some(&slot) => (slot != FREE).then_some(slot),
         None if sparse.is_empty() => None,
@@ -580,7 +584,11 @@ impl Iterator for TakenDevices {
                 .get_mut(id.get())
                 .map(|slot| core::mem::take(&mut slot.table))
                 .unwrap_or_default();
-            if let Some(meta) = self.entries.get_mut(place_index(place)).and_then(Option::take) {
+            if let Some(meta) = self
+                .entries
+                .get_mut(place_index(place))
+                .and_then(Option::take)
+            {
                 return Some((id, DeviceEntry::new(meta, table)));
             }
         }
