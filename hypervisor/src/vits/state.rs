@@ -335,7 +335,23 @@ struct Collections {
 }
 
 impl Collections {
+    /// Lists this short are scanned (as a B-tree node is): for the few
+    /// collections a guest maps (one per vCPU, typically) a scan is
+    /// cheaper than a binary search's unpredictable branches.
+    const SCAN: usize = 16;
+
     fn find(&self, icid: VirtCollectionId) -> Result<usize, usize> {
+        if self.entries.len() <= Self::SCAN {
+            let at = self
+                .entries
+                .iter()
+                .position(|&(id, _)| id >= icid)
+                .unwrap_or(self.entries.len());
+            return match self.entries.get(at) {
+                Some(&(id, _)) if id == icid => Ok(at),
+                _ => Err(at),
+            };
+        }
         self.entries.binary_search_by_key(&icid, |&(id, _)| id)
     }
 
