@@ -19,6 +19,38 @@ std::thread_local! {
     static ARMED: Cell<bool> = const { Cell::new(false) };
     static LIVE: Cell<usize> = const { Cell::new(0) };
     static PEAK: Cell<usize> = const { Cell::new(0) };
+    static FAIL_AFTER: Cell<Option<usize>> = const { Cell::new(None) };
+    static INJECTED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `f` with this thread's allocations failing (returning null, as an
+/// exhausted heap does) once `succeed` of them have been served; returns
+/// what `f` returned and how many allocations were made to fail. Only for
+/// code that handles failure (`try_reserve`): an infallible allocation
+/// that fails aborts the test binary.
+pub fn failing_after<R>(succeed: usize, f: impl FnOnce() -> R) -> (R, usize) {
+    INJECTED.with(|c| c.set(0));
+    FAIL_AFTER.with(|c| c.set(Some(succeed)));
+    let result = f();
+    FAIL_AFTER.with(|c| c.set(None));
+    (result, INJECTED.with(Cell::get))
+}
+
+/// Whether this allocation is to fail ([`failing_after`]).
+fn inject_failure() -> bool {
+    FAIL_AFTER
+        .try_with(|c| match c.get() {
+            None => false,
+            Some(0) => {
+                INJECTED.with(|i| i.set(i.get().saturating_add(1)));
+                true
+            }
+            Some(n) => {
+                c.set(Some(n - 1));
+                false
+            }
+        })
+        .unwrap_or(false)
 }
 
 /// Bytes a block of `layout` takes in the hypervisor's buddy heap
@@ -168,10 +200,15 @@ fn refund(layout: Layout) {
     });
 }
 
-// SAFETY: every call is forwarded unchanged to `System`, which upholds the
-// GlobalAlloc contract; the counters only observe layouts.
+// SAFETY: every call is forwarded unchanged to `System` or the arena, which
+// uphold the GlobalAlloc contract, or fails with null (which the contract
+// allows, leaving a reallocated block as it was); the counters only observe
+// layouts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if inject_failure() {
+            return core::ptr::null_mut();
+        }
         if let Some(ptr) = routed().and_then(|arena| arena_alloc(arena, layout)) {
             charge(layout);
             return ptr;
@@ -185,6 +222,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if inject_failure() {
+            return core::ptr::null_mut();
+        }
         if let Some(ptr) = routed().and_then(|arena| arena_alloc(arena, layout)) {
             // SAFETY: the arena handed out `layout.size()` bytes at `ptr`.
             unsafe { ptr.write_bytes(0, layout.size()) };
@@ -211,6 +251,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if inject_failure() {
+            // The block at `ptr` stays as it was, as `realloc` requires.
+            return core::ptr::null_mut();
+        }
         if routed().is_some() || owner(ptr).is_some() {
             // Allocate, copy, free: as the buddy heap does.
             let Ok(grown) = Layout::from_size_align(new_size, layout.align()) else {

@@ -34,17 +34,25 @@ pub const HYPERVISOR_OWN_BYTES: usize = 1 << 20;
 /// Fixed heap of one vITS: its registers, counters, the empty translation
 /// state and the first blocks of its indexes.
 pub const VITS_FIXED_BYTES: usize = 4 << 10;
-/// Heap per device a vITS may map: the device entry (at its stable
-/// place, doubled on growth), its DeviceID in the sorted list and the
-/// open-addressing index (at most half full, doubled on growth).
+/// Heap per device a vITS may map: the open-addressing index, whose
+/// 32-byte slots hold each device's event-table header (at most half
+/// full: 128 bytes a device after growth, 192 while the old and new
+/// index coexist), the rest of the device entry at its stable place
+/// (56 bytes, doubled on growth, in power-of-two blocks: 128), its place
+/// in the free list and its DeviceID in the sorted list (~40 with growth).
+/// The index and the entries grow at the same device count, one after
+/// the other (the old block of one is freed before the other grows).
 pub const DEVICE_BYTES: usize = 384;
-/// Heap per event a vITS may map: its slot in an event table (tables hold
-/// at most twice the events, and double while growing), or an entry of a
-/// device's sparse map at minimum B-tree fill; and its software route.
+/// Heap per event a vITS may map: its slot in an event table (8 bytes;
+/// tables hold at most twice the events, and double while growing), or
+/// an entry of a device's sorted sparse list (12 bytes, doubled on growth,
+/// old and new block at once, power-of-two blocks: at most 48); and its
+/// software route.
 pub const EVENT_BYTES: usize = 192;
-/// Heap per collection a vITS may map: an entry of the collection map at
-/// minimum B-tree fill, and its place in the list the loss of the
-/// Collection table takes.
+/// Heap per collection a vITS may map: an entry of the sorted collection
+/// list (24 bytes, doubled on growth, old and new block at once: at most
+/// 96 in power-of-two blocks, ~64 in practice), and its place in the list
+/// the loss of the Collection table takes.
 pub const COLLECTION_BYTES: usize = 96;
 /// LPIs the vGIC holds pending on one vCPU at most (software injection);
 /// one more is dropped and counted (`kernel::vgic` sizes the vGIC with it).

@@ -7,7 +7,7 @@ use super::backend::{EventRef, VitsBackend};
 use super::config::{fits, VitsConfig};
 use super::error::{CommandError, StallReason};
 use super::regs::Registers;
-use super::state::{DeviceEntry, EventEntry, TranslationState};
+use super::state::{Device, EventEntry, TranslationState};
 use crate::gic::its_cmd::{ItsCommand, RdBase};
 use crate::guest_mem::GuestMemory;
 use crate::ids::{EventId, VcpuIndex, VirtCollectionId, VirtDeviceId};
@@ -151,8 +151,10 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         }
         if valid {
             let backing = self.config.backing(device);
+            // No heap for the device: skipped and counted like the cap.
             self.state
-                .insert_device(device, backing, event_bits, itt_addr);
+                .insert_device(device, backing, event_bits, itt_addr)
+                .map_err(|_| CommandError::DeviceLimit { device })?;
         }
         Ok(())
     }
@@ -184,7 +186,12 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         if new && *self.mapped_collections >= self.config.max_collections {
             return Err(CommandError::CollectionLimit { icid });
         }
-        match self.state.map_collection(icid, vcpu) {
+        // No heap for the collection: skipped and counted like the cap.
+        let old = self
+            .state
+            .map_collection(icid, vcpu)
+            .map_err(|_| CommandError::CollectionLimit { icid })?;
+        match old {
             None => {
                 *self.mapped_collections = self.mapped_collections.saturating_add(1);
                 for (event, mapping) in live_events(self.state, icid) {
@@ -237,7 +244,10 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
             return Err(CommandError::EventLimit { device, event });
         }
         let mapping = EventEntry { intid, icid };
-        self.state.insert_event(device, event, mapping);
+        // No heap for the event: skipped and counted like the cap.
+        self.state
+            .insert_event(device, event, mapping)
+            .map_err(|_| CommandError::EventLimit { device, event })?;
         // An event whose collection is not mapped yet translates to
         // nothing; MAPC of that collection makes it live later.
         if let Some(vcpu) = self.state.collection(icid) {
@@ -329,7 +339,7 @@ fn mapped_device<'s>(
     config: &VitsConfig,
     state: &'s TranslationState,
     device: VirtDeviceId,
-) -> Result<&'s DeviceEntry, CommandError> {
+) -> Result<Device<'s>, CommandError> {
     if !fits(u64::from(device.get()), config.device_id_bits) {
         return Err(CommandError::DeviceOutOfRange { device });
     }

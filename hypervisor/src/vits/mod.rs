@@ -36,7 +36,7 @@ pub use error::{CommandError, CommandErrorKind, ErrorCounters, StallReason};
 pub use model::ModelBackend;
 pub use queue::COMMAND_SIZE;
 pub use regs::{offset, AccessWidth, FRAME_SIZE};
-pub use state::{DeviceEntry, EventEntry, TranslationState};
+pub use state::{Device, DeviceEntry, EventEntry, NoMemory, TranslationState};
 
 use crate::ids::{EventId, VirtDeviceId};
 use regs::{Registers, Table};

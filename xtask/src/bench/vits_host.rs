@@ -420,9 +420,103 @@ pub fn measure(report: &mut Report) -> Result<(), String> {
         "the vITS with the software-injection backend (ModelBackend: routes and pending sets)",
         || ModelBackend::new(VCPUS, 65_536),
     )?;
+    lookup_cost(report)?;
     traps_per_batch(report)?;
     bytes_per_event(report)
 }
+
+/// Where INT's time at 65,536 events goes, without the queue: ns per
+/// lookup of a (DeviceID, EventID) through the translation state
+/// (`TranslationState::event`), for events picked as the INT series picks
+/// them and for one event repeated; and ns per read of one random 8-byte
+/// slot of a plain array as large as the event tables (the cost of one
+/// dependent miss on this machine, the floor of any lookup). Each access
+/// depends on the one before, so misses do not overlap.
+fn lookup_cost(report: &mut Report) -> Result<(), String> {
+    const EVENTS: usize = 65_536;
+    const LOOKUPS: usize = 1 << 16;
+    let fixture = Fixture::new(EVENTS, NullBackend::default(), TIMING_WORK_PER_TRAP)?;
+    let state = fixture.driver.vits.state();
+    let picks: Vec<(VirtDeviceId, EventId)> = (0..LOOKUPS)
+        .map(|i| {
+            let (device, event) = base_event(fixture.pick(Kind::Int, i / BATCH, i % BATCH));
+            (VirtDeviceId::new(device), EventId::new(event))
+        })
+        .collect();
+    let hot = vec![picks[0]; LOOKUPS];
+    let array: Vec<u64> = (0..EVENTS as u64).collect();
+    let slots: Vec<usize> = (0..LOOKUPS)
+        .map(|i| (i as u64 * 40_503 % EVENTS as u64) as usize)
+        .collect();
+    let time_lookups = |picks: &[(VirtDeviceId, EventId)]| {
+        let mut samples = Vec::new();
+        for _ in 0..21 {
+            fixture.touch_all();
+            let start = Instant::now();
+            let mut found = 0u64;
+            // Each lookup's DeviceID and EventID depend on the lookup
+            // before (plus zero, which the compiler cannot see): the
+            // latency of the whole chain (index, table slot), not misses
+            // the processor overlaps with the next lookup's.
+            let zero = std::hint::black_box(0u64);
+            for &(device, event) in picks {
+                let dep = (found & zero) as u32;
+                let device = VirtDeviceId::new(device.get() + dep);
+                let event = EventId::new(event.get() + dep);
+                if let Some(entry) = state.event(device, event) {
+                    found += u64::from(entry.intid.get());
+                }
+            }
+            samples.push(start.elapsed().as_nanos() as f64 / picks.len() as f64);
+            std::hint::black_box(found);
+        }
+        median(&mut samples)
+    };
+    let random = time_lookups(&picks);
+    let repeated = time_lookups(&hot);
+    let mut samples = Vec::new();
+    for _ in 0..21 {
+        let sum: u64 = array.iter().sum();
+        std::hint::black_box(sum);
+        let start = Instant::now();
+        let mut found = 0u64;
+        let zero = std::hint::black_box(0u64);
+        for &slot in &slots {
+            found += array[slot + (found & zero) as usize];
+        }
+        samples.push(start.elapsed().as_nanos() as f64 / slots.len() as f64);
+        std::hint::black_box(found);
+    }
+    let one_read = median(&mut samples);
+    for (name, ns, what) in [
+        (
+            "vits_ns_per_lookup_65536_events",
+            random,
+            "a translation-state lookup of a random event, 65,536 events mapped",
+        ),
+        (
+            "vits_ns_per_lookup_hot",
+            repeated,
+            "a translation-state lookup of one event repeated (hot caches)",
+        ),
+        (
+            "host_ns_per_random_read_512k",
+            one_read,
+            "one read of a random 8-byte slot of a 512 KiB array (one dependent miss)",
+        ),
+    ] {
+        report.push(Figure::number(name.to_string(), ns, "ns", what.to_string()));
+    }
+    report.table(format!(
+        "where INT's time goes at 65,536 events (median of 21 passes of {LOOKUPS}):\n  state lookup, random event {random:>6.1} ns\n  state lookup, one event    {repeated:>6.1} ns\n  one random read, 512 KiB   {one_read:>6.1} ns\n"
+    ));
+    Ok(())
+}
+
+/// Units of work a timed trap may do: a batch of 64 MOVALLs at 65,536
+/// events is charged 64 x 65,537 (each may move every event), and must
+/// still drain in one trap.
+const TIMING_WORK_PER_TRAP: usize = 1 << 24;
 
 /// Bytes streamed through before the `IntEvicted` series: four times this
 /// host's 2 MiB L2 per core, so the series starts from caches that hold
@@ -461,7 +555,7 @@ fn time_per_command<B: VitsBackend>(
         .collect();
     let mut grid: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     for events in EVENT_COUNTS {
-        let mut fixture = Fixture::new(events, backend(), 1 << 20)?;
+        let mut fixture = Fixture::new(events, backend(), TIMING_WORK_PER_TRAP)?;
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
         for &kind in &kinds {
             fixture.ns_per_command(kind, 0..WARMUP)?;

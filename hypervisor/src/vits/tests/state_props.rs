@@ -70,7 +70,7 @@ fn state_op() -> impl Strategy<Value = StateOp> {
 /// A device's guest-visible contents.
 type Contents = (DeviceBacking, u8, Ipa, Vec<(EventId, EventEntry)>);
 
-fn contents(entry: &state::DeviceEntry) -> Contents {
+fn contents(entry: state::Device<'_>) -> Contents {
     let events = entry.events().collect();
     (entry.backing, entry.event_bits, entry.itt_addr, events)
 }
@@ -85,13 +85,13 @@ fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::Translati
     let d = VirtDeviceId::new;
     match op {
         StateOp::Mapd(device, bits, valid) => {
-            let got = new.remove_device(d(device)).map(|e| contents(&e));
+            let got = new.remove_device(d(device)).map(|e| contents(e.view()));
             let want = old.remove_device(d(device)).map(|e| reference_contents(&e));
             assert_eq!(got, want, "{op:?}: removed device");
             if valid {
                 let itt = Ipa(ITT + u64::from(device) * 0x1000);
                 let backing = config().backing(d(device));
-                new.insert_device(d(device), backing, bits, itt);
+                assert_eq!(new.insert_device(d(device), backing, bits, itt), Ok(()));
                 old.insert_device(d(device), backing, bits, itt);
             }
         }
@@ -102,7 +102,7 @@ fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::Translati
             };
             let got = new.insert_event(d(device), EventId::new(event), mapping);
             let want = old.insert_event(d(device), EventId::new(event), mapping);
-            assert_eq!(got, want, "{op:?}");
+            assert_eq!(got, Ok(want), "{op:?}");
         }
         StateOp::RemoveEvent(device, event) => {
             let got = new.remove_event(d(device), EventId::new(event));
@@ -116,7 +116,7 @@ fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::Translati
         StateOp::MapCollection(collection, target) => {
             let got = new.map_collection(icid(collection), vcpu(target));
             let want = old.map_collection(icid(collection), vcpu(target));
-            assert_eq!(got, want, "{op:?}");
+            assert_eq!(got, Ok(want), "{op:?}");
         }
         StateOp::UnmapCollection(collection) => {
             let got = new.unmap_collection(icid(collection));
@@ -126,8 +126,7 @@ fn apply(op: StateOp, new: &mut TranslationState, old: &mut reference::Translati
         StateOp::TakeDevices => {
             let got: Vec<_> = new
                 .take_devices()
-                .iter()
-                .map(|(id, e)| (*id, contents(e)))
+                .map(|(id, e)| (id, contents(e.view())))
                 .collect();
             let want: Vec<_> = old
                 .take_devices()
@@ -208,14 +207,19 @@ proptest! {
 #[test]
 fn a_huge_itt_and_scattered_event_ids_allocate_nothing_in_proportion() {
     let mut state = TranslationState::with_max_events(16);
-    state.insert_device(VirtDeviceId::new(1), DeviceBacking::Nothing, 32, Ipa(ITT));
+    state
+        .insert_device(VirtDeviceId::new(1), DeviceBacking::Nothing, 32, Ipa(ITT))
+        .unwrap();
     assert_eq!(state.event_table_slots(), 0, "MAPD allocates no table");
     let mapping = EventEntry {
         intid: VirtIntId::from_const(8192),
         icid: icid(0),
     };
     for event in [u32::MAX, 1 << 31, 1 << 20, 70_000] {
-        assert!(state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping));
+        assert_eq!(
+            state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping),
+            Ok(true)
+        );
     }
     assert_eq!(
         state.event_table_slots(),
@@ -229,7 +233,10 @@ fn a_huge_itt_and_scattered_event_ids_allocate_nothing_in_proportion() {
     // Ascending EventIDs from 0 fill a table, which takes the sparse events
     // it comes to cover.
     for event in 0..16 {
-        assert!(state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping));
+        assert_eq!(
+            state.insert_event(VirtDeviceId::new(1), EventId::new(event), mapping),
+            Ok(true)
+        );
     }
     let table = state.event_table_slots();
     assert!(
@@ -257,9 +264,14 @@ fn unmapping_a_device_returns_its_table_slots_to_the_allowance() {
     };
     for round in 0..10u32 {
         let device = VirtDeviceId::new(round);
-        state.insert_device(device, DeviceBacking::Nothing, 16, Ipa(ITT));
+        state
+            .insert_device(device, DeviceBacking::Nothing, 16, Ipa(ITT))
+            .unwrap();
         for event in 0..64 {
-            assert!(state.insert_event(device, EventId::new(event), mapping));
+            assert_eq!(
+                state.insert_event(device, EventId::new(event), mapping),
+                Ok(true)
+            );
         }
         assert_eq!(state.device(device).unwrap().table_slots(), 64);
         state.remove_device(device);
@@ -277,7 +289,8 @@ fn many_devices_are_found_after_growth_and_removals() {
         .map(|i| i.wrapping_mul(0x1_0001) ^ (i << 20))
         .collect();
     for &id in &ids {
-        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Nothing, 4, Ipa(ITT));
+        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Nothing, 4, Ipa(ITT))
+            .unwrap();
         old.insert_device(VirtDeviceId::new(id), DeviceBacking::Nothing, 4, Ipa(ITT));
     }
     for &id in ids.iter().step_by(2) {
@@ -285,7 +298,8 @@ fn many_devices_are_found_after_growth_and_removals() {
         old.remove_device(VirtDeviceId::new(id));
     }
     for &id in ids.iter().step_by(4) {
-        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Emulated, 5, Ipa(ITT));
+        new.insert_device(VirtDeviceId::new(id), DeviceBacking::Emulated, 5, Ipa(ITT))
+            .unwrap();
         old.insert_device(VirtDeviceId::new(id), DeviceBacking::Emulated, 5, Ipa(ITT));
     }
     let probes: Vec<(u32, u32)> = ids
@@ -305,4 +319,306 @@ fn many_devices_are_found_after_growth_and_removals() {
         .devices()
         .map(|(id, e)| (id, contents(e)))
         .eq(old.devices().map(|(id, e)| (id, reference_contents(e)))));
+}
+
+/// The state's bookkeeping agrees with its contents: event and table-slot
+/// counts, and the per-collection counts MAPC's work charge reads.
+fn assert_consistent(state: &TranslationState) {
+    let events: usize = state.devices().map(|(_, e)| e.events().count()).sum();
+    assert_eq!(events, state.event_count(), "event count");
+    let counted: usize = state.devices().map(|(_, e)| e.event_count()).sum();
+    assert_eq!(counted, state.event_count(), "per-device counts");
+    let slots: usize = state.devices().map(|(_, e)| e.table_slots()).sum();
+    assert_eq!(slots, state.event_table_slots(), "table slots");
+    for c in 0..COLLECTIONS {
+        let named = state
+            .devices()
+            .flat_map(|(_, e)| e.events())
+            .filter(|(_, m)| m.icid == icid(c))
+            .count();
+        assert_eq!(
+            state.collection_event_count(icid(c)),
+            named,
+            "collection {c}"
+        );
+    }
+    assert!(
+        state.devices().map(|(id, _)| id).is_sorted(),
+        "device order"
+    );
+}
+
+/// Whether anything a guest or the counters can see differs.
+fn same_state(a: &TranslationState, b: &TranslationState) -> bool {
+    a == b
+        && a.event_count() == b.event_count()
+        && a.event_table_slots() == b.event_table_slots()
+        && (0..COLLECTIONS)
+            .all(|c| a.collection_event_count(icid(c)) == b.collection_event_count(icid(c)))
+}
+
+/// `op` with the heap failing after `succeed` allocations: an operation
+/// that fails changes nothing (the reference is left alone too); one that
+/// succeeds answers like the reference. Unmapping a device and mapping it
+/// again never needs memory.
+fn apply_failing(
+    op: StateOp,
+    succeed: usize,
+    new: &mut TranslationState,
+    old: &mut reference::TranslationState,
+) {
+    use crate::test_alloc::failing_after;
+    let d = VirtDeviceId::new;
+    let before = new.clone();
+    match op {
+        StateOp::Mapd(device, bits, valid) => {
+            let itt = Ipa(ITT + u64::from(device) * 0x1000);
+            let backing = config().backing(d(device));
+            let was_mapped = new.device(d(device)).is_some();
+            let removed = new.remove_device(d(device)).map(|e| contents(e.view()));
+            let want = old.remove_device(d(device)).map(|e| reference_contents(&e));
+            assert_eq!(removed, want, "{op:?}: removed device");
+            if !valid {
+                return;
+            }
+            let (got, _) =
+                failing_after(succeed, || new.insert_device(d(device), backing, bits, itt));
+            if was_mapped {
+                assert_eq!(got, Ok(()), "{op:?}: a remap needs no memory");
+            }
+            match got {
+                Ok(()) => old.insert_device(d(device), backing, bits, itt),
+                Err(state::NoMemory) => assert!(new.device(d(device)).is_none(), "{op:?}"),
+            }
+        }
+        StateOp::InsertEvent(device, event, intid, collection) => {
+            let mapping = EventEntry {
+                intid: VirtIntId::from_const(intid),
+                icid: icid(collection),
+            };
+            let (got, _) = failing_after(succeed, || {
+                new.insert_event(d(device), EventId::new(event), mapping)
+            });
+            match got {
+                Ok(got) => {
+                    let want = old.insert_event(d(device), EventId::new(event), mapping);
+                    assert_eq!(got, want, "{op:?}");
+                }
+                Err(state::NoMemory) => {
+                    assert!(same_state(new, &before), "{op:?} changed the state")
+                }
+            }
+        }
+        StateOp::SetCollection(device, event, collection) => {
+            let (changed, _) = failing_after(succeed, || {
+                new.set_event_collection(d(device), EventId::new(event), icid(collection))
+            });
+            if changed {
+                old.set_event_collection(d(device), EventId::new(event), icid(collection));
+            } else {
+                assert!(same_state(new, &before), "{op:?} changed the state");
+            }
+        }
+        StateOp::MapCollection(collection, target) => {
+            let (got, _) = failing_after(succeed, || {
+                new.map_collection(icid(collection), vcpu(target))
+            });
+            match got {
+                Ok(got) => {
+                    let want = old.map_collection(icid(collection), vcpu(target));
+                    assert_eq!(got, want, "{op:?}");
+                }
+                Err(state::NoMemory) => {
+                    assert!(same_state(new, &before), "{op:?} changed the state")
+                }
+            }
+        }
+        // Unmapping needs no memory.
+        StateOp::RemoveEvent(device, event) => {
+            let (got, _) = failing_after(0, || new.remove_event(d(device), EventId::new(event)));
+            let want = old.remove_event(d(device), EventId::new(event));
+            assert_eq!(got, want, "{op:?}");
+        }
+        StateOp::UnmapCollection(collection) => {
+            let (got, _) = failing_after(0, || new.unmap_collection(icid(collection)));
+            assert_eq!(got, old.unmap_collection(icid(collection)), "{op:?}");
+        }
+        StateOp::TakeDevices => {
+            let (taken, _) = failing_after(0, || new.take_devices());
+            let got: Vec<_> = taken.map(|(id, e)| (id, contents(e.view()))).collect();
+            let want: Vec<_> = old
+                .take_devices()
+                .iter()
+                .map(|(id, e)| (*id, reference_contents(e)))
+                .collect();
+            assert_eq!(got, want, "{op:?}");
+        }
+        // The list it returns is the one allocation that may not fail.
+        StateOp::TakeCollections => apply(op, new, old),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// With the heap failing at any point of any operation, every
+    /// operation either completes, answering like the reference, or fails
+    /// leaving the state as it was; the bookkeeping stays true throughout,
+    /// through table growth, sparse lists, index growth, device removal
+    /// and re-mapping at reused places.
+    #[test]
+    fn a_failing_heap_leaves_the_state_consistent(
+        ops in prop::collection::vec((state_op(), prop::option::weighted(0.5, 0..4usize)), 1..200)
+    ) {
+        let mut new = TranslationState::with_max_events(MAX_EVENTS);
+        let mut old = reference::TranslationState::default();
+        let mut probes = Vec::new();
+        for (op, fail) in ops {
+            if let StateOp::InsertEvent(d, e, ..)
+            | StateOp::RemoveEvent(d, e)
+            | StateOp::SetCollection(d, e, _) = op
+            {
+                probes.push((d, e));
+            }
+            match fail {
+                Some(succeed) => apply_failing(op, succeed, &mut new, &mut old),
+                None => apply(op, &mut new, &mut old),
+            }
+            assert_consistent(&new);
+            assert_same(&new, &old, &probes);
+        }
+    }
+}
+
+/// Remapping and unmapping devices with events, over and over at reused
+/// places, with the heap refusing everything: nothing fails, nothing leaks
+/// out of the allowance.
+#[test]
+fn removing_and_remapping_devices_needs_no_memory() {
+    use crate::test_alloc::failing_after;
+    let mut state = TranslationState::with_max_events(256);
+    let mapping = EventEntry {
+        intid: VirtIntId::from_const(8192),
+        icid: icid(1),
+    };
+    for device in 0..8 {
+        state
+            .insert_device(
+                VirtDeviceId::new(device),
+                DeviceBacking::Nothing,
+                8,
+                Ipa(ITT),
+            )
+            .unwrap();
+        for event in 0..20 {
+            assert_eq!(
+                state.insert_event(VirtDeviceId::new(device), EventId::new(event * 3), mapping),
+                Ok(true)
+            );
+        }
+    }
+    let ((), failed) = failing_after(0, || {
+        for round in 0..4u32 {
+            for device in (0..8).filter(|d| d % 2 == round % 2) {
+                let old = state.remove_device(VirtDeviceId::new(device)).unwrap();
+                assert_eq!(old.event_count(), if round < 2 { 20 } else { 0 });
+                let again = state.insert_device(
+                    VirtDeviceId::new(device),
+                    DeviceBacking::Emulated,
+                    9,
+                    Ipa(ITT),
+                );
+                assert_eq!(again, Ok(()), "remap of {device}");
+            }
+        }
+    });
+    assert_eq!(failed, 0);
+    // A new device needs memory unless every structure has room left:
+    // if it fails, it fails at the first refusal, changing nothing.
+    let before = state.clone();
+    let (added, failed) = failing_after(0, || {
+        state.insert_device(VirtDeviceId::new(100), DeviceBacking::Nothing, 8, Ipa(ITT))
+    });
+    if added.is_err() {
+        assert!(same_state(&state, &before));
+    }
+    assert_consistent(&state);
+    assert_eq!(state.event_count(), 0);
+    assert_eq!(state.event_table_slots(), 0);
+    assert_eq!(
+        state.device_count(),
+        8 + usize::from(state.device(VirtDeviceId::new(100)).is_some())
+    );
+    assert!(failed <= 1, "{failed} allocations attempted");
+}
+
+/// A backend that records nothing in the heap (the heap fails in the test).
+#[derive(Default)]
+struct CountingBackend {
+    calls: usize,
+}
+
+impl VitsBackend for CountingBackend {
+    fn map_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn unmap_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn discard_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn move_event(&mut self, _: EventRef, _: VcpuIndex, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn set_pending(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn clear_pending(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn reload_config(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn reload_config_all(&mut self, _: VcpuIndex) {
+        self.calls += 1;
+    }
+    fn move_all_pending(&mut self, _: VcpuIndex, _: VcpuIndex) {
+        self.calls += 1;
+    }
+    fn sync(&mut self) {}
+}
+
+/// The vITS with a heap that refuses everything: MAPD of a new device,
+/// MAPC of a new collection and MAPTI that needs a table are skipped and
+/// counted as their cap's error, the state and the backend untouched; the
+/// same commands succeed once the heap serves again, and INT finds the
+/// event.
+#[test]
+fn a_vits_on_an_exhausted_heap_skips_the_mapping_commands_and_counts_them() {
+    use crate::test_alloc::failing_after;
+    let mut h = Harness::with(config(), CountingBackend::default());
+    let commands = [cmd::mapd(5, 8, ITT, true), cmd::mapc(3, 1, true)];
+    let ((), failed) = failing_after(0, || h.submit(&commands));
+    assert!(failed >= 2, "{failed} allocations refused");
+    assert_eq!(h.vits.state().device_count(), 0);
+    assert_eq!(h.vits.state().collections().count(), 0);
+    assert_eq!(h.vits.errors().commands(CommandErrorKind::DeviceLimit), 1);
+    assert_eq!(
+        h.vits.errors().commands(CommandErrorKind::CollectionLimit),
+        1
+    );
+    h.submit(&commands);
+    assert!(h.vits.state().device(VirtDeviceId::new(5)).is_some());
+    assert_eq!(h.vits.state().collection(icid(3)), Some(vcpu(1)));
+    let map = [cmd::mapti(5, 7, 8200, 3)];
+    failing_after(0, || h.submit(&map));
+    assert_eq!(h.vits.state().event_count(), 0);
+    assert_eq!(h.vits.errors().commands(CommandErrorKind::EventLimit), 1);
+    assert_eq!(h.backend.calls, 0, "the backend heard of nothing");
+    h.submit(&map);
+    h.submit(&[cmd::int(5, 7)]);
+    assert_eq!(h.vits.state().event_count(), 1);
+    assert_eq!(h.backend.calls, 2, "map and INT");
+    assert_eq!(h.vits.errors().total_commands(), 3);
 }
