@@ -23,7 +23,7 @@ use super::sink::{PhysItsQueue, SinkError};
 use crate::gic::its_cmd::{ItsCommand, RdBase};
 use crate::ids::{EventId, PartitionId, PhysDeviceId, PhysIntId, VcpuIndex, VirtIntId};
 use crate::mm::PhysAddr;
-use crate::vits::{EventRef, VitsBackend};
+use crate::vits::{EventRef, Progress, VitsBackend};
 
 /// What the kernel fixes for one partition's software path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -523,6 +523,19 @@ impl<S: PhysItsQueue + ?Sized, R: LpiRouting + ?Sized, F: VitsBackend + ?Sized> 
 
     fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex) {
         self.inner.move_all_pending(from, to);
+    }
+
+    fn move_all_pending_within(
+        &mut self,
+        from: VcpuIndex,
+        to: VcpuIndex,
+        budget: usize,
+    ) -> Progress {
+        self.inner.move_all_pending_within(from, to, budget)
+    }
+
+    fn reload_config_all_within(&mut self, vcpu: VcpuIndex, budget: usize) -> Progress {
+        self.inner.reload_config_all_within(vcpu, budget)
     }
 
     fn sync(&mut self) {

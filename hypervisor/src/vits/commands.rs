@@ -6,6 +6,7 @@
 use super::backend::{EventRef, VitsBackend};
 use super::config::{fits, VitsConfig};
 use super::error::{CommandError, StallReason};
+use super::heavy::{Change, Heavy};
 use super::regs::Registers;
 use super::state::{DeviceEntry, EventEntry, TranslationState};
 use crate::gic::its_cmd::{ItsCommand, RdBase};
@@ -45,8 +46,11 @@ pub(super) struct Executor<'a, M: ?Sized, B: ?Sized> {
 }
 
 impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
-    /// Runs one decoded command.
-    pub(super) fn execute(&mut self, command: ItsCommand) -> Result<(), Failure> {
+    /// Runs one decoded command; a command whose work grows with the
+    /// events (MAPC, MAPD of a mapped device, MOVALL, INVALL) returns what
+    /// it still owes the backend, for [`Heavy::advance`] to do within the
+    /// trap's budget.
+    pub(super) fn execute(&mut self, command: ItsCommand) -> Result<Option<Heavy>, Failure> {
         match command {
             ItsCommand::Mapd {
                 device_id,
@@ -64,41 +68,42 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
                 event_id,
                 intid,
                 icid,
-            } => Ok(self.mapti(device_id, event_id, intid, icid)?),
+            } => light(self.mapti(device_id, event_id, intid, icid)),
             // IHI 0069, 5.3 (MAPI): MAPI is MAPTI with the INTID equal to the EventID.
             ItsCommand::Mapi {
                 device_id,
                 event_id,
                 icid,
-            } => Ok(self.mapti(device_id, event_id, event_id, icid)?),
+            } => light(self.mapti(device_id, event_id, event_id, icid)),
             ItsCommand::Int {
                 device_id,
                 event_id,
-            } => Ok(self.int(device_id, event_id)?),
+            } => light(self.int(device_id, event_id)),
             ItsCommand::Clear {
                 device_id,
                 event_id,
-            } => Ok(self.clear(device_id, event_id)?),
+            } => light(self.clear(device_id, event_id)),
             ItsCommand::Discard {
                 device_id,
                 event_id,
-            } => Ok(self.discard(device_id, event_id)?),
+            } => light(self.discard(device_id, event_id)),
             ItsCommand::Inv {
                 device_id,
                 event_id,
-            } => Ok(self.inv(device_id, event_id)?),
+            } => light(self.inv(device_id, event_id)),
             ItsCommand::Invall { icid } => Ok(self.invall(VirtCollectionId::new(icid))?),
             ItsCommand::Movi {
                 device_id,
                 event_id,
                 icid,
-            } => Ok(self.movi(device_id, event_id, VirtCollectionId::new(icid))?),
+            } => light(self.movi(device_id, event_id, VirtCollectionId::new(icid))),
             ItsCommand::Movall { rdbase1, rdbase2 } => Ok(self.movall(rdbase1, rdbase2)?),
             // IHI 0069, 5.3 (SYNC): SYNC waits for earlier commands' effects on
-            // one redistributor. Backend calls are ordered and the batch
-            // ends with one backend sync before the guest sees CREADR
-            // move past this SYNC, so only the target needs checking.
-            ItsCommand::Sync { rdbase } => Ok(vcpu_of(self.config, rdbase).map(|_| ())?),
+            // one redistributor. Backend calls are ordered, a heavy command
+            // ahead of it holds GITS_CREADR until it is done, and the batch
+            // ends with one backend sync before the guest sees CREADR move
+            // past this SYNC, so only the target needs checking.
+            ItsCommand::Sync { rdbase } => light(vcpu_of(self.config, rdbase).map(|_| ())),
             // GITS_TYPER.Virtual == 0: the GICv4 commands do not exist here.
             other => Err(CommandError::VirtualCommand {
                 opcode: other.opcode(),
@@ -114,7 +119,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         size: u8,
         itt_addr: Ipa,
         valid: bool,
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<Heavy>, Failure> {
         if !fits(u64::from(device.get()), self.config.device_id_bits) {
             return Err(CommandError::DeviceOutOfRange { device }.into());
         }
@@ -134,27 +139,27 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         if valid && !remapping && self.state.device_count() >= self.config.max_devices {
             return Err(CommandError::DeviceLimit { device }.into());
         }
+        let remap = valid.then(|| (self.config.backing(device), event_bits, itt_addr));
         // Unmapping, or remapping, a device with live events is
         // UNPREDICTABLE; this ITS drops them like DISCARD would, so no
-        // stale translation or pending state survives the old ITT.
+        // stale translation or pending state survives the old ITT. The
+        // device stops translating now; its events are discarded (and the
+        // new ITT mapped) within the budget.
         if let Some(old) = self.state.remove_device(device) {
-            for (event, mapping) in old.events() {
-                if let Some(vcpu) = self.state.collection(mapping.icid) {
-                    let event = EventRef {
-                        device,
-                        backing: old.backing,
-                        event,
-                    };
-                    self.backend.discard_event(event, vcpu, mapping.intid);
-                }
+            if old.event_count() > 0 {
+                return Ok(Some(Heavy::Device {
+                    device,
+                    old,
+                    next: EventId::new(0),
+                    remap,
+                }));
             }
         }
-        if valid {
-            let backing = self.config.backing(device);
+        if let Some((backing, event_bits, itt_addr)) = remap {
             self.state
                 .insert_device(device, backing, event_bits, itt_addr);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// MAPC (IHI 0069, 5.3): map a collection to a vCPU, retarget it, or
@@ -164,18 +169,16 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         icid: VirtCollectionId,
         rdbase: RdBase,
         valid: bool,
-    ) -> Result<(), CommandError> {
+    ) -> Result<Option<Heavy>, CommandError> {
         if !self.regs.collection_in_table(icid.get(), self.config) {
             return Err(CommandError::CollectionOutOfRange { icid });
         }
         if !valid {
-            if let Some(old) = self.state.unmap_collection(icid) {
-                *self.mapped_collections = self.mapped_collections.saturating_sub(1);
-                for (event, mapping) in live_events(self.state, icid) {
-                    self.backend.unmap_event(event, old, mapping.intid);
-                }
-            }
-            return Ok(());
+            let Some(old) = self.state.unmap_collection(icid) else {
+                return Ok(None);
+            };
+            *self.mapped_collections = self.mapped_collections.saturating_sub(1);
+            return Ok(self.collection_walk(icid, Change::Unmap(old)));
         }
         let vcpu = vcpu_of(self.config, rdbase)?;
         // The cap bounds the collection state (and the work of dropping the
@@ -184,24 +187,34 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         if new && *self.mapped_collections >= self.config.max_collections {
             return Err(CommandError::CollectionLimit { icid });
         }
+        // The collection targets `vcpu` from now on (an MSI of one of its
+        // events goes there); the backend hears of its events within the
+        // budget.
         match self.state.map_collection(icid, vcpu) {
             None => {
                 *self.mapped_collections = self.mapped_collections.saturating_add(1);
-                for (event, mapping) in live_events(self.state, icid) {
-                    self.backend.map_event(event, vcpu, mapping.intid);
-                }
+                Ok(self.collection_walk(icid, Change::Map(vcpu)))
             }
-            // Retargeting a live collection moves each of its events, and
-            // with it any pending state, so a later MOVALL finds nothing
-            // left behind and nothing is lost in between.
-            Some(old) if old != vcpu => {
-                for (event, mapping) in live_events(self.state, icid) {
-                    self.backend.move_event(event, old, vcpu, mapping.intid);
-                }
-            }
-            Some(_) => {}
+            Some(old) if old != vcpu => Ok(self.collection_walk(
+                icid,
+                Change::Retarget {
+                    from: old,
+                    to: vcpu,
+                },
+            )),
+            Some(_) => Ok(None),
         }
-        Ok(())
+    }
+
+    /// The walk over the events naming `icid`, if any does.
+    fn collection_walk(&self, icid: VirtCollectionId, change: Change) -> Option<Heavy> {
+        let left = self.state.collection_event_count(icid);
+        (left > 0).then_some(Heavy::Collection {
+            icid,
+            change,
+            next: (VirtDeviceId::new(0), EventId::new(0)),
+            left,
+        })
     }
 
     /// MAPTI and MAPI (IHI 0069, 5.3): map an event to an LPI and a
@@ -282,13 +295,12 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
 
     /// INVALL (IHI 0069, 5.3): reload the configuration of every LPI of
     /// the collection's vCPU.
-    fn invall(&mut self, icid: VirtCollectionId) -> Result<(), CommandError> {
+    fn invall(&mut self, icid: VirtCollectionId) -> Result<Option<Heavy>, CommandError> {
         if !self.regs.collection_in_table(icid.get(), self.config) {
             return Err(CommandError::CollectionOutOfRange { icid });
         }
         let vcpu = target(self.state, icid)?;
-        self.backend.reload_config_all(vcpu);
-        Ok(())
+        Ok(Some(Heavy::InvalidateAll { vcpu }))
     }
 
     /// MOVI (IHI 0069, 5.3): move the event to another collection; its
@@ -314,13 +326,10 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
 
     /// MOVALL (IHI 0069, 5.3): move every LPI pending on one vCPU to
     /// another. Mappings are untouched: MAPC retargets those.
-    fn movall(&mut self, rdbase1: RdBase, rdbase2: RdBase) -> Result<(), CommandError> {
+    fn movall(&mut self, rdbase1: RdBase, rdbase2: RdBase) -> Result<Option<Heavy>, CommandError> {
         let from = vcpu_of(self.config, rdbase1)?;
         let to = vcpu_of(self.config, rdbase2)?;
-        if from != to {
-            self.backend.move_all_pending(from, to);
-        }
-        Ok(())
+        Ok((from != to).then_some(Heavy::MoveAll { from, to }))
     }
 }
 
@@ -371,22 +380,9 @@ pub(super) fn live_event(
     Ok((event, mapping, vcpu))
 }
 
-/// The events of collection `icid`, with their mappings (a scan of the
-/// events: MAPC is rare, and skips it for a collection no event names).
-fn live_events(
-    state: &TranslationState,
-    icid: VirtCollectionId,
-) -> impl Iterator<Item = (EventRef, EventEntry)> + '_ {
-    state
-        .collection_events(icid)
-        .map(|(device, entry, event, mapping)| {
-            let event = EventRef {
-                device,
-                backing: entry.backing,
-                event,
-            };
-            (event, mapping)
-        })
+/// A command that is done when it returns.
+fn light(result: Result<(), CommandError>) -> Result<Option<Heavy>, Failure> {
+    result.map(|()| None).map_err(Failure::Command)
 }
 
 /// The vCPU an RDbase names: with GITS_TYPER.PTA == 0 it is a processor

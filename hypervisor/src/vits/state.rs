@@ -110,6 +110,18 @@ impl DeviceEntry {
         table.chain(self.sparse.iter().map(|(&id, &entry)| (id, entry)))
     }
 
+    /// The device's mapped events from EventID `first` on, by EventID: where
+    /// a command resumed over several traps picks up (no walk over the
+    /// events before `first`).
+    pub fn events_from(&self, first: EventId) -> impl Iterator<Item = (EventId, EventEntry)> + '_ {
+        let start = slot_index(first);
+        let table = (first.get()..)
+            .zip(self.table.get(start..).unwrap_or(&[]))
+            .filter(|(_, slot)| **slot != FREE)
+            .map(|(id, &slot)| (EventId::new(id), slot));
+        table.chain(self.sparse.range(first..).map(|(&id, &entry)| (id, entry)))
+    }
+
     /// Number of mapped events.
     pub fn event_count(&self) -> usize {
         self.mapped
