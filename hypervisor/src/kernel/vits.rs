@@ -9,6 +9,7 @@
 //! vGIC only through the held vITS guard (`Partition::vits_and_vgic`).
 
 use super::partition::Partition;
+use crate::console::log_limit::Kind;
 use crate::guest::trap::MmioAccess;
 use crate::guest_mem::{GuestMemError, GuestMemory};
 use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VirtDeviceId, VirtIntId};
@@ -162,7 +163,17 @@ impl<'a> SoftwareInjection<'a> {
         drop(vgic);
         match result {
             Ok(actions) => self.kicks.merge(actions),
-            Err(e) => log::warn!("partition {}: vITS -> vGIC: {e:?}", self.partition.name()),
+            Err(e) => {
+                // An INT beyond the vCPU's pending-LPI budget lands here:
+                // the guest can repeat it at will.
+                let log = &self.partition.msi_log;
+                let (level, n) = log.warning(Kind::VitsToVgic, log::Level::Warn);
+                log::log!(
+                    level,
+                    "partition {}: vITS -> vGIC: {e:?} ({n} so far)",
+                    self.partition.name()
+                );
+            }
         }
     }
 }
