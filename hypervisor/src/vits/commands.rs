@@ -142,19 +142,21 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         let remap = valid.then(|| (self.config.backing(device), event_bits, itt_addr));
         // Unmapping, or remapping, a device with live events is
         // UNPREDICTABLE; this ITS drops them like DISCARD would, so no
-        // stale translation or pending state survives the old ITT. The
-        // device stops translating now; its events are discarded (and the
-        // new ITT mapped) within the budget.
-        if let Some(old) = self.state.remove_device(device) {
-            if old.event_count() > 0 {
-                return Ok(Some(Heavy::Device {
-                    device,
-                    old,
-                    next: EventId::new(0),
-                    remap,
-                }));
-            }
+        // stale translation or pending state survives the old ITT. They
+        // are discarded (and the device unmapped, and remapped) within the
+        // budget.
+        if self
+            .state
+            .device(device)
+            .is_some_and(|d| d.event_count() > 0)
+        {
+            return Ok(Some(Heavy::Device {
+                device,
+                next: EventId::new(0),
+                remap,
+            }));
         }
+        self.state.remove_device(device);
         if let Some((backing, event_bits, itt_addr)) = remap {
             self.state
                 .insert_device(device, backing, event_bits, itt_addr);

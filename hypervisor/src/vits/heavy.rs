@@ -16,7 +16,7 @@
 
 use super::backend::{EventRef, Progress, VitsBackend};
 use super::config::DeviceBacking;
-use super::state::{DeviceEntry, EventEntry, TranslationState};
+use super::state::{EventEntry, TranslationState};
 use crate::ids::{EventId, VcpuIndex, VirtCollectionId, VirtDeviceId};
 use crate::mm::Ipa;
 
@@ -42,11 +42,12 @@ pub(super) enum Heavy {
         next: (VirtDeviceId, EventId),
         left: usize,
     },
-    /// MAPD of a mapped device: its old events from `next` on are
-    /// discarded, then the device is mapped again if `remap` says how.
+    /// MAPD of a mapped device: its events from `next` on are discarded
+    /// one by one (the device translates those not yet discarded until the
+    /// command is done), then the device is unmapped, and mapped again
+    /// with a new ITT if `remap` says how.
     Device {
         device: VirtDeviceId,
-        old: DeviceEntry,
         next: EventId,
         remap: Option<(DeviceBacking, u8, Ipa)>,
     },
@@ -87,22 +88,22 @@ impl Heavy {
             } => walk_collection(state, backend, budget, icid, change, next, left),
             Self::Device {
                 device,
-                old,
                 next,
                 remap,
             } => {
-                let (used, next) = walk_device(state, backend, budget, device, &old, next);
+                let (used, next) = walk_device(state, backend, budget, device, next);
                 match next {
                     Some(next) => (
                         used,
                         Some(Self::Device {
                             device,
-                            old,
                             next,
                             remap,
                         }),
                     ),
                     None => {
+                        // No event left: unmapping the device is cheap now.
+                        state.remove_device(device);
                         if let Some((backing, event_bits, itt_addr)) = remap {
                             state.insert_device(device, backing, event_bits, itt_addr);
                         }
@@ -207,29 +208,41 @@ fn tell<B: VitsBackend + ?Sized>(
     }
 }
 
-/// The MAPD walk: discards the old device's events from `next` on.
+/// The MAPD walk: discards the device's events from `next` on, as DISCARD
+/// would, removing each from the state (one unit each, where dropping the
+/// whole device at once would cost all its events in one trap).
 fn walk_device<B: VitsBackend + ?Sized>(
-    state: &TranslationState,
+    state: &mut TranslationState,
     backend: &mut B,
     budget: usize,
     device: VirtDeviceId,
-    old: &DeviceEntry,
-    next: EventId,
+    mut next: EventId,
 ) -> (usize, Option<EventId>) {
     let mut used = 0usize;
-    for (event, mapping) in old.events_from(next) {
+    loop {
+        let Some(entry) = state.device(device) else {
+            return (used, None);
+        };
+        let backing = entry.backing;
+        let Some((event, mapping)) = entry.events_from(next).next() else {
+            return (used, None);
+        };
         if used >= budget {
             return (used, Some(event));
         }
         used += 1;
+        state.remove_event(device, event);
         if let Some(vcpu) = state.collection(mapping.icid) {
             let event = EventRef {
                 device,
-                backing: old.backing,
+                backing,
                 event,
             };
             backend.discard_event(event, vcpu, mapping.intid);
         }
+        match event.get().checked_add(1) {
+            Some(after) => next = EventId::new(after),
+            None => return (used, None),
+        }
     }
-    (used, None)
 }
