@@ -4,7 +4,7 @@
 //! that order, so a skipped command leaves no trace but its counter.
 
 use super::backend::{EventRef, VitsBackend};
-use super::config::{fits, VitsConfig};
+use super::config::VitsConfig;
 use super::error::{CommandError, StallReason};
 use super::heavy::{Change, Heavy};
 use super::regs::Registers;
@@ -57,12 +57,17 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
                 size,
                 itt_addr,
                 valid,
-            } => self.mapd(VirtDeviceId::new(device_id), size, Ipa(itt_addr), valid),
+            } => self.mapd(
+                device_id_of(self.config, device_id)?,
+                size,
+                Ipa(itt_addr),
+                valid,
+            ),
             ItsCommand::Mapc {
                 icid,
                 rdbase,
                 valid,
-            } => Ok(self.mapc(VirtCollectionId::new(icid), rdbase, valid)?),
+            } => Ok(self.mapc(self.collection_id(icid)?, rdbase, valid)?),
             ItsCommand::Mapti {
                 device_id,
                 event_id,
@@ -91,12 +96,12 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
                 device_id,
                 event_id,
             } => light(self.inv(device_id, event_id)),
-            ItsCommand::Invall { icid } => Ok(self.invall(VirtCollectionId::new(icid))?),
+            ItsCommand::Invall { icid } => Ok(self.invall(self.collection_id(icid)?)?),
             ItsCommand::Movi {
                 device_id,
                 event_id,
                 icid,
-            } => light(self.movi(device_id, event_id, VirtCollectionId::new(icid))),
+            } => light(self.movi(device_id, event_id, icid)),
             ItsCommand::Movall { rdbase1, rdbase2 } => Ok(self.movall(rdbase1, rdbase2)?),
             // IHI 0069, 5.3 (SYNC): SYNC waits for earlier commands' effects on
             // one redistributor. Backend calls are ordered, a heavy command
@@ -120,9 +125,6 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         itt_addr: Ipa,
         valid: bool,
     ) -> Result<Option<Heavy>, Failure> {
-        if !fits(u64::from(device.get()), self.config.device_id_bits) {
-            return Err(CommandError::DeviceOutOfRange { device }.into());
-        }
         if !self
             .regs
             .device_in_table(device.get(), self.mem)
@@ -172,9 +174,6 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         rdbase: RdBase,
         valid: bool,
     ) -> Result<Option<Heavy>, CommandError> {
-        if !self.regs.collection_in_table(icid.get(), self.config) {
-            return Err(CommandError::CollectionOutOfRange { icid });
-        }
         if !valid {
             let Some(old) = self.state.unmap_collection(icid) else {
                 return Ok(None);
@@ -228,11 +227,8 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         intid: u32,
         icid: u16,
     ) -> Result<(), CommandError> {
-        let (device, event) = (VirtDeviceId::new(device_id), EventId::new(event_id));
-        let entry = mapped_device(self.config, self.state, device)?;
-        if !entry.event_in_range(event) {
-            return Err(CommandError::EventOutOfRange { device, event });
-        }
+        let (device, entry) = mapped_device(self.config, self.state, device_id)?;
+        let event = event_id_of(device, entry, event_id)?;
         let backing = entry.backing;
         let Some(intid) = self.config.guest_lpi(intid) else {
             return Err(CommandError::IntIdOutOfRange {
@@ -241,10 +237,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
                 intid,
             });
         };
-        let icid = VirtCollectionId::new(icid);
-        if !self.regs.collection_in_table(icid.get(), self.config) {
-            return Err(CommandError::CollectionOutOfRange { icid });
-        }
+        let icid = self.collection_id(icid)?;
         if entry.event(event).is_some() {
             return Err(CommandError::EventAlreadyMapped { device, event });
         }
@@ -298,25 +291,15 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
     /// INVALL (IHI 0069, 5.3): reload the configuration of every LPI of
     /// the collection's vCPU.
     fn invall(&mut self, icid: VirtCollectionId) -> Result<Option<Heavy>, CommandError> {
-        if !self.regs.collection_in_table(icid.get(), self.config) {
-            return Err(CommandError::CollectionOutOfRange { icid });
-        }
         let vcpu = target(self.state, icid)?;
         Ok(Some(Heavy::InvalidateAll { vcpu }))
     }
 
     /// MOVI (IHI 0069, 5.3): move the event to another collection; its
     /// pending state moves with it.
-    fn movi(
-        &mut self,
-        device_id: u32,
-        event_id: u32,
-        icid: VirtCollectionId,
-    ) -> Result<(), CommandError> {
+    fn movi(&mut self, device_id: u32, event_id: u32, icid: u16) -> Result<(), CommandError> {
         let (event, mapping, from) = live_event(self.config, self.state, device_id, event_id)?;
-        if !self.regs.collection_in_table(icid.get(), self.config) {
-            return Err(CommandError::CollectionOutOfRange { icid });
-        }
+        let icid = self.collection_id(icid)?;
         let to = target(self.state, icid)?;
         self.state
             .set_event_collection(event.device, event.event, icid);
@@ -335,18 +318,53 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
     }
 }
 
-/// The mapped device `device`, after the range check.
+impl<M: ?Sized, B: ?Sized> Executor<'_, M, B> {
+    /// The guest's ICID as a collection ID, if it is below the collection
+    /// count: within GITS_TYPER.CIDbits and the Collection table the guest
+    /// gave (IHI 0069, 5.3: an ICID beyond either is a command error).
+    fn collection_id(&self, raw: u16) -> Result<VirtCollectionId, CommandError> {
+        VirtCollectionId::new_within_bits(raw, self.config.collection_id_bits)
+            .filter(|icid| self.regs.collection_in_table(icid.get(), self.config))
+            .ok_or(CommandError::CollectionOutOfRange {
+                icid: VirtCollectionId::new(raw),
+            })
+    }
+}
+
+/// The guest's DeviceID as a device ID, if it fits the vITS's DeviceID
+/// width (GITS_TYPER.Devbits + 1).
+fn device_id_of(config: &VitsConfig, raw: u32) -> Result<VirtDeviceId, CommandError> {
+    VirtDeviceId::new_within_bits(raw, config.device_id_bits).ok_or(
+        CommandError::DeviceOutOfRange {
+            device: VirtDeviceId::new(raw),
+        },
+    )
+}
+
+/// The guest's EventID as an event ID of `device`, if it fits the ITT
+/// size its MAPD gave (Size + 1 EventID bits).
+fn event_id_of(
+    device: VirtDeviceId,
+    entry: &DeviceEntry,
+    raw: u32,
+) -> Result<EventId, CommandError> {
+    EventId::new_within_bits(raw, entry.event_bits).ok_or(CommandError::EventOutOfRange {
+        device,
+        event: EventId::new(raw),
+    })
+}
+
+/// The mapped device the guest's DeviceID names, after the range check.
 fn mapped_device<'s>(
     config: &VitsConfig,
     state: &'s TranslationState,
-    device: VirtDeviceId,
-) -> Result<&'s DeviceEntry, CommandError> {
-    if !fits(u64::from(device.get()), config.device_id_bits) {
-        return Err(CommandError::DeviceOutOfRange { device });
-    }
-    state
+    raw: u32,
+) -> Result<(VirtDeviceId, &'s DeviceEntry), CommandError> {
+    let device = device_id_of(config, raw)?;
+    let entry = state
         .device(device)
-        .ok_or(CommandError::DeviceNotMapped { device })
+        .ok_or(CommandError::DeviceNotMapped { device })?;
+    Ok((device, entry))
 }
 
 /// The vCPU a mapped collection targets.
@@ -364,11 +382,8 @@ pub(super) fn live_event(
     device_id: u32,
     event_id: u32,
 ) -> Result<(EventRef, EventEntry, VcpuIndex), CommandError> {
-    let (device, event) = (VirtDeviceId::new(device_id), EventId::new(event_id));
-    let entry = mapped_device(config, state, device)?;
-    if !entry.event_in_range(event) {
-        return Err(CommandError::EventOutOfRange { device, event });
-    }
+    let (device, entry) = mapped_device(config, state, device_id)?;
+    let event = event_id_of(device, entry, event_id)?;
     let backing = entry.backing;
     let mapping = entry
         .event(event)
