@@ -3,7 +3,9 @@
 //!
 //! - host: the vITS (hypervisor crate as a library, in this process) driven
 //!   by guest commands: ns per command against the number of mapped
-//!   events, traps per batch, heap bytes per event (`vits_host`);
+//!   events, traps per batch, heap bytes per event (`vits_host`); the
+//!   worst trap under a command flood, in ns and events touched, with the
+//!   default work budget and unbounded (`vits_flood`);
 //! - system: the hypervisor on QEMU: exits and latency per passthrough MSI
 //!   the guest drives through its own vITS, on GICv4 and GICv3 hosts, against
 //!   the same guest without the hypervisor (`system`, `bare`); the GICv4
@@ -31,6 +33,7 @@ mod linux;
 mod nvme;
 mod report;
 mod system;
+mod vits_flood;
 mod vits_host;
 mod wfi;
 
@@ -67,6 +70,8 @@ pub fn run(root: &Path, opts: &Options, args: &[String]) -> Result<ExitCode, Str
     if !opts.system_only {
         eprintln!("xtask bench: host figures (vITS)");
         vits_host::measure(&mut report)?;
+        eprintln!("xtask bench: host figures (vITS flood: worst trap)");
+        vits_flood::measure(&mut report)?;
     }
     // `--filter WORD` runs the system sections whose name contains WORD:
     // msi (wall clock and self-test), icount, wfi, linux, nvme.

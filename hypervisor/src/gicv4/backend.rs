@@ -18,7 +18,7 @@ use super::sink::{PhysItsSink, SinkError};
 use crate::gic::its_cmd::ItsCommand;
 use crate::ids::{EventId, PhysDeviceId, PhysIntId, VcpuIndex, VirtIntId, VpeId};
 use crate::vgic::LpiConfig;
-use crate::vits::{DeviceBacking, EventRef, VitsBackend};
+use crate::vits::{DeviceBacking, EventRef, Progress, VitsBackend};
 
 /// The GICv4 backend: passthrough events to the physical ITS through `S`,
 /// every other event to the inner backend `F`.
@@ -41,6 +41,10 @@ pub struct PassthroughState {
     touched: Vec<VpeId>,
     stats: PassthroughStats,
     logged: u16,
+    /// An INVALL done in slices: the next mapping to reload, and whether
+    /// an earlier slice reloaded one of its vPE's (so it ends with a
+    /// VINVALL).
+    invall: Option<((PhysDeviceId, EventId), bool)>,
 }
 
 /// Where one physical event translates to, as this backend mapped it.
@@ -156,6 +160,7 @@ impl PassthroughState {
             touched,
             stats: PassthroughStats::default(),
             logged: 0,
+            invall: None,
         })
     }
 
@@ -288,6 +293,7 @@ impl<S: PhysItsSink, F: VitsBackend> Gicv4Backend<S, F> {
     /// and says what the kernel must undo after (MAPD V=0, VMAPP V=0, LPIs
     /// to free). The backend is then as after `new`, ready to restart.
     pub fn teardown(&mut self) -> TeardownReport {
+        self.state.invall = None;
         let mut result = self.flush();
         let mapped = core::mem::take(&mut self.state.mapped);
         for (&(device, event), mapping) in &mapped {
@@ -646,6 +652,72 @@ impl<S: PhysItsSink, F: VitsBackend> VitsBackend for Gicv4Backend<S, F> {
     /// vLPI stays there and is delivered to the old vCPU, late but not lost.
     fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex) {
         self.inner.move_all_pending(from, to);
+    }
+
+    fn move_all_pending_within(
+        &mut self,
+        from: VcpuIndex,
+        to: VcpuIndex,
+        budget: usize,
+    ) -> Progress {
+        self.inner.move_all_pending_within(from, to, budget)
+    }
+
+    /// INVALL in slices: the inner backend's part first, then the vPE's
+    /// passthrough mappings from where the last slice stopped, one unit
+    /// each (a vLPI property byte copied), then one VINVALL.
+    fn reload_config_all_within(&mut self, vcpu: VcpuIndex, budget: usize) -> Progress {
+        let resumed = self.state.invall.take();
+        let mut touched = 0;
+        if resumed.is_none() {
+            let inner = self.inner.reload_config_all_within(vcpu, budget);
+            if !inner.done {
+                return inner;
+            }
+            touched = inner.touched;
+        }
+        let Some(target) = self.vpe(vcpu) else {
+            return Progress {
+                touched: touched.max(1),
+                done: true,
+            };
+        };
+        let (start, mut any) = resumed.unwrap_or(((PhysDeviceId::new(0), EventId::new(0)), false));
+        let mut failure = None;
+        for (&key, mapping) in self.state.mapped.range(start..) {
+            if touched >= budget {
+                self.state.invall = Some((key, any));
+                break;
+            }
+            touched += 1;
+            if mapping.vpe != target.vpe {
+                continue;
+            }
+            any = true;
+            let config = self
+                .sink
+                .guest_lpi_config(vcpu, mapping.vintid)
+                .unwrap_or(DISABLED);
+            if let Err(error) = self.sink.set_vlpi_config(mapping.vintid, config) {
+                failure = Some(error);
+            }
+        }
+        if let Some(error) = failure {
+            config_failed(&mut self.state, error);
+        }
+        let done = self.state.invall.is_none();
+        if done && any {
+            // IHI 0069, 5.3 (VINVALL): the vPE's redistributor rereads
+            // every vLPI configuration.
+            let command = ItsCommand::Vinvall {
+                vpe_id: target.vpe.get(),
+            };
+            self.queue(command, [Some(target.vpe), None]);
+        }
+        Progress {
+            touched: touched.max(1),
+            done,
+        }
     }
 
     fn sync(&mut self) {

@@ -23,7 +23,7 @@ use super::sink::{PhysItsQueue, SinkError};
 use crate::gic::its_cmd::{ItsCommand, RdBase};
 use crate::ids::{EventId, PartitionId, PhysDeviceId, PhysIntId, VcpuIndex, VirtIntId};
 use crate::mm::PhysAddr;
-use crate::vits::{EventRef, VitsBackend};
+use crate::vits::{EventRef, Progress, VitsBackend};
 
 /// What the kernel fixes for one partition's software path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +108,8 @@ pub struct RoutedStats {
     pub refused: u64,
     /// Mappings that failed for lack of a resource or a queue failure.
     pub failures: u64,
+    /// Events given a physical LPI (each a guest MAPTI or MAPC on the path).
+    pub maps: u64,
 }
 
 /// What a teardown did.
@@ -191,7 +193,17 @@ impl RoutedState {
         self.unmap(sink, routing, device, event);
         let result = self.map_owned(sink, routing, device, owned, event, vcpu, vintid);
         match result {
-            Ok(mapped) => log::info!(
+            Ok(mapped) => {
+                // Routine and guest-driven: the first few at info, then
+                // counted (`stats.maps`) at debug (`console::log_limit`).
+                self.stats.maps = self.stats.maps.saturating_add(1);
+                let level = if self.stats.maps <= crate::console::log_limit::FIRST {
+                    log::Level::Info
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                level,
                 "partition {}: passthrough {:#x} event {} -> physical LPI {} -> vCPU {} vINTID {} (software path)",
                 self.config.name,
                 device.get(),
@@ -199,11 +211,21 @@ impl RoutedState {
                 mapped.lpi.get(),
                 vcpu.get(),
                 vintid.get()
-            ),
+            );
+            }
             Err(error) => {
                 self.stats.failures = self.stats.failures.saturating_add(1);
-                log::error!(
-                    "partition {}: mapping passthrough {:#x} event {}: {error:?}",
+                let n = self.stats.failures;
+                // A guest out of LPIs can fail every MAPTI: the first
+                // failure, then each power of two with the count.
+                let level = if n.is_power_of_two() {
+                    log::Level::Error
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "partition {}: mapping passthrough {:#x} event {}: {error:?} ({n} failures so far)",
                     self.config.name,
                     device.get(),
                     event.get()
@@ -326,8 +348,15 @@ impl RoutedState {
         let moved = sink.submit(&[movi], sync).is_ok();
         if !moved {
             self.stats.failures = self.stats.failures.saturating_add(1);
-            log::error!(
-                "partition {}: physical MOVI of {:#x} event {} refused",
+            let n = self.stats.failures;
+            let level = if n.is_power_of_two() {
+                log::Level::Error
+            } else {
+                log::Level::Debug
+            };
+            log::log!(
+                level,
+                "partition {}: physical MOVI of {:#x} event {} refused ({n} failures so far)",
                 self.config.name,
                 device.get(),
                 event.get()
@@ -523,6 +552,19 @@ impl<S: PhysItsQueue + ?Sized, R: LpiRouting + ?Sized, F: VitsBackend + ?Sized> 
 
     fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex) {
         self.inner.move_all_pending(from, to);
+    }
+
+    fn move_all_pending_within(
+        &mut self,
+        from: VcpuIndex,
+        to: VcpuIndex,
+        budget: usize,
+    ) -> Progress {
+        self.inner.move_all_pending_within(from, to, budget)
+    }
+
+    fn reload_config_all_within(&mut self, vcpu: VcpuIndex, budget: usize) -> Progress {
+        self.inner.reload_config_all_within(vcpu, budget)
     }
 
     fn sync(&mut self) {

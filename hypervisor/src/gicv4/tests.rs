@@ -315,6 +315,39 @@ fn reload_config_all_writes_the_vpes_bytes_then_vinvall() {
 }
 
 #[test]
+fn reload_config_all_in_slices_copies_every_byte_and_ends_with_one_vinvall() {
+    let mut b = backend();
+    let on = LpiConfig {
+        priority: 0x40,
+        enabled: true,
+    };
+    // 40 vLPIs, every other one on vCPU 1.
+    for n in 0..40 {
+        mapped(&mut b, NIC, n, (n % 2) as u16, lpi(n));
+        b.sink_mut().guest.insert(lpi(n).get(), on);
+    }
+    let batches = b.sink().batches.len();
+    let mut slices = 0;
+    loop {
+        let progress = b.reload_config_all_within(vcpu(1), 6);
+        b.sync();
+        slices += 1;
+        assert!(progress.touched <= 6, "{progress:?}");
+        if progress.done {
+            break;
+        }
+        assert_eq!(b.sink().batches.len(), batches, "no VINVALL before the end");
+    }
+    assert_eq!(slices, 7, "40 mappings visited, 6 a slice");
+    assert_eq!(last_batch(&b).0, [ItsCommand::Vinvall { vpe_id: vpe(1) }]);
+    for n in 0..40 {
+        let copied = b.sink().vprop.get(&lpi(n).get()) == Some(&on);
+        assert_eq!(copied, n % 2 == 1, "vLPI {n}");
+    }
+    assert_clean(&b);
+}
+
+#[test]
 fn reload_config_all_of_a_vcpu_without_vlpis_costs_no_physical_command() {
     let mut b = backend();
     b.reload_config_all(vcpu(0));

@@ -8,6 +8,7 @@
 
 use super::partition::{Gicv4, Partition};
 use super::{irq, machine};
+use crate::console::log_limit::Kind;
 use crate::gic::its_cmd::ItsCommand;
 use crate::gic::lpi::{lpi_config_byte, LpiTableLayout};
 use crate::gic::v4::{DirectInjection, GicV4Ids};
@@ -160,7 +161,6 @@ pub fn setup(partition: &Partition) -> Result<Option<(Gicv4, PassthroughState)>,
         id_bits_field: layout.id_bits_field(),
         vpts,
         doorbells,
-        command_log: crate::console::log_limit::RateLimit::new(),
     };
     Ok(Some((g, state)))
 }
@@ -320,18 +320,15 @@ impl PhysItsQueue for KernelSink<'_> {
     fn submit(&mut self, commands: &[ItsCommand], sync: ItsCommand) -> Result<(), SinkError> {
         for c in commands {
             // What the guest's commands became on the physical ITS: the
-            // guest drives these, so the first few of each kind are
-            // logged, then powers of two with the count, the rest at debug.
+            // guest drives these, routinely, so the first few of each kind
+            // are logged and the rest counted, at debug level.
             let kind = match c {
-                ItsCommand::Vmapti { .. } => 0,
-                ItsCommand::Vmovi { .. } => 1,
-                ItsCommand::Discard { .. } => 2,
+                ItsCommand::Vmapti { .. } => Kind::Vmapti,
+                ItsCommand::Vmovi { .. } => Kind::Vmovi,
+                ItsCommand::Discard { .. } => Kind::Discard,
                 _ => continue,
             };
-            let (level, n) = match self.gicv4.command_log.note(kind) {
-                Some(n) => (log::Level::Info, n),
-                None => (log::Level::Debug, self.gicv4.command_log.count(kind)),
-            };
+            let (level, n) = self.partition.msi_log.routine(kind);
             let name = self.partition.name();
             match *c {
                 ItsCommand::Vmapti { device_id, event_id, vpe_id, vintid, .. } => log::log!(

@@ -213,12 +213,17 @@ fn perform(
     let guest = program.guest;
     let physical = program.physical;
     let device_id = physical_function.and_then(irq::phys_device_id);
-    // A vector going live is worth a line; the mask-all a driver does over
-    // every entry of a large table (NVMe: 65) is not.
+    // A vector going live is worth a line, the first few times (the guest
+    // can unmask in a loop: then they are counted, `console::log_limit`);
+    // the mask-all a driver does over every entry of a large table (NVMe:
+    // 65) is not.
     let level = if physical.masked {
         log::Level::Debug
     } else {
-        log::Level::Info
+        partition
+            .msi_log
+            .routine(crate::console::log_limit::Kind::MsixVector)
+            .0
     };
     log::log!(
         level,

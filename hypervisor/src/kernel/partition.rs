@@ -105,8 +105,9 @@ pub struct Partition {
     pub msix_warned: AtomicBool,
     /// An MSI held disabled (bad guest address or EventID) was logged in this life.
     pub msi_warned: AtomicBool,
-    /// Guest-driven routine lines (MSI programmed, MSI-X control), rate-limited.
-    pub msi_log: crate::console::log_limit::RateLimit<2>,
+    /// The lines this partition's guest can make the hypervisor log,
+    /// counted and rate-limited by kind (`console::log_limit`).
+    pub msi_log: crate::console::log_limit::GuestLog,
     /// Set once a stop has released everything (after `run` became
     /// `Stopped`, which happens first); cleared by `start`. The machine
     /// powers off only when every partition is stopped *and* released.
@@ -185,8 +186,6 @@ pub struct Gicv4 {
     /// Each vCPU's doorbell (a physical LPI the ITS raises for a vLPI that
     /// arrives while the vPE is not resident).
     pub doorbells: Vec<u32>,
-    /// VMAPTI, VMOVI, DISCARD lines logged (guest-driven: rate-limited).
-    pub command_log: crate::console::log_limit::RateLimit<3>,
 }
 
 /// The IPA size every partition's stage 2 is built for.

@@ -7,6 +7,7 @@
 
 use super::irq;
 use super::partition::Partition;
+use crate::console::log_limit::Kind;
 use crate::guest::trap::MmioAccess;
 use crate::layout;
 use crate::mm::{Stage2Access, Stage2Attributes};
@@ -112,10 +113,16 @@ pub fn config_access(partition: &Partition, access: MmioAccess, value: u64) -> u
     let event = irq::with_pci(|ecam, _| bridge.lock().config_write(ecam, offset, width, value));
     match event {
         Some(Ok(Some(event))) => apply(partition, event),
-        Some(Err(e)) => log::warn!(
-            "partition {}: PCI config write refused: {e:?}",
-            partition.name()
-        ),
+        Some(Err(e)) => {
+            let (level, n) = partition
+                .msi_log
+                .warning(Kind::ConfigWriteRefused, log::Level::Warn);
+            log::log!(
+                level,
+                "partition {}: PCI config write refused: {e:?} ({n} so far)",
+                partition.name()
+            );
+        }
         _ => {}
     }
     0
@@ -145,10 +152,7 @@ fn apply(partition: &Partition, event: ConfigEvent) {
                     .and_then(|d| d.capabilities.msix);
                 cap.map(|c| c.set_control(ecam, event.physical, enabled, function_mask))
             });
-            let level = match partition.msi_log.note(1) {
-                Some(_) => log::Level::Info,
-                None => log::Level::Debug,
-            };
+            let (level, _) = partition.msi_log.routine(Kind::MsixEnable);
             match done {
                 Some(Some(())) => log::log!(
                     level,
@@ -162,11 +166,17 @@ fn apply(partition: &Partition, event: ConfigEvent) {
                         ""
                     }
                 ),
-                _ => log::warn!(
-                    "partition {}: PCI {}: MSI-X control not carried to the device",
-                    partition.name(),
-                    event.device.0
-                ),
+                _ => {
+                    let (level, n) = partition
+                        .msi_log
+                        .warning(Kind::MsiNotCarried, log::Level::Warn);
+                    log::log!(
+                        level,
+                        "partition {}: PCI {}: MSI-X control not carried to the device ({n} so far)",
+                        partition.name(),
+                        event.device.0
+                    );
+                }
             }
         }
         // Table entries change through the trapped table page (`msix`).
@@ -193,10 +203,7 @@ fn program_msi(partition: &Partition, event: &ConfigEvent, state: crate::pci::Gu
             .and_then(|d| d.capabilities.msi);
         cap.map(|c| c.program(ecam, event.physical, &message))
     });
-    let level = match partition.msi_log.note(0) {
-        Some(_) => log::Level::Info,
-        None => log::Level::Debug,
-    };
+    let (level, _) = partition.msi_log.routine(Kind::MsiEnable);
     match (result, held) {
         (Some(Some(Ok(()))), None) => log::log!(
             level,
@@ -217,11 +224,15 @@ fn program_msi(partition: &Partition, event: &ConfigEvent, state: crate::pci::Gu
                 );
             }
         }
-        (other, _) => log::warn!(
-            "partition {}: programming MSI of {}: {other:?}",
-            partition.name(),
-            event.physical
-        ),
+        (other, _) => {
+            let (level, n) = partition.msi_log.warning(Kind::MsiNotCarried, log::Level::Warn);
+            log::log!(
+                level,
+                "partition {}: programming MSI of {}: {other:?} ({n} so far)",
+                partition.name(),
+                event.physical
+            );
+        }
     }
 }
 

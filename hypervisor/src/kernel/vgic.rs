@@ -12,6 +12,7 @@
 use super::irq::{self, FORWARDED_PPIS};
 use super::partition::Partition;
 use crate::arch::sysreg;
+use crate::console::log_limit::Kind;
 use crate::drivers::gicv3::cpu_interface;
 use crate::guest::trap::MmioAccess;
 use crate::ids::{PhysIntId, VcpuIndex, VirtIntId};
@@ -301,7 +302,14 @@ fn apply_as(
     let actions = match result {
         Ok(a) => a,
         Err(e) => {
-            log::warn!("partition {}: vCPU {me:?}: vGIC: {e:?}", partition.name());
+            let (level, n) = partition
+                .msi_log
+                .warning(Kind::VgicRefused, log::Level::Warn);
+            log::log!(
+                level,
+                "partition {}: vCPU {me:?}: vGIC: {e:?} ({n} so far)",
+                partition.name()
+            );
             return;
         }
     };
@@ -398,11 +406,17 @@ fn pending_table(partition: &Partition, me: Option<VcpuIndex>, vcpu: VcpuIndex, 
             );
             apply_as(partition, me, Ok(actions));
         }
-        Err(e) => log::warn!(
-            "partition {}: vCPU {}: vGIC: {e:?}",
-            partition.name(),
-            vcpu.get()
-        ),
+        Err(e) => {
+            let (level, n) = partition
+                .msi_log
+                .warning(Kind::VgicRefused, log::Level::Warn);
+            log::log!(
+                level,
+                "partition {}: vCPU {}: vGIC: {e:?} ({n} so far)",
+                partition.name(),
+                vcpu.get()
+            );
+        }
     }
 }
 

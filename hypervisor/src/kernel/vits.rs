@@ -9,6 +9,7 @@
 //! vGIC only through the held vITS guard (`Partition::vits_locks`).
 
 use super::partition::{BackendState, Partition, PartitionMemory};
+use crate::console::log_limit::Kind;
 use crate::guest::trap::MmioAccess;
 use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VirtDeviceId, VirtIntId};
 use crate::layout;
@@ -130,7 +131,17 @@ impl<'a> SoftwareInjection<'a> {
         drop(vgic);
         match result {
             Ok(actions) => self.kicks.merge(actions),
-            Err(e) => log::warn!("partition {}: vITS -> vGIC: {e:?}", self.partition.name()),
+            Err(e) => {
+                // An INT beyond the vCPU's pending-LPI budget lands here:
+                // the guest can repeat it at will.
+                let log = &self.partition.msi_log;
+                let (level, n) = log.warning(Kind::VitsToVgic, log::Level::Warn);
+                log::log!(
+                    level,
+                    "partition {}: vITS -> vGIC: {e:?} ({n} so far)",
+                    self.partition.name()
+                );
+            }
         }
     }
 }

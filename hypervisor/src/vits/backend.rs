@@ -67,9 +67,52 @@ pub trait VitsBackend {
     /// Move every LPI pending on `from` to `to` (MOVALL).
     fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex);
 
+    /// MOVALL within a budget: moves at most `budget` pending LPIs (at
+    /// least one if any) and says whether `from` has none left. The vITS
+    /// calls it again, with the same vCPUs and a fresh budget, on each
+    /// later trap until it is done. The default does the whole move in one
+    /// call, for backends whose move is bounded by other means.
+    fn move_all_pending_within(
+        &mut self,
+        from: VcpuIndex,
+        to: VcpuIndex,
+        budget: usize,
+    ) -> Progress {
+        let _ = budget;
+        self.move_all_pending(from, to);
+        Progress::DONE
+    }
+
+    /// INVALL within a budget: reloads the configuration of at most
+    /// `budget` LPIs of `vcpu` and says whether all are done; called again
+    /// on later traps like [`Self::move_all_pending_within`]. The default
+    /// does it in one call.
+    fn reload_config_all_within(&mut self, vcpu: VcpuIndex, budget: usize) -> Progress {
+        let _ = budget;
+        self.reload_config_all(vcpu);
+        Progress::DONE
+    }
+
     /// End of a batch: make every earlier call's effect visible before the
     /// guest sees GITS_CREADR move (one per trap that processed commands).
     fn sync(&mut self);
+}
+
+/// How far a budgeted backend operation got in one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Units of work done: LPIs or events visited (at most the budget).
+    pub touched: usize,
+    /// Whether the operation is complete.
+    pub done: bool,
+}
+
+impl Progress {
+    /// Complete in one unit.
+    pub const DONE: Self = Self {
+        touched: 1,
+        done: true,
+    };
 }
 
 /// One recorded backend call.

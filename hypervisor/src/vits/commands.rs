@@ -4,8 +4,9 @@
 //! that order, so a skipped command leaves no trace but its counter.
 
 use super::backend::{EventRef, VitsBackend};
-use super::config::{fits, VitsConfig};
+use super::config::VitsConfig;
 use super::error::{CommandError, StallReason};
+use super::heavy::{Change, Heavy};
 use super::regs::Registers;
 use super::state::{Device, EventEntry, TranslationState};
 use crate::gic::its_cmd::{ItsCommand, RdBase};
@@ -45,60 +46,69 @@ pub(super) struct Executor<'a, M: ?Sized, B: ?Sized> {
 }
 
 impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
-    /// Runs one decoded command.
-    pub(super) fn execute(&mut self, command: ItsCommand) -> Result<(), Failure> {
+    /// Runs one decoded command; a command whose work grows with the
+    /// events (MAPC, MAPD of a mapped device, MOVALL, INVALL) returns what
+    /// it still owes the backend, for [`Heavy::advance`] to do within the
+    /// trap's budget.
+    pub(super) fn execute(&mut self, command: ItsCommand) -> Result<Option<Heavy>, Failure> {
         match command {
             ItsCommand::Mapd {
                 device_id,
                 size,
                 itt_addr,
                 valid,
-            } => self.mapd(VirtDeviceId::new(device_id), size, Ipa(itt_addr), valid),
+            } => self.mapd(
+                device_id_of(self.config, device_id)?,
+                size,
+                Ipa(itt_addr),
+                valid,
+            ),
             ItsCommand::Mapc {
                 icid,
                 rdbase,
                 valid,
-            } => Ok(self.mapc(VirtCollectionId::new(icid), rdbase, valid)?),
+            } => Ok(self.mapc(self.collection_id(icid)?, rdbase, valid)?),
             ItsCommand::Mapti {
                 device_id,
                 event_id,
                 intid,
                 icid,
-            } => Ok(self.mapti(device_id, event_id, intid, icid)?),
+            } => light(self.mapti(device_id, event_id, intid, icid)),
             // IHI 0069, 5.3 (MAPI): MAPI is MAPTI with the INTID equal to the EventID.
             ItsCommand::Mapi {
                 device_id,
                 event_id,
                 icid,
-            } => Ok(self.mapti(device_id, event_id, event_id, icid)?),
+            } => light(self.mapti(device_id, event_id, event_id, icid)),
             ItsCommand::Int {
                 device_id,
                 event_id,
-            } => Ok(self.int(device_id, event_id)?),
+            } => light(self.int(device_id, event_id)),
             ItsCommand::Clear {
                 device_id,
                 event_id,
-            } => Ok(self.clear(device_id, event_id)?),
+            } => light(self.clear(device_id, event_id)),
             ItsCommand::Discard {
                 device_id,
                 event_id,
-            } => Ok(self.discard(device_id, event_id)?),
+            } => light(self.discard(device_id, event_id)),
             ItsCommand::Inv {
                 device_id,
                 event_id,
-            } => Ok(self.inv(device_id, event_id)?),
-            ItsCommand::Invall { icid } => Ok(self.invall(VirtCollectionId::new(icid))?),
+            } => light(self.inv(device_id, event_id)),
+            ItsCommand::Invall { icid } => Ok(self.invall(self.collection_id(icid)?)?),
             ItsCommand::Movi {
                 device_id,
                 event_id,
                 icid,
-            } => Ok(self.movi(device_id, event_id, VirtCollectionId::new(icid))?),
+            } => light(self.movi(device_id, event_id, icid)),
             ItsCommand::Movall { rdbase1, rdbase2 } => Ok(self.movall(rdbase1, rdbase2)?),
             // IHI 0069, 5.3 (SYNC): SYNC waits for earlier commands' effects on
-            // one redistributor. Backend calls are ordered and the batch
-            // ends with one backend sync before the guest sees CREADR
-            // move past this SYNC, so only the target needs checking.
-            ItsCommand::Sync { rdbase } => Ok(vcpu_of(self.config, rdbase).map(|_| ())?),
+            // one redistributor. Backend calls are ordered, a heavy command
+            // ahead of it holds GITS_CREADR until it is done, and the batch
+            // ends with one backend sync before the guest sees CREADR move
+            // past this SYNC, so only the target needs checking.
+            ItsCommand::Sync { rdbase } => light(vcpu_of(self.config, rdbase).map(|_| ())),
             // GITS_TYPER.Virtual == 0: the GICv4 commands do not exist here.
             other => Err(CommandError::VirtualCommand {
                 opcode: other.opcode(),
@@ -114,10 +124,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         size: u8,
         itt_addr: Ipa,
         valid: bool,
-    ) -> Result<(), Failure> {
-        if !fits(u64::from(device.get()), self.config.device_id_bits) {
-            return Err(CommandError::DeviceOutOfRange { device }.into());
-        }
+    ) -> Result<Option<Heavy>, Failure> {
         if !self
             .regs
             .device_in_table(device.get(), self.mem)
@@ -134,29 +141,31 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         if valid && !remapping && self.state.device_count() >= self.config.max_devices {
             return Err(CommandError::DeviceLimit { device }.into());
         }
+        let remap = valid.then(|| (self.config.backing(device), event_bits, itt_addr));
         // Unmapping, or remapping, a device with live events is
         // UNPREDICTABLE; this ITS drops them like DISCARD would, so no
-        // stale translation or pending state survives the old ITT.
-        if let Some(old) = self.state.remove_device(device) {
-            for (event, mapping) in old.events() {
-                if let Some(vcpu) = self.state.collection(mapping.icid) {
-                    let event = EventRef {
-                        device,
-                        backing: old.backing,
-                        event,
-                    };
-                    self.backend.discard_event(event, vcpu, mapping.intid);
-                }
-            }
+        // stale translation or pending state survives the old ITT. They
+        // are discarded (and the device unmapped, and remapped) within the
+        // budget.
+        if self
+            .state
+            .device(device)
+            .is_some_and(|d| d.event_count() > 0)
+        {
+            return Ok(Some(Heavy::Device {
+                device,
+                next: EventId::new(0),
+                remap,
+            }));
         }
-        if valid {
-            let backing = self.config.backing(device);
+        self.state.remove_device(device);
+        if let Some((backing, event_bits, itt_addr)) = remap {
             // No heap for the device: skipped and counted like the cap.
             self.state
                 .insert_device(device, backing, event_bits, itt_addr)
                 .map_err(|_| CommandError::DeviceLimit { device })?;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// MAPC (IHI 0069, 5.3): map a collection to a vCPU, retarget it, or
@@ -166,18 +175,13 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         icid: VirtCollectionId,
         rdbase: RdBase,
         valid: bool,
-    ) -> Result<(), CommandError> {
-        if !self.regs.collection_in_table(icid.get(), self.config) {
-            return Err(CommandError::CollectionOutOfRange { icid });
-        }
+    ) -> Result<Option<Heavy>, CommandError> {
         if !valid {
-            if let Some(old) = self.state.unmap_collection(icid) {
-                *self.mapped_collections = self.mapped_collections.saturating_sub(1);
-                for (event, mapping) in live_events(self.state, icid) {
-                    self.backend.unmap_event(event, old, mapping.intid);
-                }
-            }
-            return Ok(());
+            let Some(old) = self.state.unmap_collection(icid) else {
+                return Ok(None);
+            };
+            *self.mapped_collections = self.mapped_collections.saturating_sub(1);
+            return Ok(self.collection_walk(icid, Change::Unmap(old)));
         }
         let vcpu = vcpu_of(self.config, rdbase)?;
         // The cap bounds the collection state (and the work of dropping the
@@ -186,7 +190,10 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         if new && *self.mapped_collections >= self.config.max_collections {
             return Err(CommandError::CollectionLimit { icid });
         }
-        // No heap for the collection: skipped and counted like the cap.
+        // The collection targets `vcpu` from now on (an MSI of one of its
+        // events goes there); the backend hears of its events within the
+        // budget. No heap for the collection: skipped and counted like the
+        // cap.
         let old = self
             .state
             .map_collection(icid, vcpu)
@@ -194,21 +201,28 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         match old {
             None => {
                 *self.mapped_collections = self.mapped_collections.saturating_add(1);
-                for (event, mapping) in live_events(self.state, icid) {
-                    self.backend.map_event(event, vcpu, mapping.intid);
-                }
+                Ok(self.collection_walk(icid, Change::Map(vcpu)))
             }
-            // Retargeting a live collection moves each of its events, and
-            // with it any pending state, so a later MOVALL finds nothing
-            // left behind and nothing is lost in between.
-            Some(old) if old != vcpu => {
-                for (event, mapping) in live_events(self.state, icid) {
-                    self.backend.move_event(event, old, vcpu, mapping.intid);
-                }
-            }
-            Some(_) => {}
+            Some(old) if old != vcpu => Ok(self.collection_walk(
+                icid,
+                Change::Retarget {
+                    from: old,
+                    to: vcpu,
+                },
+            )),
+            Some(_) => Ok(None),
         }
-        Ok(())
+    }
+
+    /// The walk over the events naming `icid`, if any does.
+    fn collection_walk(&self, icid: VirtCollectionId, change: Change) -> Option<Heavy> {
+        let left = self.state.collection_event_count(icid);
+        (left > 0).then_some(Heavy::Collection {
+            icid,
+            change,
+            next: (VirtDeviceId::new(0), EventId::new(0)),
+            left,
+        })
     }
 
     /// MAPTI and MAPI (IHI 0069, 5.3): map an event to an LPI and a
@@ -220,11 +234,8 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
         intid: u32,
         icid: u16,
     ) -> Result<(), CommandError> {
-        let (device, event) = (VirtDeviceId::new(device_id), EventId::new(event_id));
-        let entry = mapped_device(self.config, self.state, device)?;
-        if !entry.event_in_range(event) {
-            return Err(CommandError::EventOutOfRange { device, event });
-        }
+        let (device, entry) = mapped_device(self.config, self.state, device_id)?;
+        let event = event_id_of(device, entry, event_id)?;
         let backing = entry.backing;
         let Some(intid) = self.config.guest_lpi(intid) else {
             return Err(CommandError::IntIdOutOfRange {
@@ -233,10 +244,7 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
                 intid,
             });
         };
-        let icid = VirtCollectionId::new(icid);
-        if !self.regs.collection_in_table(icid.get(), self.config) {
-            return Err(CommandError::CollectionOutOfRange { icid });
-        }
+        let icid = self.collection_id(icid)?;
         if entry.event(event).is_some() {
             return Err(CommandError::EventAlreadyMapped { device, event });
         }
@@ -292,27 +300,16 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
 
     /// INVALL (IHI 0069, 5.3): reload the configuration of every LPI of
     /// the collection's vCPU.
-    fn invall(&mut self, icid: VirtCollectionId) -> Result<(), CommandError> {
-        if !self.regs.collection_in_table(icid.get(), self.config) {
-            return Err(CommandError::CollectionOutOfRange { icid });
-        }
+    fn invall(&mut self, icid: VirtCollectionId) -> Result<Option<Heavy>, CommandError> {
         let vcpu = target(self.state, icid)?;
-        self.backend.reload_config_all(vcpu);
-        Ok(())
+        Ok(Some(Heavy::InvalidateAll { vcpu }))
     }
 
     /// MOVI (IHI 0069, 5.3): move the event to another collection; its
     /// pending state moves with it.
-    fn movi(
-        &mut self,
-        device_id: u32,
-        event_id: u32,
-        icid: VirtCollectionId,
-    ) -> Result<(), CommandError> {
+    fn movi(&mut self, device_id: u32, event_id: u32, icid: u16) -> Result<(), CommandError> {
         let (event, mapping, from) = live_event(self.config, self.state, device_id, event_id)?;
-        if !self.regs.collection_in_table(icid.get(), self.config) {
-            return Err(CommandError::CollectionOutOfRange { icid });
-        }
+        let icid = self.collection_id(icid)?;
         let to = target(self.state, icid)?;
         self.state
             .set_event_collection(event.device, event.event, icid);
@@ -324,28 +321,60 @@ impl<M: GuestMemory + ?Sized, B: VitsBackend + ?Sized> Executor<'_, M, B> {
 
     /// MOVALL (IHI 0069, 5.3): move every LPI pending on one vCPU to
     /// another. Mappings are untouched: MAPC retargets those.
-    fn movall(&mut self, rdbase1: RdBase, rdbase2: RdBase) -> Result<(), CommandError> {
+    fn movall(&mut self, rdbase1: RdBase, rdbase2: RdBase) -> Result<Option<Heavy>, CommandError> {
         let from = vcpu_of(self.config, rdbase1)?;
         let to = vcpu_of(self.config, rdbase2)?;
-        if from != to {
-            self.backend.move_all_pending(from, to);
-        }
-        Ok(())
+        Ok((from != to).then_some(Heavy::MoveAll { from, to }))
     }
 }
 
-/// The mapped device `device`, after the range check.
+impl<M: ?Sized, B: ?Sized> Executor<'_, M, B> {
+    /// The guest's ICID as a collection ID, if it is below the collection
+    /// count: within GITS_TYPER.CIDbits and the Collection table the guest
+    /// gave (IHI 0069, 5.3: an ICID beyond either is a command error).
+    fn collection_id(&self, raw: u16) -> Result<VirtCollectionId, CommandError> {
+        VirtCollectionId::new_within_bits(raw, self.config.collection_id_bits)
+            .filter(|icid| self.regs.collection_in_table(icid.get(), self.config))
+            .ok_or(CommandError::CollectionOutOfRange {
+                icid: VirtCollectionId::new(raw),
+            })
+    }
+}
+
+/// The guest's DeviceID as a device ID, if it fits the vITS's DeviceID
+/// width (GITS_TYPER.Devbits + 1).
+fn device_id_of(config: &VitsConfig, raw: u32) -> Result<VirtDeviceId, CommandError> {
+    VirtDeviceId::new_within_bits(raw, config.device_id_bits).ok_or(
+        CommandError::DeviceOutOfRange {
+            device: VirtDeviceId::new(raw),
+        },
+    )
+}
+
+/// The guest's EventID as an event ID of `device`, if it fits the ITT
+/// size its MAPD gave (Size + 1 EventID bits).
+fn event_id_of(
+    device: VirtDeviceId,
+    entry: Device<'_>,
+    raw: u32,
+) -> Result<EventId, CommandError> {
+    EventId::new_within_bits(raw, entry.event_bits).ok_or(CommandError::EventOutOfRange {
+        device,
+        event: EventId::new(raw),
+    })
+}
+
+/// The mapped device the guest's DeviceID names, after the range check.
 fn mapped_device<'s>(
     config: &VitsConfig,
     state: &'s TranslationState,
-    device: VirtDeviceId,
-) -> Result<Device<'s>, CommandError> {
-    if !fits(u64::from(device.get()), config.device_id_bits) {
-        return Err(CommandError::DeviceOutOfRange { device });
-    }
-    state
+    raw: u32,
+) -> Result<(VirtDeviceId, Device<'s>), CommandError> {
+    let device = device_id_of(config, raw)?;
+    let entry = state
         .device(device)
-        .ok_or(CommandError::DeviceNotMapped { device })
+        .ok_or(CommandError::DeviceNotMapped { device })?;
+    Ok((device, entry))
 }
 
 /// The vCPU a mapped collection targets.
@@ -363,11 +392,8 @@ pub(super) fn live_event(
     device_id: u32,
     event_id: u32,
 ) -> Result<(EventRef, EventEntry, VcpuIndex), CommandError> {
-    let (device, event) = (VirtDeviceId::new(device_id), EventId::new(event_id));
-    let entry = mapped_device(config, state, device)?;
-    if !entry.event_in_range(event) {
-        return Err(CommandError::EventOutOfRange { device, event });
-    }
+    let (device, entry) = mapped_device(config, state, device_id)?;
+    let event = event_id_of(device, entry, event_id)?;
     let backing = entry.backing;
     let mapping = entry
         .event(event)
@@ -381,22 +407,9 @@ pub(super) fn live_event(
     Ok((event, mapping, vcpu))
 }
 
-/// The events of collection `icid`, with their mappings (a scan of the
-/// events: MAPC is rare, and skips it for a collection no event names).
-fn live_events(
-    state: &TranslationState,
-    icid: VirtCollectionId,
-) -> impl Iterator<Item = (EventRef, EventEntry)> + '_ {
-    state
-        .collection_events(icid)
-        .map(|(device, entry, event, mapping)| {
-            let event = EventRef {
-                device,
-                backing: entry.backing,
-                event,
-            };
-            (event, mapping)
-        })
+/// A command that is done when it returns.
+fn light(result: Result<(), CommandError>) -> Result<Option<Heavy>, Failure> {
+    result.map(|()| None).map_err(Failure::Command)
 }
 
 /// The vCPU an RDbase names: with GITS_TYPER.PTA == 0 it is a processor

@@ -21,6 +21,7 @@ mod backend;
 mod commands;
 mod config;
 mod error;
+mod heavy;
 mod mmio;
 mod model;
 mod queue;
@@ -30,7 +31,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{BackendAction, EventRef, RecordingBackend, VitsBackend};
+pub use backend::{BackendAction, EventRef, Progress, RecordingBackend, VitsBackend};
 pub use config::{ConfigError, DeviceBacking, VitsConfig};
 pub use error::{CommandError, CommandErrorKind, ErrorCounters, StallReason};
 pub use model::ModelBackend;
@@ -50,6 +51,11 @@ pub struct Vits {
     errors: ErrorCounters,
     /// Collections mapped now, held against `config.max_collections`.
     mapped_collections: usize,
+    /// The command at GITS_CREADR, started and not finished within its
+    /// trap's budget.
+    in_progress: Option<heavy::InProgress>,
+    /// Units of work the last `process_queue` did.
+    last_work: usize,
 }
 
 /// Why an MSI (a TRANSLATER write or an emulated device) raised nothing.
@@ -72,6 +78,8 @@ impl Vits {
             state,
             errors: ErrorCounters::default(),
             mapped_collections: 0,
+            in_progress: None,
+            last_work: 0,
         })
     }
 
@@ -93,6 +101,19 @@ impl Vits {
     /// Why the command queue is stalled, if it is.
     pub fn stall(&self) -> Option<StallReason> {
         self.regs.stall
+    }
+
+    /// Whether a command started and waits for later traps to finish it
+    /// (GITS_CREADR is on it).
+    pub fn command_in_progress(&self) -> bool {
+        self.in_progress.is_some()
+    }
+
+    /// Units of work (commands, plus events visited or LPIs moved by the
+    /// commands that touch many) the last queue processing did: at most
+    /// `max_commands_per_trap`.
+    pub fn last_work(&self) -> usize {
+        self.last_work
     }
 
     /// Whether the guest enabled the ITS (GITS_CTLR.Enabled).
@@ -135,14 +156,28 @@ impl Vits {
     /// Tears everything down (partition reset or destroy): every live event
     /// is discarded through the backend, then the vITS is as after `new`.
     pub fn reset<B: VitsBackend + ?Sized>(&mut self, backend: &mut B) {
+        self.complete_in_progress(backend);
         self.drop_table(Table::Device, backend);
         self.drop_table(Table::Collection, backend);
         backend.sync();
         self.regs = Registers::new();
     }
 
+    /// Finishes the command in progress, whatever it costs (before a
+    /// table is dropped or the vITS reset, themselves unbounded), and moves
+    /// GITS_CREADR past it.
+    fn complete_in_progress<B: VitsBackend + ?Sized>(&mut self, backend: &mut B) {
+        if let Some(heavy::InProgress { heavy, offset }) = self.in_progress.take() {
+            heavy.complete(&mut self.state, backend);
+            if self.regs.creadr == offset {
+                self.step_creadr();
+            }
+        }
+    }
+
     /// Forgets a table whose BASER lost its Valid bit, and what it held.
     fn drop_table<B: VitsBackend + ?Sized>(&mut self, table: Table, backend: &mut B) {
+        self.complete_in_progress(backend);
         match table {
             Table::Device => {
                 for (device, entry) in self.state.take_devices() {

@@ -12,7 +12,7 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
-use super::backend::{EventRef, VitsBackend};
+use super::backend::{EventRef, Progress, VitsBackend};
 use crate::ids::{EventId, VcpuIndex, VirtDeviceId, VirtIntId};
 
 /// Where an event's MSI goes: what a physical LPI handler looks up.
@@ -178,6 +178,34 @@ impl VitsBackend for ModelBackend {
         let moved = core::mem::take(set);
         for intid in moved {
             self.add_pending(to, intid, true);
+        }
+    }
+
+    /// Moves the lowest `budget` LPIs pending on `from`; done when none is
+    /// left there.
+    fn move_all_pending_within(
+        &mut self,
+        from: VcpuIndex,
+        to: VcpuIndex,
+        budget: usize,
+    ) -> Progress {
+        if from == to || usize::from(to.get()) >= self.pending.len() {
+            return Progress::DONE;
+        }
+        let Some(set) = self.pending.get_mut(usize::from(from.get())) else {
+            return Progress::DONE;
+        };
+        let moved: Vec<VirtIntId> = set.iter().copied().take(budget).collect();
+        for intid in &moved {
+            set.remove(intid);
+        }
+        let done = set.is_empty();
+        for &intid in &moved {
+            self.add_pending(to, intid, true);
+        }
+        Progress {
+            touched: moved.len(),
+            done,
         }
     }
 

@@ -10,6 +10,7 @@
 use super::backend::VitsBackend;
 use super::commands::{Executor, Failure};
 use super::error::{CommandError, StallReason};
+use super::heavy::{Heavy, InProgress};
 use super::Vits;
 use crate::gic::its_cmd::{DecodeError, ItsCommand};
 use crate::guest_mem::GuestMemory;
@@ -18,26 +19,45 @@ use crate::guest_mem::GuestMemory;
 pub const COMMAND_SIZE: u64 = 32;
 
 impl Vits {
-    /// Processes queued commands, at most `max_commands_per_trap` units of
-    /// work of them, and returns how many commands it consumed (executed or
-    /// skipped). Called on a CWRITER write and a CREADR read; the
-    /// hypervisor may call it from elsewhere to finish a long queue sooner.
+    /// Processes queued commands within the per-trap work budget
+    /// (`max_commands_per_trap` units) and returns how many commands it
+    /// consumed (executed or skipped). Called on a CWRITER write, a CREADR
+    /// read and the enabling of the ITS; the hypervisor may call it from
+    /// elsewhere to finish a long queue sooner.
     ///
-    /// A command costs one unit plus one per event it may touch
-    /// ([`Self::work_of`]): a MAPC that retargets a collection, a MAPD that
-    /// drops a device, a MOVALL can each touch every event, and on GICv4
-    /// each event is a physical ITS command. A command that does not fit
-    /// what is left of the budget waits for the next trap, with
-    /// GITS_CREADR still on it; the first command of a trap always runs,
-    /// so a trap does at most `max(max_commands_per_trap, 1 + max_events)`
-    /// units.
+    /// A command costs one unit, and a command whose work grows with the
+    /// events ([`Heavy`]) one more per event it visits (or LPI the backend
+    /// moves or reloads), so no trap does more than the budget. A heavy
+    /// command that does not finish within what is left keeps GITS_CREADR
+    /// on itself and continues first thing on the next trap.
     pub fn process_queue<M, B>(&mut self, mem: &M, backend: &mut B) -> usize
     where
         M: GuestMemory + ?Sized,
         B: VitsBackend + ?Sized,
     {
+        let budget = self.config.max_commands_per_trap;
         let (mut consumed, mut work) = (0, 0usize);
-        while work < self.config.max_commands_per_trap && self.queue_runnable() {
+        let mut waiting = false;
+        if self.regs.enabled {
+            if let Some(InProgress { heavy, offset }) = self.in_progress.take() {
+                let (used, rest) = heavy.advance(&mut self.state, backend, budget);
+                work = used;
+                match rest {
+                    Some(heavy) => {
+                        self.in_progress = Some(InProgress { heavy, offset });
+                        waiting = true;
+                    }
+                    // A CBASER write (with the ITS disabled) moved CREADR
+                    // meanwhile: the command is done but no longer there.
+                    None if self.regs.creadr == offset => {
+                        self.step_creadr();
+                        consumed += 1;
+                    }
+                    None => {}
+                }
+            }
+        }
+        while !waiting && work < budget && self.queue_runnable() {
             let offset = self.regs.creadr;
             let raw = match self.read_command(mem, offset) {
                 Ok(raw) => raw,
@@ -46,51 +66,43 @@ impl Vits {
                     break;
                 }
             };
-            let cost = self.work_of(raw);
-            if work > 0 && work.saturating_add(cost) > self.config.max_commands_per_trap {
-                break;
-            }
-            work = work.saturating_add(cost);
+            work += 1;
             match self.run_command(raw, mem, backend) {
-                Ok(()) => {}
+                Ok(None) => {}
+                Ok(Some(heavy)) => {
+                    let left = budget.saturating_sub(work);
+                    let (used, rest) = heavy.advance(&mut self.state, backend, left);
+                    work = work.saturating_add(used);
+                    if let Some(heavy) = rest {
+                        self.in_progress = Some(InProgress { heavy, offset });
+                        break;
+                    }
+                }
                 Err(Failure::Command(error)) => self.report(offset, raw, error),
                 Err(Failure::Stall(reason)) => {
                     self.stall_queue(reason);
                     break;
                 }
             }
-            // Wrap at the end of the queue (IHI 0069, the ITS command interface).
-            let next = offset.saturating_add(COMMAND_SIZE);
-            self.regs.creadr = if next >= self.regs.queue_size() {
-                0
-            } else {
-                next
-            };
+            self.step_creadr();
             consumed += 1;
         }
-        if consumed > 0 {
+        if work > 0 {
             backend.sync();
         }
+        self.last_work = work;
         consumed
     }
 
-    /// The units of work of `raw` before it runs: one, plus the events it
-    /// may touch (an upper bound, from the state it would change).
-    fn work_of(&self, raw: [u64; 4]) -> usize {
-        let touched = match ItsCommand::decode(raw) {
-            Ok(ItsCommand::Mapc { icid, .. }) => self
-                .state
-                .collection_event_count(crate::ids::VirtCollectionId::new(icid)),
-            Ok(ItsCommand::Mapd { device_id, .. }) => self
-                .state
-                .device(crate::ids::VirtDeviceId::new(device_id))
-                .map_or(0, |device| device.event_count()),
-            // Every LPI pending on the source vCPU moves; at most every
-            // event of this vITS is one.
-            Ok(ItsCommand::Movall { .. }) => self.state.event_count(),
-            _ => 0,
+    /// Moves GITS_CREADR past the command it is on, wrapping at the end of
+    /// the queue (IHI 0069, the ITS command interface).
+    pub(super) fn step_creadr(&mut self) {
+        let next = self.regs.creadr.saturating_add(COMMAND_SIZE);
+        self.regs.creadr = if next >= self.regs.queue_size() {
+            0
+        } else {
+            next
         };
-        touched.saturating_add(1)
     }
 
     /// Whether there is a command to run and the ITS may run it.
@@ -126,7 +138,12 @@ impl Vits {
     }
 
     /// Decodes and executes one command.
-    fn run_command<M, B>(&mut self, raw: [u64; 4], mem: &M, backend: &mut B) -> Result<(), Failure>
+    fn run_command<M, B>(
+        &mut self,
+        raw: [u64; 4],
+        mem: &M,
+        backend: &mut B,
+    ) -> Result<Option<Heavy>, Failure>
     where
         M: GuestMemory + ?Sized,
         B: VitsBackend + ?Sized,

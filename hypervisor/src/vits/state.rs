@@ -145,6 +145,21 @@ impl<'a> Device<'a> {
         all_events(self.table, self.sparse)
     }
 
+    /// The device's mapped events from EventID `first` on, by EventID: where
+    /// a command resumed over several traps picks up (no walk over the
+    /// events before `first`).
+    pub fn events_from(&self, first: EventId) -> impl Iterator<Item = (EventId, EventEntry)> + 'a {
+        let start = slot_index(first);
+        let table = (first.get()..)
+            .zip(self.table.get(start..).unwrap_or(&[]))
+            .filter(|(_, slot)| **slot != FREE)
+            .map(|(id, &slot)| (EventId::new(id), slot));
+        // The sparse list is sorted by EventID: start at the first >= `first`.
+        let sparse = self.sparse;
+        let at = sparse.partition_point(|&(id, _)| id < first);
+        table.chain(sparse.get(at..).unwrap_or(&[]).iter().copied())
+    }
+
     /// Number of mapped events.
     pub fn event_count(&self) -> usize {
         self.mapped

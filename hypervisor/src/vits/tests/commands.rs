@@ -529,3 +529,58 @@ fn error_logging_goes_quiet_but_counting_does_not() {
     assert_eq!(errors(&h, CommandErrorKind::UnknownOpcode), 40);
     assert_eq!(h.vits.errors().total_commands(), 40);
 }
+
+mod typed_decode {
+    //! The decode boundary (issue 16): a DeviceID beyond the vITS's DeviceID
+    //! bits, an EventID beyond the device's ITT size and an ICID beyond the
+    //! collection count are refused with their own error, and an ID within
+    //! them is never refused for its range.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn ids_are_refused_exactly_when_beyond_their_range(
+            device_bits in 2..=16u8,
+            collection_bits in 1..=8u8,
+            itt_bits in 1..=16u8,
+            device in any::<u32>(),
+            event in prop_oneof![0..70_000u32, any::<u32>()],
+            icid in any::<u16>(),
+        ) {
+            let mut config = config();
+            config.device_id_bits = device_bits;
+            config.collection_id_bits = collection_bits;
+            // Within the device table page: 8-byte entries, 64 KiB.
+            let device = device & 0x1FFF;
+            let mut h = Harness::with(config, RecordingBackend::new());
+            let count = |h: &Harness<RecordingBackend>, kind| h.vits.errors().commands(kind);
+            h.submit(&[cmd::mapd(device, itt_bits, ITT, true)]);
+            let device_fits = u64::from(device) >> device_bits == 0;
+            prop_assert_eq!(count(&h, CommandErrorKind::DeviceOutOfRange), u64::from(!device_fits));
+            h.submit(&[cmd::mapc(icid, 0, true)]);
+            let icid_fits = u64::from(icid) >> collection_bits == 0;
+            prop_assert_eq!(
+                count(&h, CommandErrorKind::CollectionOutOfRange),
+                u64::from(!icid_fits)
+            );
+            if device_fits {
+                h.submit(&[cmd::mapti(device, event, 8192, icid)]);
+                let event_fits = u64::from(event) >> itt_bits == 0;
+                prop_assert_eq!(
+                    count(&h, CommandErrorKind::EventOutOfRange),
+                    u64::from(!event_fits)
+                );
+                if event_fits {
+                    prop_assert_eq!(
+                        count(&h, CommandErrorKind::CollectionOutOfRange),
+                        2 * u64::from(!icid_fits)
+                    );
+                    prop_assert_eq!(h.vits.state().event_count(), usize::from(icid_fits));
+                }
+            }
+        }
+    }
+}
