@@ -258,7 +258,7 @@ pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
                 for p in partitions {
                     p.log_status();
                 }
-                log_output_counters(partitions);
+                log_drain_counters();
             }
             Input::Focus { index } => {
                 FOCUS.store(index, Ordering::Relaxed);
@@ -301,25 +301,29 @@ pub fn take_input(running: Option<(&Partition, VcpuIndex)>) {
     }
 }
 
-/// The `Ctrl-]` lines of the partitions' console output: how much each
-/// showed, how full its TX FIFO got and how often its vCPU waited for room,
-/// and how the drain went (a flooding partition shows waits and a high
-/// water mark at the ring's size; a quiet neighbour's lines keep growing).
-fn log_output_counters(partitions: &[Partition]) {
-    for p in partitions {
-        let stats = p.console.lock().tx_stats();
-        crate::println!(
-            "hypervisor: partition {} console output: {} lines ({} bytes) shown, {} bytes held (most {} of {}), TX FIFO full at {} writes (the vCPU waited) and {} flag reads",
-            p.name(),
-            stats.shown_lines,
-            stats.shown_bytes,
-            stats.held,
-            stats.high_water,
-            crate::guest::vuart::TX_RING,
-            stats.full_writes,
-            stats.full_reads,
-        );
-    }
+/// The line of partition `p`'s console output counters (with its other
+/// counters: at `Ctrl-]` and when it stops): how much it showed, how full
+/// its TX FIFO got and how often its vCPU waited for room (a flooding
+/// partition shows waits and a high water mark at the ring's size; a quiet
+/// neighbour's lines keep growing). Takes the partition's console lock.
+pub fn log_output_counters(p: &Partition) {
+    let stats = p.console.lock().tx_stats();
+    log::info!(
+        "partition {}: console output: {} lines ({} bytes) shown, {} bytes held (most {} of {}), TX FIFO full at {} writes (the vCPU waited) and {} flag reads",
+        p.name(),
+        stats.shown_lines,
+        stats.shown_bytes,
+        stats.held,
+        stats.high_water,
+        crate::guest::vuart::TX_RING,
+        stats.full_writes,
+        stats.full_reads,
+    );
+}
+
+/// The `Ctrl-]` line of the output drain: its rounds, and how often a
+/// writer found another CPU's round under way.
+fn log_drain_counters() {
     let rounds = DRAIN.lock().rounds();
     crate::println!(
         "hypervisor: console drain: {rounds} rounds, {} writes waited for another CPU's round",

@@ -377,6 +377,7 @@ impl Partition {
     /// Logs each vCPU's counters (its physical CPU's, since boot).
     pub fn log_counters(&self) {
         super::smmu::log_faults(self);
+        super::console::log_output_counters(self);
         for (v, &cpu) in self.config.cpus.iter().enumerate() {
             log::info!(
                 "partition {}: vCPU {v} (CPU {}): {}",
