@@ -343,6 +343,46 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The kernel's rule (the writer whose byte finished a line runs
+        /// rounds until its ring holds no finished line) leaves no line in
+        /// any ring, and each line is shown after at most one line of each
+        /// other partition from the moment it was finished.
+        #[test]
+        fn the_writer_rule_strands_nothing_and_bounds_the_wait(
+            writes in proptest::collection::vec(
+                (0usize..3, proptest::prop_oneof![
+                    5 => proptest::sample::select(alloc::vec![b'x', b'y']),
+                    1 => proptest::prelude::Just(b'\n'),
+                ]),
+                1..2000,
+            ),
+        ) {
+            let mut rings = Rings::new(3);
+            let mut drainer = Drainer::new();
+            for (index, byte) in writes {
+                proptest::prop_assert!(rings.rings[index].push(byte), "never full under the rule");
+                if !rings.rings[index].has_unit(false) {
+                    continue;
+                }
+                // Units of the others shown before this partition's line.
+                let mut others = 0;
+                let mut shown = false;
+                while !shown {
+                    let moved = drainer.round(&mut rings, |i, _, _| {
+                        if i == index {
+                            shown = true;
+                        } else if !shown {
+                            others += 1;
+                        }
+                    });
+                    proptest::prop_assert!(moved > 0);
+                }
+                proptest::prop_assert!(others <= 2, "{} other lines first", others);
+                proptest::prop_assert!(!rings.rings[index].has_unit(false));
+            }
+            proptest::prop_assert!(rings.rings.iter().all(|r| !r.has_unit(false)));
+        }
+
         /// However writes and rounds interleave, every byte of every
         /// partition arrives, in order, under its own prefix, and lines of
         /// different partitions never mix.
