@@ -128,19 +128,25 @@ pub fn guest_access(
                 return read;
             }
             Transmit::Full => {
-                drain_until(partition, running, VirtualUart::tx_has_room);
+                // A full ring always holds a line, so a round makes room;
+                // if none could (no partition table: never after boot),
+                // the byte is dropped (counted) rather than spun on.
+                if !drain_until(partition, running, VirtualUart::tx_has_room) {
+                    return read;
+                }
             }
         }
     }
 }
 
 /// Runs drain rounds, or waits for another CPU's, until `done` holds for
-/// `partition`'s UART, or a round finds nothing to show anywhere.
+/// `partition`'s UART (true), or a round finds nothing to show anywhere
+/// (false).
 fn drain_until(
     partition: &Partition,
     running: Option<(&Partition, VcpuIndex)>,
     done: impl Fn(&VirtualUart) -> bool,
-) {
+) -> bool {
     let mut waited = false;
     loop {
         match DRAIN.try_lock() {
@@ -148,7 +154,7 @@ fn drain_until(
                 let moved = round(&mut drainer, running);
                 drop(drainer);
                 if moved == 0 {
-                    return;
+                    return false;
                 }
             }
             None => {
@@ -160,7 +166,7 @@ fn drain_until(
             }
         }
         if done(&partition.console.lock()) {
-            return;
+            return true;
         }
     }
 }
