@@ -438,6 +438,48 @@ mod tests {
     }
 
     #[test]
+    fn no_guest_can_forge_the_hypervisors_or_anothers_prefix() {
+        // Each attempt tries to bring the cursor back over `[a] ` (or up to
+        // the line above, or erase it) and print a forged prefix there.
+        let attempts: [&[u8]; 9] = [
+            b"\r",
+            b"\x1b[A\r",
+            b"\x1b[2K\r",
+            b"\x1b[H",
+            b"\x08\x08\x08\x08\x08\x08\x08\x08",
+            b"\x1b[99D",
+            b"\x1b[1G",
+            b"\x1b[2K\x1b[1;1H",
+            b"\x1b7\x1b[A\x1b8",
+        ];
+        for forged in [
+            &b"[hv cpu0] INFO  partition b stopped"[..],
+            b"[b] rm -rf done",
+        ] {
+            for attempt in attempts {
+                for terminal in [false, true] {
+                    let mut m = ConsoleMux::new();
+                    let mut out = Vec::new();
+                    m.line(1, "b", b"real", false, &mut out);
+                    m.partial(0, "a", b"ls", terminal, &mut out);
+                    m.partial(0, "a", attempt, terminal, &mut out);
+                    m.line(0, "a", forged, terminal, &mut out);
+                    let own = out.strip_prefix(&b"[b] real\r\n"[..]).unwrap();
+                    // One line, under `[a] `, and the cursor never left it.
+                    assert!(own.starts_with(b"[a] ls"), "{attempt:?}");
+                    assert_eq!(own.iter().filter(|&&b| b == b'\n').count(), 1);
+                    assert!(own.ends_with(b"\r\n"));
+                    let body = &own[4..own.len() - 2];
+                    assert_eq!(stays_on_its_line(body, 0), Ok(()), "{attempt:?} {terminal}");
+                    // Backspacing over "ls" is allowed, never past it.
+                    let backs = body.iter().filter(|&&b| b == 0x08).count();
+                    assert!(backs <= 2, "{attempt:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn backspace_and_cursor_back_stop_at_the_prefix() {
         let mut m = ConsoleMux::new();
         let mut out = Vec::new();

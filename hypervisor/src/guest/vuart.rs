@@ -3,10 +3,18 @@
 //! registers, and the interrupt registers with a receive FIFO, so a guest
 //! such as Linux can drive it by interrupts.
 //!
-//! Transmission completes at once: the transmit FIFO is always empty, so
-//! the transmit interrupt is raised whenever the guest unmasks it (the FIFO
-//! is at or below any trigger level), the way Linux's driver expects to
-//! be told to send more. Received bytes wait in a 32-byte FIFO; the
+//! Transmitted bytes go into the partition's output ring
+//! ([`crate::console::output`], [`TX_RING`] bytes: the transmit FIFO),
+//! which the hypervisor drains onto the shared physical console a line at
+//! a time, fairly between partitions. The flags and the transmit
+//! interrupt follow its fill as a PL011's follow its FIFO: TXFF while it is
+//! full, the transmit interrupt while it is at or below the IFLS trigger
+//! level (a fraction of the ring, so a driver that writes half a FIFO per
+//! interrupt without looking at TXFF, as Linux's does, always has room).
+//! A data write while it is full is not taken ([`Transmit::Full`]): the
+//! kernel makes room and repeats it, the vCPU waiting as on a bus wait
+//! state, so nothing is lost even from a guest that never reads TXFF.
+//! Received bytes wait in a 32-byte FIFO; the
 //! receive and receive-timeout interrupts are raised while it holds data.
 //! Typed input beyond what the FIFO holds waits in a backlog kept by the
 //! hypervisor (up to [`INPUT_BACKLOG`] bytes) and moves into the FIFO as
@@ -16,17 +24,17 @@
 //! [`VirtualUart::irq_line`] is the level of the UART's interrupt output,
 //! which the kernel drives into the partition's virtual GIC.
 //!
-//! Output is collected into lines so that the partitions' outputs
+//! The ring is framed into lines so that the partitions' outputs
 //! interleave only at line boundaries on the shared physical console.
 #![forbid(unsafe_code)]
 
+pub use crate::console::output::TX_RING;
+use crate::console::output::{OutputRing, Unit};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 /// Bytes of one emulated PL011 register window.
 pub const SIZE: u64 = 0x1000;
-/// The longest line kept; longer output is split.
-const MAX_LINE: usize = 200;
 /// Depth of the receive FIFO (a PL011's is 32 entries).
 pub const RX_FIFO: usize = 32;
 /// Typed bytes held for a partition beyond its FIFO (flow control the
@@ -54,7 +62,6 @@ mod reg {
 /// FR bits.
 mod fr {
     pub const RXFE: u32 = 1 << 4;
-    #[allow(dead_code)] // never set: transmission completes at once
     pub const TXFF: u32 = 1 << 5;
     pub const RXFF: u32 = 1 << 6;
     pub const TXFE: u32 = 1 << 7;
@@ -79,10 +86,32 @@ const RSR_OE: u32 = 1 << 3;
 /// PL011 peripheral and PrimeCell IDs, 0xfe0..0xffc.
 const ID_REGS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 
+/// What a guest's register write did to the transmit side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// Not a data write.
+    Nothing,
+    /// The byte was taken; `line`: a finished line waits to be shown.
+    Taken {
+        /// A finished line waits in the ring.
+        line: bool,
+    },
+    /// The ring is full: the byte was not taken (make room, write again).
+    Full,
+}
+
 /// The emulated PL011 of one partition.
 #[derive(Default)]
 pub struct VirtualUart {
-    line: Vec<u8>,
+    /// Transmitted bytes not shown yet (the TX FIFO).
+    tx: OutputRing,
+    /// Flag reads that saw the TX FIFO full (a guest waiting for room).
+    tx_full_reads: u64,
+    /// Data writes made while the TX FIFO was full (the vCPU waited).
+    tx_full_writes: u64,
+    /// Bytes and lines shown on the physical console.
+    shown_bytes: u64,
+    shown_lines: u64,
     /// The receive FIFO the guest sees (at most [`RX_FIFO`] bytes).
     rx: VecDeque<u8>,
     /// Typed bytes waiting for room in the FIFO, oldest first.
@@ -111,15 +140,35 @@ impl VirtualUart {
         }
     }
 
-    /// The raw interrupt status: transmit always (the FIFO is empty),
-    /// receive and receive timeout while bytes wait, latched errors.
+    /// The raw interrupt status: transmit while the TX FIFO is at or
+    /// below its trigger level, receive and receive timeout while bytes
+    /// wait, latched errors.
     fn ris(&self) -> u32 {
         let rx = if self.rx.is_empty() {
             0
         } else {
             int::RX | int::RT
         };
-        int::TX | rx | self.error_ris
+        let tx = if self.tx.len() <= self.tx_trigger() {
+            int::TX
+        } else {
+            0
+        };
+        tx | rx | self.error_ris
+    }
+
+    /// The TX FIFO fill at or below which the transmit interrupt is raised:
+    /// IFLS.TXIFLSEL's fraction of the ring (1/8 to 7/8; reserved values
+    /// as 1/2, the reset value).
+    fn tx_trigger(&self) -> usize {
+        let eighths = match self.ifls & 0x7 {
+            0 => 1,
+            1 => 2,
+            3 => 6,
+            4 => 7,
+            _ => 4,
+        };
+        TX_RING / 8 * eighths
     }
 
     /// The level of the UART's combined interrupt output.
@@ -143,7 +192,16 @@ impl VirtualUart {
             },
             reg::RSR => self.rsr,
             reg::FR => {
-                let mut v = fr::TXFE;
+                let mut v = 0;
+                if self.tx.is_full() {
+                    v |= fr::TXFF;
+                    self.tx_full_reads += 1;
+                }
+                // An unfinished line is the console's to hold, not the
+                // FIFO's: a driver waiting for TXFE must not wait for it.
+                if !self.tx.has_unit(false) {
+                    v |= fr::TXFE;
+                }
                 if self.rx.is_empty() {
                     v |= fr::RXFE;
                 }
@@ -167,11 +225,19 @@ impl VirtualUart {
         }
     }
 
-    /// A guest write of `value` at `offset`; returns a finished line of
-    /// output (without its newline) if this write completed one.
-    pub fn write(&mut self, offset: u64, value: u32) -> Option<Vec<u8>> {
+    /// A guest write of `value` at `offset`; says what it did to the
+    /// transmit side (a data byte is not taken while the ring is full).
+    pub fn write(&mut self, offset: u64, value: u32) -> Transmit {
         match offset {
-            reg::DR => return self.put(value as u8),
+            reg::DR => {
+                if !self.tx.push(value as u8) {
+                    self.tx_full_writes += 1;
+                    return Transmit::Full;
+                }
+                return Transmit::Taken {
+                    line: self.tx.has_unit(false),
+                };
+            }
             reg::RSR => self.rsr = 0,
             reg::IBRD => self.ibrd = value & 0xffff,
             reg::FBRD => self.fbrd = value & 0x3f,
@@ -186,7 +252,7 @@ impl VirtualUart {
             reg::DMACR => {}
             _ => {}
         }
-        None
+        Transmit::Nothing
     }
 
     /// A byte typed for this partition: into the FIFO if it has room and
@@ -217,34 +283,76 @@ impl VirtualUart {
         self.overruns
     }
 
-    /// Takes the unfinished output line (for a console that shows this
-    /// partition's output as it comes, e.g. a shell prompt).
-    pub fn take_partial(&mut self) -> Vec<u8> {
-        core::mem::take(&mut self.line)
+    /// Moves the next line of output into `out` (with `partial`, the
+    /// unfinished line if there is no finished one: for a console that
+    /// shows this partition's output as it comes, e.g. a shell prompt).
+    /// The bytes are raw: what reaches the physical terminal is the
+    /// console multiplexer's decision (`console::mux::sanitize`).
+    pub fn take_output(&mut self, partial: bool, out: &mut Vec<u8>) -> Option<Unit> {
+        let unit = self.tx.take(partial, out)?;
+        self.shown_bytes += out.len() as u64;
+        if unit == Unit::Line {
+            self.shown_lines += 1;
+        }
+        Some(unit)
     }
 
-    fn put(&mut self, byte: u8) -> Option<Vec<u8>> {
-        match byte {
-            b'\n' => Some(core::mem::take(&mut self.line)),
-            b'\r' => None,
-            b => {
-                // Raw: what reaches the physical terminal is the console
-                // multiplexer's decision (`console_mux::sanitize`).
-                self.line.push(b);
-                (self.line.len() >= MAX_LINE).then(|| core::mem::take(&mut self.line))
-            }
+    /// Whether [`Self::take_output`] would move something.
+    pub fn has_output(&self, partial: bool) -> bool {
+        self.tx.has_unit(partial)
+    }
+
+    /// Whether the TX FIFO has room for a byte.
+    pub fn tx_has_room(&self) -> bool {
+        !self.tx.is_full()
+    }
+
+    /// The transmit side's counters.
+    pub fn tx_stats(&self) -> TxStats {
+        TxStats {
+            shown_lines: self.shown_lines,
+            shown_bytes: self.shown_bytes,
+            full_reads: self.tx_full_reads,
+            full_writes: self.tx_full_writes,
+            high_water: self.tx.high_water(),
+            held: self.tx.len(),
         }
     }
+}
+
+/// What a partition's console output did (the `Ctrl-]` counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxStats {
+    /// Lines shown on the physical console.
+    pub shown_lines: u64,
+    /// Bytes shown (newlines not counted).
+    pub shown_bytes: u64,
+    /// Flag reads that saw the TX FIFO full.
+    pub full_reads: u64,
+    /// Data writes made while it was full (each one a wait of the vCPU).
+    pub full_writes: u64,
+    /// The most bytes the TX FIFO held at once.
+    pub high_water: usize,
+    /// Bytes it holds now.
+    pub held: usize,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Writes `s` and returns the finished lines it made (as the console
+    /// drain would take them).
     fn send(u: &mut VirtualUart, s: &str) -> Vec<Vec<u8>> {
-        s.bytes()
-            .filter_map(|b| u.write(reg::DR, b as u32))
-            .collect()
+        for b in s.bytes() {
+            assert!(matches!(u.write(reg::DR, b as u32), Transmit::Taken { .. }));
+        }
+        let mut lines = Vec::new();
+        let mut line = Vec::new();
+        while u.take_output(false, &mut line).is_some() {
+            lines.push(core::mem::take(&mut line));
+        }
+        lines
     }
 
     #[test]
@@ -257,9 +365,10 @@ mod tests {
     #[test]
     fn long_lines_are_split_and_bytes_kept_raw() {
         let mut u = VirtualUart::new();
-        let lines = send(&mut u, &"x".repeat(MAX_LINE + 5));
+        let max = crate::console::output::MAX_LINE;
+        let lines = send(&mut u, &"x".repeat(max + 5));
         assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].len(), MAX_LINE);
+        assert_eq!(lines[0].len(), max);
         assert_eq!(
             send(&mut u, "\x1b[0m\x01\x7f\n")[0],
             b"xxxxx\x1b[0m\x01\x7f".to_vec()
@@ -269,7 +378,7 @@ mod tests {
     #[test]
     fn flags_say_ready_and_ids_identify_a_pl011() {
         let mut u = VirtualUart::new();
-        assert_eq!(u.read(reg::FR) & (1 << 5), 0, "TX never full");
+        assert_eq!(u.read(reg::FR) & fr::TXFF, 0, "TX FIFO empty after reset");
         assert_eq!(u.read(0xfe0), 0x11);
         assert_eq!(u.read(0xffc), 0xb1);
         assert_eq!(u.read(0x800), 0);
@@ -379,15 +488,78 @@ mod tests {
     fn the_unfinished_line_can_be_taken() {
         let mut u = VirtualUart::new();
         assert!(send(&mut u, "~ # ").is_empty());
-        assert_eq!(u.take_partial(), b"~ # ".to_vec());
+        let mut partial = Vec::new();
+        assert_eq!(u.take_output(true, &mut partial), Some(Unit::Partial));
+        assert_eq!(partial, b"~ # ".to_vec());
         assert_eq!(send(&mut u, "ls\n"), vec![b"ls".to_vec()]);
     }
 
     #[test]
-    fn transmit_never_reports_full() {
+    fn a_full_tx_fifo_says_so_refuses_the_byte_and_drops_the_tx_interrupt() {
         let mut u = VirtualUart::new();
-        send(&mut u, &"y".repeat(1000));
+        u.write(reg::IMSC, int::TX);
+        // Reset IFLS: the transmit interrupt at or below half the ring.
+        for i in 0..TX_RING / 2 {
+            assert_eq!(
+                u.write(reg::DR, u32::from(b'a' + (i % 26) as u8)),
+                Transmit::Taken {
+                    line: i + 1 >= crate::console::output::MAX_LINE
+                }
+            );
+        }
+        assert!(u.irq_line(), "at the trigger level");
+        u.write(reg::DR, u32::from(b'b'));
+        assert!(!u.irq_line(), "above the trigger level");
+        assert_eq!(u.read(reg::RIS) & int::TX, 0);
+        while u.tx_has_room() {
+            u.write(reg::DR, u32::from(b'c'));
+        }
+        assert_eq!(u.read(reg::FR) & fr::TXFF, fr::TXFF);
+        assert_eq!(u.write(reg::DR, u32::from(b'd')), Transmit::Full);
+        assert_eq!(u.tx_stats().full_writes, 1);
+        assert_eq!(u.tx_stats().full_reads, 1);
+        assert_eq!(u.tx_stats().held, TX_RING);
+        // The console takes lines: room again, and once at or below the
+        // trigger level the interrupt asks for more.
+        let mut line = Vec::new();
+        u.take_output(false, &mut line);
         assert_eq!(u.read(reg::FR) & fr::TXFF, 0);
+        assert_eq!(
+            u.write(reg::DR, u32::from(b'd')),
+            Transmit::Taken { line: true }
+        );
+        while u.tx_stats().held > TX_RING / 2 {
+            line.clear();
+            u.take_output(false, &mut line);
+        }
+        assert!(u.irq_line());
+        // A lower trigger level (IFLS.TXIFLSEL = 0: 1/8) waits for more room.
+        u.write(reg::IFLS, 0);
+        assert!(!u.irq_line());
+    }
+
+    #[test]
+    fn an_unfinished_line_does_not_keep_the_tx_fifo_busy() {
+        let mut u = VirtualUart::new();
         assert_eq!(u.read(reg::FR) & fr::TXFE, fr::TXFE);
+        assert_eq!(
+            u.write(reg::DR, u32::from(b'$')),
+            Transmit::Taken { line: false }
+        );
+        assert_eq!(
+            u.read(reg::FR) & fr::TXFE,
+            fr::TXFE,
+            "a prompt is held, not queued"
+        );
+        assert_eq!(
+            u.write(reg::DR, u32::from(b'\n')),
+            Transmit::Taken { line: true }
+        );
+        assert_eq!(u.read(reg::FR) & fr::TXFE, 0);
+        let mut line = Vec::new();
+        assert_eq!(u.take_output(false, &mut line), Some(Unit::Line));
+        assert_eq!(line, b"$");
+        assert_eq!(u.read(reg::FR) & (fr::TXFE | fr::TXFF), fr::TXFE);
+        assert_eq!(u.tx_stats().shown_lines, 1);
     }
 }

@@ -18,8 +18,9 @@ use crate::mm::PhysAddr;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-/// Bytes of the hypervisor heap (in BSS).
-const HEAP_SIZE: usize = crate::partition::budget::HEAP_BYTES;
+/// Bytes of the heap the hypervisor boots with (in BSS); the manifest's
+/// `[hypervisor] heap` adds the rest from RAM (`heap::grow_from_ram`).
+const HEAP_SIZE: usize = crate::manifest::BOOT_HEAP_BYTES;
 
 #[repr(C, align(4096))]
 struct HeapSpace([u8; HEAP_SIZE]);
@@ -64,6 +65,7 @@ pub fn primary(dtb: usize) -> ! {
     super::irq::init_pci();
     super::smmu::init();
     let manifest = load_manifest(platform, bundle, dtb as u64, dtb_size as u64);
+    super::heap::grow_from_ram(&manifest.hypervisor);
     build_partitions(manifest);
     super::vgicv2::setup_partitions();
     check_exclusive_pci_ids();
@@ -431,8 +433,9 @@ fn build_partitions(manifest: Manifest) {
     }
     partition::install_assignment(assignment);
     crate::println!(
-        "heap: {} bytes live of {HEAP_SIZE} once the partitions are built",
-        super::heap::live_bytes()
+        "heap: {} bytes live of {} once the partitions are built",
+        super::heap::live_bytes(),
+        super::heap::total_bytes()
     );
 }
 

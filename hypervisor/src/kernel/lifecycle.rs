@@ -139,6 +139,7 @@ pub fn stop(p: &Partition, reason: &str) {
 /// Logs each vCPU's counters (its physical CPU's, since boot).
 pub fn log_counters(p: &Partition) {
     super::smmu::log_faults(p);
+    super::console::log_output_counters(p);
     for (v, &cpu) in p.config.cpus.iter().enumerate() {
         log::info!(
             "partition {}: vCPU {v} (CPU {}): {}",

@@ -316,31 +316,10 @@ fn emulate_mmio(
     true
 }
 
-/// An access to the virtual PL011: a finished line goes to the physical
-/// console, prefixed with the partition's name; the UART's interrupt line
-/// follows what the access changed.
+/// An access to the virtual PL011 (`kernel::console` shows its output).
 fn console_access(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u64) -> u64 {
     let offset = access.ipa.raw() - partition.config.console_ipa.raw();
-    let mut console = partition.console.lock();
-    let before = console.irq_line();
-    let (read, line) = if access.write {
-        (0, console.write(offset, value as u32))
-    } else {
-        (u64::from(console.read(offset)), None)
-    };
-    let level = console.irq_line();
-    if access.write {
-        super::console::partition_output(partition, line, || console.take_partial());
-    }
-    // Only a change reaches the vGIC (most accesses are data bytes that
-    // change nothing), and under the console lock, so that the vGIC's line
-    // follows the UART's level in the order it changed (typed input
-    // changes it from another CPU).
-    if level != before {
-        super::vgic::set_console_line(partition, vcpu, level);
-    }
-    drop(console);
-    read
+    super::console::guest_access(partition, vcpu, offset, access.write, value as u32)
 }
 
 /// A guest access outside everything the partition owns: contained by

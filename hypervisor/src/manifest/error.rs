@@ -185,6 +185,12 @@ pub enum ErrorKind {
         /// The largest allowed.
         max: usize,
     },
+    /// `[hypervisor] heap` is not a whole number of MiB between
+    /// [`super::MIN_HEAP_BYTES`] and [`super::MAX_HEAP_BYTES`].
+    HeapSize {
+        /// The value given, in bytes.
+        heap: u64,
+    },
     /// The partition's hypervisor memory budget (`crate::partition::budget`), added to
     /// those of the partitions before it and the hypervisor's own, does
     /// not fit the heap.
@@ -315,9 +321,15 @@ impl fmt::Display for ErrorKind {
             Self::ImagesOverlap => write!(f, "the initrd overlaps the kernel"),
             Self::NoSuchPciDevice { bdf } => write!(f, "no PCI function {bdf} on this machine"),
             Self::ItsLimitOutOfRange { value, max } => write!(f, "{value} is out of range (1..={max})"),
+            Self::HeapSize { heap } => write!(
+                f,
+                "the hypervisor heap must be a whole number of MiB from {} MiB to {} MiB, not {heap} bytes",
+                super::MIN_HEAP_BYTES >> 20,
+                super::MAX_HEAP_BYTES >> 20
+            ),
             Self::HeapBudget { budget, needed, heap } => write!(
                 f,
-                "the partition's hypervisor memory budget is {} KiB; with the partitions before it and the hypervisor's own {} KiB that makes {} KiB, more than the {} KiB heap (lower its.max_events, its.max_devices, its.max_collections or its.count)",
+                "the partition's hypervisor memory budget is {} KiB; with the partitions before it and the hypervisor's own {} KiB that makes {} KiB, more than the {} KiB heap (lower its.max_events, its.max_devices, its.max_collections or its.count, or raise hypervisor.heap)",
                 budget.div_ceil(1024),
                 crate::partition::budget::HYPERVISOR_OWN_BYTES / 1024,
                 needed.div_ceil(1024),

@@ -41,6 +41,43 @@ pub const KERNEL_ALIGN: u64 = 0x1000;
 pub const MAX_NAME_LEN: usize = 32;
 /// Longest `bootargs`, in bytes (Linux arm64 `COMMAND_LINE_SIZE` less the NUL).
 pub const MAX_BOOTARGS_LEN: usize = 2047;
+/// The hypervisor heap when `[hypervisor] heap` is not given.
+pub const DEFAULT_HEAP_BYTES: usize = crate::partition::budget::HEAP_BYTES;
+/// The part of the heap the hypervisor boots with (a static arena in its
+/// image: the platform, the manifest while it is parsed); the rest of
+/// `heap` is taken from RAM once the manifest is valid.
+pub const BOOT_HEAP_BYTES: usize = 2 << 20;
+/// Smallest `[hypervisor] heap`: the hypervisor's own share.
+pub const MIN_HEAP_BYTES: usize = crate::partition::budget::HYPERVISOR_OWN_BYTES;
+/// Largest `[hypervisor] heap`.
+pub const MAX_HEAP_BYTES: usize = 1 << 30;
+/// `[hypervisor] heap` is a whole number of these.
+pub const HEAP_ALIGN: usize = 1 << 20;
+
+/// Settings of the hypervisor itself: `[hypervisor]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HypervisorConfig {
+    /// Bytes of the heap (`heap`); `None`: [`DEFAULT_HEAP_BYTES`].
+    pub heap: Option<u64>,
+}
+
+impl HypervisorConfig {
+    /// The heap the partitions' budgets and the hypervisor's own share
+    /// must fit (a valid manifest's value fits `usize`).
+    pub fn heap_bytes(&self) -> usize {
+        self.heap.map_or(DEFAULT_HEAP_BYTES, |h| {
+            usize::try_from(h).unwrap_or(usize::MAX)
+        })
+    }
+
+    /// Bytes of RAM the heap takes beyond the boot arena, rounded up to
+    /// whole [`RAM_ALIGN`] blocks (what the kernel carves, and what
+    /// validation keeps out of the partitions' RAM).
+    pub fn heap_from_ram(&self) -> u64 {
+        let beyond = self.heap_bytes().saturating_sub(BOOT_HEAP_BYTES) as u64;
+        beyond.next_multiple_of(RAM_ALIGN)
+    }
+}
 
 /// Bounds on one partition's virtual ITS (a guest cannot exhaust hypervisor
 /// memory or hog a CPU with queue work): `[partition.its]`.
@@ -83,6 +120,8 @@ impl ItsLimits {
 pub struct Manifest {
     /// The partitions; index `i` is `PartitionId(i)`.
     pub partitions: Vec<PartitionConfig>,
+    /// The `[hypervisor]` table.
+    pub hypervisor: HypervisorConfig,
     /// Line of each written field, for validation errors.
     lines: FieldLines,
 }
@@ -174,6 +213,7 @@ impl Manifest {
     pub fn new(partitions: Vec<PartitionConfig>) -> Self {
         Self {
             partitions,
+            hypervisor: HypervisorConfig::default(),
             lines: FieldLines::default(),
         }
     }
@@ -185,6 +225,7 @@ impl Manifest {
         let raw = RawManifest::deserialize(toml::de::Deserializer::from(root))
             .map_err(|e| shape_error(&sources, &e))?;
         Ok(Self {
+            hypervisor: raw.hypervisor.into_config(),
             partitions: raw.partition.into_iter().map(|p| p.into_config()).collect(),
             lines: sources.field_lines(),
         })
@@ -192,7 +233,7 @@ impl Manifest {
 
     /// Checks the manifest against the machine; the first problem is returned.
     pub fn validate(&self, ctx: &ValidationContext<'_>) -> Result<(), ManifestError> {
-        validate::validate(&self.partitions, &self.lines, ctx)
+        validate::validate(&self.partitions, &self.hypervisor, &self.lines, ctx)
     }
 
     /// [`parse`](Self::parse) then [`validate`](Self::validate): the boot path.

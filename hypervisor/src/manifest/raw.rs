@@ -9,7 +9,7 @@ use core::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::{ImageConfig, PartitionConfig, RamConfig, DEFAULT_CONSOLE_IPA};
+use super::{HypervisorConfig, ImageConfig, PartitionConfig, RamConfig, DEFAULT_CONSOLE_IPA};
 use crate::ids::CpuIndex;
 use crate::mm::Ipa;
 use crate::pci::Bdf;
@@ -21,6 +21,25 @@ pub(super) struct RawManifest {
     /// `[[partition]]` tables; an absent key is reported by validation.
     #[serde(default)]
     pub partition: Vec<RawPartition>,
+    /// The `[hypervisor]` table (defaults if absent).
+    #[serde(default)]
+    pub hypervisor: RawHypervisor,
+}
+
+/// The `[hypervisor]` table.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHypervisor {
+    /// The heap, in bytes or with a K/M/G suffix; range checked by validation.
+    heap: Option<ByteSize>,
+}
+
+impl RawHypervisor {
+    pub(super) fn into_config(self) -> HypervisorConfig {
+        HypervisorConfig {
+            heap: self.heap.map(|h| h.0),
+        }
+    }
 }
 
 /// A `cpus` list: each entry must be a CPU index the hypervisor can drive

@@ -42,10 +42,12 @@ pub(super) struct Location {
     pub line: Option<u32>,
 }
 
-/// The line of each field of each partition, kept for validation errors.
+/// The line of each field of each partition, and of each field outside
+/// the partitions (`hypervisor.heap`), kept for validation errors.
 #[derive(Clone, Debug, Default)]
 pub(super) struct FieldLines {
     lines: Vec<(usize, String, u32)>,
+    top: Vec<(String, u32)>,
 }
 
 impl<'t> SourceMap<'t> {
@@ -121,7 +123,7 @@ impl<'t> SourceMap<'t> {
         }
     }
 
-    /// The line of every field of every partition.
+    /// The line of every field.
     pub(super) fn field_lines(&self) -> FieldLines {
         let lines = self
             .entries
@@ -134,7 +136,13 @@ impl<'t> SourceMap<'t> {
                 ))
             })
             .collect();
-        FieldLines { lines }
+        let top = self
+            .entries
+            .iter()
+            .filter(|e| e.partition.is_none())
+            .map(|e| (e.path.clone(), line_of(self.text, e.key.start)))
+            .collect();
+        FieldLines { lines, top }
     }
 
     fn push(
@@ -209,6 +217,14 @@ impl FieldLines {
                 .map(|(_, _, line)| *line)
         };
         find(field).or_else(|| find(""))
+    }
+
+    /// The line of `field` outside the partitions (`hypervisor.heap`).
+    pub(super) fn top_line(&self, field: &str) -> Option<u32> {
+        self.top
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, line)| *line)
     }
 }
 

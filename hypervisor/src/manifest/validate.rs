@@ -10,8 +10,8 @@ use super::error::{ErrorKind, ManifestError, PartitionRef};
 use super::interval::{subtract, Interval};
 use super::source::FieldLines;
 use super::{
-    ImageConfig, PartitionConfig, CONSOLE_WINDOW_SIZE, KERNEL_ALIGN, MAX_BOOTARGS_LEN,
-    MAX_NAME_LEN, RAM_ALIGN,
+    HypervisorConfig, ImageConfig, PartitionConfig, CONSOLE_WINDOW_SIZE, HEAP_ALIGN, KERNEL_ALIGN,
+    MAX_BOOTARGS_LEN, MAX_HEAP_BYTES, MAX_NAME_LEN, MIN_HEAP_BYTES, RAM_ALIGN,
 };
 use crate::mm::addr::Range;
 use crate::mm::{Ipa, PhysAddr};
@@ -52,9 +52,16 @@ type Fault = (&'static str, ErrorKind);
 /// Checks `partitions` in order; the first fault becomes the error.
 pub(super) fn validate(
     partitions: &[PartitionConfig],
+    hypervisor: &HypervisorConfig,
     lines: &FieldLines,
     ctx: &ValidationContext<'_>,
 ) -> Result<(), ManifestError> {
+    let heap_error = |kind| {
+        let mut error = ManifestError::new(None, HEAP_FIELD, kind);
+        error.line = lines.top_line(HEAP_FIELD);
+        error
+    };
+    check_heap_size(hypervisor).map_err(heap_error)?;
     if partitions.is_empty() {
         return Err(ManifestError::new(None, "", ErrorKind::NoPartitions));
     }
@@ -75,16 +82,39 @@ pub(super) fn validate(
         };
         checker.check().map_err(|fault| error(index, fault))?;
     }
-    check_total_ram(partitions, ctx).map_err(|(index, fault)| error(index, fault))?;
-    check_heap_budgets(partitions).map_err(|(index, fault)| error(index, fault))
+    let heap_from_ram = hypervisor.heap_from_ram();
+    match check_total_ram(partitions, heap_from_ram, ctx) {
+        Ok(()) => {}
+        Err((Some(index), fault)) => return Err(error(index, fault)),
+        Err((None, (_, kind))) => return Err(heap_error(kind)),
+    }
+    check_heap_budgets(partitions, hypervisor.heap_bytes())
+        .map_err(|(index, fault)| error(index, fault))
+}
+
+/// The manifest field of the heap size.
+const HEAP_FIELD: &str = "hypervisor.heap";
+
+/// `[hypervisor] heap` is a whole number of MiB in range.
+fn check_heap_size(hypervisor: &HypervisorConfig) -> Result<(), ErrorKind> {
+    let Some(heap) = hypervisor.heap else {
+        return Ok(());
+    };
+    let fits = usize::try_from(heap)
+        .is_ok_and(|h| (MIN_HEAP_BYTES..=MAX_HEAP_BYTES).contains(&h) && h % HEAP_ALIGN == 0);
+    if fits {
+        Ok(())
+    } else {
+        Err(ErrorKind::HeapSize { heap })
+    }
 }
 
 /// The partitions' hypervisor memory budgets and the hypervisor's own fit
-/// the heap together (`crate::partition::budget`); the error names the first
-/// partition that does not fit and the `its` field that weighs most in
-/// its budget.
-fn check_heap_budgets(partitions: &[PartitionConfig]) -> Result<(), (usize, Fault)> {
-    match crate::partition::budget::check(partitions, crate::partition::budget::HEAP_BYTES) {
+/// the heap of `heap` bytes together (`crate::partition::budget`); the
+/// error names the first partition that does not fit and the `its` field
+/// that weighs most in its budget.
+fn check_heap_budgets(partitions: &[PartitionConfig], heap: usize) -> Result<(), (usize, Fault)> {
+    match crate::partition::budget::check(partitions, heap) {
         Ok(_) => Ok(()),
         Err(overdraft) => Err((
             overdraft.partition,
@@ -407,10 +437,14 @@ fn check_name(name: &str) -> Result<(), ErrorKind> {
 /// The partitions that are not identity-mapped must fit, together, in the
 /// 2 MiB blocks of physical RAM left free by reserved ranges and
 /// identity-mapped partitions. Blame the first partition that does not fit.
+/// The heap's share of RAM (`heap_from_ram` bytes, taken first) and the
+/// RAM of every partition that is not identity-mapped fit the free RAM;
+/// the error names the partition, or no partition for the heap.
 fn check_total_ram(
     partitions: &[PartitionConfig],
+    heap_from_ram: u64,
     ctx: &ValidationContext<'_>,
-) -> Result<(), (usize, Fault)> {
+) -> Result<(), (Option<usize>, Fault)> {
     let align = u128::from(RAM_ALIGN);
     let mut free: Vec<Interval> = ctx
         .ram
@@ -427,18 +461,21 @@ fn check_total_ram(
         free = subtract(free, hole.grow_to(align));
     }
     let free: u128 = free.iter().map(|i| i.len()).sum();
-    let mut requested: u128 = 0;
+    let mut requested = u128::from(heap_from_ram);
+    let short = |requested| ErrorKind::NotEnoughRam {
+        requested: saturate(requested),
+        free: saturate(free),
+    };
+    if requested > free {
+        return Err((None, (HEAP_FIELD, short(requested))));
+    }
     for (index, partition) in partitions.iter().enumerate() {
         if partition.identity_mapped {
             continue;
         }
         requested += u128::from(partition.ram.size);
         if requested > free {
-            let kind = ErrorKind::NotEnoughRam {
-                requested: saturate(requested),
-                free: saturate(free),
-            };
-            return Err((index, ("ram.size", kind)));
+            return Err((Some(index), ("ram.size", short(requested))));
         }
     }
     Ok(())

@@ -21,8 +21,8 @@
 
 use crate::manifest::{ItsLimits, PartitionConfig};
 
-/// Bytes of the hypervisor heap (a static buffer in the image's BSS; the
-/// kernel sizes it with this).
+/// Bytes of the hypervisor heap when the manifest does not say
+/// (`[hypervisor] heap`, `manifest::DEFAULT_HEAP_BYTES`).
 pub const HEAP_BYTES: usize = 8 << 20;
 
 /// Heap bytes the hypervisor keeps for itself: the platform description,

@@ -403,9 +403,11 @@ fn identity_mapped_partitions_must_not_share_ram() {
 
 #[test]
 fn total_ram_beyond_free_ram_blames_the_partition_that_does_not_fit() {
-    // Free: 1024 MiB - 16 (hypervisor, rounded to 2 MiB blocks: 16) - 8 (bundle) = 1000 MiB.
+    // Free: 1024 MiB - 16 (hypervisor, rounded to 2 MiB blocks: 16) - 8 (bundle) = 1000 MiB,
+    // of which the default heap takes 6 MiB (8 MiB less its 2 MiB boot arena).
+    let heap = 6 * MIB;
     let kind = broken(1, "ram.size", |p| {
-        p.ram.size = 1000 * MIB - 64 * MIB + 2 * MIB
+        p.ram.size = 1000 * MIB - heap - 64 * MIB + 2 * MIB
     });
     let free = 1000 * MIB;
     assert_eq!(
@@ -416,7 +418,7 @@ fn total_ram_beyond_free_ram_blames_the_partition_that_does_not_fit() {
         }
     );
     let mut manifest = board();
-    manifest.partitions[1].ram.size = 1000 * MIB - 64 * MIB;
+    manifest.partitions[1].ram.size = 1000 * MIB - heap - 64 * MIB;
     manifest.validate(&context()).expect("exactly fits");
 }
 
@@ -431,7 +433,8 @@ fn identity_mapped_ram_is_not_free_for_others() {
     assert_eq!(
         error.kind,
         ErrorKind::NotEnoughRam {
-            requested: 502 * MIB,
+            // With the default heap's 6 MiB taken from RAM first.
+            requested: 508 * MIB,
             free: 500 * MIB
         }
     );
@@ -777,3 +780,5 @@ fn budgets_beyond_the_heap_are_refused_naming_the_heaviest_field() {
 fn bdf(text: &str) -> crate::pci::Bdf {
     text.parse().expect("a PCI address")
 }
+
+mod heap;
