@@ -353,11 +353,7 @@ fn device_id_of(config: &VitsConfig, raw: u32) -> Result<VirtDeviceId, CommandEr
 
 /// The guest's EventID as an event ID of `device`, if it fits the ITT
 /// size its MAPD gave (Size + 1 EventID bits).
-fn event_id_of(
-    device: VirtDeviceId,
-    entry: Device<'_>,
-    raw: u32,
-) -> Result<EventId, CommandError> {
+fn event_id_of(device: VirtDeviceId, entry: Device<'_>, raw: u32) -> Result<EventId, CommandError> {
     EventId::new_within_bits(raw, entry.event_bits).ok_or(CommandError::EventOutOfRange {
         device,
         event: EventId::new(raw),

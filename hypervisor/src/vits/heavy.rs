@@ -105,7 +105,12 @@ impl Heavy {
                         // No event left: unmapping the device is cheap now.
                         state.remove_device(device);
                         if let Some((backing, event_bits, itt_addr)) = remap {
-                            state.insert_device(device, backing, event_bits, itt_addr);
+                            // Needs no new memory: the device just removed
+                            // left its place, its sorted-list entry and its
+                            // index slot free for it.
+                            let remapped =
+                                state.insert_device(device, backing, event_bits, itt_addr);
+                            debug_assert!(remapped.is_ok(), "remap after unmap allocated");
                         }
                         (used, None)
                     }
