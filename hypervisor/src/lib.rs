@@ -40,3 +40,5 @@ pub mod arch;
 pub mod drivers;
 #[cfg(target_os = "none")]
 pub mod kernel;
+#[cfg(all(target_os = "none", feature = "selftest"))]
+pub mod selftest;

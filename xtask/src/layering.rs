@@ -1,7 +1,9 @@
 //! The layering of `hypervisor/src/kernel/`, checked on the host: the
 //! files of `kernel/` import each other without a cycle (so they stack in
 //! layers, each importing only files below it), and nothing in
-//! `hypervisor/src/drivers/` imports `crate::kernel`.
+//! `hypervisor/src/drivers/` imports `crate::kernel`; of `kernel/`, only
+//! `mod.rs` (the boot CPU's entry, installing their hooks) names the
+//! self-tests.
 //!
 //! An import is any path through `super::` or `crate::kernel::` in a
 //! kernel file (in a `use` or inline, `super::{a, b::c}` groups included;
@@ -275,6 +277,19 @@ mod tests {
             bad.is_empty(),
             "drivers/ files importing crate::kernel: {bad:?}"
         );
+    }
+
+    #[test]
+    fn only_the_entry_names_the_self_tests() {
+        // The self-tests (`src/selftest.rs`) sit on top of the kernel; the
+        // kernel reaches them only through `kernel/hooks.rs`, installed by
+        // the boot CPU's entry in `kernel/mod.rs`.
+        let naming: Vec<String> = read_dir(&src().join("kernel"))
+            .into_iter()
+            .filter(|(_, text)| strip_comments(text).contains("selftest::"))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(naming, ["mod"], "kernel/ files naming the self-tests");
     }
 
     #[test]

@@ -94,8 +94,7 @@ pub fn primary(dtb: usize) -> ! {
             Err(e) => fatal(format_args!("partition {}: GICv4 set-up: {e}", p.name())),
         }
     }
-    #[cfg(feature = "selftest")]
-    super::selftest::run(platform.bootargs.as_deref().unwrap_or(""));
+    super::hooks::before_load(platform.bootargs.as_deref().unwrap_or(""));
     for p in partitions() {
         // Every partition is loaded before any starts: a bad image layout
         // stops the boot before a guest runs.

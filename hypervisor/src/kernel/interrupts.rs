@@ -32,7 +32,7 @@ pub fn take_physical_interrupts(running: Option<(&Partition, VcpuIndex)>) {
             }
             _ if intid >= 8192 => {
                 if !passthrough_msi(intid, running)
-                    && !selftest_doorbell(intid)
+                    && !super::hooks::on_doorbell(intid)
                     && is_doorbell(intid, running)
                 {
                     percpu::get(percpu::current_index())
@@ -112,16 +112,4 @@ fn is_doorbell(lpi: u32, running: Option<(&Partition, VcpuIndex)>) -> bool {
             .and_then(Option::as_ref)
             .is_some_and(|g| g.doorbells.get(v.index()) == Some(&lpi))
     })
-}
-
-/// Whether `intid` is the self-test vPE's doorbell, taken here (only in an
-/// image built with the `selftest` feature).
-fn selftest_doorbell(intid: u32) -> bool {
-    #[cfg(feature = "selftest")]
-    return super::selftest::on_doorbell(intid);
-    #[cfg(not(feature = "selftest"))]
-    {
-        let _ = intid;
-        false
-    }
 }

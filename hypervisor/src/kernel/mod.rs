@@ -10,6 +10,7 @@ pub mod gicv4;
 pub mod guest;
 pub mod halt;
 pub mod heap;
+pub mod hooks;
 pub mod idregs;
 pub mod interrupts;
 pub mod irq;
@@ -20,8 +21,6 @@ pub mod msix;
 pub mod partition;
 pub mod pci;
 pub mod percpu;
-#[cfg(feature = "selftest")]
-pub mod selftest;
 pub mod smmu;
 pub mod spin_table;
 pub mod vcpu;
@@ -36,6 +35,9 @@ use halt::{halt, PANICKED};
 /// Entry from `boot.rs` on the boot CPU, MMU off, `dtb` = device tree PA.
 #[no_mangle]
 extern "C" fn rust_primary_main(dtb: usize) -> ! {
+    // The one place the kernel names the self-tests: it installs their hooks.
+    #[cfg(feature = "selftest")]
+    hooks::install(&crate::selftest::HOOKS);
     boot::primary(dtb)
 }
 

@@ -11,16 +11,10 @@ use crate::console::log_limit::Kind;
 use crate::guest::trap::MmioAccess;
 use crate::layout;
 use crate::mm::{Stage2Access, Stage2Attributes};
-use crate::pci::{Bdf, Change, ConfigEvent, VirtBdf, VirtualHostBridge};
+use crate::pci::{virtual_bdf, Bdf, Change, ConfigEvent, VirtBdf, VirtualHostBridge};
 use crate::vits::AccessWidth;
 use alloc::string::String;
 use alloc::vec::Vec;
-
-/// The virtual BDF of the partition's `index`-th passthrough function:
-/// bus 0, devices 1, 2, ... (device 0 is where a host bridge would sit).
-pub fn virtual_bdf(index: usize) -> Option<VirtBdf> {
-    Bdf::new(0, u8::try_from(index + 1).ok()?, 0).map(VirtBdf)
-}
 
 /// Builds the virtual host bridge for the manifest's `pci` list (host
 /// addresses, validated at boot).

@@ -20,8 +20,9 @@ use super::machine::platform;
 use super::partition::{BootFrames, Partition, IPA_BITS};
 use crate::arch::mmu::IdentityTables;
 use crate::drivers::smmuv3::SmmuV3;
-use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2PageTable, Vmid};
+use crate::mm::{PhysAddr, Stage2, Stage2PageTable, Vmid};
 use crate::smmu::dma_faults::{DmaFault, DmaFaultLog, LogDecision};
+use crate::smmu::dma_stage2;
 use crate::smmu::S2Config;
 use alloc::format;
 use alloc::string::String;
@@ -190,33 +191,13 @@ fn build_domain(p: &Partition) -> Result<Option<DmaDomain>, String> {
     let regime = Stage2::new(IPA_BITS).map_err(|e| format!("{e:?}"))?;
     let mut table = Stage2PageTable::new(regime, IdentityTables::stage2(BootFrames))
         .map_err(|_| "out of memory for the root table")?;
-    table
-        .map(
-            p.config.ram.ipa,
-            p.ram_pa,
-            p.config.ram.size,
-            Stage2Attributes::normal(Stage2Access::ReadWrite, false),
-        )
-        .map_err(|e| format!("mapping RAM: {e:?}"))?;
-    // The MSI doorbell: the page of the physical GITS_TRANSLATER at an IOVA
-    // equal to its physical address, which is what the functions' MSI and
-    // MSI-X entries are programmed with.
-    if let Some(target) = super::msix::target() {
-        let page = target.physical_doorbell.raw() & !(crate::mm::PAGE_SIZE - 1);
-        let ram = p.config.ram.ipa.raw()..p.config.ram.ipa.raw() + p.config.ram.size;
-        if ram.contains(&page) {
-            return Err(format!(
-                "the ITS doorbell page {page:#x} lies in the partition's RAM (IPA); move ram.ipa"
-            ));
-        }
+    let doorbell = super::msix::target().map(|t| t.physical_doorbell);
+    let plan = dma_stage2::plan(p.config.ram.ipa, p.ram_pa, p.config.ram.size, doorbell)
+        .map_err(|e| format!("{e}"))?;
+    for m in plan.into_iter().flatten() {
         table
-            .map(
-                Ipa(page),
-                PhysAddr(page),
-                crate::mm::PAGE_SIZE,
-                Stage2Attributes::device(Stage2Access::ReadWrite),
-            )
-            .map_err(|e| format!("mapping the ITS doorbell: {e:?}"))?;
+            .map(m.ipa, m.pa, m.size, m.attributes)
+            .map_err(|e| format!("mapping {}: {e:?}", m.what))?;
     }
     log::info!(
         "partition {}: DMA stage 2 at {}: RAM IPA {} -> PA {} ({} MiB) and the ITS doorbell page; StreamIDs {:x?}, VMID {}",

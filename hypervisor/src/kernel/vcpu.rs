@@ -49,8 +49,7 @@ pub fn start(partition: &Partition, vcpu: VcpuIndex, entry: u64, context: u64) -
     // life, and no physical timer interrupt left active by one.
     super::vgic::clear_lrs();
     super::vgic::quiesce_forwarded_ppis(cpu);
-    #[cfg(feature = "selftest")]
-    super::selftest::on_vcpu_entry(cpu);
+    super::hooks::on_vcpu_entry(cpu);
     if let Some(Some(g)) = partition.gicv4.get() {
         super::gicv4::make_resident(g, cpu, vcpu);
     }
@@ -430,14 +429,9 @@ fn set_reg(regs: &mut GuestRegs, reg: u8, value: u64) {
 }
 
 /// A function ID PSCI does not define: one of the test hypercalls in an
-/// image built with the `selftest` feature, else NOT_SUPPORTED.
+/// image built with the `selftest` feature (its hook), else NOT_SUPPORTED.
 fn test_hypercall(function: u32) -> i64 {
-    #[cfg(feature = "selftest")]
-    if let Some(result) = super::selftest::hypercall(function) {
-        return result;
-    }
-    let _ = function;
-    psci::ret::NOT_SUPPORTED
+    super::hooks::hypercall(function).unwrap_or(psci::ret::NOT_SUPPORTED)
 }
 
 /// A PSCI (or SMCCC) call from the guest.

@@ -30,7 +30,7 @@ pub fn passthrough_devices(
 ) -> alloc::vec::Vec<(VirtDeviceId, PhysDeviceId)> {
     let mut devices = alloc::vec::Vec::new();
     for (index, &phys) in pci.iter().enumerate() {
-        let Some(virt) = super::pci::virtual_bdf(index) else {
+        let Some(virt) = crate::pci::virtual_bdf(index) else {
             continue;
         };
         // A function the host's msi-map leaves out cannot send MSIs at all.

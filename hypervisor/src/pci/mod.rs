@@ -43,9 +43,9 @@ pub use device::{discover, PciDevice};
 pub use enumerate::{enumerate, enumerate_bridge, ClassCode, HeaderKind, PciFunction};
 pub use exclusive::{check_exclusive_ids, AssignedFunction};
 pub use vbridge::{
-    reprogram, BarMapping, Change, ConfigEvent, GuestAccessError, GuestMsiState, HeldReason,
-    MsiTarget, MsixEntry, MsixPageRegion, MsixTrap, PhysicalVector, TableWrite, VbridgeError,
-    VectorProgram, VirtBdf, VirtualHostBridge,
+    reprogram, virtual_bdf, BarMapping, Change, ConfigEvent, GuestAccessError, GuestMsiState,
+    HeldReason, MsiTarget, MsixEntry, MsixPageRegion, MsixTrap, PhysicalVector, TableWrite,
+    VbridgeError, VectorProgram, VirtBdf, VirtualHostBridge,
 };
 
 /// Dword access to the configuration space of the functions behind one host bridge.

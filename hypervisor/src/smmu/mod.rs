@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod dma_faults;
+pub mod dma_stage2;
 pub mod event;
 pub mod features;
 pub mod queue;

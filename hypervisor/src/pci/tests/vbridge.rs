@@ -507,3 +507,14 @@ fn the_manifest_errors_name_the_device() {
         "virtual 00:01.0 BAR 0: guest PCI windows full"
     );
 }
+
+#[test]
+fn passthrough_functions_sit_at_devices_1_to_31_of_virtual_bus_0() {
+    assert_eq!(virtual_bdf(0), Some(virt("00:01.0")));
+    assert_eq!(virtual_bdf(1), Some(virt("00:02.0")));
+    assert_eq!(virtual_bdf(30), Some(virt("00:1f.0")));
+    // Device 32 does not exist: a 32nd function has no slot.
+    assert_eq!(virtual_bdf(31), None);
+    assert_eq!(virtual_bdf(255), None);
+    assert_eq!(virtual_bdf(usize::MAX), None);
+}

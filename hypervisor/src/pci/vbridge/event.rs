@@ -10,6 +10,13 @@ use crate::pci::Bdf;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VirtBdf(pub Bdf);
 
+/// The virtual BDF of a partition's `index`-th passthrough function (in
+/// its manifest's `pci` list): bus 0, devices 1, 2, ... (device 0 is where
+/// a host bridge would sit); `None` past device 31.
+pub fn virtual_bdf(index: usize) -> Option<VirtBdf> {
+    Bdf::new(0, u8::try_from(index.checked_add(1)?).ok()?, 0).map(VirtBdf)
+}
+
 impl fmt::Display for VirtBdf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "virtual {}", self.0)

@@ -38,7 +38,7 @@ use super::{BarKind, Bdf, ConfigAccess, MsixCapability};
 use crate::mm::addr::Ipa;
 use crate::vits::AccessWidth;
 
-pub use event::{Change, ConfigEvent, GuestAccessError, VbridgeError, VirtBdf};
+pub use event::{virtual_bdf, Change, ConfigEvent, GuestAccessError, VbridgeError, VirtBdf};
 pub use map::{BarMapping, MsixTrap};
 pub use msi::GuestMsiState;
 pub use msix::{MsixEntry, MsixPageRegion};

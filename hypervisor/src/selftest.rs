@@ -20,17 +20,18 @@
 //!   [`hypercall::SELFTEST_VMOVP`] (from vCPU 0, on CPU 0) makes the vPE
 //!   non-resident, leaves vINTID 8192 pending in its virtual pending table
 //!   (its doorbell taken on CPU 0), moves the vPE to CPU 1's redistributor
-//!   with [`super::gicv4::move_vpe`], and INTs EventID 1: its doorbell must
+//!   with [`crate::kernel::gicv4::move_vpe`], and INTs EventID 1: its doorbell must
 //!   ring on CPU 1, not CPU 0. CPU 1 takes it while running vCPU 1 and
 //!   makes the vPE resident there, so vCPU 1 takes both vLPIs; a later
 //!   MSI from edu reaches vCPU 1 with no exit.
 
-use super::{irq, machine, percpu};
 use crate::drivers::gicv3::cpu_interface;
 use crate::gic::its_cmd::ItsCommand;
 use crate::gicv4::{PassthroughConfig, PassthroughDevice, PassthroughState, VpeConfig};
 use crate::ids::PhysIntId;
 use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VpeId};
+use crate::kernel::hooks::Hooks;
+use crate::kernel::{irq, machine, percpu};
 use crate::mm::{Ipa, PhysAddr, Stage2Access, Stage2Attributes};
 use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -164,7 +165,7 @@ fn write_edu(bar: PhysAddr, offset: u64, value: u32) {
 }
 
 fn map_bar(bar: PhysAddr) -> Result<(), alloc::string::String> {
-    super::early::map_device(bar.raw(), 0x10_0000)
+    crate::kernel::early::map_device(bar.raw(), 0x10_0000)
         .map_err(|e| alloc::format!("mapping edu BAR0: {e:?}"))
 }
 
@@ -275,7 +276,9 @@ fn gicv4_setup(vmovp: bool) -> Result<(), alloc::string::String> {
     if !its.typer().virtual_lpis() {
         return Err("the ITS has no virtual LPI support (GICv3): nothing to test".into());
     }
-    let partition = super::partition::all().first().ok_or("no partition")?;
+    let partition = crate::kernel::partition::all()
+        .first()
+        .ok_or("no partition")?;
     let cpu = *partition
         .config
         .cpus
@@ -493,7 +496,7 @@ fn vmovp_call() -> i64 {
         let Some(state) = guard.as_mut() else {
             return -2;
         };
-        super::gicv4::move_vpe(state, VcpuIndex::new(0), t.vpt, from, VMOVP_TARGET)
+        crate::kernel::gicv4::move_vpe(state, VcpuIndex::new(0), t.vpt, from, VMOVP_TARGET)
     };
     let moved = match moved {
         Ok(moved) => moved,
@@ -582,3 +585,11 @@ pub fn on_doorbell(intid: u32) -> bool {
     );
     true
 }
+
+/// The self-tests' calls on the kernel's paths, installed at boot.
+pub static HOOKS: Hooks = Hooks {
+    before_load: run,
+    on_vcpu_entry,
+    hypercall,
+    on_doorbell,
+};
