@@ -611,33 +611,10 @@ impl<S: PhysItsSink, F: VitsBackend> VitsBackend for Gicv4Backend<S, F> {
     }
 
     fn reload_config_all(&mut self, vcpu: VcpuIndex) {
-        self.inner.reload_config_all(vcpu);
-        let Some(target) = self.vpe(vcpu) else {
-            return;
-        };
-        let mut any = false;
-        let mut failure = None;
-        for mapping in self.state.mapped.values().filter(|m| m.vpe == target.vpe) {
-            any = true;
-            let config = self
-                .sink
-                .guest_lpi_config(vcpu, mapping.vintid)
-                .unwrap_or(DISABLED);
-            if let Err(error) = self.sink.set_vlpi_config(mapping.vintid, config) {
-                failure = Some(error);
-            }
-        }
-        if let Some(error) = failure {
-            config_failed(&mut self.state, error);
-        }
-        if any {
-            // IHI 0069, 5.3 (VINVALL): the vPE's redistributor rereads
-            // every vLPI configuration.
-            let command = ItsCommand::Vinvall {
-                vpe_id: target.vpe.get(),
-            };
-            self.queue(command, [Some(target.vpe), None]);
-        }
+        // The bounded walk with a budget no walk reaches: one slice does it
+        // all (and finishes a walk a bounded INVALL left in progress).
+        let progress = self.reload_config_all_within(vcpu, usize::MAX);
+        debug_assert!(progress.done);
     }
 
     /// MOVALL moves pending LPIs between redistributors and leaves the
