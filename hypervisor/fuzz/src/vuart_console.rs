@@ -18,7 +18,8 @@
 use std::collections::VecDeque;
 
 use hypervisor::console::mux::{ConsoleMux, Input as Typed, COUNTERS_KEY, SWITCH_KEY};
-use hypervisor::guest::vuart::{int, VirtualUart, INPUT_BACKLOG, RX_FIFO, SIZE};
+use hypervisor::console::output::Unit;
+use hypervisor::guest::vuart::{int, Transmit, VirtualUart, INPUT_BACKLOG, RX_FIFO, SIZE};
 
 use crate::input::Input;
 
@@ -58,11 +59,23 @@ pub fn run(data: &[u8]) {
             1 => {
                 let offset = offset(&mut input);
                 let value = input.u32();
-                if let Some(line) = uart.write(offset, value) {
-                    assert_eq!(offset, DR);
-                    assert!(line.len() <= MAX_LINE, "line of {}", line.len());
-                    assert!(!line.contains(&b'\n'));
-                    show(&mut mux, &mut input, &line, true, &mut out);
+                match uart.write(offset, value) {
+                    Transmit::Nothing => {}
+                    Transmit::Taken { line } => {
+                        assert_eq!(offset, DR);
+                        if line {
+                            assert!(uart.has_output(false));
+                            show_next(&mut uart, &mut mux, &mut input, false, &mut out);
+                        }
+                    }
+                    Transmit::Full => {
+                        // A full ring holds a finished line; showing it
+                        // makes room.
+                        assert_eq!(offset, DR);
+                        assert!(!uart.tx_has_room() && uart.has_output(false));
+                        show_next(&mut uart, &mut mux, &mut input, false, &mut out);
+                        assert!(uart.tx_has_room());
+                    }
                 }
             }
             2 => {
@@ -78,11 +91,7 @@ pub fn run(data: &[u8]) {
                     }
                 }
             }
-            3 => {
-                let partial = uart.take_partial();
-                assert!(partial.len() < MAX_LINE && !partial.contains(&b'\n'));
-                show(&mut mux, &mut input, &partial, false, &mut out);
-            }
+            3 => show_next(&mut uart, &mut mux, &mut input, true, &mut out),
             4 => {
                 let text = input.bytes(64).to_vec();
                 let whole = input.bool();
@@ -128,6 +137,23 @@ fn offset(input: &mut Input) -> u64 {
         u64::from(input.u16()) % (SIZE + 0x10)
     } else {
         OFFSETS[usize::from(code & 0xf)]
+    }
+}
+
+/// Takes the next unit of the UART's output (a finished line, or with
+/// `partial` also an unfinished one) and shows it.
+fn show_next(
+    uart: &mut VirtualUart,
+    mux: &mut ConsoleMux,
+    input: &mut Input,
+    partial: bool,
+    out: &mut Vec<u8>,
+) {
+    let mut text = Vec::new();
+    if let Some(unit) = uart.take_output(partial, &mut text) {
+        assert!(text.len() <= MAX_LINE, "unit of {}", text.len());
+        assert!(!text.contains(&b'\n'));
+        show(mux, input, &text, unit == Unit::Line, out);
     }
 }
 
