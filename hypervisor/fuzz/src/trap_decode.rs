@@ -89,7 +89,8 @@ fn check_decode(esr: u64, far: u64, hpfar: u64, raw: u64) {
         } => {
             assert_eq!(class, ec::SYSREG);
             // Only Op0/Op2/Op1/CRn/CRm: never Rt or the direction.
-            assert_eq!(encoding & !0x3f_fc1e, 0, "{encoding:#x}");
+            assert_eq!(encoding.bits() & !0x3f_fc1e, 0, "{encoding:?}");
+            assert_eq!(u64::from(encoding.bits()), iss & 0x3f_fc1e);
             assert!(reg <= 31);
             assert_eq!(read, iss & 1 != 0);
         }

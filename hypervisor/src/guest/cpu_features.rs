@@ -27,6 +27,8 @@
 //!   EVT, XNX, the stage-2 granule fields): the guest runs at EL1 only.
 #![forbid(unsafe_code)]
 
+use super::trap::SysRegEncoding;
+
 /// A field of an ID register: bits `[shift + 3 : shift]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Field {
@@ -46,22 +48,19 @@ pub struct IdReg {
 }
 
 /// The syndrome encoding of an ID register, as [`crate::guest::trap::decode`]
-/// reports it (`ISS & 0x3f_fc1e`: Op0, Op2, Op1, CRn, CRm).
-pub const fn encoding(reg: IdReg) -> u32 {
-    (3 << 20) | ((reg.op2 as u32) << 17) | ((reg.crm as u32) << 1)
+/// reports it.
+pub const fn encoding(reg: IdReg) -> SysRegEncoding {
+    SysRegEncoding::new(3, 0, 0, reg.crm, reg.op2)
 }
 
 /// The ID register a trapped access names, if it lies in the ID space.
-pub fn decode(encoding: u32) -> Option<IdReg> {
-    let op0 = (encoding >> 20) & 3;
-    let op2 = (encoding >> 17) & 7;
-    let op1 = (encoding >> 14) & 7;
-    let crn = (encoding >> 10) & 0xf;
-    let crm = (encoding >> 1) & 0xf;
-    (op0 == 3 && op1 == 0 && crn == 0 && (1..=7).contains(&crm)).then_some(IdReg {
-        crm: crm as u8,
-        op2: op2 as u8,
-    })
+pub fn decode(encoding: SysRegEncoding) -> Option<IdReg> {
+    let crm = encoding.crm();
+    (encoding.op0() == 3 && encoding.op1() == 0 && encoding.crn() == 0 && (1..=7).contains(&crm))
+        .then_some(IdReg {
+            crm,
+            op2: encoding.op2(),
+        })
 }
 
 /// The largest physical address size a guest is told (ID_AA64MMFR0_EL1.
@@ -252,12 +251,16 @@ mod tests {
     fn registers_outside_the_id_space_are_not_decoded() {
         // MIDR_EL1 (CRm 0), ICC_SGI1R_EL1 (op0 3, op1 0, CRn 12), and an
         // op1 = 1 register (CCSIDR_EL1).
-        assert_eq!(decode(3 << 20), None);
-        assert_eq!(decode((3 << 20) | (5 << 17) | (12 << 10) | (11 << 1)), None);
-        assert_eq!(decode((3 << 20) | (1 << 14)), None);
-        // The syndrome value the trap decoder gives for ID_AA64PFR0_EL1.
-        let iss_pfr0 = (3 << 20) | (4 << 1);
-        assert_eq!(decode(iss_pfr0), Some(ID_AA64PFR0));
+        let iss = SysRegEncoding::from_iss;
+        assert_eq!(decode(iss(3 << 20)), None);
+        let sgi1r = iss((3 << 20) | (5 << 17) | (12 << 10) | (11 << 1));
+        assert_eq!(sgi1r, SysRegEncoding::new(3, 0, 12, 11, 5));
+        assert_eq!(decode(sgi1r), None);
+        assert_eq!(decode(iss((3 << 20) | (1 << 14))), None);
+        // The syndrome the trap decoder gives for ID_AA64PFR0_EL1 (with Rt 7
+        // and the read bit, which are not part of the register's name).
+        let iss_pfr0 = (3 << 20) | (4 << 1) | (7 << 5) | 1;
+        assert_eq!(decode(iss(iss_pfr0)), Some(ID_AA64PFR0));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use super::psci::{self, PsciCall};
-use super::trap::{MmioAccess, TrapCause};
+use super::trap::{MmioAccess, SysRegEncoding, TrapCause};
 use crate::manifest::WfiPolicy;
 use crate::mm::Ipa;
 
@@ -44,16 +44,16 @@ pub enum SyncAction {
     /// A read of an ID register (HCR_EL2.TID3), answered from the filtered
     /// physical value.
     IdRegisterRead {
-        /// The ISS encoding of the register.
-        encoding: u32,
+        /// The register.
+        encoding: SysRegEncoding,
         /// The destination register.
         reg: u8,
     },
     /// A system register write the vGIC may emulate (ICC_SGI1R, ASGI1R,
     /// SGI0R, DIR); undefined instruction if it does not.
     SysRegWrite {
-        /// The ISS encoding of the register.
-        encoding: u32,
+        /// The register.
+        encoding: SysRegEncoding,
         /// The source register.
         reg: u8,
     },
@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(
             sync_action(decode(read, 0, 0), read, WfiPolicy::Resident),
             SyncAction::IdRegisterRead {
-                encoding: (iss & 0x3f_fc1e) as u32,
+                encoding: SysRegEncoding::from_iss(iss),
                 reg: 5
             }
         );

@@ -26,6 +26,65 @@ pub mod ec {
     pub const IABT_CURRENT: u64 = 0x21;
 }
 
+/// The system register a trapped MSR/MRS names, as ESR_EL2's ISS (EC 0x18)
+/// encodes it: Op0 in ISS[21:20], Op2 [19:17], Op1 [16:14], CRn [13:10],
+/// CRm [4:1] (ARM DDI 0487, D24.2.40); the direction and Rt bits are not
+/// part of it. The one place that layout is written down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SysRegEncoding(u32);
+
+impl SysRegEncoding {
+    /// The ISS bits that name the register.
+    const MASK: u32 = 0x3f_fc1e;
+
+    /// The register `S<op0>_<op1>_C<crn>_C<crm>_<op2>` (each field cut to its
+    /// width).
+    pub const fn new(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Self {
+        Self(
+            ((op0 as u32 & 3) << 20)
+                | ((op2 as u32 & 7) << 17)
+                | ((op1 as u32 & 7) << 14)
+                | ((crn as u32 & 0xf) << 10)
+                | ((crm as u32 & 0xf) << 1),
+        )
+    }
+
+    /// The register named by a trapped access's ISS.
+    pub const fn from_iss(iss: u64) -> Self {
+        Self(iss as u32 & Self::MASK)
+    }
+
+    /// The encoding as ISS bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Op0.
+    pub const fn op0(self) -> u8 {
+        ((self.0 >> 20) & 3) as u8
+    }
+
+    /// Op1.
+    pub const fn op1(self) -> u8 {
+        ((self.0 >> 14) & 7) as u8
+    }
+
+    /// CRn.
+    pub const fn crn(self) -> u8 {
+        ((self.0 >> 10) & 0xf) as u8
+    }
+
+    /// CRm.
+    pub const fn crm(self) -> u8 {
+        ((self.0 >> 1) & 0xf) as u8
+    }
+
+    /// Op2.
+    pub const fn op2(self) -> u8 {
+        ((self.0 >> 17) & 7) as u8
+    }
+}
+
 /// One MMIO access decoded from a data abort syndrome (ISV = 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MmioAccess {
@@ -58,7 +117,11 @@ pub enum TrapCause {
     /// SMC #imm (ELR_EL2 points at the SMC itself: skip it on return).
     Smc(u16),
     /// A trapped system register access.
-    SysReg { encoding: u32, reg: u8, read: bool },
+    SysReg {
+        encoding: SysRegEncoding,
+        reg: u8,
+        read: bool,
+    },
     /// WFI/WFE.
     Wfx,
     /// Anything else, with its exception class.
@@ -94,8 +157,7 @@ pub fn decode(esr: u64, far: u64, hpfar: u64) -> TrapCause {
         ec::HVC64 => TrapCause::Hvc((iss & 0xffff) as u16),
         ec::SMC64 => TrapCause::Smc((iss & 0xffff) as u16),
         ec::SYSREG => TrapCause::SysReg {
-            // Op0, Op2, Op1, CRn, CRm: ISS[21:20], [19:17], [16:14], [13:10], [4:1]
-            encoding: (iss & 0x3f_fc1e) as u32,
+            encoding: SysRegEncoding::from_iss(iss),
             reg: ((iss >> 5) & 0x1f) as u8,
             read: iss & 1 != 0,
         },

@@ -10,7 +10,7 @@ fn read_physical(reg: IdReg) -> u64 {
 
 /// The value a guest's read of the register with syndrome `encoding`
 /// returns, if that register is in the trapped ID space.
-pub fn guest_read(encoding: u32) -> Option<u64> {
+pub fn guest_read(encoding: crate::guest::trap::SysRegEncoding) -> Option<u64> {
     let reg = cpu_features::decode(encoding)?;
     Some(cpu_features::guest_value(reg, read_physical(reg)))
 }

@@ -26,16 +26,14 @@ const NUM_SPIS: u16 = 64;
 /// Bound on LPIs pending on one vCPU (software path).
 const MAX_PENDING_LPIS: usize = crate::partition::budget::PENDING_LPIS_PER_VCPU;
 
-/// ICC_SGI1R_EL1, ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_DIR_EL1 as the trap
-/// syndrome encodes them (Op0, Op2, Op1, CRn, CRm: see trap.rs).
+/// ICC_SGI1R_EL1, ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_DIR_EL1 as a trapped
+/// access names them.
 mod sysreg_enc {
-    const fn enc(op0: u32, op1: u32, crn: u32, crm: u32, op2: u32) -> u32 {
-        (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1)
-    }
-    pub const ICC_SGI1R: u32 = enc(3, 0, 12, 11, 5);
-    pub const ICC_ASGI1R: u32 = enc(3, 0, 12, 11, 6);
-    pub const ICC_SGI0R: u32 = enc(3, 0, 12, 11, 7);
-    pub const ICC_DIR: u32 = enc(3, 0, 12, 11, 1);
+    use crate::guest::trap::SysRegEncoding;
+    pub const ICC_SGI1R: SysRegEncoding = SysRegEncoding::new(3, 0, 12, 11, 5);
+    pub const ICC_ASGI1R: SysRegEncoding = SysRegEncoding::new(3, 0, 12, 11, 6);
+    pub const ICC_SGI0R: SysRegEncoding = SysRegEncoding::new(3, 0, 12, 11, 7);
+    pub const ICC_DIR: SysRegEncoding = SysRegEncoding::new(3, 0, 12, 11, 1);
 }
 
 /// ICH_VTR_EL2 (the same on every CPU), read once: it is consulted on
@@ -226,7 +224,12 @@ pub fn mmio(partition: &Partition, vcpu: VcpuIndex, access: MmioAccess, value: u
 
 /// A trapped GIC system register (SGI generation, DIR). Returns false if
 /// `encoding` is not one of them.
-pub fn sysreg(partition: &Partition, vcpu: VcpuIndex, encoding: u32, value: u64) -> bool {
+pub fn sysreg(
+    partition: &Partition,
+    vcpu: VcpuIndex,
+    encoding: crate::guest::trap::SysRegEncoding,
+    value: u64,
+) -> bool {
     let result = match encoding {
         sysreg_enc::ICC_SGI1R | sysreg_enc::ICC_ASGI1R => {
             partition.vgic.lock().send_sgi(vcpu, value)
