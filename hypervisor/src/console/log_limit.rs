@@ -42,11 +42,17 @@ pub enum Kind {
     VgicRefused,
     /// An MSI-X vector the guest unmasked, carried to the device.
     MsixVector,
+    /// A guest access to an MSI-X page refused (a width or alignment the
+    /// table does not take).
+    MsixPageRefused,
+    /// A guest MSI setting held disabled on the device (its doorbell or
+    /// data does not name the vITS and an event of the function).
+    MsiHeld,
 }
 
 impl Kind {
     /// Number of kinds.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
 
     /// Every kind, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
@@ -61,6 +67,8 @@ impl Kind {
         Self::VitsToVgic,
         Self::VgicRefused,
         Self::MsixVector,
+        Self::MsixPageRefused,
+        Self::MsiHeld,
     ];
 
     /// The kind's counter.

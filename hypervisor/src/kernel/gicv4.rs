@@ -328,7 +328,7 @@ impl PhysItsQueue for KernelSink<'_> {
                 ItsCommand::Discard { .. } => Kind::Discard,
                 _ => continue,
             };
-            let (level, n) = self.partition.msi_log.routine(kind);
+            let (level, n) = self.partition.guest_log.routine(kind);
             let name = self.partition.name();
             match *c {
                 ItsCommand::Vmapti { device_id, event_id, vpe_id, vintid, .. } => log::log!(

@@ -238,11 +238,7 @@ impl Machine for Steps<'_> {
         let p = self.0;
         match step {
             ReleaseStep::DetachDma => super::smmu::detach(p),
-            ReleaseStep::MaskMsix => {
-                super::msix::mask_all(p);
-                p.msix_warned.store(false, Ordering::Relaxed);
-                p.msi_warned.store(false, Ordering::Relaxed);
-            }
+            ReleaseStep::MaskMsix => super::msix::mask_all(p),
             ReleaseStep::TeardownSoftwareRoutes => super::msi_route::teardown(p),
             ReleaseStep::TeardownGicv4 => super::vits::gicv4_teardown(p),
             ReleaseStep::ResetBridge => reset_bridge(p),

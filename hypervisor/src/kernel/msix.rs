@@ -26,7 +26,6 @@ use crate::pci::{
     Bdf, Change, MsiTarget, MsixPageRegion, TableWrite, VectorProgram, VirtBdf, VirtualHostBridge,
 };
 use crate::vits::AccessWidth;
-use core::sync::atomic::Ordering;
 
 /// GITS_TRANSLATER's offset in an ITS's frames (IHI 0069, 12.19).
 const GITS_TRANSLATER: u64 = 0x1_0040;
@@ -141,15 +140,18 @@ fn through(
     0
 }
 
-/// Logs the first bad access to an MSI-X page of a partition life.
+/// Logs a bad access to an MSI-X page, rate-limited (`console::log_limit`).
 fn bad_access(partition: &Partition, device: VirtBdf, error: core::fmt::Arguments<'_>) {
-    if !partition.msix_warned.swap(true, Ordering::Relaxed) {
-        log::warn!(
-            "partition {}: PCI {}: MSI-X page access refused ({error}): reads 0, writes ignored (logged once)",
-            partition.name(),
-            device.0
-        );
-    }
+    let (level, n) = partition.guest_log.warning(
+        crate::console::log_limit::Kind::MsixPageRefused,
+        log::Level::Warn,
+    );
+    log::log!(
+        level,
+        "partition {}: PCI {}: MSI-X page access refused ({error}): reads 0, writes ignored ({n} so far)",
+        partition.name(),
+        device.0
+    );
 }
 
 /// Carries the guest's entry `vector` of `device` to the device.
@@ -221,7 +223,7 @@ fn perform(
         log::Level::Debug
     } else {
         partition
-            .msi_log
+            .guest_log
             .routine(crate::console::log_limit::Kind::MsixVector)
             .0
     };

@@ -101,13 +101,9 @@ pub struct Partition {
     /// Guest faults answered with an injected abort or undefined
     /// instruction (accesses outside the partition, unhandled traps).
     pub faults: AtomicU64,
-    /// A bad guest access to an MSI-X page was logged in this life.
-    pub msix_warned: AtomicBool,
-    /// An MSI held disabled (bad guest address or EventID) was logged in this life.
-    pub msi_warned: AtomicBool,
     /// The lines this partition's guest can make the hypervisor log,
     /// counted and rate-limited by kind (`console::log_limit`).
-    pub msi_log: crate::console::log_limit::GuestLog,
+    pub guest_log: crate::console::log_limit::GuestLog,
     /// Set once a stop has released everything (after `run` became
     /// `Stopped`, which happens first); cleared by `start`. The machine
     /// powers off only when every partition is stopped *and* released.
@@ -245,9 +241,7 @@ impl Partition {
             }),
             epoch: AtomicU64::new(0),
             faults: AtomicU64::new(0),
-            msix_warned: AtomicBool::new(false),
-            msi_warned: AtomicBool::new(false),
-            msi_log: crate::console::log_limit::RateLimit::new(),
+            guest_log: crate::console::log_limit::RateLimit::new(),
             released: AtomicBool::new(false),
             config,
         })

@@ -109,7 +109,7 @@ pub fn config_access(partition: &Partition, access: MmioAccess, value: u64) -> u
         Some(Ok(Some(event))) => apply(partition, event),
         Some(Err(e)) => {
             let (level, n) = partition
-                .msi_log
+                .guest_log
                 .warning(Kind::ConfigWriteRefused, log::Level::Warn);
             log::log!(
                 level,
@@ -146,7 +146,7 @@ fn apply(partition: &Partition, event: ConfigEvent) {
                     .and_then(|d| d.capabilities.msix);
                 cap.map(|c| c.set_control(ecam, event.physical, enabled, function_mask))
             });
-            let (level, _) = partition.msi_log.routine(Kind::MsixEnable);
+            let (level, _) = partition.guest_log.routine(Kind::MsixEnable);
             match done {
                 Some(Some(())) => log::log!(
                     level,
@@ -162,7 +162,7 @@ fn apply(partition: &Partition, event: ConfigEvent) {
                 ),
                 _ => {
                     let (level, n) = partition
-                        .msi_log
+                        .guest_log
                         .warning(Kind::MsiNotCarried, log::Level::Warn);
                     log::log!(
                         level,
@@ -197,7 +197,7 @@ fn program_msi(partition: &Partition, event: &ConfigEvent, state: crate::pci::Gu
             .and_then(|d| d.capabilities.msi);
         cap.map(|c| c.program(ecam, event.physical, &message))
     });
-    let (level, _) = partition.msi_log.routine(Kind::MsiEnable);
+    let (level, _) = partition.guest_log.routine(Kind::MsiEnable);
     match (result, held) {
         (Some(Some(Ok(()))), None) => log::log!(
             level,
@@ -210,16 +210,16 @@ fn program_msi(partition: &Partition, event: &ConfigEvent, state: crate::pci::Gu
             its.translater()
         ),
         (Some(Some(Ok(()))), Some(held)) => {
-            if !partition.msi_warned.swap(true, core::sync::atomic::Ordering::Relaxed) {
-                log::warn!(
-                    "partition {}: PCI {} MSI: {held}: MSI stays disabled on the device (logged once)",
-                    partition.name(),
-                    event.device.0
-                );
-            }
+            let (level, n) = partition.guest_log.warning(Kind::MsiHeld, log::Level::Warn);
+            log::log!(
+                level,
+                "partition {}: PCI {} MSI: {held}: MSI stays disabled on the device ({n} so far)",
+                partition.name(),
+                event.device.0
+            );
         }
         (other, _) => {
-            let (level, n) = partition.msi_log.warning(Kind::MsiNotCarried, log::Level::Warn);
+            let (level, n) = partition.guest_log.warning(Kind::MsiNotCarried, log::Level::Warn);
             log::log!(
                 level,
                 "partition {}: programming MSI of {}: {other:?} ({n} so far)",

@@ -306,7 +306,7 @@ fn apply_as(
         Ok(a) => a,
         Err(e) => {
             let (level, n) = partition
-                .msi_log
+                .guest_log
                 .warning(Kind::VgicRefused, log::Level::Warn);
             log::log!(
                 level,
@@ -411,7 +411,7 @@ fn pending_table(partition: &Partition, me: Option<VcpuIndex>, vcpu: VcpuIndex, 
         }
         Err(e) => {
             let (level, n) = partition
-                .msi_log
+                .guest_log
                 .warning(Kind::VgicRefused, log::Level::Warn);
             log::log!(
                 level,

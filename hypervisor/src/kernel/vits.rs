@@ -134,7 +134,7 @@ impl<'a> SoftwareInjection<'a> {
             Err(e) => {
                 // An INT beyond the vCPU's pending-LPI budget lands here:
                 // the guest can repeat it at will.
-                let log = &self.partition.msi_log;
+                let log = &self.partition.guest_log;
                 let (level, n) = log.warning(Kind::VitsToVgic, log::Level::Warn);
                 log::log!(
                     level,
