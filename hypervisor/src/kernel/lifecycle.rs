@@ -50,7 +50,7 @@ pub fn load(p: &Partition) -> Result<(), BuildError> {
 
 /// Makes vCPU 0 pending at the entry point with x0 = the device tree.
 pub fn start(p: &Partition) {
-    p.released.store(false, Ordering::Release);
+    p.life.started();
     let mut control = p.control.lock();
     control.run = RunState::Running;
     control
@@ -175,7 +175,7 @@ pub fn partition_stopped() {
     let all = super::partition::all().iter().all(|p| {
         // Stopped, and done releasing its devices (another CPU may be
         // tearing a partition down that is already marked stopped).
-        p.control.lock().run == RunState::Stopped && p.released.load(Ordering::SeqCst)
+        p.control.lock().run == RunState::Stopped && p.life.is_released()
     });
     // Two partitions may stop at once on two CPUs: one of them powers off.
     if all && !POWERING_OFF.swap(true, Ordering::AcqRel) {
@@ -195,7 +195,7 @@ impl Machine for Steps<'_> {
         let mut control = p.control.lock();
         control.run = change(control.run)?;
         control.power.all_off();
-        p.epoch.fetch_add(1, Ordering::AcqRel);
+        p.life.end_epoch();
         Some(control.boot_count)
     }
 
@@ -293,9 +293,7 @@ impl Machine for Steps<'_> {
         let p = self.0;
         log::info!("partition {}: stopped ({reason})", p.name());
         log_counters(p);
-        // SeqCst, with the load in `partition_stopped`: of two partitions
-        // finishing their stops at once, at least one sees the other released.
-        p.released.store(true, Ordering::SeqCst);
+        p.life.mark_released();
         partition_stopped();
     }
 

@@ -16,10 +16,9 @@ use crate::mm::{Ipa, PhysAddr, Stage2, Stage2Access, Stage2Attributes, Stage2Pag
 use crate::partition::locks::{Fan, Ordered};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64};
 use spin::{Mutex, Once};
 
-pub use crate::partition::lifecycle::RunState;
+pub use crate::partition::lifecycle::{Life, RunState};
 
 /// State changed under the partition's lock.
 pub struct Control {
@@ -95,19 +94,13 @@ pub struct Partition {
     /// vITS lock: [`Partition::vits_locks`]; alone:
     /// [`Partition::backend_alone`].
     backend: Mutex<BackendState>,
-    /// Bumped on every stop or reset: a vCPU that entered the guest in an
-    /// older epoch must leave it and park.
-    pub epoch: AtomicU64,
-    /// Guest faults answered with an injected abort or undefined
-    /// instruction (accesses outside the partition, unhandled traps).
-    pub faults: AtomicU64,
+    /// The lifecycle's lock-free state: the epoch (a vCPU that entered the
+    /// guest in an older one must leave it and park), the guest fault
+    /// count, and whether a stop released everything.
+    pub life: Life,
     /// The lines this partition's guest can make the hypervisor log,
     /// counted and rate-limited by kind (`console::log_limit`).
     pub guest_log: crate::console::log_limit::GuestLog,
-    /// Set once a stop has released everything (after `run` became
-    /// `Stopped`, which happens first); cleared by `start`. The machine
-    /// powers off only when every partition is stopped *and* released.
-    pub released: AtomicBool,
 }
 
 /// Why a partition could not be built.
@@ -239,10 +232,8 @@ impl Partition {
                 routed: models.routed,
                 gicv4: None,
             }),
-            epoch: AtomicU64::new(0),
-            faults: AtomicU64::new(0),
+            life: Life::new(),
             guest_log: crate::console::log_limit::RateLimit::new(),
-            released: AtomicBool::new(false),
             config,
         })
     }

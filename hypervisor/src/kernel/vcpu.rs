@@ -7,6 +7,7 @@ use super::percpu;
 use crate::arch::exception::{enter_guest, GuestRegs};
 use crate::arch::mmu;
 use crate::arch::sysreg;
+use crate::console::log_limit::worth_logging;
 use crate::guest::dispatch::{self, SyncAction};
 use crate::guest::mmio::{Emulated, MmioMap};
 use crate::guest::psci::{self, PsciCall};
@@ -145,7 +146,7 @@ pub fn handle_trap(cpu: &percpu::PerCpu, vector: u64) {
             super::lifecycle::stop(partition, "fatal exception");
         }
     }
-    if partition.epoch.load(Ordering::Acquire) != cpu.epoch.load(Ordering::Acquire) {
+    if !partition.life.is_current(cpu.epoch.load(Ordering::Acquire)) {
         park();
     }
     super::vgic::flush(partition, vcpu);
@@ -238,9 +239,9 @@ fn handle_sync_cause(
             skip_instruction(regs);
         }
         SyncAction::SysRegWrite { .. } | SyncAction::Undefined => {
-            let n = partition.faults.fetch_add(1, Ordering::Relaxed);
+            let n = partition.life.count_fault();
             if worth_logging(n) {
-                log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction (fault {})", partition.name(), vcpu.get(), regs.elr, n + 1);
+                log::warn!("partition {}: vCPU {}: unhandled trap ESR_EL2 {esr:#x} at {:#x}: injecting undefined instruction (fault {n})", partition.name(), vcpu.get(), regs.elr);
             }
             inject_undefined(regs);
         }
@@ -334,7 +335,9 @@ fn outside_partition(
     instruction: bool,
     esr: u64,
 ) {
-    let n = partition.faults.fetch_add(1, Ordering::Relaxed);
+    // Guest faults are logged the first eight times, then at powers of two:
+    // a guest that faults in a loop costs a handful of lines.
+    let n = partition.life.count_fault();
     if worth_logging(n) {
         log::warn!(
             "partition {}: vCPU {} {} IPA {ipa:#x} outside the partition (ESR_EL2 {esr:#x}, PC {:#x}): abort injected",
@@ -345,13 +348,6 @@ fn outside_partition(
         );
     }
     inject_abort(regs, instruction, write, far);
-}
-
-/// Whether the `n`th (from 0) guest-caused fault of a partition is logged:
-/// the first eight, then the 16th, 32nd, 64th, ...: a guest that faults in
-/// a loop costs a handful of lines, not a flood on the shared console.
-fn worth_logging(n: u64) -> bool {
-    n < 8 || (n + 1).is_power_of_two()
 }
 
 fn inject_undefined(regs: &mut GuestRegs) {
@@ -533,9 +529,7 @@ pub fn run(index: crate::ids::CpuIndex) -> ! {
                 // waits for `in_guest` to drop) either sees this CPU in the
                 // guest with the old epoch, and kicks it, or finds nothing
                 // pending for it.
-                block
-                    .epoch
-                    .store(partition.epoch.load(Ordering::Acquire), Ordering::Release);
+                block.epoch.store(partition.life.epoch(), Ordering::Release);
                 block.in_guest.store(true, Ordering::Release);
             }
             (pending, stopped)

@@ -32,6 +32,8 @@
 //!   tear down at once nor wait for each other.
 #![forbid(unsafe_code)]
 
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 /// Whether a partition runs. `Resetting` keeps a second reset or a stop
 /// from starting while one is under way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +56,79 @@ impl RunState {
     /// The state a reset moves to; only a running partition resets.
     pub fn reset(self) -> Option<RunState> {
         (self == RunState::Running).then_some(RunState::Resetting)
+    }
+}
+
+/// The lifecycle's counters and flags that CPUs read without the control
+/// lock: the epoch (which life a vCPU entered the guest in), the guest
+/// fault count, and whether a stop has released everything. One per
+/// partition; the lifecycle changes them, the trap paths read them.
+#[derive(Debug, Default)]
+pub struct Life {
+    /// Bumped on every stop or reset.
+    epoch: AtomicU64,
+    /// Guest faults answered with an injected abort or undefined
+    /// instruction, over all lives.
+    faults: AtomicU64,
+    /// Set once a stop has released everything; cleared by a start.
+    released: AtomicBool,
+}
+
+impl Life {
+    /// Epoch 0, no fault, not released (never started).
+    pub const fn new() -> Self {
+        Self {
+            epoch: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            released: AtomicBool::new(false),
+        }
+    }
+
+    /// The current epoch, to record when a vCPU enters the guest (under the
+    /// control lock, so that a stop or reset either sees it in the guest or
+    /// finds nothing pending for it).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether a vCPU that entered the guest in `entered` may stay: no stop
+    /// or reset since.
+    pub fn is_current(&self, entered: u64) -> bool {
+        self.epoch() == entered
+    }
+
+    /// A stop or reset: every vCPU that entered in an older epoch must
+    /// leave the guest and park. Bumped under the control lock, before the
+    /// kick, so every CPU that sees the kick sees the new epoch.
+    pub fn end_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts one guest fault; returns its number (1-based).
+    pub fn count_fault(&self) -> u64 {
+        self.faults
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+    }
+
+    /// A start: the partition holds devices again.
+    pub fn started(&self) {
+        self.released.store(false, Ordering::Release);
+    }
+
+    /// A stop released everything (after the run state became `Stopped`).
+    pub fn mark_released(&self) {
+        // SeqCst, with the load in `is_released`: of two partitions
+        // finishing their stops at once, at least one sees the other
+        // released.
+        self.released.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop released everything since the last start. The
+    /// machine powers off only when every partition is stopped *and*
+    /// released.
+    pub fn is_released(&self) -> bool {
+        self.released.load(Ordering::SeqCst)
     }
 }
 

@@ -285,3 +285,31 @@ fn run_state_changes() {
     assert_eq!(RunState::Resetting.reset(), None);
     assert_eq!(RunState::Stopped.reset(), None);
 }
+
+#[test]
+fn an_epoch_ends_with_each_stop_or_reset() {
+    let life = Life::new();
+    let entered = life.epoch();
+    assert!(life.is_current(entered));
+    life.end_epoch();
+    assert!(!life.is_current(entered), "a vCPU of the old life parks");
+    assert!(life.is_current(life.epoch()));
+}
+
+#[test]
+fn faults_are_numbered_from_one_across_lives() {
+    let life = Life::new();
+    assert_eq!(life.count_fault(), 1);
+    life.end_epoch();
+    assert_eq!(life.count_fault(), 2);
+}
+
+#[test]
+fn released_from_a_stop_until_the_next_start() {
+    let life = Life::new();
+    assert!(!life.is_released(), "never started, never released");
+    life.mark_released();
+    assert!(life.is_released());
+    life.started();
+    assert!(!life.is_released());
+}
