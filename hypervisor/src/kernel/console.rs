@@ -17,9 +17,11 @@
 //! as each hypervisor line is, so the two never mix mid-line, and a
 //! hypervisor line waits for at most one partition line.
 //!
-//! Lock order: `DRAIN`, then a partition's console (then its vGIC), or
-//! `DRAIN`, then `MUX`, then `UART`; nothing holding `MUX`, `UART` or a
-//! partition's console takes `DRAIN`.
+//! Lock order: `DRAIN`, then a partition's console (then its vGIC, or
+//! `MUX` then `UART` for a log line), or `DRAIN`, then `MUX`, then `UART`;
+//! nothing holding `MUX`, `UART` or a partition's console takes `DRAIN`.
+//! A partition's console is reached only through `Partition::console`,
+//! used by this file alone.
 
 use super::partition::Partition;
 use crate::console::mux::{ConsoleMux, Input};
@@ -102,7 +104,7 @@ pub fn guest_access(
     let index = partition.id.index();
     let running = Some((partition, vcpu));
     loop {
-        let mut console = partition.console.lock();
+        let mut console = partition.console();
         let before = console.irq_line();
         let (read, transmit) = if write {
             (0, console.write(offset, value))
@@ -165,7 +167,7 @@ fn drain_until(
                 core::hint::spin_loop();
             }
         }
-        if done(&partition.console.lock()) {
+        if done(&partition.console()) {
             return true;
         }
     }
@@ -209,7 +211,7 @@ impl Sources for Rings<'_> {
 
     fn take(&mut self, index: usize, out: &mut Vec<u8>) -> Option<Unit> {
         let p = self.partitions.get(index)?;
-        let mut console = p.console.lock();
+        let mut console = p.console();
         let before = console.irq_line();
         let unit = console.take_output(is_terminal(index), out);
         // Room in the TX FIFO may raise its interrupt: under the console
@@ -298,7 +300,7 @@ pub fn take_input(
                 if let Some(flag) = INTERACTIVE.get(index) {
                     flag.store(true, Ordering::Relaxed);
                 }
-                let mut console = p.console.lock();
+                let mut console = p.console();
                 let before = console.irq_line();
                 if !console.receive(byte) && console.overruns() == 1 {
                     log::warn!(
@@ -321,7 +323,7 @@ pub fn take_input(
 /// partition shows waits and a high water mark at the ring's size; a quiet
 /// neighbour's lines keep growing). Takes the partition's console lock.
 pub fn log_output_counters(p: &Partition) {
-    let stats = p.console.lock().tx_stats();
+    let stats = p.console().tx_stats();
     log::info!(
         "partition {}: console output: {} lines ({} bytes) shown, {} bytes held (most {} of {}), TX FIFO full at {} writes (the vCPU waited) and {} flag reads",
         p.name(),

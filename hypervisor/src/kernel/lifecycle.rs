@@ -8,7 +8,6 @@
 use super::partition::{BackendState, BootFrames, BuildError, Models, Partition};
 use super::{cpus, percpu};
 use crate::gicv4::{ItsFootprint, RoutedState};
-use crate::guest::vuart::VirtualUart;
 use crate::ids::{PartitionId, VcpuIndex};
 use crate::manifest::PartitionConfig;
 use crate::mm::{PhysAddr, Vmid};
@@ -265,7 +264,7 @@ impl Machine for Steps<'_> {
         p.replace_vits(fresh);
         *p.vgic.lock() = super::vgic::new_vgic(p.config.cpus.len()).map_err(BuildError::Vgic)?;
         super::vgicv2::reset(p);
-        *p.console.lock() = VirtualUart::new();
+        p.reset_console();
         Ok(())
     }
 

@@ -48,11 +48,15 @@ pub struct Control {
 ///   meanwhile, through [`Partition::backend_alone`]);
 /// - `pci_mappings` -> the stage 2 (by type: [`Partition::bar_mappings`]);
 ///   `pci` is never held while they are taken;
-/// - `console` -> the physical console.
+/// - `console` -> `vgic` (the UART's interrupt line follows its level
+///   under the console lock), and `console` -> the physical console's
+///   `MUX` -> `UART` (a log line written under it); `kernel/console.rs`'s
+///   `DRAIN` is taken before a console, never under one. The console is
+///   reached only through [`Partition::console`], by `kernel/console.rs`.
 ///
 /// The `vits` -> `vgic`, `vits` -> `backend` and `pci_mappings` -> stage-2
 /// pairs are enforced by type ([`crate::partition::locks`]); `backend` ->
-/// `vgic` and the others are checked by review.
+/// `vgic`, `console` -> `vgic` and the others are checked by review.
 pub struct Partition {
     /// Index in the manifest.
     pub id: PartitionId,
@@ -72,8 +76,10 @@ pub struct Partition {
     pub dtb_ipa: Ipa,
     /// Lifecycle and vCPU power, under a lock.
     pub control: Mutex<Control>,
-    /// The virtual console.
-    pub console: Mutex<VirtualUart>,
+    /// The virtual console (its PL011 and TX ring). Reached only through
+    /// [`Partition::console`] (`kernel/console.rs`'s paths) and replaced
+    /// whole by [`Partition::reset_console`].
+    console: Mutex<VirtualUart>,
     /// The virtual GICv3 (model; `kernel::vgic` drives the hardware half).
     pub vgic: Mutex<crate::vgic::Vgic>,
     /// The virtual ITSs (`[partition.its] count`; the first receives the
@@ -243,6 +249,19 @@ impl Partition {
     /// invalidation, which assumes this partition's VMID is loaded.
     pub fn stage2(&self) -> spin::MutexGuard<'_, Stage2Tables> {
         self.stage2.lock()
+    }
+
+    /// The virtual console, locked: for `kernel/console.rs` (guest
+    /// accesses, the drain, typed input, its counters), which takes it
+    /// after `DRAIN` or alone, never `DRAIN` under it; under it only the
+    /// vGIC (the console's line) and a log line (`MUX` -> `UART`).
+    pub fn console(&self) -> spin::MutexGuard<'_, VirtualUart> {
+        self.console.lock()
+    }
+
+    /// A load: a fresh virtual console (its lock alone).
+    pub fn reset_console(&self) {
+        *self.console.lock() = VirtualUart::new();
     }
 
     /// The BAR mappings and the stage-2 tables in their lock order: the
