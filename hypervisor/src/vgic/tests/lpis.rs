@@ -395,16 +395,19 @@ mod sliced {
         }
     }
 
-    fn inputs() -> impl Strategy<
-        Value = (
-            Vec<(u16, u8)>,
-            Vec<(u16, u16, u8)>,
-            Vec<u8>,
-            Vec<u16>,
-            Vec<u8>,
-            Vec<usize>,
-        ),
-    > {
+    /// What a scene is made of: pending (vCPU, LPI), moved or cleared
+    /// (from, to, LPI), property bytes, vCPUs flushed, bytes changed
+    /// later, and the budgets of the slices in turn.
+    type Inputs = (
+        Vec<(u16, u8)>,
+        Vec<(u16, u16, u8)>,
+        Vec<u8>,
+        Vec<u16>,
+        Vec<u8>,
+        Vec<usize>,
+    );
+
+    fn inputs() -> impl Strategy<Value = Inputs> {
         (
             prop::collection::vec((0u16..4, 0u8..64), 0..160),
             prop::collection::vec((0u16..4, 0u16..4, 0u8..64), 0..40),
