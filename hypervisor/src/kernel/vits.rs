@@ -15,7 +15,7 @@ use crate::ids::{PartitionId, PhysDeviceId, VcpuIndex, VirtDeviceId, VirtIntId};
 use crate::layout;
 use crate::partition::locks::Then;
 use crate::vgic::{Actions, VgicError};
-use crate::vits::{AccessWidth, DeviceBacking, EventRef, Vits, VitsBackend, VitsConfig};
+use crate::vits::{AccessWidth, DeviceBacking, EventRef, Progress, Vits, VitsBackend, VitsConfig};
 use alloc::collections::BTreeMap;
 
 /// DeviceID and EventID bits each vITS offers.
@@ -103,14 +103,17 @@ struct SoftwareInjection<'a> {
     partition: &'a Partition,
     vgic: Then<'a, crate::vgic::Vgic>,
     kicks: Actions,
+    /// The vITS this is the backend of: names its INVALL walks in the vGIC.
+    its: u8,
 }
 
 impl<'a> SoftwareInjection<'a> {
-    fn new(partition: &'a Partition, vgic: Then<'a, crate::vgic::Vgic>) -> Self {
+    fn new(partition: &'a Partition, vgic: Then<'a, crate::vgic::Vgic>, its: u8) -> Self {
         Self {
             partition,
             vgic,
             kicks: Actions::new(),
+            its,
         }
     }
 
@@ -122,6 +125,39 @@ impl<'a> SoftwareInjection<'a> {
             &dyn crate::vgic::LpiConfigSource,
         ) -> Result<Actions, VgicError>,
     ) {
+        self.with_vgic_then(vcpu, |v, t| f(v, t).map(|actions| (actions, ())));
+    }
+
+    /// A sliced vGIC operation as the vITS's `Progress`; one that fails
+    /// (logged) has nothing left to do.
+    fn slice(
+        &mut self,
+        vcpu: VcpuIndex,
+        f: impl FnOnce(
+            &mut crate::vgic::Vgic,
+            &dyn crate::vgic::LpiConfigSource,
+        ) -> Result<(Actions, crate::vgic::Slice), VgicError>,
+    ) -> Progress {
+        match self.with_vgic_then(vcpu, f) {
+            Some(slice) => Progress {
+                touched: slice.touched,
+                done: slice.done,
+            },
+            None => Progress::DONE,
+        }
+    }
+
+    /// Runs `f` on the vGIC with `vcpu`'s LPI property table, keeps the
+    /// kicks it asks for and returns the rest of its result (`None`, with
+    /// a log line, if it failed).
+    fn with_vgic_then<T>(
+        &mut self,
+        vcpu: VcpuIndex,
+        f: impl FnOnce(
+            &mut crate::vgic::Vgic,
+            &dyn crate::vgic::LpiConfigSource,
+        ) -> Result<(Actions, T), VgicError>,
+    ) -> Option<T> {
         let mem = PartitionMemory(self.partition);
         let mut vgic = self.vgic.lock();
         let result = match vgic.lpi_table(vcpu, &mem) {
@@ -130,7 +166,10 @@ impl<'a> SoftwareInjection<'a> {
         };
         drop(vgic);
         match result {
-            Ok(actions) => self.kicks.merge(actions),
+            Ok((actions, value)) => {
+                self.kicks.merge(actions);
+                Some(value)
+            }
             Err(e) => {
                 // An INT beyond the vCPU's pending-LPI budget lands here:
                 // the guest can repeat it at will.
@@ -141,6 +180,7 @@ impl<'a> SoftwareInjection<'a> {
                     "partition {}: vITS -> vGIC: {e:?} ({n} so far)",
                     self.partition.name()
                 );
+                None
             }
         }
     }
@@ -179,6 +219,24 @@ impl VitsBackend for SoftwareInjection<'_> {
         self.with_vgic(from, |v, _| v.move_all_lpis(from, to));
     }
 
+    /// MOVALL in slices (issue 12): up to `budget` of the LPIs `from`
+    /// holds (at most `PENDING_LPIS_PER_VCPU` times the vCPUs) per trap.
+    fn move_all_pending_within(
+        &mut self,
+        from: VcpuIndex,
+        to: VcpuIndex,
+        budget: usize,
+    ) -> Progress {
+        self.slice(from, |v, _| v.move_lpis_within(from, to, budget))
+    }
+
+    /// INVALL in slices: up to `budget` LPIs of `vcpu` reread or forgotten
+    /// per trap, from where this vITS's last slice stopped.
+    fn reload_config_all_within(&mut self, vcpu: VcpuIndex, budget: usize) -> Progress {
+        let its = self.its;
+        self.slice(vcpu, |v, t| v.invalidate_lpis_within(vcpu, its, budget, t))
+    }
+
     fn sync(&mut self) {}
 }
 
@@ -203,7 +261,7 @@ pub fn mmio(
     };
     let mut held = locks.lock();
     let (vits, vgic, backend) = held.split();
-    let software = SoftwareInjection::new(partition, vgic);
+    let software = SoftwareInjection::new(partition, vgic, index as u8);
     let mut run = |backend: &mut dyn VitsBackend| {
         if access.write {
             vits.mmio_write(offset, width, value, &mem, backend);
@@ -294,7 +352,7 @@ pub fn gicv4_teardown(partition: &Partition) {
     let mut backend = crate::gicv4::Gicv4Backend::from_parts(
         state,
         sink,
-        SoftwareInjection::new(partition, vgic),
+        SoftwareInjection::new(partition, vgic, 0),
     );
     let report = backend.teardown();
     let (state, _, _) = backend.into_parts();

@@ -101,6 +101,18 @@ pub(super) struct LpiState {
     pub listed: BTreeMap<u32, ListedLpi>,
     /// Sizes the configuration cache.
     cap: usize,
+    /// INVALLs in slices on this vCPU: (walker, next INTID to visit), one
+    /// entry per walker (a vITS) with a walk in progress.
+    walks: alloc::vec::Vec<(u8, u32)>,
+}
+
+/// How far a sliced MOVALL or INVALL got in one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// LPIs visited (at most the budget).
+    pub touched: usize,
+    /// Nothing is left to do.
+    pub done: bool,
 }
 
 impl LpiState {
@@ -111,6 +123,7 @@ impl LpiState {
             cache: BTreeMap::new(),
             listed: BTreeMap::new(),
             cap,
+            walks: alloc::vec::Vec::new(),
         }
     }
 
@@ -164,6 +177,34 @@ impl LpiState {
     /// Drops every cached configuration (a new GICR_PROPBASER).
     pub fn forget_config(&mut self) {
         self.cache.clear();
+    }
+
+    /// The cached configurations, lowest INTID first.
+    #[cfg(test)]
+    pub fn cached(&self) -> alloc::vec::Vec<(u32, LpiConfig)> {
+        self.cache.iter().map(|(&i, &c)| (i, c)).collect()
+    }
+
+    /// Whether `intid` is pending or listed here.
+    fn holds(&self, intid: u32) -> bool {
+        self.pending.contains(&intid) || self.listed.contains_key(&intid)
+    }
+
+    /// The lowest `budget` INTIDs from `start` on that the cache, the
+    /// pending set or the list registers name (each once).
+    fn named_from(&self, start: u32, budget: usize) -> alloc::vec::Vec<u32> {
+        let mut intids: alloc::vec::Vec<u32> = self
+            .cache
+            .range(start..)
+            .map(|(&i, _)| i)
+            .take(budget)
+            .chain(self.pending.range(start..).copied().take(budget))
+            .chain(self.listed.range(start..).map(|(&i, _)| i).take(budget))
+            .collect();
+        intids.sort_unstable();
+        intids.dedup();
+        intids.truncate(budget);
+        intids
     }
 }
 
@@ -261,6 +302,123 @@ impl Vgic {
             self.move_one(from, to, intid, &mut actions);
         }
         Ok(actions)
+    }
+
+    /// MOVALL in slices: moves at most `budget` LPIs `from` holds (pending
+    /// ones first, lowest INTID first, then copies in list registers that
+    /// belong to it), and says whether `from` holds none any more. Each
+    /// move takes the LPI away from `from`, so calling again with a fresh
+    /// budget until done moves what [`Vgic::move_all_lpis`] moves at once
+    /// (and what became pending on `from` in between).
+    pub fn move_lpis_within(
+        &mut self,
+        from: VcpuIndex,
+        to: VcpuIndex,
+        budget: usize,
+    ) -> Result<(Actions, Slice), VgicError> {
+        self.vcpu(to)?;
+        let state = self.vcpu(from)?;
+        let mut actions = Actions::new();
+        if from == to {
+            return Ok((
+                actions,
+                Slice {
+                    touched: 0,
+                    done: true,
+                },
+            ));
+        }
+        let mut intids: alloc::vec::Vec<u32> = state.lpis.pending().take(budget).collect();
+        let room = budget - intids.len();
+        intids.extend(self.listed_copies_of(from).take(room));
+        for &intid in &intids {
+            self.move_one(from, to, intid, &mut actions);
+        }
+        let done = self.vcpu(from)?.lpis.pending_count() == 0
+            && self.listed_copies_of(from).next().is_none();
+        Ok((
+            actions,
+            Slice {
+                touched: intids.len(),
+                done,
+            },
+        ))
+    }
+
+    /// The INTIDs of the list-register copies that belong to `owner`
+    /// (listed on it and not moved, or moved to it from elsewhere).
+    fn listed_copies_of(&self, owner: VcpuIndex) -> impl Iterator<Item = u32> + '_ {
+        self.vcpus
+            .iter()
+            .enumerate()
+            .flat_map(move |(index, holder)| {
+                let here = VcpuIndex::new(index as u16);
+                holder
+                    .lpis
+                    .listed
+                    .iter()
+                    .filter(move |(_, l)| !l.cancel && l.redirect.unwrap_or(here) == owner)
+                    .map(|(&intid, _)| intid)
+            })
+    }
+
+    /// INVALL in slices for `walker` (one per caller that may have a walk
+    /// in progress, such as a vITS): visits at most `budget` INTIDs `vcpu`
+    /// caches or holds, in INTID order from where the walker's last slice
+    /// stopped, rereading the configuration of those it holds and
+    /// forgetting the others. Calling again until done leaves what
+    /// [`Vgic::invalidate_all_lpis`] leaves: exactly the held LPIs cached,
+    /// each as the table says now. Until then, an LPI the walk has not
+    /// reached may still use its old configuration, as on a redistributor
+    /// whose INVALL has not completed.
+    pub fn invalidate_lpis_within(
+        &mut self,
+        vcpu: VcpuIndex,
+        walker: u8,
+        budget: usize,
+        source: &dyn LpiConfigSource,
+    ) -> Result<(Actions, Slice), VgicError> {
+        let lpis = &self.vcpu(vcpu)?.lpis;
+        if budget == 0 {
+            let done = false;
+            return Ok((Actions::new(), Slice { touched: 0, done }));
+        }
+        let start = lpis
+            .walks
+            .iter()
+            .find(|(w, _)| *w == walker)
+            .map_or(0, |&(_, next)| next);
+        let intids = lpis.named_from(start, budget);
+        for &intid in &intids {
+            if self.vcpu(vcpu)?.lpis.holds(intid) {
+                self.lookup_config(vcpu, intid, source, true)?;
+            } else {
+                self.vcpu_mut(vcpu)?.lpis.cache.remove(&intid);
+            }
+        }
+        let next = match intids.last() {
+            Some(&last) if intids.len() == budget => last.checked_add(1),
+            _ => None,
+        };
+        let lpis = &mut self.vcpu_mut(vcpu)?.lpis;
+        let next = next.filter(|&n| !lpis.named_from(n, 1).is_empty());
+        lpis.walks.retain(|(w, _)| *w != walker);
+        let mut actions = Actions::new();
+        if let Some(next) = next {
+            lpis.walks.push((walker, next));
+        } else {
+            let state = self.vcpu(vcpu)?;
+            if state.redist.enable_lpis && state.lpis.pending_count() > 0 {
+                actions.kick(vcpu);
+            }
+        }
+        Ok((
+            actions,
+            Slice {
+                touched: intids.len(),
+                done: next.is_none(),
+            },
+        ))
     }
 
     /// Rereads LPI `intid`'s configuration for `vcpu` (INV).

@@ -44,7 +44,7 @@ pub use config::{
 };
 pub use dist::offset as gicd_offset;
 pub use hwstate::{NoPhysicalState, PhysicalIrqState};
-pub use lpi::{GuestLpiTable, LpiConfig, LpiConfigSource};
+pub use lpi::{GuestLpiTable, LpiConfig, LpiConfigSource, Slice};
 pub use lr::{hcr, vmcr, ListRegister, LrState};
 pub use pending_table::{TableTransfer, MAX_TABLE_BYTES};
 pub use redist::offset as gicr_offset;

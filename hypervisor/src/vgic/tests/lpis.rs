@@ -251,3 +251,219 @@ fn the_pending_set_is_bounded_and_overflows_are_counted() {
         .set_lpi_pending(VcpuIndex::new(2), VirtIntId::from_const(8192), &table)
         .is_ok());
 }
+
+/// What a MOVALL or INVALL leaves in one vCPU: its pending LPIs with the
+/// configuration delivery would use, and its list-register copies.
+type Held = (Vec<(u32, Option<LpiConfig>)>, Vec<(u32, lpi::ListedLpi)>);
+
+fn held(g: &Vgic, v: usize) -> Held {
+    let lpis = &g.vcpus[v].lpis;
+    (
+        lpis.pending().map(|i| (i, lpis.config(i))).collect(),
+        lpis.listed.iter().map(|(&i, &l)| (i, l)).collect(),
+    )
+}
+
+/// Runs a sliced operation with budgets taken in turn from `budgets` until
+/// it is done, checking each slice stays within its budget; returns the
+/// kicks of all slices.
+fn slices(budgets: &[usize], mut step: impl FnMut(usize) -> (Actions, lpi::Slice)) -> VcpuMask {
+    let mut kicks = VcpuMask::default();
+    for (n, &budget) in budgets.iter().cycle().enumerate() {
+        assert!(n < 10_000, "a sliced operation never finished");
+        let (actions, slice) = step(budget);
+        assert!(slice.touched <= budget, "{slice:?} over budget {budget}");
+        assert!(slice.touched > 0 || slice.done, "a slice made no progress");
+        kicks.0 |= actions.kick.0;
+        if slice.done {
+            break;
+        }
+    }
+    kicks
+}
+
+#[test]
+fn move_all_in_slices_of_one_moves_pending_and_listed_lpis() {
+    let (mut g, mut mem) = setup();
+    for intid in 8700..8710 {
+        configure(&mut mem, intid, 0x40, true);
+        set(&mut g, &mem, 1, intid);
+    }
+    let image = g.flush(VcpuIndex::new(1), 4).unwrap();
+    let mut touched = 0;
+    let kicks = slices(&[1], |budget| {
+        let (actions, slice) = g
+            .move_lpis_within(VcpuIndex::new(1), VcpuIndex::new(0), budget)
+            .unwrap();
+        touched += slice.touched;
+        (actions, slice)
+    });
+    assert_eq!(touched, 10, "six pending, four listed, one each");
+    assert!(kicks.contains(VcpuIndex::new(0)));
+    g.fold(VcpuIndex::new(1), &image.lrs[..4], 0, 0).unwrap();
+    assert!((8700..8710).all(|i| holders(&g, i) == [0]));
+}
+
+#[test]
+fn invalidate_all_in_slices_rereads_held_lpis_and_forgets_the_rest() {
+    let (mut g, mut mem) = setup();
+    for intid in 9000..9008 {
+        configure(&mut mem, intid, 0x40, false);
+        set(&mut g, &mem, 0, intid);
+    }
+    // 9004..9008 stop being held; their cached bytes must go.
+    for intid in 9004..9008 {
+        g.clear_lpi_pending(VcpuIndex::new(0), VirtIntId::from_const(intid))
+            .unwrap();
+    }
+    for intid in 9000..9008 {
+        configure(&mut mem, intid, 0x20, true);
+    }
+    let table = g.lpi_table(VcpuIndex::new(0), &mem).unwrap();
+    let (_, first) = g
+        .invalidate_lpis_within(VcpuIndex::new(0), 0, 3, &table)
+        .unwrap();
+    assert_eq!((first.touched, first.done), (3, false));
+    // Another walker's INVALL of the same vCPU starts from the beginning.
+    let (_, other) = g
+        .invalidate_lpis_within(VcpuIndex::new(0), 1, 100, &table)
+        .unwrap();
+    assert_eq!((other.touched, other.done), (8, true));
+    let kicks = slices(&[3], |budget| {
+        g.invalidate_lpis_within(VcpuIndex::new(0), 0, budget, &table)
+            .unwrap()
+    });
+    assert!(kicks.contains(VcpuIndex::new(0)));
+    let cached: Vec<u32> = g.vcpus[0].lpis.cached().iter().map(|c| c.0).collect();
+    assert_eq!(cached, [9000, 9001, 9002, 9003]);
+    assert_eq!(run_guest(&mut g, 0, 4, 4).len(), 4);
+}
+
+mod sliced {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A vGIC with LPIs pending on random vCPUs (INTIDs 8192..8256, random
+    /// property bytes), some moved between vCPUs or cleared again (leaving
+    /// cached bytes of LPIs no longer held), some in list registers (the
+    /// images of the vCPUs flushed, to fold afterwards), and the property
+    /// bytes changed afterwards.
+    fn scene(
+        pending: &[(u16, u8)],
+        gone: &[(u16, u16, u8)],
+        bytes: &[u8],
+        flushed: &[u16],
+        later: &[u8],
+    ) -> (Vgic, FakeGuestMemory, Vec<(u16, LrImage)>) {
+        let (mut g, mut mem) = setup();
+        for (i, &byte) in bytes.iter().enumerate() {
+            configure(&mut mem, 8192 + i as u32, byte, byte & 1 != 0);
+        }
+        for &(v, i) in pending {
+            let table = g.lpi_table(VcpuIndex::new(v), &mem).unwrap();
+            // Past the partition's budget: refused, as it should be.
+            let _ = g.set_lpi_pending(
+                VcpuIndex::new(v),
+                VirtIntId::from_const(8192 + u32::from(i)),
+                &table,
+            );
+        }
+        for &(v, w, i) in gone {
+            let intid = VirtIntId::from_const(8192 + u32::from(i));
+            let (v, w) = (VcpuIndex::new(v), VcpuIndex::new(w));
+            if v == w {
+                g.clear_lpi_pending(v, intid).unwrap();
+            } else {
+                g.move_lpi_pending(v, w, intid).unwrap();
+            }
+        }
+        let mut images = Vec::new();
+        for &v in flushed {
+            if images.iter().all(|(w, _)| *w != v) {
+                images.push((v, g.flush(VcpuIndex::new(v), 4).unwrap()));
+            }
+        }
+        for (i, &byte) in later.iter().enumerate() {
+            configure(&mut mem, 8192 + i as u32, byte, byte & 1 != 0);
+        }
+        (g, mem, images)
+    }
+
+    fn fold_all(g: &mut Vgic, images: &[(u16, LrImage)]) {
+        for (v, image) in images {
+            g.fold(VcpuIndex::new(*v), &image.lrs[..4], 0, 0).unwrap();
+        }
+    }
+
+    /// What a scene is made of: pending (vCPU, LPI), moved or cleared
+    /// (from, to, LPI), property bytes, vCPUs flushed, bytes changed
+    /// later, and the budgets of the slices in turn.
+    type Inputs = (
+        Vec<(u16, u8)>,
+        Vec<(u16, u16, u8)>,
+        Vec<u8>,
+        Vec<u16>,
+        Vec<u8>,
+        Vec<usize>,
+    );
+
+    fn inputs() -> impl Strategy<Value = Inputs> {
+        (
+            prop::collection::vec((0u16..4, 0u8..64), 0..160),
+            prop::collection::vec((0u16..4, 0u16..4, 0u8..64), 0..40),
+            prop::collection::vec(any::<u8>(), 64),
+            prop::collection::vec(0u16..4, 0..4),
+            prop::collection::vec(any::<u8>(), 0..64),
+            prop::collection::vec(1usize..12, 1..6),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn move_all_in_slices_ends_as_move_all_at_once(
+            (pending, gone, bytes, flushed, later, budgets) in inputs(),
+            from in 0u16..4,
+            to in 0u16..4,
+        ) {
+            let (mut whole, _, images) = scene(&pending, &gone, &bytes, &flushed, &later);
+            let mut sliced = whole.clone();
+            let (from, to) = (VcpuIndex::new(from), VcpuIndex::new(to));
+            let expected = whole.move_all_lpis(from, to).unwrap().kick;
+            let kicks = slices(&budgets, |budget| {
+                sliced.move_lpis_within(from, to, budget).unwrap()
+            });
+            prop_assert_eq!(kicks, expected);
+            fold_all(&mut whole, &images);
+            fold_all(&mut sliced, &images);
+            for v in 0..4 {
+                prop_assert_eq!(held(&sliced, v), held(&whole, v));
+            }
+        }
+
+        #[test]
+        fn invalidate_all_in_slices_ends_as_invalidate_all_at_once(
+            (pending, gone, bytes, flushed, later, budgets) in inputs(),
+            vcpu in 0u16..4,
+        ) {
+            let (mut whole, mem, images) = scene(&pending, &gone, &bytes, &flushed, &later);
+            let mut sliced = whole.clone();
+            let vcpu = VcpuIndex::new(vcpu);
+            let table = whole.lpi_table(vcpu, &mem).unwrap();
+            let expected = whole.invalidate_all_lpis(vcpu, &table).unwrap().kick;
+            let kicks = slices(&budgets, |budget| {
+                sliced.invalidate_lpis_within(vcpu, 0, budget, &table).unwrap()
+            });
+            prop_assert_eq!(kicks, expected);
+            prop_assert_eq!(
+                sliced.vcpus[usize::from(vcpu.get())].lpis.cached(),
+                whole.vcpus[usize::from(vcpu.get())].lpis.cached()
+            );
+            prop_assert_eq!(sliced.counters(), whole.counters());
+            fold_all(&mut whole, &images);
+            fold_all(&mut sliced, &images);
+            for v in 0..4 {
+                prop_assert_eq!(held(&sliced, v), held(&whole, v));
+            }
+        }
+    }
+}
