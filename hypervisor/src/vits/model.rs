@@ -213,3 +213,81 @@ impl VitsBackend for ModelBackend {
         self.syncs = self.syncs.saturating_add(1);
     }
 }
+
+/// A [`ModelBackend`] that counts what each call touches: one per event
+/// call, one per INVALL, one per LPI a MOVALL moves (at least one). The
+/// bounded-work host tests and the flood bench (`cargo xtask bench`) read
+/// the count per trap with [`CountingModel::take`].
+pub struct CountingModel {
+    /// The model behind the count.
+    pub model: ModelBackend,
+    touched: usize,
+}
+
+impl CountingModel {
+    /// A counting model of `num_vcpus` vCPUs holding at most `max_pending`
+    /// pending LPIs.
+    pub fn new(num_vcpus: u16, max_pending: usize) -> Self {
+        Self {
+            model: ModelBackend::new(num_vcpus, max_pending),
+            touched: 0,
+        }
+    }
+
+    /// What was touched since the last call.
+    pub fn take(&mut self) -> usize {
+        core::mem::take(&mut self.touched)
+    }
+}
+
+impl VitsBackend for CountingModel {
+    fn map_event(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
+        self.touched += 1;
+        self.model.map_event(e, v, i);
+    }
+    fn unmap_event(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
+        self.touched += 1;
+        self.model.unmap_event(e, v, i);
+    }
+    fn discard_event(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
+        self.touched += 1;
+        self.model.discard_event(e, v, i);
+    }
+    fn move_event(&mut self, e: EventRef, from: VcpuIndex, to: VcpuIndex, i: VirtIntId) {
+        self.touched += 1;
+        self.model.move_event(e, from, to, i);
+    }
+    fn set_pending(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
+        self.touched += 1;
+        self.model.set_pending(e, v, i);
+    }
+    fn clear_pending(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
+        self.touched += 1;
+        self.model.clear_pending(e, v, i);
+    }
+    fn reload_config(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
+        self.touched += 1;
+        self.model.reload_config(e, v, i);
+    }
+    fn reload_config_all(&mut self, v: VcpuIndex) {
+        self.touched += 1;
+        self.model.reload_config_all(v);
+    }
+    fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex) {
+        self.touched += self.model.pending(from).count().max(1);
+        self.model.move_all_pending(from, to);
+    }
+    fn move_all_pending_within(
+        &mut self,
+        from: VcpuIndex,
+        to: VcpuIndex,
+        budget: usize,
+    ) -> Progress {
+        let progress = self.model.move_all_pending_within(from, to, budget);
+        self.touched += progress.touched.max(1);
+        progress
+    }
+    fn sync(&mut self) {
+        self.model.sync();
+    }
+}

@@ -14,9 +14,9 @@
 use super::driver::{Driver, ITT_BASE};
 use super::report::{Figure, Report};
 use hypervisor::gic::its_cmd::{ItsCommand, RdBase};
-use hypervisor::ids::{PartitionId, VcpuIndex, VirtIntId};
+use hypervisor::ids::PartitionId;
 use hypervisor::manifest::ItsLimits;
-use hypervisor::vits::{EventRef, ModelBackend, Progress, VitsBackend, VitsConfig};
+use hypervisor::vits::{CountingModel, VitsConfig};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -131,79 +131,6 @@ pub fn flood() -> Vec<ItsCommand> {
     commands
 }
 
-/// The model backend, counting what each trap touches: one per event
-/// call, one per LPI moved.
-pub struct Touching {
-    model: ModelBackend,
-    /// Events and LPIs touched since the last `take`.
-    touched: u64,
-}
-
-impl Touching {
-    fn new() -> Self {
-        Self {
-            model: ModelBackend::new(VCPUS, ItsLimits::MAX.max_events),
-            touched: 0,
-        }
-    }
-
-    fn take(&mut self) -> u64 {
-        std::mem::take(&mut self.touched)
-    }
-}
-
-impl VitsBackend for Touching {
-    fn map_event(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.touched += 1;
-        self.model.map_event(e, v, i);
-    }
-    fn unmap_event(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.touched += 1;
-        self.model.unmap_event(e, v, i);
-    }
-    fn discard_event(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.touched += 1;
-        self.model.discard_event(e, v, i);
-    }
-    fn move_event(&mut self, e: EventRef, from: VcpuIndex, to: VcpuIndex, i: VirtIntId) {
-        self.touched += 1;
-        self.model.move_event(e, from, to, i);
-    }
-    fn set_pending(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.touched += 1;
-        self.model.set_pending(e, v, i);
-    }
-    fn clear_pending(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.touched += 1;
-        self.model.clear_pending(e, v, i);
-    }
-    fn reload_config(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.touched += 1;
-        self.model.reload_config(e, v, i);
-    }
-    fn reload_config_all(&mut self, v: VcpuIndex) {
-        self.touched += 1;
-        self.model.reload_config_all(v);
-    }
-    fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex) {
-        self.touched += self.model.pending(from).count().max(1) as u64;
-        self.model.move_all_pending(from, to);
-    }
-    fn move_all_pending_within(
-        &mut self,
-        from: VcpuIndex,
-        to: VcpuIndex,
-        budget: usize,
-    ) -> Progress {
-        let progress = self.model.move_all_pending_within(from, to, budget);
-        self.touched += progress.touched.max(1) as u64;
-        progress
-    }
-    fn sync(&mut self) {
-        self.model.sync();
-    }
-}
-
 /// One trap that did work.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Trap {
@@ -254,10 +181,13 @@ impl Worst {
 /// Runs `commands` once with `budget` units a trap and returns every trap
 /// that did work. `Err` if the queue stalls or never drains.
 pub fn run(commands: &[ItsCommand], budget: usize) -> Result<Vec<Trap>, String> {
-    let mut driver = Driver::new(config(budget), Touching::new())?;
+    let mut driver = Driver::new(
+        config(budget),
+        CountingModel::new(VCPUS, ItsLimits::MAX.max_events),
+    )?;
     let mut traps = Vec::new();
-    let mut note = |driver: &mut Driver<Touching>, ns: u64| {
-        let events = driver.backend.take();
+    let mut note = |driver: &mut Driver<CountingModel>, ns: u64| {
+        let events = driver.backend.take() as u64;
         let units = driver.vits.last_work() as u64;
         if units > 0 {
             traps.push(Trap { ns, events, units });

@@ -13,88 +13,16 @@ use proptest::prelude::*;
 use super::budget::any_command;
 use super::*;
 use crate::ids::{EventId, VirtIntId};
-use crate::vits::Progress;
-
-/// A model backend that counts the calls (and LPIs moved) of each trap.
-struct Counting {
-    model: ModelBackend,
-    calls: usize,
-}
-
-impl Counting {
-    fn new(num_vcpus: u16, max_pending: usize) -> Self {
-        Self {
-            model: ModelBackend::new(num_vcpus, max_pending),
-            calls: 0,
-        }
-    }
-
-    fn take(&mut self) -> usize {
-        core::mem::take(&mut self.calls)
-    }
-}
-
-impl VitsBackend for Counting {
-    fn map_event(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.calls += 1;
-        self.model.map_event(e, v, i);
-    }
-    fn unmap_event(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.calls += 1;
-        self.model.unmap_event(e, v, i);
-    }
-    fn discard_event(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.calls += 1;
-        self.model.discard_event(e, v, i);
-    }
-    fn move_event(&mut self, e: EventRef, from: VcpuIndex, to: VcpuIndex, i: VirtIntId) {
-        self.calls += 1;
-        self.model.move_event(e, from, to, i);
-    }
-    fn set_pending(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.calls += 1;
-        self.model.set_pending(e, v, i);
-    }
-    fn clear_pending(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.calls += 1;
-        self.model.clear_pending(e, v, i);
-    }
-    fn reload_config(&mut self, e: EventRef, v: VcpuIndex, i: VirtIntId) {
-        self.calls += 1;
-        self.model.reload_config(e, v, i);
-    }
-    fn reload_config_all(&mut self, v: VcpuIndex) {
-        self.calls += 1;
-        self.model.reload_config_all(v);
-    }
-    fn move_all_pending(&mut self, from: VcpuIndex, to: VcpuIndex) {
-        let before = self.model.pending(from).count();
-        self.calls += before.max(1);
-        self.model.move_all_pending(from, to);
-    }
-    fn move_all_pending_within(
-        &mut self,
-        from: VcpuIndex,
-        to: VcpuIndex,
-        budget: usize,
-    ) -> Progress {
-        let progress = self.model.move_all_pending_within(from, to, budget);
-        self.calls += progress.touched.max(1);
-        progress
-    }
-    fn sync(&mut self) {
-        self.model.sync();
-    }
-}
+use crate::vits::CountingModel;
 
 /// A vITS with `budget` units per trap, device 1 (8 EventID bits) and
 /// device 2 mapped, collections 0 and 1 on vCPUs 0 and 1, and `events`
 /// events of device 1 on collection 0 (set up over as many traps as it
 /// takes).
-fn loaded(budget: usize, events: u32) -> Harness<Counting> {
+fn loaded(budget: usize, events: u32) -> Harness<CountingModel> {
     let mut config = config();
     config.max_commands_per_trap = budget;
-    let mut h = Harness::with(config, Counting::new(4, 1000));
+    let mut h = Harness::with(config, CountingModel::new(4, 1000));
     let mut setup = alloc::vec![
         cmd::mapd(1, 8, ITT, true),
         cmd::mapd(2, 8, ITT, true),
@@ -111,7 +39,7 @@ fn loaded(budget: usize, events: u32) -> Harness<Counting> {
 
 /// Reads CREADR (one trap) until it reaches `end`, checking each trap's
 /// work against `budget`; returns the number of traps.
-fn drain(h: &mut Harness<Counting>, end: u64, budget: usize) -> usize {
+fn drain(h: &mut Harness<CountingModel>, end: u64, budget: usize) -> usize {
     let mut traps = 0;
     loop {
         let calls = h.backend.take();
@@ -284,7 +212,7 @@ type View = (
     usize,
 );
 
-fn view(h: &Harness<Counting>) -> View {
+fn view(h: &Harness<CountingModel>) -> View {
     let state = h.vits.state();
     let mut routes = Vec::new();
     let devices = state
@@ -320,7 +248,7 @@ fn run_bounded(commands: &[[u64; 4]], budget: usize, max_events: usize) -> (View
     config.max_commands_per_trap = budget;
     config.max_events = max_events;
     config.lpi_id_bits = 17;
-    let mut h = Harness::with(config, Counting::new(4, max_events.max(64)));
+    let mut h = Harness::with(config, CountingModel::new(4, max_events.max(64)));
     let mut most = 0;
     for batch in commands.chunks(1024) {
         h.submit(batch);
