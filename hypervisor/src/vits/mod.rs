@@ -34,7 +34,7 @@ mod tests;
 pub use backend::{BackendAction, EventRef, Progress, RecordingBackend, VitsBackend};
 pub use config::{ConfigError, DeviceBacking, VitsConfig};
 pub use error::{CommandError, CommandErrorKind, ErrorCounters, StallReason};
-pub use model::{CountingModel, ModelBackend};
+pub use model::{CountingModel, ModelBackend, NullBackend};
 pub use queue::COMMAND_SIZE;
 pub use regs::{offset, AccessWidth, FRAME_SIZE};
 pub use state::{Device, DeviceEntry, EventEntry, NoMemory, TranslationState};

@@ -291,3 +291,46 @@ impl VitsBackend for CountingModel {
         self.model.sync();
     }
 }
+
+/// A backend that does nothing but count its calls: the vITS alone, for
+/// timings (`cargo xtask bench`) and for tests whose heap may fail.
+#[derive(Debug, Default)]
+pub struct NullBackend {
+    /// Calls other than `sync`.
+    pub calls: u64,
+    /// `sync` calls: one per trap that processed commands.
+    pub syncs: u64,
+}
+
+impl VitsBackend for NullBackend {
+    fn map_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn unmap_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn discard_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn move_event(&mut self, _: EventRef, _: VcpuIndex, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn set_pending(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn clear_pending(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn reload_config(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
+        self.calls += 1;
+    }
+    fn reload_config_all(&mut self, _: VcpuIndex) {
+        self.calls += 1;
+    }
+    fn move_all_pending(&mut self, _: VcpuIndex, _: VcpuIndex) {
+        self.calls += 1;
+    }
+    fn sync(&mut self) {
+        self.syncs += 1;
+    }
+}

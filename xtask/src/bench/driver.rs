@@ -4,11 +4,8 @@
 
 use hypervisor::gic::its_cmd::ItsCommand;
 use hypervisor::guest_mem::{GuestMemError, GuestMemory};
-use hypervisor::ids::{VcpuIndex, VirtIntId};
 use hypervisor::mm::Ipa;
-use hypervisor::vits::{
-    offset, AccessWidth, EventRef, Vits, VitsBackend, VitsConfig, COMMAND_SIZE,
-};
+use hypervisor::vits::{offset, AccessWidth, Vits, VitsBackend, VitsConfig, COMMAND_SIZE};
 
 /// IPA of the guest RAM the bench gives the vITS.
 const RAM_BASE: u64 = 0x4000_0000;
@@ -65,47 +62,7 @@ impl GuestMemory for VecMemory {
     }
 }
 
-/// A backend that does nothing but count, so timings show the vITS alone.
-#[derive(Default)]
-pub struct NullBackend {
-    /// Calls other than `sync`.
-    pub calls: u64,
-    /// `sync` calls: one per trap that processed commands.
-    pub syncs: u64,
-}
-
-impl VitsBackend for NullBackend {
-    fn map_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn unmap_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn discard_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn move_event(&mut self, _: EventRef, _: VcpuIndex, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn set_pending(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn clear_pending(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn reload_config(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn reload_config_all(&mut self, _: VcpuIndex) {
-        self.calls += 1;
-    }
-    fn move_all_pending(&mut self, _: VcpuIndex, _: VcpuIndex) {
-        self.calls += 1;
-    }
-    fn sync(&mut self) {
-        self.syncs += 1;
-    }
-}
+pub use hypervisor::vits::NullBackend;
 
 /// One vITS driven the way a guest drives it.
 pub struct Driver<B> {

@@ -552,43 +552,6 @@ fn removing_and_remapping_devices_needs_no_memory() {
     assert!(failed <= 1, "{failed} allocations attempted");
 }
 
-/// A backend that records nothing in the heap (the heap fails in the test).
-#[derive(Default)]
-struct CountingBackend {
-    calls: usize,
-}
-
-impl VitsBackend for CountingBackend {
-    fn map_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn unmap_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn discard_event(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn move_event(&mut self, _: EventRef, _: VcpuIndex, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn set_pending(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn clear_pending(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn reload_config(&mut self, _: EventRef, _: VcpuIndex, _: VirtIntId) {
-        self.calls += 1;
-    }
-    fn reload_config_all(&mut self, _: VcpuIndex) {
-        self.calls += 1;
-    }
-    fn move_all_pending(&mut self, _: VcpuIndex, _: VcpuIndex) {
-        self.calls += 1;
-    }
-    fn sync(&mut self) {}
-}
-
 /// The vITS with a heap that refuses everything: MAPD of a new device,
 /// MAPC of a new collection and MAPTI that needs a table are skipped and
 /// counted as their cap's error, the state and the backend untouched; the
@@ -597,7 +560,7 @@ impl VitsBackend for CountingBackend {
 #[test]
 fn a_vits_on_an_exhausted_heap_skips_the_mapping_commands_and_counts_them() {
     use crate::test_alloc::failing_after;
-    let mut h = Harness::with(config(), CountingBackend::default());
+    let mut h = Harness::with(config(), crate::vits::NullBackend::default());
     let commands = [cmd::mapd(5, 8, ITT, true), cmd::mapc(3, 1, true)];
     let ((), failed) = failing_after(0, || h.submit(&commands));
     assert!(failed >= 2, "{failed} allocations refused");
