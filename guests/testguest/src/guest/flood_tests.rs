@@ -28,7 +28,7 @@
 use super::pci_tests;
 use super::timer_tests::{Timer, VTIMER};
 use super::vits_tests::{self, its, now_ms, Cmd, Env, FIRST_LPI};
-use super::{bootarg, fdt, gic, psci};
+use super::{bootarg, gic, psci};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// First DeviceID of the flood's devices (the edu is 0x8, the check device 0x10).
@@ -282,12 +282,7 @@ pub fn flood() -> ! {
 /// Accesses that make the hypervisor log, in turns so that no two faults
 /// in a row are the same (the guest handles each and moves on), for `ms`.
 fn log_loop(ms: u64) {
-    let ram_end = fdt()
-        .memory()
-        .regions()
-        .filter_map(|r| Some(r.starting_address as u64 + r.size? as u64))
-        .max()
-        .unwrap_or(0);
+    let ram_end = super::ram_end();
     // A read-only word of the first function's header (CardBus CIS
     // pointer, 0x28) for the 64-bit stores.
     let ecam = pci_tests::ecam().map(|e| e + (1 << 15) + 0x28);

@@ -33,6 +33,17 @@ pub fn fdt() -> fdt::Fdt<'static> {
     }
 }
 
+/// The first address past the guest's RAM (the end of its highest memory
+/// region), 0 if the tree names none.
+pub fn ram_end() -> u64 {
+    fdt()
+        .memory()
+        .regions()
+        .filter_map(|r| Some(r.starting_address as u64 + r.size? as u64))
+        .max()
+        .unwrap_or(0)
+}
+
 /// The value of `key=` in `/chosen/bootargs`.
 pub fn bootarg(key: &str) -> Option<&'static str> {
     let args = fdt().chosen().bootargs()?;

@@ -1,6 +1,6 @@
 //! The scenarios, chosen by `scenario=` in bootargs.
 
-use super::{delay_ms, fdt, mpidr, psci};
+use super::{delay_ms, fdt, mpidr, psci, ram_end};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// vCPUs (other than 0) that have come up.
@@ -289,12 +289,7 @@ fn hello() {
 /// Targets: the addresses in bootarg `escape=A,B,...` (e.g. where another
 /// partition's RAM sits physically), else the first byte past our RAM.
 fn escape() {
-    let ram_end = fdt()
-        .memory()
-        .regions()
-        .filter_map(|r| Some(r.starting_address as u64 + r.size? as u64))
-        .max()
-        .unwrap_or(0);
+    let ram_end = ram_end();
     match super::bootarg("escape") {
         Some(list) => {
             for target in list
@@ -359,12 +354,7 @@ fn escape_at(target: u64) {
 /// vectors, or a file that is not a kernel, does). The hypervisor must stop
 /// this partition with a reason, and nothing else may notice.
 pub(super) fn stuck() -> ! {
-    let ram_end = fdt()
-        .memory()
-        .regions()
-        .filter_map(|r| Some(r.starting_address as u64 + r.size? as u64))
-        .max()
-        .unwrap_or(0);
+    let ram_end = ram_end();
     println!("stuck: faulting at {ram_end:#x} with a handler that returns to the fault");
     // SAFETY: installs vectors whose every entry is `eret`, then reads past
     // the partition's RAM: the injected abort returns to the same load.
