@@ -23,10 +23,9 @@ struct Ops;
 
 impl SpinTableOps for Ops {
     fn write_u64(&mut self, address: PhysAddr, value: u64) {
-        // SAFETY: `boot::spin_table::release` checked that the slot is an
-        // 8-byte aligned word of RAM the tree describes (mapped at EL2 by
-        // identity); the parked CPU only reads it, and no Rust object lives
-        // there (the page is kept out of the frame allocator: `reserved`).
+        // SAFETY: `release` checked the slot is an aligned word of RAM the tree
+        // describes (identity-mapped at EL2), read only by the parked CPU; no
+        // Rust object lives there (the page is `reserved`, not a free frame).
         unsafe { core::ptr::write_volatile(address.0 as *mut u64, value) };
     }
 
