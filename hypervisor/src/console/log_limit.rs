@@ -89,6 +89,17 @@ pub fn worth_logging(n: u64) -> bool {
     n <= FIRST || n.is_power_of_two()
 }
 
+/// The level of the `n`-th occurrence (1-based) of a guest-triggered
+/// warning or error: `level` for the first and then every power of two
+/// (the line carries the count), debug for the others.
+pub fn warning_level(n: u64, level: Level) -> Level {
+    if n.is_power_of_two() {
+        level
+    } else {
+        Level::Debug
+    }
+}
+
 /// Counters of `N` kinds of line, shared by the CPUs (one per partition).
 #[derive(Debug)]
 pub struct RateLimit<const N: usize> {
@@ -124,11 +135,7 @@ impl<const N: usize> RateLimit<N> {
     /// debug for the others.
     pub fn warning(&self, kind: Kind, level: Level) -> (Level, u64) {
         let n = self.bump(kind.index());
-        if n.is_power_of_two() {
-            (level, n)
-        } else {
-            (Level::Debug, n)
-        }
+        (warning_level(n, level), n)
     }
 
     /// Counts one routine event of `kind` and returns the level to log it
@@ -162,6 +169,15 @@ impl<const N: usize> RateLimit<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warning_is_at_its_level_the_first_time_and_at_powers_of_two() {
+        let at_error: Vec<u64> = (1..=40)
+            .filter(|&n| warning_level(n, Level::Error) == Level::Error)
+            .collect();
+        assert_eq!(at_error, [1, 2, 4, 8, 16, 32]);
+        assert_eq!(warning_level(3, Level::Warn), Level::Debug);
+    }
 
     #[test]
     fn the_first_eight_then_powers_of_two_are_logged() {

@@ -112,6 +112,19 @@ pub struct RoutedStats {
     pub maps: u64,
 }
 
+impl RoutedStats {
+    /// Counts one failed mapping or move; the level to log it at (error
+    /// for the first and each power of two) and its number.
+    fn failed(&mut self) -> (log::Level, u64) {
+        self.failures = self.failures.saturating_add(1);
+        let n = self.failures;
+        (
+            crate::console::log_limit::warning_level(n, log::Level::Error),
+            n,
+        )
+    }
+}
+
 /// What a teardown did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RoutedTeardown {
@@ -214,15 +227,9 @@ impl RoutedState {
             );
             }
             Err(error) => {
-                self.stats.failures = self.stats.failures.saturating_add(1);
-                let n = self.stats.failures;
                 // A guest out of LPIs can fail every MAPTI: the first
                 // failure, then each power of two with the count.
-                let level = if n.is_power_of_two() {
-                    log::Level::Error
-                } else {
-                    log::Level::Debug
-                };
+                let (level, n) = self.stats.failed();
                 log::log!(
                     level,
                     "partition {}: mapping passthrough {:#x} event {}: {error:?} ({n} failures so far)",
@@ -347,13 +354,7 @@ impl RoutedState {
         };
         let moved = sink.submit(&[movi], sync).is_ok();
         if !moved {
-            self.stats.failures = self.stats.failures.saturating_add(1);
-            let n = self.stats.failures;
-            let level = if n.is_power_of_two() {
-                log::Level::Error
-            } else {
-                log::Level::Debug
-            };
+            let (level, n) = self.stats.failed();
             log::log!(
                 level,
                 "partition {}: physical MOVI of {:#x} event {} refused ({n} failures so far)",
